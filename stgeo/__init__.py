@@ -1,0 +1,34 @@
+"""stgeo: xarray-native spatio-temporal forecasting of gridded geoscience and urban data.
+
+Importing stgeo registers the ``.st`` accessors on xarray objects. Nothing else happens at
+import time (no I/O, no warnings filters, no environment changes).
+
+Examples
+--------
+>>> import stgeo
+>>> ds = stgeo.testing.storm_cells(n_times=8, shape=(32, 32), seed=0)
+>>> fc = ds.st.forecast(model="persistence", lead_steps=3)
+>>> fc.dims
+('init_time', 'lead_time', 'y', 'x')
+"""
+
+from . import conventions, errors, testing
+from . import accessor as _accessor  # noqa: F401  (registers .st)
+from .conventions import validate
+from .data import list_catalog, open_dataset, to_zarr
+from .options import get_options, set_options
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "conventions",
+    "errors",
+    "get_options",
+    "list_catalog",
+    "open_dataset",
+    "set_options",
+    "testing",
+    "to_zarr",
+    "validate",
+]

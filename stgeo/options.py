@@ -1,0 +1,156 @@
+"""Global options: ``stgeo.set_options`` (also a context manager) and ``get_options``.
+
+This is the only global state in stgeo.
+
+Examples
+--------
+>>> import stgeo
+>>> with stgeo.set_options(device="cpu", progress=False):
+...     stgeo.get_options()["device"]
+'cpu'
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import DataValidationError, StgeoTypeError
+
+__all__ = ["get_options", "resolve_device", "set_options", "show_progress"]
+
+_DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(base) / "stgeo")
+
+
+OPTIONS: dict[str, Any] = {
+    "device": "auto",
+    "progress": None,  # None: show bars only on a TTY
+    "cache_dir": None,  # None: $STGEO_CACHE_DIR or ~/.cache/stgeo
+    "catalog_paths": (),  # extra catalog files or folders
+    "autocast": "auto",  # "auto" | "bf16" | "off"
+}
+
+
+def _validate(key: str, value: Any) -> Any:
+    if key not in OPTIONS:
+        raise DataValidationError(
+            f"unknown option {key!r}; valid options are {', '.join(sorted(OPTIONS))}"
+        )
+    if key == "device":
+        if not isinstance(value, str):
+            raise StgeoTypeError(f"device must be a string such as 'auto' or 'cuda:0', got {value!r}")
+        if value.split(":")[0] not in _DEVICES:
+            raise DataValidationError(
+                f"device {value!r} is not supported; use one of {', '.join(_DEVICES)} "
+                "(optionally with an index, e.g. 'cuda:1')"
+            )
+    elif key == "progress" and value not in (None, True, False):
+        raise StgeoTypeError("progress must be True, False or None (auto: only on a terminal)")
+    elif key == "cache_dir" and value is not None:
+        value = str(value)
+    elif key == "catalog_paths":
+        if isinstance(value, (str, os.PathLike)):
+            value = (value,)
+        value = tuple(str(v) for v in value)
+    elif key == "autocast" and value not in ("auto", "bf16", "off"):
+        raise DataValidationError("autocast must be 'auto', 'bf16' or 'off'")
+    return value
+
+
+class set_options:  # noqa: N801 - mirrors xarray.set_options
+    """Set stgeo options globally or, used with ``with``, for a block.
+
+    Parameters
+    ----------
+    device : str
+        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+    progress : bool or None
+        Show tqdm progress bars. ``None`` (default) shows them only on a terminal.
+    cache_dir : str or path
+        Where downloaded or generated data go (default ``$STGEO_CACHE_DIR`` or
+        ``~/.cache/stgeo``).
+    catalog_paths : sequence of str
+        Extra catalog YAML files or folders searched by :func:`stgeo.open_dataset`.
+    autocast : {"auto", "bf16", "off"}
+        Mixed precision for models: ``"auto"`` uses bf16 where the device supports it.
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> stgeo.set_options(progress=False)  # doctest: +ELLIPSIS
+    <stgeo.options.set_options object at ...>
+    >>> with stgeo.set_options(device="cpu"):
+    ...     pass
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.old: dict[str, Any] = {}
+        new = {k: _validate(k, v) for k, v in kwargs.items()}
+        for k, v in new.items():
+            self.old[k] = OPTIONS[k]
+            OPTIONS[k] = v
+
+    def __enter__(self) -> set_options:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        OPTIONS.update(self.old)
+
+
+def get_options() -> dict[str, Any]:
+    """Return a copy of the current options, with defaults resolved.
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> sorted(stgeo.get_options())
+    ['autocast', 'cache_dir', 'catalog_paths', 'device', 'progress']
+    """
+    out = dict(OPTIONS)
+    if out["cache_dir"] is None:
+        out["cache_dir"] = os.environ.get("STGEO_CACHE_DIR") or _default_cache_dir()
+    return out
+
+
+def show_progress(progress: bool | None = None) -> bool:
+    """Whether to draw progress bars: the argument, else the option, else "stderr is a TTY"."""
+    if progress is not None:
+        return bool(progress)
+    if OPTIONS["progress"] is not None:
+        return bool(OPTIONS["progress"])
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def resolve_device(device: str | None = None):  # -> torch.device
+    """Return a ``torch.device`` for ``device`` (default: the ``device`` option).
+
+    ``"auto"`` picks CUDA, then MPS, then CPU.
+
+    Examples
+    --------
+    >>> from stgeo.options import resolve_device
+    >>> resolve_device("cpu").type
+    'cpu'
+    """
+    import torch
+
+    dev = _validate("device", device if device is not None else OPTIONS["device"])
+    if dev == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise DataValidationError(
+            f"device {dev!r} was requested but CUDA is not available; use device='auto' or 'cpu'"
+        )
+    return torch.device(dev)
