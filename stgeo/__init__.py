@@ -16,17 +16,22 @@ from . import conventions, errors, testing
 from . import accessor as _accessor  # noqa: F401  (registers .st)
 from .conventions import validate
 from .data import list_catalog, open_dataset, to_zarr
+from .models import ModelSpec, create_model, list_models, register_model
 from .options import get_options, set_options
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "ModelSpec",
     "conventions",
+    "create_model",
     "errors",
     "get_options",
     "list_catalog",
+    "list_models",
     "open_dataset",
+    "register_model",
     "set_options",
     "testing",
     "to_zarr",
