@@ -34,11 +34,14 @@ from ..errors import IncompleteStoreError, StgeoTypeError
 __all__ = ["StoreBuilder", "open_dataset", "to_zarr"]
 
 COMPLETE_ATTR = "stgeo_complete"
-_PROGRESS = ".stgeo-progress.json"
 
 
 def _staging(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
+
+
+def _progress(path: Path) -> Path:
+    return path.with_name(f".{path.name}.progress.json")
 
 
 def _set_complete(path: Path) -> None:
@@ -189,8 +192,9 @@ class StoreBuilder:
             "dims": {str(k): int(v) for k, v in tpl.sizes.items()},
             "vars": sorted(str(v) for v in tpl.data_vars),
         }
-        prog = self.staging / _PROGRESS
-        if resume and prog.exists():
+        self.progress = _progress(self.path)
+        prog = self.progress
+        if resume and prog.exists() and self.staging.exists():
             state = json.loads(prog.read_text())
             if state.get("signature") == signature:
                 self._state = state
@@ -202,14 +206,19 @@ class StoreBuilder:
             self.staging, mode="w", compute=False, encoding=_encoding_for(tpl, chunks),
             consolidated=False,
         )
-        self._template = tpl
+        # variables without the region dim (lat/lon, crs, ...) are written now, once
+        static = [v for v in tpl.variables if dim not in tpl[v].dims and v not in tpl.dims]
+        if static:
+            part = tpl[static]
+            part.attrs = dict(tpl.attrs)
+            part.to_zarr(self.staging, mode="a", consolidated=False)
         self._state = {"signature": signature, "done": []}
         self._save()
 
     def _save(self) -> None:
-        tmp = self.staging / (_PROGRESS + ".tmp")
+        tmp = self.progress.with_name(self.progress.name + ".tmp")
         tmp.write_text(json.dumps(self._state))
-        os.replace(tmp, self.staging / _PROGRESS)
+        os.replace(tmp, self.progress)
 
     def is_done(self, start: int) -> bool:
         """Whether the region starting at index ``start`` was already written."""
@@ -228,9 +237,9 @@ class StoreBuilder:
 
     def commit(self) -> str:
         """Mark the store complete and move it into place; return its path."""
-        (self.staging / _PROGRESS).unlink(missing_ok=True)
         _set_complete(self.staging)
         _replace(self.staging, self.path)
+        self.progress.unlink(missing_ok=True)
         return str(self.path)
 
 

@@ -1,6 +1,8 @@
 """Models: the Forecaster protocol, ModelSpec, the model registry, baselines and networks."""
 
 from . import baselines  # noqa: F401  (registers the baselines)
+from . import convlstm, simvp  # noqa: F401  (register the learned models)
+from .artifact import TrainedModel, load_model
 from .base import (
     Forecaster,
     ModelSpec,
@@ -13,8 +15,10 @@ from .base import (
 __all__ = [
     "Forecaster",
     "ModelSpec",
+    "TrainedModel",
     "create_model",
     "list_models",
+    "load_model",
     "model_info",
     "register_model",
 ]

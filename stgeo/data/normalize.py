@@ -1,0 +1,281 @@
+"""Per-channel normalisation fitted on the training split only, stored for inverse transform.
+
+Fit a :class:`Normalizer` on the frames of the *training* split (never on the whole series:
+that leaks test-period statistics into training). Its statistics travel with the model in
+``ModelSpec.normalization`` (:meth:`Normalizer.to_dict` / :meth:`Normalizer.from_dict`).
+
+Examples
+--------
+>>> import stgeo
+>>> from stgeo.data import Normalizer, split_by_time, to_frames
+>>> ds = stgeo.testing.crowd_flows(n_days=4, shape=(8, 8))
+>>> parts = split_by_time(ds, train=0.75, test=0.25)
+>>> norm = Normalizer("standard").fit(to_frames(parts["train"]))
+>>> x = to_frames(parts["test"]).values
+>>> bool(abs(norm.inverse(norm.transform(x)) - x).max() < 1e-3)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..conventions import CHANNEL_DIM, TIME_DIM, spatial_dims
+from ..errors import DataValidationError, StgeoTypeError, UnknownNameError
+
+__all__ = ["Normalizer"]
+
+_METHODS = ("standard", "minmax", "none")
+
+
+class Normalizer:
+    """Per-channel normalisation: ``"standard"``, ``"minmax"`` (to [-1, 1]) or ``"none"``.
+
+    Parameters
+    ----------
+    method : {"standard", "minmax", "none"}
+        ``standard``: ``(x - mean) / std`` per channel; ``minmax``:
+        ``2 (x - min) / (max - min) - 1`` per channel; ``none``: identity.
+
+    Attributes
+    ----------
+    channels : list of str
+        Channel names the statistics belong to (after :meth:`fit`).
+    stats : dict of str -> numpy.ndarray
+        ``mean``/``std`` or ``min``/``max`` per channel (float64).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, pandas as pd
+    >>> fr = xr.DataArray(np.arange(16, dtype="float32").reshape(4, 1, 2, 2),
+    ...                   dims=("time", "channel", "y", "x"))
+    >>> n = Normalizer("minmax").fit(fr)
+    >>> n.transform(np.array([[[0.0]], ], dtype="float32")).ravel().tolist()
+    [-1.0]
+    >>> Normalizer.from_dict(n.to_dict()).stats["max"].tolist()
+    [15.0]
+    """
+
+    def __init__(self, method: str = "standard") -> None:
+        if not isinstance(method, str) or method.lower() not in _METHODS:
+            raise UnknownNameError(
+                f"unknown normalisation method {method!r}; valid methods are: "
+                f"{', '.join(_METHODS)}"
+            )
+        self.method = method.lower()
+        self.channels: list[str] | None = None
+        self.stats: dict[str, np.ndarray] = {}
+        self._cache: dict[Any, tuple[Any, Any]] = {}
+
+    @property
+    def fitted(self) -> bool:
+        """Whether statistics are available (always True for ``"none"``)."""
+        return self.method == "none" or bool(self.stats)
+
+    def __repr__(self) -> str:
+        stats = {k: np.round(v, 4).tolist() for k, v in self.stats.items()}
+        return f"Normalizer(method={self.method!r}, channels={self.channels}, stats={stats})"
+
+    def fit(self, frames: xr.DataArray) -> Normalizer:
+        """Compute per-channel statistics over time and space (NaN ignored).
+
+        Uses dask reductions on dask-backed frames (chunk by chunk, never loading the whole
+        array). Pass the frames of the training split only.
+
+        Parameters
+        ----------
+        frames : xarray.DataArray
+            ``(time, channel, y, x)`` from :func:`stgeo.data.to_frames`; a Dataset is
+            converted with ``to_frames``.
+
+        Returns
+        -------
+        Normalizer
+            ``self``.
+
+        Examples
+        --------
+        >>> import stgeo
+        >>> from stgeo.data import to_frames
+        >>> fr = to_frames(stgeo.testing.storm_cells(n_times=6, shape=(16, 16)))
+        >>> Normalizer().fit(fr.chunk({"time": 2})).channels
+        ['rain_rate']
+        """
+        from .windows import _as_frames
+
+        frames = _as_frames(frames)
+        self.channels = [str(c) for c in frames[CHANNEL_DIM].values]
+        self._cache.clear()
+        if self.method == "none":
+            self.stats = {}
+            return self
+        dims = (TIME_DIM, *spatial_dims(frames))
+        x = frames.astype(np.float64)
+        if self.method == "standard":
+            mean = x.mean(dims, skipna=True)
+            sq = (x * x).mean(dims, skipna=True)
+            res = xr.Dataset({"a": mean, "b": sq}).compute()
+            m = np.asarray(res["a"].values, dtype=np.float64)
+            var = np.maximum(np.asarray(res["b"].values, dtype=np.float64) - m * m, 0.0)
+            # refine the variance with a second pass around the mean when it is tiny
+            # relative to mean**2 (cancellation); cheap compared with reading the data
+            if np.any(var < 1e-6 * np.maximum(m * m, 1e-30)):
+                var = np.asarray(
+                    ((x - xr.DataArray(m, dims=CHANNEL_DIM)) ** 2).mean(dims).values
+                )
+            s = np.sqrt(var)
+            self._check_finite(m, "mean")
+            self.stats = {"mean": m, "std": np.where(s > 0, s, 1.0)}
+        else:
+            res = xr.Dataset({"a": x.min(dims), "b": x.max(dims)}).compute()
+            lo = np.asarray(res["a"].values, dtype=np.float64)
+            hi = np.asarray(res["b"].values, dtype=np.float64)
+            self._check_finite(lo, "min")
+            self.stats = {"min": lo, "max": hi}
+        return self
+
+    def _check_finite(self, v: np.ndarray, what: str) -> None:
+        bad = ~np.isfinite(v)
+        if bad.any():
+            names = [self.channels[i] for i in np.flatnonzero(bad)] if self.channels else []
+            raise DataValidationError(
+                f"cannot normalise: the {what} of channel(s) {names} is not finite (all-NaN "
+                "channel in the fitting data?). Check the training split."
+            )
+
+    def _scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(scale, shift)`` with ``transform(x) = (x - shift) * scale`` (float64, (C,))."""
+        if self.method == "none":
+            return np.ones(1), np.zeros(1)
+        if not self.stats:
+            raise DataValidationError(
+                "this Normalizer is not fitted; call .fit(train_frames) or build it with "
+                "Normalizer.from_dict(spec.normalization)"
+            )
+        if self.method == "standard":
+            return 1.0 / self.stats["std"], self.stats["mean"]
+        lo, hi = self.stats["min"], self.stats["max"]
+        rng = np.where(hi > lo, hi - lo, 1.0)
+        # 2 (x - lo) / rng - 1 = (x - (lo + rng / 2)) * (2 / rng)
+        return 2.0 / rng, lo + rng / 2.0
+
+    def _params(self, x: Any) -> tuple[Any, Any]:
+        scale, shift = self._scale_shift()
+        if self.method != "none":
+            c = x.shape[-3] if x.ndim >= 3 else -1
+            if c != scale.size:
+                raise DataValidationError(
+                    f"the normaliser was fitted on {scale.size} channel(s) {self.channels} but "
+                    f"the array has shape {tuple(x.shape)} (channel axis -3 has "
+                    f"{c if c >= 0 else 'no'} entries)"
+                )
+        if isinstance(x, np.ndarray):
+            dt = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
+            return (scale.astype(dt)[:, None, None], shift.astype(dt)[:, None, None])
+        import torch
+
+        key = (x.device, x.dtype)
+        if key not in self._cache:
+            dt = x.dtype if x.dtype.is_floating_point else torch.float32
+            self._cache[key] = (
+                torch.as_tensor(scale, dtype=dt, device=x.device)[:, None, None],
+                torch.as_tensor(shift, dtype=dt, device=x.device)[:, None, None],
+            )
+        return self._cache[key]
+
+    def _apply(self, x: Any, inverse: bool) -> Any:
+        if isinstance(x, xr.DataArray):
+            if CHANNEL_DIM not in x.dims:
+                raise DataValidationError(
+                    f"a DataArray to normalise needs a {CHANNEL_DIM!r} dim, got {x.dims}"
+                )
+            order = list(x.dims)
+            sd = spatial_dims(x)
+            xt = x.transpose(..., CHANNEL_DIM, *sd)
+            out = xt.copy(data=self._apply(np.asarray(xt.values), inverse))
+            return out.transpose(*order)
+        if not isinstance(x, np.ndarray):
+            try:
+                import torch
+            except ImportError:  # pragma: no cover
+                torch = None
+            if torch is None or not isinstance(x, torch.Tensor):
+                raise StgeoTypeError(
+                    f"expected a numpy array, torch tensor or xarray DataArray, got {type(x)}"
+                )
+        if self.method == "none":
+            return x
+        scale, shift = self._params(x)
+        if not inverse:
+            return (x - shift) * scale
+        return x / scale + shift
+
+    def transform(self, x: Any) -> Any:
+        """Normalise ``x`` (channel axis -3); returns the same type (numpy, torch, xarray).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> n = Normalizer.from_dict({"method": "standard", "mean": [1.0], "std": [2.0]})
+        >>> n.transform(np.full((1, 1, 1), 3.0)).item()
+        1.0
+        """
+        return self._apply(x, inverse=False)
+
+    def inverse(self, x: Any) -> Any:
+        """Undo :meth:`transform` (e.g. on model outputs); same type as ``x``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> n = Normalizer.from_dict({"method": "standard", "mean": [1.0], "std": [2.0]})
+        >>> n.inverse(np.full((1, 1, 1), 1.0)).item()
+        3.0
+        """
+        return self._apply(x, inverse=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description (for ``ModelSpec.normalization``).
+
+        Examples
+        --------
+        >>> Normalizer("none").to_dict()
+        {'method': 'none', 'channels': None}
+        """
+        d: dict[str, Any] = {"method": self.method, "channels": self.channels}
+        for k, v in self.stats.items():
+            d[k] = [float(a) for a in v]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> Normalizer:
+        """Rebuild a normaliser from :meth:`to_dict` output (``None`` or ``{}``: ``"none"``).
+
+        Examples
+        --------
+        >>> Normalizer.from_dict({"method": "minmax", "min": [0.0], "max": [10.0]}).method
+        'minmax'
+        """
+        if not d:
+            return cls("none")
+        if not isinstance(d, Mapping):
+            raise StgeoTypeError(f"Normalizer.from_dict expects a mapping, got {type(d)}")
+        n = cls(str(d.get("method", "standard")))
+        ch = d.get("channels")
+        n.channels = [str(c) for c in ch] if ch is not None else None
+        need = {"standard": ("mean", "std"), "minmax": ("min", "max"), "none": ()}[n.method]
+        for k in need:
+            if k not in d:
+                raise DataValidationError(
+                    f"normalisation {n.method!r} needs {need}; the dict has {sorted(d)}"
+                )
+            n.stats[k] = np.asarray(d[k], dtype=np.float64).ravel()
+        if need and n.stats[need[0]].size != n.stats[need[1]].size:
+            raise DataValidationError(f"{need[0]} and {need[1]} have different lengths in {d}")
+        if n.method == "standard" and np.any(n.stats["std"] <= 0):
+            raise DataValidationError(f"std must be > 0, got {n.stats['std'].tolist()}")
+        return n

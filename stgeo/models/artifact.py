@@ -1,0 +1,430 @@
+"""Trained-model artefacts: safetensors weights plus a JSON :class:`~stgeo.models.ModelSpec`.
+
+A saved model is a directory::
+
+    my-model/
+      model.safetensors   # the module's state dict (tensors only; the spec is repeated in its metadata)
+      spec.json           # ModelSpec.to_dict(): architecture, sizes, variables, channels, time step,
+                          # grid, normalisation, training-data fingerprint, metrics, history
+
+Loading rebuilds the network from the spec (``spec.build()``) and loads the weights strictly.
+Nothing is ever unpickled: a ``torch.save`` checkpoint is recognised by its magic bytes and
+refused with a :class:`~stgeo.errors.ModelFileError`. Saving is atomic: the artefact is written
+to a hidden staging directory next to the destination and renamed into place, so a crash
+never leaves a half-written or half-overwritten model.
+
+Examples
+--------
+>>> import os, tempfile, torch, stgeo
+>>> from stgeo.models import ModelSpec, TrainedModel, load_model
+>>> spec = ModelSpec("persistence", 1, 3, ["rain_rate"], ["rain_rate"], "5min", (8, 8))
+>>> path = TrainedModel(spec.build(), spec).save(os.path.join(tempfile.mkdtemp(), "m"))
+>>> sorted(os.listdir(path))
+['model.safetensors', 'spec.json']
+>>> load_model(path).spec.out_steps
+3
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelFileError, StgeoTypeError, UnknownNameError
+from .base import ModelSpec
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "TrainedModel", "load_model", "load_state", "save_state"]
+
+FORMAT = "stgeo-model"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+SPEC_FILE = "spec.json"
+
+# magic bytes of formats we refuse (never parse them)
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save (zip container holding a pickle)
+_PICKLE_MAGIC = b"\x80"  # legacy torch.save / plain pickle (protocol 2+)
+_PICKLE_HINT = (
+    "stgeo never unpickles files (a pickle can run arbitrary code). If you trust the file, "
+    "load it yourself with torch.load(path, weights_only=True), put the weights into the "
+    "matching stgeo model and save it with TrainedModel(module, spec).save(dir)."
+)
+
+
+# -- low-level tensor files -----------------------------------------------------------------
+def _sniff(path: Path) -> None:
+    """Raise ModelFileError if ``path`` is a pickle/zip checkpoint rather than safetensors."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(_ZIP_MAGIC):
+        raise ModelFileError(
+            f"{path} is a zip archive, most likely a pickled PyTorch checkpoint (torch.save); "
+            + _PICKLE_HINT
+        )
+    if head.startswith(_PICKLE_MAGIC):
+        raise ModelFileError(f"{path} is a Python pickle (e.g. a legacy torch.save file); " + _PICKLE_HINT)
+    if len(head) < 8:
+        raise ModelFileError(f"{path} is not a safetensors file (only {len(head)} bytes)")
+
+
+def save_state(
+    tensors: Mapping[str, Any], path: str | os.PathLike, metadata: Mapping[str, str] | None = None
+) -> None:
+    """Write a flat ``name -> tensor`` mapping to a safetensors file (tensors only, no pickle).
+
+    Tensors sharing memory (tied weights) are stored once; the aliases are recorded in the
+    metadata and restored by :func:`load_state`.
+
+    Examples
+    --------
+    >>> import os, tempfile, torch
+    >>> p = os.path.join(tempfile.mkdtemp(), "t.safetensors")
+    >>> save_state({"w": torch.ones(2)}, p, {"note": "hi"})
+    >>> load_state(p)[0]["w"].tolist(), load_state(p)[1]["note"]
+    ([1.0, 1.0], 'hi')
+    """
+    from safetensors.torch import save
+
+    out: dict[str, Any] = {}
+    seen: dict[tuple[int, int, tuple[int, ...], str], str] = {}
+    aliases: dict[str, str] = {}
+    for name, t in tensors.items():
+        t = t.detach()
+        key = (t.data_ptr(), t.storage_offset(), tuple(t.shape), str(t.dtype))
+        if t.numel() > 0 and key in seen:
+            aliases[name] = seen[key]
+            continue
+        seen[key] = name
+        out[name] = t.to("cpu").contiguous().clone()
+    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    if aliases:
+        meta["stgeo_aliases"] = json.dumps(aliases)
+    with open(path, "wb") as f:
+        f.write(save(out, metadata=meta))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_state(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str]]:
+    """Read a safetensors file written by :func:`save_state`: ``(tensors, metadata)``.
+
+    Raises
+    ------
+    ModelFileError
+        The file is a pickle/zip checkpoint (refused, never unpickled) or not valid safetensors.
+    """
+    from safetensors import safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(f"no weights file at {p}")
+    _sniff(p)
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open API
+    except Exception as err:  # safetensors raises its own error types
+        raise ModelFileError(f"{p} is not a valid safetensors file: {err}") from None
+    aliases = json.loads(meta.pop("stgeo_aliases", "{}"))
+    for name, target in aliases.items():
+        if target in tensors:
+            tensors[name] = tensors[target]
+    return tensors, meta
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_directory(dest: Path, write: Any) -> None:
+    """Call ``write(tmpdir)`` then move ``tmpdir`` to ``dest`` (replacing it) atomically.
+
+    An interrupted ``write`` leaves ``dest`` untouched; the staging folder is removed.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        write(tmp)
+        _fsync_dir(tmp)
+        trash = None
+        if dest.exists():
+            trash = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(dest, trash)
+        os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_strict(module: Any, tensors: Mapping[str, Any], *, source: str = "the file") -> None:
+    """Load ``tensors`` into ``module``, raising ModelFileError on missing/extra/mis-shaped entries."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    extra = [k for k in tensors if k not in expected]
+    shapes = [
+        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors {_few(missing)}")
+    if extra:
+        problems.append(f"unexpected tensors {_few(extra)}")
+    if shapes:
+        problems.append(f"shape mismatches {_few(shapes)}")
+    if problems:
+        raise ModelFileError(
+            f"the weights in {source} do not match the model its spec describes: "
+            + "; ".join(problems)
+            + ". The spec and weights come from different models (or the model code changed)."
+        )
+    module.load_state_dict({k: tensors[k].to(expected[k].dtype) for k in expected}, strict=True)
+
+
+def _few(items: Sequence[str], n: int = 5) -> str:
+    shown = ", ".join(repr(s) for s in items[:n])
+    return f"[{shown}{', ...' if len(items) > n else ''}] ({len(items)} in total)"
+
+
+# -- the artefact ----------------------------------------------------------------------------
+class TrainedModel:
+    """A network together with the :class:`~stgeo.models.ModelSpec` needed to apply it.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network, mapping normalised ``(B, T_in, C, H, W)`` to ``(B, T_out, C, H, W)``.
+    spec : ModelSpec
+        Architecture, sizes, variables, time step, grid, normalisation and metadata.
+    history : list of dict, optional
+        Per-epoch training records (``epoch``, ``train_loss``, ``val_metric``, ``lr``, ...);
+        default: ``spec.extra["history"]``.
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> from stgeo.models import ModelSpec, TrainedModel
+    >>> spec = ModelSpec("persistence", 1, 2, ["rain_rate"], ["rain_rate"], "5min", (8, 8))
+    >>> TrainedModel(spec.build(), spec)
+    TrainedModel('persistence', in_steps=1, out_steps=2, channels=['rain_rate'], time_step='5min')
+    """
+
+    def __init__(self, module: Any, spec: ModelSpec, history: list[dict[str, Any]] | None = None):
+        import torch
+
+        if not isinstance(module, torch.nn.Module):
+            raise StgeoTypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+        if not isinstance(spec, ModelSpec):
+            raise StgeoTypeError(f"spec must be a stgeo ModelSpec, got {type(spec).__name__}")
+        self.module = module
+        self.spec = spec
+        self.history: list[dict[str, Any]] = list(
+            history if history is not None else spec.extra.get("history", [])
+        )
+
+    # convenient read-only views of the spec
+    @property
+    def in_steps(self) -> int:
+        """Input frames of one forward pass."""
+        return self.spec.in_steps
+
+    @property
+    def out_steps(self) -> int:
+        """Output frames of one forward pass (the trained horizon)."""
+        return self.spec.out_steps
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Metrics recorded at training time (e.g. best validation score)."""
+        return dict(self.spec.extra.get("metrics", {}))
+
+    def __repr__(self) -> str:
+        s = self.spec
+        return (
+            f"TrainedModel({s.model!r}, in_steps={s.in_steps}, out_steps={s.out_steps}, "
+            f"channels={s.channels!r}, time_step={s.time_step!r})"
+        )
+
+    def to(self, device: Any) -> TrainedModel:
+        """Move the module to ``device`` (in place); return self."""
+        self.module.to(device)
+        return self
+
+    def forecast(self, data: Any, **kwargs: Any) -> Any:
+        """Shortcut for :func:`stgeo.forecast` ``(data, self, **kwargs)``."""
+        from ..forecast import forecast
+
+        return forecast(data, self, **kwargs)
+
+    def spec_dict(self) -> dict[str, Any]:
+        """The spec as saved: ``ModelSpec.to_dict()`` with the history in ``extra``."""
+        d = self.spec.to_dict()
+        d["extra"] = {**d.get("extra", {}), "history": self.history,
+                      "format": FORMAT, "format_version": FORMAT_VERSION}
+        return d
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> str:
+        """Write the artefact directory (``model.safetensors`` + ``spec.json``) atomically.
+
+        Parameters
+        ----------
+        path : str or path
+            Destination directory.
+        overwrite : bool
+            Replace an existing artefact (atomically). If False, raise ``FileExistsError``.
+
+        Returns
+        -------
+        str
+            The artefact path.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from stgeo.models import ModelSpec, TrainedModel
+        >>> spec = ModelSpec("persistence", 1, 2, ["v"], ["v"], "1h")
+        >>> p = TrainedModel(spec.build(), spec).save(os.path.join(tempfile.mkdtemp(), "m"))
+        >>> os.path.basename(p)
+        'm'
+        """
+        dest = Path(path)
+        if dest.exists() and not overwrite:
+            raise FileExistsError(f"{dest} exists; pass overwrite=True to replace it")
+        if dest.exists() and not dest.is_dir():
+            raise ModelFileError(f"{dest} exists and is not a directory; choose another path")
+        spec_d = self.spec_dict()
+        try:
+            text = json.dumps(spec_d, indent=2, sort_keys=True, allow_nan=True)
+        except TypeError as err:
+            raise StgeoTypeError(
+                f"the model spec is not JSON-serialisable ({err}); hyperparameters and extra "
+                "metadata must be plain numbers, strings, lists and dicts"
+            ) from None
+        state = self.module.state_dict()
+        meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "spec": text}
+
+        def write(tmp: Path) -> None:
+            save_state(state, tmp / WEIGHTS_FILE, meta)
+            with open(tmp / SPEC_FILE, "w") as f:
+                f.write(text + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+        atomic_directory(dest, write)
+        return str(dest)
+
+
+def _read_spec(path: Path, meta: Mapping[str, str]) -> dict[str, Any]:
+    spec_path = path / SPEC_FILE if path.is_dir() else path.parent / SPEC_FILE
+    if spec_path.is_file():
+        try:
+            return json.loads(spec_path.read_text())
+        except json.JSONDecodeError as err:
+            raise ModelFileError(f"{spec_path} is not valid JSON: {err}") from None
+    if "spec" in meta:
+        return json.loads(meta["spec"])
+    raise ModelFileError(
+        f"no {SPEC_FILE} found for {path} and the weights carry no spec; a stgeo model is a "
+        f"directory with {WEIGHTS_FILE} and {SPEC_FILE} (written by TrainedModel.save)"
+    )
+
+
+def load_model(path: str | os.PathLike, *, device: Any = None) -> TrainedModel:
+    """Load a model saved with :meth:`TrainedModel.save`.
+
+    Parameters
+    ----------
+    path : str or path
+        The artefact directory, or its ``model.safetensors`` file.
+    device : str or torch.device, optional
+        Move the module there (default: stay on the CPU).
+
+    Returns
+    -------
+    TrainedModel
+
+    Raises
+    ------
+    ModelFileError
+        Not a stgeo artefact: a pickled/zip ``torch.save`` checkpoint (refused, never
+        unpickled), a missing or malformed ``spec.json``, or weights that do not match the
+        architecture (missing, unexpected or mis-shaped tensors).
+    FileNotFoundError
+        Nothing at ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile, torch
+    >>> from stgeo.errors import ModelFileError
+    >>> from stgeo.models import load_model
+    >>> p = os.path.join(tempfile.mkdtemp(), "ckpt.pt")
+    >>> torch.save({"w": torch.zeros(1)}, p)
+    >>> try:
+    ...     load_model(p)
+    ... except ModelFileError as err:
+    ...     print(str(err).split(" is ", 1)[1][:40])
+    a zip archive, most likely a pickled PyT
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no model at {p}; give the directory written by TrainedModel.save")
+    if p.is_dir():
+        weights = p / WEIGHTS_FILE
+        if not weights.is_file():
+            found = sorted(x.name for x in p.iterdir())[:10]
+            for name in found:  # a folder of torch.save checkpoints: say why it is refused
+                if name.endswith((".pt", ".pth", ".bin", ".ckpt")) and (p / name).is_file():
+                    _sniff(p / name)
+            raise ModelFileError(
+                f"{p} is not a stgeo model directory: it has no {WEIGHTS_FILE} (found {found})"
+            )
+    else:
+        weights = p
+    tensors, meta = load_state(weights)
+    if meta.get("format") not in (None, FORMAT):
+        raise ModelFileError(f"{weights} is a {meta['format']!r} file, not a {FORMAT!r} artefact")
+    raw = _read_spec(p, meta)
+    if not isinstance(raw, dict):
+        raise ModelFileError(f"the spec of {p} must be a JSON object, got {type(raw).__name__}")
+    try:
+        spec = ModelSpec.from_dict(raw)
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(f"the spec of {p} is not a valid ModelSpec: {err}") from None
+    version = spec.extra.get("format_version", FORMAT_VERSION)
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{p} was written by a newer stgeo (format version {version}, this stgeo reads "
+            f"<= {FORMAT_VERSION}); upgrade stgeo"
+        )
+    try:
+        module = spec.build()
+    except UnknownNameError as err:
+        raise ModelFileError(
+            f"{p} needs the model architecture {spec.model!r}, which is not registered here "
+            f"({err}); install or import the package that provides it"
+        ) from None
+    load_strict(module, tensors, source=str(weights))
+    module.eval()
+    if device is not None:
+        from ..options import resolve_device
+
+        module.to(resolve_device(device) if isinstance(device, str) else device)
+    return TrainedModel(module, spec)

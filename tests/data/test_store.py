@@ -1,0 +1,145 @@
+"""Zarr I/O: lazy opening, atomic writes that survive an interrupted process, resumable builds."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import stgeo
+from stgeo.data.store import StoreBuilder
+from stgeo.errors import IncompleteStoreError, UnknownNameError
+
+
+@pytest.fixture(scope="module")
+def storms():
+    return stgeo.testing.storm_cells(n_times=16, shape=(16, 16), seed=2)
+
+
+def test_roundtrip_is_lazy_and_identical(storms, tmp_path):
+    p = stgeo.to_zarr(storms, tmp_path / "s.zarr", chunks={"time": 4})
+    ds = stgeo.open_dataset(p)
+    assert ds.rain_rate.chunks[0] == (4, 4, 4, 4)
+    assert "stgeo_complete" not in ds.attrs
+    xr.testing.assert_identical(ds.load(), storms)
+    assert stgeo.conventions.get_crs(ds) == stgeo.conventions.get_crs(storms)
+
+
+def test_overwrite_false_refuses(storms, tmp_path):
+    p = stgeo.to_zarr(storms, tmp_path / "s.zarr")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        stgeo.to_zarr(storms, p, overwrite=False)
+
+
+def test_unknown_name_or_missing_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no store at"):
+        stgeo.open_dataset(tmp_path / "missing.zarr")
+    with pytest.raises(UnknownNameError, match="Did you mean 'synthetic-storms'"):
+        stgeo.open_dataset("synthetic-storm")
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    import dask.array as da
+    import numpy as np
+    import xarray as xr
+    import stgeo
+
+    fill = float(sys.argv[2])
+
+    def slow(block):
+        time.sleep(0.05)
+        return np.full(block.shape, fill, dtype="f4")
+
+    data = da.zeros((400, 8, 8), chunks=(1, 8, 8), dtype="f4").map_blocks(slow, dtype="f4")
+    ds = xr.Dataset({"v": (("time", "y", "x"), data)})
+    with __import__("dask").config.set(scheduler="synchronous"):
+        stgeo.to_zarr(ds, sys.argv[1])
+    print("done")
+    """
+)
+
+
+def _run_and_kill(script: Path, dest: Path, fill: float) -> None:
+    proc = subprocess.Popen([sys.executable, str(script), str(dest), str(fill)])
+    staging = dest.with_name(f".{dest.name}.partial")
+    deadline = time.time() + 60
+    # wait until some data chunks are on disk, then kill the writer without warning
+    while time.time() < deadline:
+        chunks = list((staging / "v" / "c").glob("*")) if staging.exists() else []
+        if len(chunks) >= 5:
+            break
+        time.sleep(0.05)
+    else:  # pragma: no cover
+        proc.kill()
+        pytest.fail("the writer never started writing chunks")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert staging.exists()
+
+
+def test_interrupted_write_never_looks_complete_and_rerun_finishes(tmp_path):
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    dest = tmp_path / "out.zarr"
+    _run_and_kill(script, dest, 1.0)
+    assert not dest.exists()
+    with pytest.raises(IncompleteStoreError, match="interrupted write"):
+        stgeo.open_dataset(dest)
+    # re-running the same write finishes cleanly
+    out = subprocess.run([sys.executable, str(script), str(dest), "1.0"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    ds = stgeo.open_dataset(dest)
+    assert ds.sizes["time"] == 400
+    assert float(ds.v.min()) == float(ds.v.max()) == 1.0
+    assert not dest.with_name(f".{dest.name}.partial").exists()
+
+
+def test_interrupted_overwrite_keeps_previous_store(tmp_path):
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    dest = tmp_path / "out.zarr"
+    xr.Dataset({"v": (("time", "y", "x"), np.full((400, 8, 8), 7.0, "f4"))}).pipe(stgeo.to_zarr, dest)
+    _run_and_kill(script, dest, 2.0)
+    ds = stgeo.open_dataset(dest)  # the old complete store is untouched
+    assert float(ds.v.min()) == float(ds.v.max()) == 7.0
+
+
+def test_store_with_false_completion_flag_is_rejected(storms, tmp_path):
+    p = tmp_path / "raw.zarr"
+    storms.assign_attrs(stgeo_complete=False).to_zarr(p, consolidated=False)
+    with pytest.raises(IncompleteStoreError, match="incomplete"):
+        stgeo.open_dataset(p)
+
+
+def test_store_builder_resumes_after_crash(storms, tmp_path):
+    dest = tmp_path / "b.zarr"
+    tpl = storms.chunk({"time": 4})
+    b = StoreBuilder(dest, tpl, chunks={"time": 4})
+    for start in (0, 4):
+        b.write_region(storms.isel(time=slice(start, start + 4)), start=start)
+    del b  # "crash": never committed
+    with pytest.raises(IncompleteStoreError):
+        stgeo.open_dataset(dest)
+    b2 = StoreBuilder(dest, tpl, chunks={"time": 4})
+    assert b2.is_done(0) and b2.is_done(4) and not b2.is_done(8)
+    for start in (8, 12):
+        b2.write_region(storms.isel(time=slice(start, start + 4)), start=start)
+    b2.commit()
+    xr.testing.assert_identical(stgeo.open_dataset(dest).load(), storms)
+
+
+def test_store_builder_restarts_for_a_different_template(storms, tmp_path):
+    dest = tmp_path / "b.zarr"
+    b = StoreBuilder(dest, storms.chunk({"time": 4}))
+    b.write_region(storms.isel(time=slice(0, 4)), start=0)
+    b2 = StoreBuilder(dest, storms.isel(time=slice(0, 8)).chunk({"time": 4}))
+    assert not b2.is_done(0)
+    assert os.path.exists(b2.staging)
