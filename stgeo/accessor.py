@@ -1,4 +1,15 @@
-"""The ``.st`` accessors on xarray Dataset and DataArray: thin forwards to free functions."""
+"""The ``.st`` accessors on xarray Dataset and DataArray.
+
+Each method is a one-line forward to a free function; the documentation lives there.
+
+Examples
+--------
+>>> import stgeo
+>>> ds = stgeo.testing.storm_cells(n_times=10, shape=(32, 32), seed=0)
+>>> fc = ds.st.forecast(model="persistence", lead_steps=3)
+>>> fc.sizes["lead_time"]
+3
+"""
 
 from __future__ import annotations
 
@@ -10,21 +21,51 @@ __all__ = ["DataArrayAccessor", "DatasetAccessor"]
 
 
 class _Base:
-    def __init__(self, obj: Any) -> None:
+    def __init__(self, obj: xr.Dataset | xr.DataArray) -> None:
         self._obj = obj
 
     def validate(self, **kwargs: Any) -> Any:
-        """Forward to :func:`stgeo.validate`."""
+        """Check the canonical data model: :func:`stgeo.validate`."""
         from .conventions import validate
 
         return validate(self._obj, **kwargs)
 
+    def forecast(self, model: Any = "persistence", **kwargs: Any) -> Any:
+        """Forecast from this data: :func:`stgeo.forecast`."""
+        from .forecast import forecast
+
+        return forecast(self._obj, model, **kwargs)
+
+    def train(self, model: str = "simvp", **kwargs: Any) -> Any:
+        """Train a model on this data: :func:`stgeo.train`."""
+        from .train import train
+
+        return train(self._obj, model=model, **kwargs)
+
+    def windows(self, variables: Any = None, **kwargs: Any) -> Any:
+        """Lazy (input, target) windows: :class:`stgeo.data.Windows` over :func:`stgeo.data.to_frames`."""
+        from .data import Windows, to_frames
+
+        return Windows(to_frames(self._obj, variables), **kwargs)
+
+    def score(self, obs: Any, **kwargs: Any) -> xr.Dataset:
+        """Score this forecast against observations: :func:`stgeo.metrics.score`."""
+        from .metrics import score
+
+        return score(self._obj, obs, **kwargs)
+
+    def plot(self, **kwargs: Any) -> Any:
+        """Map of a forecast (and optionally observations): :func:`stgeo.plot.plot_forecast`."""
+        from .plot import plot_forecast
+
+        return plot_forecast(self._obj, **kwargs)
+
 
 @xr.register_dataset_accessor("st")
 class DatasetAccessor(_Base):
-    """``ds.st``: stgeo methods on a Dataset."""
+    """``ds.st``: stgeo methods on a Dataset (validate, windows, train, forecast, score, plot)."""
 
 
 @xr.register_dataarray_accessor("st")
 class DataArrayAccessor(_Base):
-    """``da.st``: stgeo methods on a DataArray."""
+    """``da.st``: stgeo methods on a DataArray (validate, windows, train, forecast, score, plot)."""

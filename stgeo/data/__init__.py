@@ -1,6 +1,25 @@
 """Data access: Zarr stores, catalogs, windowing, splits and normalisation."""
 
+from .adapter import from_frames, to_frames
 from .catalog import CatalogEntry, get_entry, list_catalog
+from .loader import BatchLoader
+from .normalize import Normalizer
+from .splits import split_by_time
 from .store import StoreBuilder, open_dataset, to_zarr
+from .windows import Windows, read_frames
 
-__all__ = ["CatalogEntry", "StoreBuilder", "get_entry", "list_catalog", "open_dataset", "to_zarr"]
+__all__ = [
+    "BatchLoader",
+    "CatalogEntry",
+    "Normalizer",
+    "StoreBuilder",
+    "Windows",
+    "from_frames",
+    "get_entry",
+    "list_catalog",
+    "open_dataset",
+    "read_frames",
+    "split_by_time",
+    "to_frames",
+    "to_zarr",
+]

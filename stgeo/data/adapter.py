@@ -14,9 +14,9 @@ Examples
 >>> from stgeo.data import to_frames, from_frames
 >>> ds = stgeo.testing.crowd_flows(n_days=1, shape=(8, 8))
 >>> fr = to_frames(ds)
->>> fr.dims, list(fr.channel.values)
+>>> fr.dims, fr.channel.values.tolist()
 (('time', 'channel', 'y', 'x'), ['flow:inflow', 'flow:outflow'])
->>> back = from_frames(fr.values, list(fr.channel.values), ds)
+>>> back = from_frames(fr, fr.channel.values.tolist(), ds)
 >>> bool((back["flow"] == ds["flow"]).all())
 True
 """
@@ -99,7 +99,7 @@ def to_frames(
     >>> import stgeo
     >>> ds = stgeo.testing.storm_cells(n_times=4, shape=(16, 16))
     >>> fr = to_frames(ds, "rain_rate")
-    >>> fr.shape, fr.dtype, list(fr.channel.values)
+    >>> fr.shape, fr.dtype, fr.channel.values.tolist()
     ((4, 1, 16, 16), dtype('float32'), ['rain_rate'])
     """
     dset = _as_dataset(ds)

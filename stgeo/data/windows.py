@@ -207,7 +207,7 @@ class Windows:
     >>> fr = to_frames(stgeo.testing.crowd_flows(n_days=8, shape=(8, 8)))
     >>> w = Windows(fr, input_offsets=[-336, -48, -1, 0], out_steps=1)   # trend, period, closeness
     >>> len(w), w.inputs([0]).shape
-    (48, (1, 4, 2, 8, 8))
+    (47, (1, 4, 2, 8, 8))
     """
 
     def __init__(

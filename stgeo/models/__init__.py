@@ -1,6 +1,6 @@
 """Models: the Forecaster protocol, ModelSpec, the model registry, baselines and networks."""
 
-from . import baselines  # noqa: F401  (registers the baselines)
+from . import baselines, extrapolation  # noqa: F401  (register the baselines)
 from . import convlstm, simvp  # noqa: F401  (register the learned models)
 from .artifact import TrainedModel, load_model
 from .base import (

@@ -53,9 +53,10 @@ _WRITER = textwrap.dedent(
     import stgeo
 
     fill = float(sys.argv[2])
+    pause = float(sys.argv[3]) if len(sys.argv) > 3 else 0.05
 
     def slow(block):
-        time.sleep(0.05)
+        time.sleep(pause)
         return np.full(block.shape, fill, dtype="f4")
 
     data = da.zeros((400, 8, 8), chunks=(1, 8, 8), dtype="f4").map_blocks(slow, dtype="f4")
@@ -94,7 +95,7 @@ def test_interrupted_write_never_looks_complete_and_rerun_finishes(tmp_path):
     with pytest.raises(IncompleteStoreError, match="interrupted write"):
         stgeo.open_dataset(dest)
     # re-running the same write finishes cleanly
-    out = subprocess.run([sys.executable, str(script), str(dest), "1.0"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, str(script), str(dest), "1.0", "0"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     ds = stgeo.open_dataset(dest)
     assert ds.sizes["time"] == 400

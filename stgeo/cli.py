@@ -1,0 +1,267 @@
+"""The ``stgeo`` command line.
+
+Subcommands: ``quickstart``, ``catalog``, ``recipe``, ``train``, ``forecast``, ``score``.
+Errors print one line (no traceback) and exit with status 1; ``--debug`` shows the traceback.
+
+Examples
+--------
+>>> from stgeo.cli import main
+>>> main(["catalog", "list"])  # doctest: +ELLIPSIS
+synthetic-crowd ...
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import StgeoError
+
+__all__ = ["main"]
+
+_EXAMPLES = {
+    "quickstart": "stgeo quickstart --out ./stgeo-quickstart",
+    "catalog": "stgeo catalog list\n  stgeo catalog show synthetic-storms",
+    "recipe": (
+        "stgeo recipe radar --source ../shared/data/radar/radar/fmi/pgm/20160928 "
+        "--dest fmi.zarr\n  stgeo recipe synthetic --dest storms.zarr --option kind=storms"
+    ),
+    "train": (
+        "stgeo train storms.zarr --model simvp --variable rain_rate --in-steps 4 "
+        "--out-steps 12 --epochs 5 --out model/"
+    ),
+    "forecast": (
+        "stgeo forecast storms.zarr --model model/ --lead-steps 12 --out fc.zarr\n"
+        "  stgeo forecast storms.zarr --model persistence --lead-steps 6 --out fc.zarr"
+    ),
+    "score": (
+        "stgeo score fc.zarr storms.zarr --metrics csi,pod,mse --thresholds 0.1,1,5 --out scores.nc"
+    ),
+}
+
+
+def _parse_kv(items: Sequence[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or ():
+        if "=" not in item:
+            raise StgeoError(f"--option expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def _floats(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise StgeoError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _sub(sp: Any, name: str, help_: str) -> argparse.ArgumentParser:
+    return sp.add_parser(
+        name,
+        help=help_,
+        description=help_,
+        epilog="example:\n  " + _EXAMPLES[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="stgeo",
+        description="xarray-native spatio-temporal forecasting of gridded geoscience and urban data",
+        epilog="example:\n  stgeo quickstart",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sp = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    q = _sub(sp, "quickstart", "generate synthetic storms, forecast, score and report (the main job)")
+    q.add_argument("--out", default="stgeo-quickstart", help="output folder (default: %(default)s)")
+    q.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    q.add_argument("--no-train", action="store_true", help="baselines only (skip the learned model)")
+
+    c = _sub(sp, "catalog", "list catalog entries or show one")
+    csp = c.add_subparsers(dest="action", metavar="ACTION", required=True)
+    cl = csp.add_parser("list", help="list entry names")
+    cl.add_argument("pattern", nargs="?", default="*", help="shell wildcard (default: all)")
+    cs = csp.add_parser("show", help="show one entry")
+    cs.add_argument("name")
+
+    r = _sub(sp, "recipe", "build a canonical Zarr store from raw files")
+    r.add_argument("name", help="recipe name (radar, sevir, taxibj, bikenyc, era5, synthetic)")
+    r.add_argument("--source", help="raw input file or folder")
+    r.add_argument("--dest", required=True, help="output Zarr store")
+    r.add_argument("--option", action="append", metavar="KEY=VALUE", help="recipe option")
+
+    t = _sub(sp, "train", "train a model on a store or catalog entry")
+    t.add_argument("data", help="Zarr store path or catalog name")
+    t.add_argument("--model", default="simvp")
+    t.add_argument("--variable", default=None)
+    t.add_argument("--in-steps", type=int, default=4)
+    t.add_argument("--out-steps", type=int, default=4)
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True, help="folder for the trained model")
+    t.add_argument("--option", action="append", metavar="KEY=VALUE", help="model/training option")
+
+    f = _sub(sp, "forecast", "forecast from a store with a trained model or a baseline")
+    f.add_argument("data", help="Zarr store path or catalog name")
+    f.add_argument("--model", required=True, help="model folder or baseline name")
+    f.add_argument("--variable", default=None)
+    f.add_argument("--lead-steps", type=int, default=None)
+    f.add_argument("--start", default=None, help="first init time (default: first possible)")
+    f.add_argument("--end", default=None, help="last init time")
+    f.add_argument("--out", required=True, help="output Zarr store")
+    f.add_argument("--option", action="append", metavar="KEY=VALUE", help="model option")
+
+    s = _sub(sp, "score", "score a forecast store against observations")
+    s.add_argument("forecast", help="forecast Zarr store")
+    s.add_argument("obs", help="observation store path or catalog name")
+    s.add_argument("--variable", default=None)
+    s.add_argument("--metrics", default="mse,csi", help="comma-separated metric names")
+    s.add_argument("--thresholds", default=None, help="comma-separated thresholds")
+    s.add_argument("--out", default=None, help="write scores to this netCDF file")
+    return p
+
+
+def _cmd_catalog(a: argparse.Namespace) -> int:
+    from .data.catalog import get_entry, list_catalog
+
+    if a.action == "list":
+        for name in list_catalog(a.pattern):
+            e = get_entry(name)
+            print(f"{name:32s} {e.description}")
+        return 0
+    import yaml
+
+    e = get_entry(a.name)
+    print(yaml.safe_dump(e.to_dict(), sort_keys=False).rstrip())
+    print(f"# store path: {e.store_path()}")
+    print(f"# defined in: {e.source_file}")
+    return 0
+
+
+def _cmd_recipe(a: argparse.Namespace) -> int:
+    from .datasets import run_recipe
+
+    path = run_recipe(a.name, a.source, a.dest, **_parse_kv(a.option))
+    print(f"wrote {path}")
+    return 0
+
+
+def _pick_variable(ds: Any, variable: str | None) -> Any:
+    return ds if variable is None else ds[[variable]]
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from .data import open_dataset
+    from .train import train
+
+    ds = open_dataset(a.data)
+    kw = _parse_kv(a.option)
+    if a.lr is not None:
+        kw["lr"] = a.lr
+    tm = train(
+        ds, model=a.model, variable=a.variable, in_steps=a.in_steps, out_steps=a.out_steps,
+        epochs=a.epochs, batch_size=a.batch_size, seed=a.seed, **kw,
+    )
+    path = tm.save(a.out)
+    print(f"saved trained model to {path}")
+    return 0
+
+
+def _cmd_forecast(a: argparse.Namespace) -> int:
+    from .data import open_dataset
+    from .forecast import forecast
+
+    ds = open_dataset(a.data)
+    init = slice(a.start, a.end) if (a.start or a.end) else None
+    fc = forecast(
+        ds, a.model, variable=a.variable, lead_steps=a.lead_steps, init_times=init,
+        output=a.out, **_parse_kv(a.option),
+    )
+    print(f"wrote {a.out}: {dict(fc.sizes)}")
+    return 0
+
+
+def _cmd_score(a: argparse.Namespace) -> int:
+    import xarray as xr
+
+    from .data import open_dataset
+    from .metrics import score
+
+    fcds = open_dataset(a.forecast)
+    obs = open_dataset(a.obs)
+    names = [v for v in fcds.data_vars if "lead_time" in fcds[v].dims]
+    var = a.variable or (names[0] if len(names) == 1 else None)
+    if var is None:
+        raise StgeoError(f"the forecast store holds {names}; choose one with --variable")
+    res = score(
+        fcds[var], obs[var], metrics=[m for m in a.metrics.split(",") if m],
+        thresholds=_floats(a.thresholds),
+    )
+    with xr.set_options(display_max_rows=50):
+        print(res.compute())
+    if a.out:
+        res.to_netcdf(a.out)
+        print(f"wrote {a.out}")
+    return 0
+
+
+def _cmd_quickstart(a: argparse.Namespace) -> int:
+    from .quickstart import quickstart
+
+    quickstart(a.out, seed=a.seed, train_model=not a.no_train)
+    return 0
+
+
+_COMMANDS = {
+    "quickstart": _cmd_quickstart,
+    "catalog": _cmd_catalog,
+    "recipe": _cmd_recipe,
+    "train": _cmd_train,
+    "forecast": _cmd_forecast,
+    "score": _cmd_score,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 error, 2 usage)."""
+    parser = _parser()
+    a = parser.parse_args(argv)
+    if a.version:
+        from . import __version__
+
+        print(__version__)
+        return 0
+    if not a.command:
+        parser.print_help()
+        return 2
+    try:
+        return _COMMANDS[a.command](a)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (StgeoError, ValueError, TypeError, KeyError, FileNotFoundError, ImportError) as err:
+        if a.debug:
+            raise
+        print(f"stgeo {a.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""Shuffled, chunk-aware batching of windows into torch tensors with background prefetch.
+
+How an epoch is read (memory stays bounded by a few blocks, never the store):
+
+1. Windows are grouped into *blocks* by the position of their ``t0`` along time; a block
+   covers ``block_size`` time steps, a whole number of the store's time chunks.
+2. The block order is shuffled (per ``(seed, epoch)``), and consecutive ``shuffle_blocks``
+   blocks of that order form a *group*.
+3. A background thread reads the frames a group needs (its blocks plus the few frames
+   before/after that windows at block edges reach, or further back for period/trend
+   offsets) with one read of a few contiguous slices, shuffles the group's windows, and
+   builds batches from that buffer into a queue of ``prefetch`` batches.
+
+Every valid window appears exactly once per epoch and the order is a pure function of
+``(seed, epoch)``; :meth:`BatchLoader.batch_indices` gives it without reading data.
+
+Examples
+--------
+>>> import stgeo
+>>> from stgeo.data import BatchLoader, Windows, to_frames
+>>> ds = stgeo.testing.storm_cells(n_times=40, shape=(16, 16))
+>>> loader = BatchLoader(Windows(to_frames(ds), in_steps=4, out_steps=2), batch_size=8)
+>>> x, y = next(iter(loader))
+>>> tuple(x.shape), tuple(y.shape), len(loader)
+((8, 4, 1, 16, 16), (8, 2, 1, 16, 16), 5)
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..conventions import TIME_DIM
+from ..errors import DataValidationError, StgeoTypeError
+from .normalize import Normalizer
+from .windows import Windows, read_frames
+
+__all__ = ["BatchLoader"]
+
+_TARGET_BLOCK_BYTES = 16 * 2**20
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _positive_int(name: str, v: Any, minimum: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+        raise DataValidationError(f"{name} must be an integer >= {minimum}, got {v!r}")
+    return int(v)
+
+
+class BatchLoader:
+    """Iterate shuffled batches of windows as float32 torch tensors.
+
+    Parameters
+    ----------
+    windows : Windows
+        The windows to serve (each exactly once per epoch).
+    batch_size : int
+        Windows per batch.
+    shuffle : bool
+        Shuffle blocks and the windows within each group of blocks (training). False:
+        windows in index order (evaluation).
+    seed : int
+        Seed of the shuffle; the order is a function of ``(seed, epoch)``.
+    drop_last : bool
+        Drop the last incomplete batch.
+    normalizer : Normalizer, optional
+        Applied to inputs and targets (fit it on the training split).
+    prefetch : int
+        Batches prepared ahead by a background thread; 0 reads in the calling thread.
+    block_size : int, optional
+        Time steps per block (default: whole time chunks of the store, about 16 MiB).
+    shuffle_blocks : int
+        Blocks per shuffle group: larger shuffles better and holds more frames in memory.
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> from stgeo.data import Windows, to_frames
+    >>> w = Windows(to_frames(stgeo.testing.storm_cells(n_times=20, shape=(8, 8))), 3, 1)
+    >>> loader = BatchLoader(w, batch_size=4, seed=1)
+    >>> loader.set_epoch(2)
+    >>> sum(len(b) for b in loader.batch_indices()) == len(w)
+    True
+    """
+
+    def __init__(
+        self,
+        windows: Windows,
+        batch_size: int = 16,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        normalizer: Normalizer | None = None,
+        prefetch: int = 2,
+        block_size: int | None = None,
+        shuffle_blocks: int = 4,
+    ) -> None:
+        if not isinstance(windows, Windows):
+            raise StgeoTypeError(
+                f"BatchLoader needs a stgeo.data.Windows, got {type(windows).__name__}"
+            )
+        if normalizer is not None and not isinstance(normalizer, Normalizer):
+            raise StgeoTypeError(
+                f"normalizer must be a stgeo.data.Normalizer, got {type(normalizer).__name__}"
+            )
+        if normalizer is not None and normalizer.method != "none" and not normalizer.fitted:
+            raise DataValidationError("the normalizer is not fitted; call .fit(train_frames)")
+        self.windows = windows
+        self.batch_size = _positive_int("batch_size", batch_size)
+        self.shuffle = bool(shuffle)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise DataValidationError(f"seed must be an integer, got {seed!r}")
+        self.seed = int(seed)
+        self.drop_last = bool(drop_last)
+        self.normalizer = normalizer
+        self.prefetch = _positive_int("prefetch", prefetch, minimum=0)
+        self.shuffle_blocks = _positive_int("shuffle_blocks", shuffle_blocks)
+        self.block_size = (
+            self._default_block_size()
+            if block_size is None
+            else _positive_int("block_size", block_size)
+        )
+        self.epoch = 0
+        if self.drop_last and len(windows) < self.batch_size:
+            raise DataValidationError(
+                f"only {len(windows)} windows, fewer than batch_size={self.batch_size} with "
+                "drop_last=True: an epoch would have no batch"
+            )
+
+    def _default_block_size(self) -> int:
+        fr = self.windows.frames
+        data = fr.variable.data
+        chunk_t = fr.sizes[TIME_DIM]
+        chunks = getattr(data, "chunks", None)
+        if chunks is not None and len(chunks) and len(chunks[0]):
+            chunk_t = int(max(chunks[0]))
+        frame_bytes = max(1, int(np.prod(fr.shape[1:])) * 4)
+        n_chunks = max(1, _TARGET_BLOCK_BYTES // max(1, chunk_t * frame_bytes))
+        size = n_chunks * chunk_t
+        if chunks is None:  # in memory: no chunk structure to follow
+            size = max(1, _TARGET_BLOCK_BYTES // frame_bytes)
+        return int(max(size, 1))
+
+    def __len__(self) -> int:
+        n = len(self.windows)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __repr__(self) -> str:
+        return (
+            f"<stgeo.BatchLoader {len(self)} batches of {self.batch_size}, shuffle={self.shuffle}, "
+            f"seed={self.seed}, epoch={self.epoch}, block_size={self.block_size}, "
+            f"shuffle_blocks={self.shuffle_blocks}>"
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch: the shuffle order is a pure function of ``(seed, epoch)``.
+
+        Iterating does not advance the epoch; call this at the start of each epoch.
+        """
+        self.epoch = _positive_int("epoch", epoch, minimum=0)
+
+    # -- the plan ------------------------------------------------------------------------
+    def _groups(self) -> list[np.ndarray]:
+        """Window indices of each read group, in emission order."""
+        n = len(self.windows)
+        if n == 0:
+            return []
+        if not self.shuffle:
+            step = max(self.batch_size, self.block_size * self.shuffle_blocks)
+            return [np.arange(a, min(a + step, n)) for a in range(0, n, step)]
+        rng = np.random.default_rng(np.random.SeedSequence([abs(self.seed), self.seed < 0,
+                                                            self.epoch]))
+        bid = self.windows.t0_index // self.block_size
+        order = np.argsort(bid, kind="stable")
+        ubid, starts = np.unique(bid[order], return_index=True)
+        members = np.split(order, starts[1:])
+        perm = rng.permutation(len(ubid))
+        groups = []
+        for a in range(0, len(perm), self.shuffle_blocks):
+            g = np.concatenate([members[i] for i in perm[a : a + self.shuffle_blocks]])
+            groups.append(g[rng.permutation(g.size)])
+        return groups
+
+    def batch_indices(self) -> list[np.ndarray]:
+        """Window indices of every batch of the current epoch (no data read).
+
+        Examples
+        --------
+        >>> import stgeo
+        >>> from stgeo.data import Windows, to_frames
+        >>> w = Windows(to_frames(stgeo.testing.storm_cells(n_times=10, shape=(8, 8))), 2, 1)
+        >>> [b.tolist() for b in BatchLoader(w, 3, shuffle=False).batch_indices()]
+        [[0, 1, 2], [3, 4, 5], [6, 7]]
+        """
+        groups = self._groups()
+        if not groups:
+            return []
+        flat = np.concatenate(groups)
+        out = [flat[a : a + self.batch_size] for a in range(0, flat.size, self.batch_size)]
+        if self.drop_last and out and out[-1].size < self.batch_size:
+            out.pop()
+        return out
+
+    # -- reading -------------------------------------------------------------------------
+    def _read_group(self, idx: np.ndarray):
+        import torch
+
+        w = self.windows
+        t0 = w.t0_index[idx]
+        n = w.frames.sizes[TIME_DIM]
+        pin = t0[:, None] + w.input_offsets[None, :]
+        ptg = t0[:, None] + w.target_offsets[None, :]
+        ok_t = np.ones(ptg.shape, dtype=bool)
+        if not w.require_targets and ptg.size:
+            inside = (ptg >= 0) & (ptg < n)
+            ok_t = inside.copy()
+            ok_t[inside] = w.segment[ptg[inside]] == np.broadcast_to(
+                w.segment[t0][:, None], ptg.shape
+            )[inside]
+        uniq = np.unique(np.concatenate([pin.ravel(), ptg[ok_t]]))
+        frames = read_frames(w.frames, uniq)
+        buf = torch.empty((uniq.size + 1, *frames.shape[1:]), dtype=torch.float32)
+        buf[:-1] = torch.from_numpy(frames)
+        buf[-1] = float("nan")  # slot for target frames that do not exist (inference)
+        loc_in = np.searchsorted(uniq, pin)
+        loc_tg = np.full(ptg.shape, uniq.size, dtype=np.int64)
+        loc_tg[ok_t] = np.searchsorted(uniq, ptg[ok_t])
+        return buf, torch.from_numpy(loc_in), torch.from_numpy(loc_tg)
+
+    def _batches(self, stop: threading.Event | None = None) -> Iterator[tuple[Any, Any]]:
+        import torch
+
+        bs = self.batch_size
+        c, h, wd = self.windows.frames.shape[1:]
+        t_in, t_out = self.windows.input_offsets.size, self.windows.target_offsets.size
+        carry_x: list[Any] = []
+        carry_y: list[Any] = []
+        carried = 0
+        emitted, total = 0, len(self)
+        norm = self.normalizer
+
+        def finish(x, y):
+            if norm is not None:
+                x, y = norm.transform(x), norm.transform(y)
+            return x.contiguous(), y.contiguous()
+
+        for g in self._groups():
+            if stop is not None and stop.is_set():
+                return
+            buf, loc_in, loc_tg = self._read_group(g)
+            a = 0
+            if carried:
+                take = min(bs - carried, g.size)
+                carry_x.append(buf[loc_in[:take]])
+                carry_y.append(buf[loc_tg[:take]])
+                carried += take
+                a = take
+                if carried == bs:
+                    yield finish(torch.cat(carry_x), torch.cat(carry_y))
+                    emitted += 1
+                    carry_x, carry_y, carried = [], [], 0
+            while g.size - a >= bs:
+                yield finish(buf[loc_in[a : a + bs]], buf[loc_tg[a : a + bs]])
+                emitted += 1
+                a += bs
+            if a < g.size:
+                carry_x.append(buf[loc_in[a:]])
+                carry_y.append(buf[loc_tg[a:]])
+                carried += g.size - a
+            del buf
+        if carried and emitted < total:
+            x = torch.cat(carry_x) if carry_x else torch.empty((0, t_in, c, h, wd))
+            y = torch.cat(carry_y) if carry_y else torch.empty((0, t_out, c, h, wd))
+            yield finish(x, y)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        """Yield ``(inputs, targets)``: float32 tensors ``(B, T_in, C, H, W)``, ``(B, T_out, ...)``."""
+        if self.prefetch == 0:
+            yield from self._batches()
+            return
+        q: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def work() -> None:
+            try:
+                for item in self._batches(stop):
+                    if not put(item):
+                        return
+                put(_DONE)
+            except BaseException as exc:  # forwarded to the consumer
+                put(_Failure(exc))
+
+        th = threading.Thread(target=work, name="stgeo-batch-prefetch", daemon=True)
+        th.start()
+        try:
+            while True:
+                item = q.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, _Failure):
+                    raise item.exc
+                yield item
+        finally:
+            stop.set()
+            while th.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    pass
+                th.join(timeout=0.05)

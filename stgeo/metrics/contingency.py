@@ -1,0 +1,258 @@
+"""The contingency table: counts of hits, misses, false alarms and correct negatives.
+
+Event definition: ``value >= threshold`` (greater-or-equal; ``0`` is a real threshold).
+NaN policy: a pixel that is NaN in the forecast *or* the observation is excluded: it is
+neither an event nor a non-event and appears in no count. Counts are sums, so tables from
+batches, chunks or Dask workers add up (``+``) to the table of the whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Sequence
+
+import numpy as np
+import xarray as xr
+
+from ._base import (
+    THRESHOLD_DIM,
+    MergeableSums,
+    align,
+    as_positive_ints,
+    as_thresholds,
+    finish,
+    resolve_reduce_dims,
+    safe_divide,
+)
+from .spatial import max_pool
+
+__all__ = ["ContingencyTable", "contingency_table"]
+
+POOL_DIM = "pool"
+_FIELDS = ("hits", "misses", "false_alarms", "correct_negatives")
+
+
+def table_counts(
+    fc: xr.DataArray, ob: xr.DataArray, thresholds: Sequence[float], reduce: Sequence[str]
+) -> xr.Dataset:
+    """Counts of aligned fields, one threshold at a time (lazy for Dask inputs)."""
+    reduce = list(reduce)
+    fvalid = fc.notnull()
+    ovalid = ob.notnull()
+    valid = fvalid & ovalid
+    n_valid = valid.sum(reduce)
+    parts = []
+    for t in thresholds:
+        fe = fc >= t  # NaN >= t is False
+        oe = ob >= t
+        hits = (fe & oe).sum(reduce)
+        n_f = (fe & ovalid).sum(reduce)
+        n_o = (oe & fvalid).sum(reduce)
+        misses = n_o - hits
+        false_alarms = n_f - hits
+        cn = n_valid - hits - misses - false_alarms
+        parts.append(
+            xr.Dataset(
+                {"hits": hits, "misses": misses, "false_alarms": false_alarms,
+                 "correct_negatives": cn}
+            )
+        )
+    ds = xr.concat(parts, dim=THRESHOLD_DIM, coords="minimal", compat="override")
+    ds = ds.assign_coords({THRESHOLD_DIM: np.asarray(thresholds, dtype=float)})
+    ds = ds.astype(np.int64)
+    return ds.transpose(THRESHOLD_DIM, ...)
+
+
+def pooled_counts(
+    fc: xr.DataArray,
+    ob: xr.DataArray,
+    thresholds: Sequence[float],
+    reduce: Sequence[str],
+    pool: Sequence[int] | None,
+) -> xr.Dataset:
+    """Counts, optionally for several max-pool sizes (adds a ``pool`` dim)."""
+    if pool is None:
+        return table_counts(fc, ob, thresholds, reduce)
+    parts = [table_counts(max_pool(fc, k), max_pool(ob, k), thresholds, reduce) for k in pool]
+    return xr.concat(parts, dim=POOL_DIM, coords="minimal", compat="override").assign_coords(
+        {POOL_DIM: list(pool)}
+    )
+
+
+def _score_attrs(long_name: str, lo: float, hi: float, perfect: float, formula: str) -> dict:
+    return {"long_name": long_name, "valid_range": [lo, hi], "perfect_score": perfect,
+            "formula": formula}
+
+
+class ContingencyTable(MergeableSums):
+    """Hits, misses, false alarms and correct negatives as an xarray Dataset.
+
+    Parameters
+    ----------
+    data : Dataset
+        Variables ``hits``, ``misses``, ``false_alarms``, ``correct_negatives`` (integer
+        counts) sharing dims such as ``threshold``, ``lead_time``.
+
+    Notes
+    -----
+    ``table_a + table_b`` adds counts cell by cell (coordinates must match), and
+    ``sum(tables)`` works, so tables from any split of the data merge into the table of
+    the whole. Scores are NaN where their denominator is 0 (0/0 is undefined, not 0 or 1).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> f = xr.DataArray([0.0, 2.0, 3.0, 0.5], dims="x")
+    >>> o = xr.DataArray([0.0, 2.5, 0.0, 1.0], dims="x")
+    >>> t = contingency_table(f, o, threshold=1.0)
+    >>> [int(t.data[v].squeeze()) for v in ("hits", "misses", "false_alarms", "correct_negatives")]
+    [1, 1, 1, 1]
+    >>> float((t + t).csi().squeeze())
+    0.3333333333333333
+    """
+
+    _fields = _FIELDS
+
+    # -- counts -------------------------------------------------------------------------
+    @property
+    def hits(self) -> xr.DataArray:
+        return self.data["hits"]
+
+    @property
+    def misses(self) -> xr.DataArray:
+        return self.data["misses"]
+
+    @property
+    def false_alarms(self) -> xr.DataArray:
+        return self.data["false_alarms"]
+
+    @property
+    def correct_negatives(self) -> xr.DataArray:
+        return self.data["correct_negatives"]
+
+    @property
+    def total(self) -> xr.DataArray:
+        """Number of scored (non-NaN) pixels."""
+        d = self.data
+        return d.hits + d.misses + d.false_alarms + d.correct_negatives
+
+    def _hmfn(self) -> tuple[xr.DataArray, ...]:
+        d = self.data
+        return tuple(d[v].astype(np.float64) for v in _FIELDS)
+
+    # -- scores -------------------------------------------------------------------------
+    def csi(self) -> xr.DataArray:
+        """Critical success index (threat score) H / (H + M + F); range [0, 1], perfect 1."""
+        h, m, f, _ = self._hmfn()
+        return finish(safe_divide(h, h + m + f), "csi", "1", "critical success index",
+                      **_score_attrs("", 0, 1, 1, "H / (H + M + F)"))
+
+    def pod(self) -> xr.DataArray:
+        """Probability of detection (hit rate) H / (H + M); range [0, 1], perfect 1."""
+        h, m, _, _ = self._hmfn()
+        return finish(safe_divide(h, h + m), "pod", "1", "probability of detection",
+                      **_score_attrs("", 0, 1, 1, "H / (H + M)"))
+
+    def far(self) -> xr.DataArray:
+        """False alarm ratio F / (H + F); range [0, 1], perfect 0."""
+        h, _, f, _ = self._hmfn()
+        return finish(safe_divide(f, h + f), "far", "1", "false alarm ratio",
+                      **_score_attrs("", 0, 1, 0, "F / (H + F)"))
+
+    def sr(self) -> xr.DataArray:
+        """Success ratio 1 - FAR = H / (H + F); range [0, 1], perfect 1."""
+        h, _, f, _ = self._hmfn()
+        return finish(safe_divide(h, h + f), "sr", "1", "success ratio",
+                      **_score_attrs("", 0, 1, 1, "H / (H + F)"))
+
+    success_ratio = sr
+
+    def frequency_bias(self) -> xr.DataArray:
+        """Frequency bias (H + F) / (H + M); range [0, inf), perfect 1."""
+        h, m, f, _ = self._hmfn()
+        return finish(safe_divide(h + f, h + m), "frequency_bias", "1", "frequency bias",
+                      **_score_attrs("", 0, np.inf, 1, "(H + F) / (H + M)"))
+
+    def hss(self) -> xr.DataArray:
+        """Heidke skill score; range [-1, 1], perfect 1, 0 = no skill over chance."""
+        h, m, f, n = self._hmfn()
+        num = 2 * (h * n - m * f)
+        den = (h + m) * (m + n) + (h + f) * (f + n)
+        return finish(safe_divide(num, den), "hss", "1", "Heidke skill score",
+                      **_score_attrs("", -1, 1, 1,
+                                     "2(HN - MF) / ((H+M)(M+N) + (H+F)(F+N))"))
+
+    def ets(self) -> xr.DataArray:
+        """Equitable threat score (Gilbert skill score); range [-1/3, 1], perfect 1."""
+        h, m, f, n = self._hmfn()
+        hr = safe_divide((h + m) * (h + f), h + m + f + n)
+        return finish(safe_divide(h - hr, h + m + f - hr), "ets", "1",
+                      "equitable threat score",
+                      **_score_attrs("", -1 / 3, 1, 1,
+                                     "(H - Hr) / (H + M + F - Hr), Hr = (H+M)(H+F)/(H+M+F+N)"))
+
+    def pofd(self) -> xr.DataArray:
+        """Probability of false detection F / (F + N); range [0, 1], perfect 0."""
+        _, _, f, n = self._hmfn()
+        return finish(safe_divide(f, f + n), "pofd", "1", "probability of false detection",
+                      **_score_attrs("", 0, 1, 0, "F / (F + N)"))
+
+    def accuracy(self) -> xr.DataArray:
+        """Fraction correct (H + N) / total; range [0, 1], perfect 1."""
+        h, m, f, n = self._hmfn()
+        return finish(safe_divide(h + n, h + m + f + n), "accuracy", "1", "fraction correct",
+                      **_score_attrs("", 0, 1, 1, "(H + N) / (H + M + F + N)"))
+
+    def csi_m(self) -> xr.DataArray:
+        """Mean of the CSIs over the ``threshold`` dim (SEVIR's CSI-M); perfect 1."""
+        out = self.csi().mean(THRESHOLD_DIM, skipna=False)
+        return finish(out, "csi_m", "1", "critical success index averaged over thresholds",
+                      **_score_attrs("", 0, 1, 1, "mean over thresholds of H / (H + M + F)"),
+                      thresholds=[float(t) for t in self.data[THRESHOLD_DIM].values])
+
+
+def contingency_table(
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    threshold: float | Sequence[float],
+    reduce_dims: str | Iterable[Hashable] | None = None,
+    preserve_dims: str | Iterable[Hashable] | None = None,
+    pool: int | Sequence[int] | None = None,
+) -> ContingencyTable:
+    """Count hits, misses, false alarms and correct negatives at one or more thresholds.
+
+    An event is ``value >= threshold``; pixels that are NaN in either field are excluded.
+    Forecasts with ``init_time``/``lead_time`` dims are matched to observations with a
+    ``time`` dim through ``valid_time``.
+
+    Parameters
+    ----------
+    fcst, obs : DataArray
+        Forecast and observations.
+    threshold : float or sequence of float
+        Event thresholds in the data's units (a ``threshold`` dim is always present).
+    reduce_dims, preserve_dims : str or sequence of str, optional
+        Dims to sum over, or to keep; by default every dim is summed.
+    pool : int or sequence of int, optional
+        Max-pool both fields with kernel = stride = ``pool`` before thresholding (adds a
+        ``pool`` dim; 1 means native resolution).
+
+    Returns
+    -------
+    ContingencyTable
+        Lazy (Dask-backed) when the inputs are; call ``.compute()``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> f = xr.DataArray(np.array([[0.0, 1.0], [2.0, np.nan]]), dims=("y", "x"))
+    >>> o = xr.DataArray(np.array([[0.0, 0.0], [2.0, 5.0]]), dims=("y", "x"))
+    >>> t = contingency_table(f, o, threshold=[0, 1])
+    >>> t.hits.values.tolist(), t.total.values.tolist()
+    ([3, 1], [3, 3])
+    """
+    fc, ob = align(fcst, obs)
+    thr, _ = as_thresholds(threshold)
+    reduce = resolve_reduce_dims(fc.dims, reduce_dims, preserve_dims)
+    pools = None if pool is None else as_positive_ints(pool, "pool sizes")
+    return ContingencyTable(pooled_counts(fc, ob, thr, reduce, pools))

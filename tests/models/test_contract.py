@@ -1,0 +1,111 @@
+"""Contract tests generated from the model registry: every registered model must satisfy them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import stgeo
+from stgeo.errors import StgeoError
+from stgeo.models import model_info
+
+# small hyperparameters per family so that the whole contract suite runs in seconds;
+# models without an entry run with their registered defaults
+SMALL = {
+    "simvp": {"hid_S": 8, "hid_T": 16, "N_T": 2},
+    "tau": {"hid_S": 8, "hid_T": 16, "N_T": 2},
+    "convlstm": {"hidden": 8, "num_layers": 2, "kernel_size": 3},
+}
+MODELS = stgeo.list_models()
+LEARNED = stgeo.list_models(baselines=False)
+
+
+def build(name: str, in_steps: int = 3, out_steps: int = 2, channels: int = 2, seed: int = 0,
+          grid_shape=(16, 24)):
+    family = name.split("-")[0]
+    torch.manual_seed(seed)
+    return stgeo.create_model(name, in_steps=in_steps, out_steps=out_steps, channels=channels,
+                              grid_shape=grid_shape, **SMALL.get(family, {}))
+
+
+def test_learned_models_are_registered():
+    for name in ("convlstm", "convlstm-taxibj", "convlstm-radar", "simvp", "simvp-taxibj",
+                 "simvp-radar", "tau", "tau-taxibj"):
+        assert name in LEARNED
+    assert not model_info("simvp")["baseline"]
+    assert model_info("simvp-taxibj")["defaults"]["drop_path"] == 0.1
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(("t_in", "t_out", "shape"), [(3, 2, (16, 24)), (4, 4, (36, 52)),
+                                                     (3, 5, (9, 13))])
+def test_forward_shape_and_finite(name, t_in, t_out, shape):
+    m = build(name, t_in, t_out, grid_shape=shape).eval()
+    x = torch.randn(2, t_in, 2, *shape)
+    y = m(x)
+    assert y.shape == (2, t_out, 2, *shape)
+    assert y.dtype == torch.float32
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_backward_reaches_every_parameter(name):
+    m = build(name).train()
+    x = torch.randn(3, 3, 2, 12, 20)
+    m(x).square().mean().backward()
+    params = dict(m.named_parameters())
+    assert params, "a learned model must have parameters"
+    for pname, p in params.items():
+        assert p.grad is not None, f"{name}: parameter {pname} is unused (no gradient)"
+        assert torch.isfinite(p.grad).all(), f"{name}: non-finite gradient in {pname}"
+    assert any(float(p.grad.abs().sum()) > 0 for p in params.values())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_seeded_determinism(name):
+    a, b, c = build(name, seed=3), build(name, seed=3), build(name, seed=4)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    x = torch.randn(2, 3, 2, 16, 24)
+    torch.testing.assert_close(a.eval()(x), b.eval()(x), rtol=0, atol=0)
+    if name in LEARNED:
+        assert any(not torch.equal(sa[k], sc[k]) for k in sa if sa[k].is_floating_point())
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_batch_independence_in_eval(name):
+    """A sample's forecast does not depend on the other samples of its batch."""
+    m = build(name).eval()
+    x = torch.randn(3, 3, 2, 16, 24)
+    torch.testing.assert_close(m(x)[1:2], m(x[1:2]), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", LEARNED)
+@pytest.mark.parametrize(
+    "bad",
+    [
+        torch.zeros(2, 4, 2, 16, 24),  # wrong number of input frames
+        torch.zeros(2, 3, 1, 16, 24),  # wrong channels
+        torch.zeros(3, 2, 16, 24),  # missing batch axis
+        torch.zeros(2, 3, 2, 16, 24, dtype=torch.int64),  # not floating point
+        np.zeros((2, 3, 2, 16, 24), dtype=np.float32),  # not a tensor
+        torch.zeros(0, 3, 2, 16, 24),  # empty batch
+    ],
+    ids=["steps", "channels", "rank", "dtype", "numpy", "empty"],
+)
+def test_wrong_input_raises_stgeo_error(name, bad):
+    m = build(name).eval()
+    with pytest.raises(StgeoError, match=r"\w"):
+        m(bad)
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_bad_sizes_raise_stgeo_error(name):
+    family = name.split("-")[0]
+    with pytest.raises(StgeoError):
+        stgeo.create_model(name, in_steps=0, **SMALL.get(family, {}))
+    with pytest.raises(StgeoError):
+        stgeo.create_model(name, not_a_hyperparameter=1, **SMALL.get(family, {}))
