@@ -268,7 +268,8 @@ def crowd_flows(
 
     hour = (times.hour + times.minute / 60.0).to_numpy()
     hol = {pd.Timestamp(h).normalize() for h in holidays}
-    offday = np.array([(t.dayofweek >= 5) or (t.normalize() in hol) for t in times])
+    days = times.normalize()
+    offday = np.asarray(times.day_of_week >= 5) | np.asarray(days.isin(list(hol)))
 
     def bump(h: np.ndarray, mu: float, sd: float) -> np.ndarray:
         return np.exp(-0.5 * ((h - mu) / sd) ** 2)
