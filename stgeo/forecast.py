@@ -522,6 +522,8 @@ def forecast(
     # -- everything checked: compute ---------------------------------------------------
     dev = resolve_device(device)
     prec = resolve_precision(dev, precision)
+    if not any(True for _ in module.parameters()):
+        prec = "fp32"  # baselines: nothing to accelerate, keep the values exact
     fast = prepare_for_inference(module, dev, prec)
     channels = list(spec.channels)
     lead_td = pd.to_timedelta(np.asarray(leads) * step)

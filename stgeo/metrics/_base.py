@@ -82,8 +82,12 @@ def is_dask(obj: xr.DataArray) -> bool:
 
 
 def _fmt_times(values: np.ndarray, n: int = 3) -> str:
-    shown = ", ".join(str(np.datetime_as_string(v, unit="s")) if np.issubdtype(
-        np.asarray(v).dtype, np.datetime64) else str(v) for v in values[:n])
+    shown = ", ".join(
+        str(np.datetime_as_string(v, unit="s"))
+        if np.issubdtype(np.asarray(v).dtype, np.datetime64)
+        else str(v)
+        for v in values[:n]
+    )
     return shown + (", ..." if len(values) > n else "")
 
 

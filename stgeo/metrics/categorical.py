@@ -31,7 +31,19 @@ import xarray as xr
 from ._base import THRESHOLD_DIM
 from .contingency import contingency_table
 
-__all__ = ["csi", "csi_m", "ets", "far", "frequency_bias", "hss", "pod", "sr"]
+__all__ = [
+    "correct_negatives",
+    "csi",
+    "csi_m",
+    "ets",
+    "false_alarms",
+    "frequency_bias",
+    "hits",
+    "hss",
+    "misses",
+    "pod",
+    "sr",
+]
 
 Dims = str | Iterable[Hashable] | None
 
@@ -47,8 +59,12 @@ def _score(name, fcst, obs, threshold, reduce_dims, preserve_dims) -> xr.DataArr
 
 
 def csi(
-    fcst: xr.DataArray, obs: xr.DataArray, *, threshold: float | Sequence[float],
-    reduce_dims: Dims = None, preserve_dims: Dims = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    threshold: float | Sequence[float],
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
 ) -> xr.DataArray:
     """Critical success index (threat score).
 
@@ -67,8 +83,12 @@ def csi(
 
 
 def pod(
-    fcst: xr.DataArray, obs: xr.DataArray, *, threshold: float | Sequence[float],
-    reduce_dims: Dims = None, preserve_dims: Dims = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    threshold: float | Sequence[float],
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
 ) -> xr.DataArray:
     """Probability of detection (hit rate).
 
@@ -86,8 +106,12 @@ def pod(
 
 
 def far(
-    fcst: xr.DataArray, obs: xr.DataArray, *, threshold: float | Sequence[float],
-    reduce_dims: Dims = None, preserve_dims: Dims = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    threshold: float | Sequence[float],
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
 ) -> xr.DataArray:
     """False alarm ratio.
 
@@ -105,8 +129,12 @@ def far(
 
 
 def sr(
-    fcst: xr.DataArray, obs: xr.DataArray, *, threshold: float | Sequence[float],
-    reduce_dims: Dims = None, preserve_dims: Dims = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    threshold: float | Sequence[float],
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
 ) -> xr.DataArray:
     """Success ratio.
 
@@ -125,8 +153,12 @@ def sr(
 
 
 def frequency_bias(
-    fcst: xr.DataArray, obs: xr.DataArray, *, threshold: float | Sequence[float],
-    reduce_dims: Dims = None, preserve_dims: Dims = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    threshold: float | Sequence[float],
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
 ) -> xr.DataArray:
     """Frequency bias.
 
@@ -145,8 +177,12 @@ def frequency_bias(
 
 
 def hss(
-    fcst: xr.DataArray, obs: xr.DataArray, *, threshold: float | Sequence[float],
-    reduce_dims: Dims = None, preserve_dims: Dims = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    threshold: float | Sequence[float],
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
 ) -> xr.DataArray:
     """Heidke skill score.
 
@@ -165,8 +201,12 @@ def hss(
 
 
 def ets(
-    fcst: xr.DataArray, obs: xr.DataArray, *, threshold: float | Sequence[float],
-    reduce_dims: Dims = None, preserve_dims: Dims = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    threshold: float | Sequence[float],
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
 ) -> xr.DataArray:
     """Equitable threat score (Gilbert skill score).
 
@@ -185,8 +225,12 @@ def ets(
 
 
 def csi_m(
-    fcst: xr.DataArray, obs: xr.DataArray, *, threshold: Sequence[float],
-    reduce_dims: Dims = None, preserve_dims: Dims = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    threshold: Sequence[float],
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
 ) -> xr.DataArray:
     """CSI-M: the arithmetic mean of the CSIs at several thresholds (SEVIR tables).
 
@@ -205,3 +249,44 @@ def csi_m(
         fcst, obs, threshold=threshold, reduce_dims=reduce_dims, preserve_dims=preserve_dims
     )
     return table.csi_m()
+
+
+def _count_function(field: str, meaning: str):
+    def count(
+        fcst: xr.DataArray,
+        obs: xr.DataArray,
+        *,
+        threshold: float | Sequence[float],
+        reduce_dims: Dims = None,
+        preserve_dims: Dims = None,
+    ) -> xr.DataArray:
+        table = contingency_table(
+            fcst, obs, threshold=threshold, reduce_dims=reduce_dims, preserve_dims=preserve_dims
+        )
+        out = table.data[field]
+        if np.ndim(threshold) == 0:
+            out = out.squeeze(THRESHOLD_DIM)
+        return out
+
+    count.__name__ = count.__qualname__ = field
+    count.__doc__ = f"""Number of {meaning} (a contingency-table count).
+
+    Event: ``value >= threshold``; NaN pixels excluded. Range [0, number of pixels].
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> f = xr.DataArray([0.0, 2.0, 3.0, 0.5], dims="x")
+    >>> o = xr.DataArray([0.0, 2.5, 0.0, 1.0], dims="x")
+    >>> int({field}(f, o, threshold=1.0))
+    1
+    """
+    return count
+
+
+hits = _count_function("hits", "hits (event forecast and observed)")
+misses = _count_function("misses", "misses (event observed, not forecast)")
+false_alarms = _count_function("false_alarms", "false alarms (event forecast, not observed)")
+correct_negatives = _count_function(
+    "correct_negatives", "correct negatives (event neither forecast nor observed)"
+)

@@ -52,13 +52,19 @@ def table_counts(
         cn = n_valid - hits - misses - false_alarms
         parts.append(
             xr.Dataset(
-                {"hits": hits, "misses": misses, "false_alarms": false_alarms,
-                 "correct_negatives": cn}
+                {
+                    "hits": hits,
+                    "misses": misses,
+                    "false_alarms": false_alarms,
+                    "correct_negatives": cn,
+                }
             )
         )
     ds = xr.concat(parts, dim=THRESHOLD_DIM, coords="minimal", compat="override")
     ds = ds.assign_coords({THRESHOLD_DIM: np.asarray(thresholds, dtype=float)})
     ds = ds.astype(np.int64)
+    for v in _FIELDS:
+        ds[v].attrs = {"units": "1", "long_name": f"number of {v.replace('_', ' ')}"}
     return ds.transpose(THRESHOLD_DIM, ...)
 
 
@@ -79,8 +85,11 @@ def pooled_counts(
 
 
 def _score_attrs(long_name: str, lo: float, hi: float, perfect: float, formula: str) -> dict:
-    return {"long_name": long_name, "valid_range": [lo, hi], "perfect_score": perfect,
-            "formula": formula}
+    return {
+        "valid_range": [lo, hi],
+        "perfect_score": perfect,
+        "formula": formula,
+    }
 
 
 class ContingencyTable(MergeableSums):
@@ -143,71 +152,120 @@ class ContingencyTable(MergeableSums):
     def csi(self) -> xr.DataArray:
         """Critical success index (threat score) H / (H + M + F); range [0, 1], perfect 1."""
         h, m, f, _ = self._hmfn()
-        return finish(safe_divide(h, h + m + f), "csi", "1", "critical success index",
-                      **_score_attrs("", 0, 1, 1, "H / (H + M + F)"))
+        return finish(
+            safe_divide(h, h + m + f),
+            "csi",
+            "1",
+            "critical success index",
+            **_score_attrs("", 0, 1, 1, "H / (H + M + F)"),
+        )
 
     def pod(self) -> xr.DataArray:
         """Probability of detection (hit rate) H / (H + M); range [0, 1], perfect 1."""
         h, m, _, _ = self._hmfn()
-        return finish(safe_divide(h, h + m), "pod", "1", "probability of detection",
-                      **_score_attrs("", 0, 1, 1, "H / (H + M)"))
+        return finish(
+            safe_divide(h, h + m),
+            "pod",
+            "1",
+            "probability of detection",
+            **_score_attrs("", 0, 1, 1, "H / (H + M)"),
+        )
 
     def far(self) -> xr.DataArray:
         """False alarm ratio F / (H + F); range [0, 1], perfect 0."""
         h, _, f, _ = self._hmfn()
-        return finish(safe_divide(f, h + f), "far", "1", "false alarm ratio",
-                      **_score_attrs("", 0, 1, 0, "F / (H + F)"))
+        return finish(
+            safe_divide(f, h + f),
+            "far",
+            "1",
+            "false alarm ratio",
+            **_score_attrs("", 0, 1, 0, "F / (H + F)"),
+        )
 
     def sr(self) -> xr.DataArray:
         """Success ratio 1 - FAR = H / (H + F); range [0, 1], perfect 1."""
         h, _, f, _ = self._hmfn()
-        return finish(safe_divide(h, h + f), "sr", "1", "success ratio",
-                      **_score_attrs("", 0, 1, 1, "H / (H + F)"))
+        return finish(
+            safe_divide(h, h + f),
+            "sr",
+            "1",
+            "success ratio",
+            **_score_attrs("", 0, 1, 1, "H / (H + F)"),
+        )
 
     success_ratio = sr
 
     def frequency_bias(self) -> xr.DataArray:
         """Frequency bias (H + F) / (H + M); range [0, inf), perfect 1."""
         h, m, f, _ = self._hmfn()
-        return finish(safe_divide(h + f, h + m), "frequency_bias", "1", "frequency bias",
-                      **_score_attrs("", 0, np.inf, 1, "(H + F) / (H + M)"))
+        return finish(
+            safe_divide(h + f, h + m),
+            "frequency_bias",
+            "1",
+            "frequency bias",
+            **_score_attrs("", 0, np.inf, 1, "(H + F) / (H + M)"),
+        )
 
     def hss(self) -> xr.DataArray:
         """Heidke skill score; range [-1, 1], perfect 1, 0 = no skill over chance."""
         h, m, f, n = self._hmfn()
         num = 2 * (h * n - m * f)
         den = (h + m) * (m + n) + (h + f) * (f + n)
-        return finish(safe_divide(num, den), "hss", "1", "Heidke skill score",
-                      **_score_attrs("", -1, 1, 1,
-                                     "2(HN - MF) / ((H+M)(M+N) + (H+F)(F+N))"))
+        return finish(
+            safe_divide(num, den),
+            "hss",
+            "1",
+            "Heidke skill score",
+            **_score_attrs("", -1, 1, 1, "2(HN - MF) / ((H+M)(M+N) + (H+F)(F+N))"),
+        )
 
     def ets(self) -> xr.DataArray:
         """Equitable threat score (Gilbert skill score); range [-1/3, 1], perfect 1."""
         h, m, f, n = self._hmfn()
         hr = safe_divide((h + m) * (h + f), h + m + f + n)
-        return finish(safe_divide(h - hr, h + m + f - hr), "ets", "1",
-                      "equitable threat score",
-                      **_score_attrs("", -1 / 3, 1, 1,
-                                     "(H - Hr) / (H + M + F - Hr), Hr = (H+M)(H+F)/(H+M+F+N)"))
+        return finish(
+            safe_divide(h - hr, h + m + f - hr),
+            "ets",
+            "1",
+            "equitable threat score",
+            **_score_attrs(
+                "", -1 / 3, 1, 1, "(H - Hr) / (H + M + F - Hr), Hr = (H+M)(H+F)/(H+M+F+N)"
+            ),
+        )
 
     def pofd(self) -> xr.DataArray:
         """Probability of false detection F / (F + N); range [0, 1], perfect 0."""
         _, _, f, n = self._hmfn()
-        return finish(safe_divide(f, f + n), "pofd", "1", "probability of false detection",
-                      **_score_attrs("", 0, 1, 0, "F / (F + N)"))
+        return finish(
+            safe_divide(f, f + n),
+            "pofd",
+            "1",
+            "probability of false detection",
+            **_score_attrs("", 0, 1, 0, "F / (F + N)"),
+        )
 
     def accuracy(self) -> xr.DataArray:
         """Fraction correct (H + N) / total; range [0, 1], perfect 1."""
         h, m, f, n = self._hmfn()
-        return finish(safe_divide(h + n, h + m + f + n), "accuracy", "1", "fraction correct",
-                      **_score_attrs("", 0, 1, 1, "(H + N) / (H + M + F + N)"))
+        return finish(
+            safe_divide(h + n, h + m + f + n),
+            "accuracy",
+            "1",
+            "fraction correct",
+            **_score_attrs("", 0, 1, 1, "(H + N) / (H + M + F + N)"),
+        )
 
     def csi_m(self) -> xr.DataArray:
         """Mean of the CSIs over the ``threshold`` dim (SEVIR's CSI-M); perfect 1."""
         out = self.csi().mean(THRESHOLD_DIM, skipna=False)
-        return finish(out, "csi_m", "1", "critical success index averaged over thresholds",
-                      **_score_attrs("", 0, 1, 1, "mean over thresholds of H / (H + M + F)"),
-                      thresholds=[float(t) for t in self.data[THRESHOLD_DIM].values])
+        return finish(
+            out,
+            "csi_m",
+            "1",
+            "critical success index averaged over thresholds",
+            **_score_attrs("", 0, 1, 1, "mean over thresholds of H / (H + M + F)"),
+            thresholds=[float(t) for t in self.data[THRESHOLD_DIM].values],
+        )
 
 
 def contingency_table(

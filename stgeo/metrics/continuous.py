@@ -175,40 +175,74 @@ class ErrorSums(MergeableSums):
     def mse(self) -> xr.DataArray:
         """Mean squared error per pixel, sum(w e^2) / sum(w); range [0, inf), perfect 0."""
         u = self.units
-        return finish(self._mean("sum_squared_error"), "mse", f"({u})^2",
-                      "mean squared error (per pixel)", valid_range=[0.0, np.inf],
-                      perfect_score=0.0)
+        return finish(
+            self._mean("sum_squared_error"),
+            "mse",
+            f"({u})^2",
+            "mean squared error (per pixel)",
+            valid_range=[0.0, np.inf],
+            perfect_score=0.0,
+        )
 
     def mse_frame(self) -> xr.DataArray:
         """MSE as a per-frame sum over C*H*W, averaged over frames; range [0, inf), perfect 0."""
         pts = int(self.data.attrs.get(FRAME_DIMS_ATTR, 1))
         u = self.units
-        return finish(self._mean("sum_squared_error") * pts, "mse_frame", f"({u})^2",
-                      "mean squared error (per-frame sum over channel and grid)",
-                      valid_range=[0.0, np.inf], perfect_score=0.0, frame_points=pts)
+        return finish(
+            self._mean("sum_squared_error") * pts,
+            "mse_frame",
+            f"({u})^2",
+            "mean squared error (per-frame sum over channel and grid)",
+            valid_range=[0.0, np.inf],
+            perfect_score=0.0,
+            frame_points=pts,
+        )
 
     def mae(self) -> xr.DataArray:
         """Mean absolute error, sum(w |e|) / sum(w); range [0, inf), perfect 0."""
-        return finish(self._mean("sum_abs_error"), "mae", self.units, "mean absolute error",
-                      valid_range=[0.0, np.inf], perfect_score=0.0)
+        return finish(
+            self._mean("sum_abs_error"),
+            "mae",
+            self.units,
+            "mean absolute error",
+            valid_range=[0.0, np.inf],
+            perfect_score=0.0,
+        )
 
     def mae_frame(self) -> xr.DataArray:
         """MAE as a per-frame sum over C*H*W, averaged over frames; range [0, inf), perfect 0."""
         pts = int(self.data.attrs.get(FRAME_DIMS_ATTR, 1))
-        return finish(self._mean("sum_abs_error") * pts, "mae_frame", self.units,
-                      "mean absolute error (per-frame sum over channel and grid)",
-                      valid_range=[0.0, np.inf], perfect_score=0.0, frame_points=pts)
+        return finish(
+            self._mean("sum_abs_error") * pts,
+            "mae_frame",
+            self.units,
+            "mean absolute error (per-frame sum over channel and grid)",
+            valid_range=[0.0, np.inf],
+            perfect_score=0.0,
+            frame_points=pts,
+        )
 
     def rmse(self) -> xr.DataArray:
         """Root of the pooled mean squared error; range [0, inf), perfect 0."""
-        return finish(np.sqrt(self._mean("sum_squared_error")), "rmse", self.units,
-                      "root mean squared error", valid_range=[0.0, np.inf], perfect_score=0.0)
+        return finish(
+            np.sqrt(self._mean("sum_squared_error")),
+            "rmse",
+            self.units,
+            "root mean squared error",
+            valid_range=[0.0, np.inf],
+            perfect_score=0.0,
+        )
 
     def mean_error(self) -> xr.DataArray:
         """Mean error (additive bias) sum(w (f - o)) / sum(w); perfect 0."""
-        return finish(self._mean("sum_error"), "mean_error", self.units,
-                      "mean error (forecast minus observation)",
-                      valid_range=[-np.inf, np.inf], perfect_score=0.0)
+        return finish(
+            self._mean("sum_error"),
+            "mean_error",
+            self.units,
+            "mean error (forecast minus observation)",
+            valid_range=[-np.inf, np.inf],
+            perfect_score=0.0,
+        )
 
 
 def error_sums(
@@ -247,75 +281,105 @@ def _doc_example(name: str, value: str) -> str:
 
 
 def mse(
-    fcst: xr.DataArray, obs: xr.DataArray, *, reduce_dims: Dims = None,
-    preserve_dims: Dims = None, weights: str | xr.DataArray | None = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
+    weights: str | xr.DataArray | None = None,
 ) -> xr.DataArray:
     """Mean squared error per pixel.
 
     ``MSE = sum(w (f - o)^2) / sum(w)`` over the reduced dims; range [0, inf), perfect 0.
     ``weights="latitude"`` uses cos(lat) weights; NaN pixels are excluded.
     """
-    return error_sums(fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims,
-                      weights=weights).mse()
+    return error_sums(
+        fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims, weights=weights
+    ).mse()
 
 
 def mse_frame(
-    fcst: xr.DataArray, obs: xr.DataArray, *, reduce_dims: Dims = None,
-    preserve_dims: Dims = None, weights: str | xr.DataArray | None = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
+    weights: str | xr.DataArray | None = None,
 ) -> xr.DataArray:
     """Mean squared error in the per-frame-sum convention (OpenSTL tables).
 
     ``MSE_frame = MSE * C*H*W``: the sum of squared errors over a frame's channels and grid
     points, averaged over frames (samples x lead times); range [0, inf), perfect 0.
     """
-    return error_sums(fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims,
-                      weights=weights).mse_frame()
+    return error_sums(
+        fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims, weights=weights
+    ).mse_frame()
 
 
 def mae(
-    fcst: xr.DataArray, obs: xr.DataArray, *, reduce_dims: Dims = None,
-    preserve_dims: Dims = None, weights: str | xr.DataArray | None = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
+    weights: str | xr.DataArray | None = None,
 ) -> xr.DataArray:
     """Mean absolute error.
 
     ``MAE = sum(w |f - o|) / sum(w)``; range [0, inf), perfect 0; NaN pixels excluded.
     """
-    return error_sums(fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims,
-                      weights=weights).mae()
+    return error_sums(
+        fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims, weights=weights
+    ).mae()
 
 
 def mae_frame(
-    fcst: xr.DataArray, obs: xr.DataArray, *, reduce_dims: Dims = None,
-    preserve_dims: Dims = None, weights: str | xr.DataArray | None = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
+    weights: str | xr.DataArray | None = None,
 ) -> xr.DataArray:
     """Mean absolute error in the per-frame-sum convention: ``MAE * C*H*W``; perfect 0."""
-    return error_sums(fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims,
-                      weights=weights).mae_frame()
+    return error_sums(
+        fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims, weights=weights
+    ).mae_frame()
 
 
 def rmse(
-    fcst: xr.DataArray, obs: xr.DataArray, *, reduce_dims: Dims = None,
-    preserve_dims: Dims = None, weights: str | xr.DataArray | None = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
+    weights: str | xr.DataArray | None = None,
 ) -> xr.DataArray:
     """Root mean squared error.
 
     ``RMSE = sqrt(sum(w (f - o)^2) / sum(w))`` over all reduced dims (the root of the
     pooled MSE); range [0, inf), perfect 0; NaN pixels excluded.
     """
-    return error_sums(fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims,
-                      weights=weights).rmse()
+    return error_sums(
+        fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims, weights=weights
+    ).rmse()
 
 
 def mean_error(
-    fcst: xr.DataArray, obs: xr.DataArray, *, reduce_dims: Dims = None,
-    preserve_dims: Dims = None, weights: str | xr.DataArray | None = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
+    weights: str | xr.DataArray | None = None,
 ) -> xr.DataArray:
     """Mean error (additive bias).
 
     ``ME = sum(w (f - o)) / sum(w)``; range (-inf, inf), perfect 0 (> 0: over-forecast).
     """
-    return error_sums(fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims,
-                      weights=weights).mean_error()
+    return error_sums(
+        fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims, weights=weights
+    ).mean_error()
 
 
 mse.__doc__ = (mse.__doc__ or "") + _doc_example("mse", "3.3333333333333335")

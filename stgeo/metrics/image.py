@@ -118,7 +118,12 @@ def frame_stats(
         fc = fc.chunk(dict.fromkeys(core, -1))
         ob = ob.chunk(dict.fromkeys(core, -1))
     per_frame = xr.apply_ufunc(
-        func, fc, ob, input_core_dims=[core, core], kwargs=kwargs, dask="parallelized",
+        func,
+        fc,
+        ob,
+        input_core_dims=[core, core],
+        kwargs=kwargs,
+        dask="parallelized",
         output_dtypes=[np.float64],
     )
     other = [d for d in reduce if d not in core]
@@ -138,15 +143,31 @@ class FrameSums(MergeableSums):
         kind = self.data.attrs.get("metric", "")
         out = safe_divide(self.data["sum"], self.data["count"].astype(np.float64))
         if kind == "ssim":
-            return finish(out, "ssim", "1", "structural similarity index (frame mean)",
-                          valid_range=[-1.0, 1.0], perfect_score=1.0)
-        return finish(out, "psnr", "dB", "peak signal-to-noise ratio (frame mean)",
-                      valid_range=[-np.inf, np.inf], perfect_score=np.inf)
+            return finish(
+                out,
+                "ssim",
+                "1",
+                "structural similarity index (frame mean)",
+                valid_range=[-1.0, 1.0],
+                perfect_score=1.0,
+            )
+        return finish(
+            out,
+            "psnr",
+            "dB",
+            "peak signal-to-noise ratio (frame mean)",
+            valid_range=[-np.inf, np.inf],
+            perfect_score=np.inf,
+        )
 
 
 def ssim(
-    fcst: xr.DataArray, obs: xr.DataArray, *, data_range: float | None = None,
-    reduce_dims: Dims = None, preserve_dims: Dims = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    data_range: float | None = None,
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
 ) -> xr.DataArray:
     """Structural similarity index (Wang et al. 2004), averaged over frames.
 
@@ -169,8 +190,12 @@ def ssim(
 
 
 def psnr(
-    fcst: xr.DataArray, obs: xr.DataArray, *, data_range: float | None = None,
-    reduce_dims: Dims = None, preserve_dims: Dims = None,
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    data_range: float | None = None,
+    reduce_dims: Dims = None,
+    preserve_dims: Dims = None,
 ) -> xr.DataArray:
     """Peak signal-to-noise ratio, averaged over frames.
 

@@ -17,9 +17,11 @@ exactly pysteps' treatment (which sets NaN to a non-event in each field).
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
+
 import numpy as np
 import xarray as xr
 
+from ..errors import DataValidationError
 from ._base import (
     THRESHOLD_DIM,
     MergeableSums,
@@ -31,7 +33,6 @@ from ._base import (
     resolve_reduce_dims,
     safe_divide,
 )
-from ..errors import DataValidationError
 
 __all__ = ["FSSSums", "fss", "fss_sums", "max_pool"]
 
@@ -63,7 +64,10 @@ def max_pool(da: xr.DataArray, size: int) -> xr.DataArray:
             )
     keep = [c for c in da.coords if not (set(da[c].dims) & set(sd))]
     da = da.drop_vars([c for c in da.coords if c not in keep])
-    return da.coarsen({sd[0]: size, sd[1]: size}, boundary="trim").max(skipna=False)
+    blocks = da.coarsen({sd[0]: size, sd[1]: size}, boundary="trim").construct(
+        {sd[0]: (sd[0], "_pool_y"), sd[1]: (sd[1], "_pool_x")}
+    )
+    return blocks.max(["_pool_y", "_pool_x"], skipna=False)
 
 
 def _fss_frame_sums(
@@ -107,12 +111,16 @@ class FSSSums(MergeableSums):
         num = d.sum_fct_sq - 2 * d.sum_fct_obs + d.sum_obs_sq
         den = d.sum_fct_sq + d.sum_obs_sq
         out = 1 - safe_divide(num, den)
-        return finish(out, "fss", "1", "fractions skill score", valid_range=[0.0, 1.0],
-                      perfect_score=1.0)
+        return finish(
+            out, "fss", "1", "fractions skill score", valid_range=[0.0, 1.0], perfect_score=1.0
+        )
 
 
 def fss_stats(
-    fc: xr.DataArray, ob: xr.DataArray, thresholds: Sequence[float], windows: Sequence[int],
+    fc: xr.DataArray,
+    ob: xr.DataArray,
+    thresholds: Sequence[float],
+    windows: Sequence[int],
     reduce: Sequence[str],
 ) -> xr.Dataset:
     """FSS sums of aligned fields (lazy for Dask inputs)."""
@@ -213,11 +221,15 @@ def fss(
     >>> o = f.copy()
     >>> f[4, 4] = 1.0
     >>> o[4, 5] = 1.0
-    >>> round(float(fss(f, o, threshold=1, window=1)), 3), round(float(fss(f, o, threshold=1, window=3)), 3)
-    (0.0, 0.667)
+    >>> [round(float(fss(f, o, threshold=1, window=w)), 3) for w in (1, 3)]
+    [0.0, 0.667]
     """
     out = fss_sums(
-        fcst, obs, threshold=threshold, window=window, reduce_dims=reduce_dims,
+        fcst,
+        obs,
+        threshold=threshold,
+        window=window,
+        reduce_dims=reduce_dims,
         preserve_dims=preserve_dims,
     ).fss()
     if np.ndim(threshold) == 0:

@@ -46,10 +46,11 @@ class ConvLSTMCell(nn.Module):
         nn.init.xavier_uniform_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
         with torch.no_grad():  # forget-gate bias 1: remember by default at initialisation
-            self.conv.bias[hidden:2 * hidden].fill_(1.0)
+            self.conv.bias[hidden : 2 * hidden].fill_(1.0)
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         i, f, o, g = self.conv(torch.cat([x, h], dim=1)).chunk(4, dim=1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
@@ -75,9 +76,17 @@ class ConvLSTM(ForecastModule):
 
     name = "convlstm"
 
-    def __init__(self, in_steps: int, out_steps: int, channels: int, *,
-                 hidden: int | Sequence[int] = 64, num_layers: int = 4, kernel_size: int = 5,
-                 patch: int = 1) -> None:
+    def __init__(
+        self,
+        in_steps: int,
+        out_steps: int,
+        channels: int,
+        *,
+        hidden: int | Sequence[int] = 64,
+        num_layers: int = 4,
+        kernel_size: int = 5,
+        patch: int = 1,
+    ) -> None:
         super().__init__(in_steps, out_steps, channels)
         if isinstance(hidden, int) and not isinstance(hidden, bool):
             check_hyperparameter("num_layers", num_layers)
@@ -133,11 +142,20 @@ def _build_convlstm(in_steps, out_steps, channels, grid_shape=None, **hp) -> Con
     return ConvLSTM(in_steps, out_steps, channels, **hp)
 
 
-register_model("convlstm", _build_convlstm,
-               description="ConvLSTM stack (4 x 64, kernel 5), autoregressive roll-out")
-register_model("convlstm-taxibj", _build_convlstm,
-               defaults={"hidden": 128, "num_layers": 4, "kernel_size": 5, "patch": 2},
-               description="ConvLSTM, TaxiBJ benchmark config (4 x 128, kernel 5, patch 2)")
-register_model("convlstm-radar", _build_convlstm,
-               defaults={"hidden": 64, "num_layers": 4, "kernel_size": 5, "patch": 4},
-               description="ConvLSTM for radar grids (4 x 64, kernel 5, patch 4)")
+register_model(
+    "convlstm",
+    _build_convlstm,
+    description="ConvLSTM stack (4 x 64, kernel 5), autoregressive roll-out",
+)
+register_model(
+    "convlstm-taxibj",
+    _build_convlstm,
+    defaults={"hidden": 128, "num_layers": 4, "kernel_size": 5, "patch": 2},
+    description="ConvLSTM, TaxiBJ benchmark config (4 x 128, kernel 5, patch 2)",
+)
+register_model(
+    "convlstm-radar",
+    _build_convlstm,
+    defaults={"hidden": 64, "num_layers": 4, "kernel_size": 5, "patch": 4},
+    description="ConvLSTM for radar grids (4 x 64, kernel 5, patch 4)",
+)

@@ -29,8 +29,9 @@ from ..errors import DataValidationError, StgeoTypeError
 __all__ = ["AUX_LOSSES", "aux_loss_of", "differential_divergence"]
 
 
-def differential_divergence(pred: torch.Tensor, target: torch.Tensor,
-                            temperature: float = 0.1) -> torch.Tensor:
+def differential_divergence(
+    pred: torch.Tensor, target: torch.Tensor, temperature: float = 0.1
+) -> torch.Tensor:
     """TAU's differential divergence regulariser.
 
     The differences of consecutive frames of ``pred`` and ``target`` (both

@@ -161,8 +161,14 @@ def fuse_for_inference(module: nn.Module) -> nn.Module:
     return module
 
 
-def prepare_for_inference(module: nn.Module, device: Any = None, precision: str | None = "auto",
-                          *, channels_last: bool = True, compile: bool = False) -> nn.Module:
+def prepare_for_inference(
+    module: nn.Module,
+    device: Any = None,
+    precision: str | None = "auto",
+    *,
+    channels_last: bool = True,
+    compile: bool = False,
+) -> nn.Module:
     """An inference copy of ``module`` (the original is left untouched).
 
     Parameters
@@ -219,8 +225,13 @@ def _param_device(module: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def predict(module: nn.Module, x: torch.Tensor, precision: str | None = None, *,
-            batch_size: int | None = None) -> torch.Tensor:
+def predict(
+    module: nn.Module,
+    x: torch.Tensor,
+    precision: str | None = None,
+    *,
+    batch_size: int | None = None,
+) -> torch.Tensor:
     """Apply ``module`` to ``x`` without autograd and return float32 (on ``x``'s device).
 
     Parameters
@@ -266,7 +277,7 @@ def predict(module: nn.Module, x: torch.Tensor, precision: str | None = None, *,
         step = batch_size or max(n, 1)
         with torch.inference_mode():
             for start in range(0, max(n, 1), step):
-                xb = x[start:start + step] if x.ndim else x
+                xb = x[start : start + step] if x.ndim else x
                 if info is not None:
                     dtype = torch.bfloat16 if prec == "bf16" else torch.float32
                     xb = xb.to(device=dev)
@@ -282,4 +293,3 @@ def predict(module: nn.Module, x: torch.Tensor, precision: str | None = None, *,
     finally:
         if info is None and was_training:
             module.train()
-

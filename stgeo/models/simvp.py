@@ -69,10 +69,22 @@ class SimVP(ForecastModule):
 
     name = "simvp"
 
-    def __init__(self, in_steps: int, out_steps: int, channels: int, *, hid_S: int = 32,
-                 hid_T: int = 256, N_S: int = 2, N_T: int = 8, translator: str = "gsta",
-                 mlp_ratio: float = 8.0, drop: float = 0.0, drop_path: float = 0.0,
-                 spatio_kernel: int = 3) -> None:
+    def __init__(
+        self,
+        in_steps: int,
+        out_steps: int,
+        channels: int,
+        *,
+        hid_S: int = 32,
+        hid_T: int = 256,
+        N_S: int = 2,
+        N_T: int = 8,
+        translator: str = "gsta",
+        mlp_ratio: float = 8.0,
+        drop: float = 0.0,
+        drop_path: float = 0.0,
+        spatio_kernel: int = 3,
+    ) -> None:
         super().__init__(in_steps, out_steps, channels)
         check_hyperparameter("hid_S", hid_S, minimum=2)
         if hid_S % 2:
@@ -99,12 +111,15 @@ class SimVP(ForecastModule):
         for i in range(N_T):
             dim = c_in if i == 0 else hid_T
             out = c_out if i == N_T - 1 else hid_T
-            blocks.append(TranslatorBlock(dim, out, kind=translator, mlp_ratio=mlp_ratio,
-                                          drop=drop, drop_path=rates[i]))
+            blocks.append(
+                TranslatorBlock(
+                    dim, out, kind=translator, mlp_ratio=mlp_ratio, drop=drop, drop_path=rates[i]
+                )
+            )
         self.translator = nn.Sequential(*blocks)
         # the first encoder block's output is the decoder's skip; with T_out != T_in the
         # stacked skips are mixed by a 1x1 convolution
-        self.skip_proj = (nn.Conv2d(c_in, c_out, 1) if in_steps != out_steps else None)
+        self.skip_proj = nn.Conv2d(c_in, c_out, 1) if in_steps != out_steps else None
         if translator == "tau":
             self.aux_loss = (differential_divergence, 0.1)
 
@@ -140,13 +155,26 @@ def _build_tau(in_steps, out_steps, channels, grid_shape=None, **hp) -> SimVP:
 _TAXIBJ = {"hid_S": 32, "hid_T": 256, "N_S": 2, "N_T": 8, "drop_path": 0.1}
 _RADAR = {"hid_S": 32, "hid_T": 256, "N_S": 4, "N_T": 6, "drop_path": 0.1}
 
-register_model("simvp", _build_simvp, aliases=("simvp-gsta",),
-               description="SimVP v2, gSTA translator (hid_S 32, hid_T 256, N_S 2, N_T 8)")
-register_model("simvp-taxibj", _build_simvp, defaults=_TAXIBJ,
-               description="SimVP v2 gSTA, TaxiBJ benchmark config (~10 M parameters)")
-register_model("simvp-radar", _build_simvp, defaults=_RADAR,
-               description="SimVP v2 gSTA for radar grids (4x down-sampling)")
+register_model(
+    "simvp",
+    _build_simvp,
+    aliases=("simvp-gsta",),
+    description="SimVP v2, gSTA translator (hid_S 32, hid_T 256, N_S 2, N_T 8)",
+)
+register_model(
+    "simvp-taxibj",
+    _build_simvp,
+    defaults=_TAXIBJ,
+    description="SimVP v2 gSTA, TaxiBJ benchmark config (~10 M parameters)",
+)
+register_model(
+    "simvp-radar",
+    _build_simvp,
+    defaults=_RADAR,
+    description="SimVP v2 gSTA for radar grids (4x down-sampling)",
+)
 register_model("tau", _build_tau, description="TAU: SimVP with temporal attention units")
-register_model("tau-taxibj", _build_tau, defaults=_TAXIBJ,
-               description="TAU, TaxiBJ benchmark config")
+register_model(
+    "tau-taxibj", _build_tau, defaults=_TAXIBJ, description="TAU, TaxiBJ benchmark config"
+)
 register_model("tau-radar", _build_tau, defaults=_RADAR, description="TAU for radar grids")

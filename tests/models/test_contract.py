@@ -21,25 +21,46 @@ MODELS = stgeo.list_models()
 LEARNED = stgeo.list_models(baselines=False)
 
 
-def build(name: str, in_steps: int = 3, out_steps: int = 2, channels: int = 2, seed: int = 0,
-          grid_shape=(16, 24)):
+def build(
+    name: str,
+    in_steps: int = 3,
+    out_steps: int = 2,
+    channels: int = 2,
+    seed: int = 0,
+    grid_shape=(16, 24),
+):
     family = name.split("-")[0]
     torch.manual_seed(seed)
-    return stgeo.create_model(name, in_steps=in_steps, out_steps=out_steps, channels=channels,
-                              grid_shape=grid_shape, **SMALL.get(family, {}))
+    return stgeo.create_model(
+        name,
+        in_steps=in_steps,
+        out_steps=out_steps,
+        channels=channels,
+        grid_shape=grid_shape,
+        **SMALL.get(family, {}),
+    )
 
 
 def test_learned_models_are_registered():
-    for name in ("convlstm", "convlstm-taxibj", "convlstm-radar", "simvp", "simvp-taxibj",
-                 "simvp-radar", "tau", "tau-taxibj"):
+    for name in (
+        "convlstm",
+        "convlstm-taxibj",
+        "convlstm-radar",
+        "simvp",
+        "simvp-taxibj",
+        "simvp-radar",
+        "tau",
+        "tau-taxibj",
+    ):
         assert name in LEARNED
     assert not model_info("simvp")["baseline"]
     assert model_info("simvp-taxibj")["defaults"]["drop_path"] == 0.1
 
 
 @pytest.mark.parametrize("name", MODELS)
-@pytest.mark.parametrize(("t_in", "t_out", "shape"), [(3, 2, (16, 24)), (4, 4, (36, 52)),
-                                                     (3, 5, (9, 13))])
+@pytest.mark.parametrize(
+    ("t_in", "t_out", "shape"), [(3, 2, (16, 24)), (4, 4, (36, 52)), (3, 5, (9, 13))]
+)
 def test_forward_shape_and_finite(name, t_in, t_out, shape):
     m = build(name, t_in, t_out, grid_shape=shape).eval()
     x = torch.randn(2, t_in, 2, *shape)

@@ -14,8 +14,9 @@ def test_cell_equations():
     torch.manual_seed(0)
     cell = ConvLSTMCell(3, 4, kernel_size=3)
     x, h, c = torch.randn(2, 3, 5, 6), torch.randn(2, 4, 5, 6), torch.randn(2, 4, 5, 6)
-    gates = torch.nn.functional.conv2d(torch.cat([x, h], 1), cell.conv.weight, cell.conv.bias,
-                                       padding=1)
+    gates = torch.nn.functional.conv2d(
+        torch.cat([x, h], 1), cell.conv.weight, cell.conv.bias, padding=1
+    )
     i, f, o, g = gates.split(4, dim=1)
     c_ref = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     h_ref = torch.sigmoid(o) * torch.tanh(c_ref)
@@ -51,8 +52,9 @@ def test_rollout_feeds_back_its_own_prediction():
 def test_future_inputs_do_not_leak():
     """Changing the last input frame changes no earlier computation: outputs depend on it."""
     torch.manual_seed(0)
-    m = stgeo.create_model("convlstm", in_steps=3, out_steps=2, hidden=4, num_layers=1,
-                           kernel_size=3).eval()
+    m = stgeo.create_model(
+        "convlstm", in_steps=3, out_steps=2, hidden=4, num_layers=1, kernel_size=3
+    ).eval()
     x = torch.randn(1, 3, 1, 6, 6)
     x2 = x.clone()
     x2[:, -1] += 1
@@ -61,8 +63,16 @@ def test_future_inputs_do_not_leak():
 
 @pytest.mark.parametrize("patch", [1, 3, 4])
 def test_patch_sizes_not_dividing_the_grid(patch):
-    m = stgeo.create_model("convlstm", in_steps=2, out_steps=2, channels=2, hidden=4,
-                           num_layers=2, kernel_size=3, patch=patch).eval()
+    m = stgeo.create_model(
+        "convlstm",
+        in_steps=2,
+        out_steps=2,
+        channels=2,
+        hidden=4,
+        num_layers=2,
+        kernel_size=3,
+        patch=patch,
+    ).eval()
     assert m(torch.randn(1, 2, 2, 13, 7)).shape == (1, 2, 2, 13, 7)
 
 
@@ -73,8 +83,15 @@ def test_hidden_as_list():
 
 
 @pytest.mark.parametrize(
-    "hp", [{"hidden": 0}, {"hidden": []}, {"hidden": "64"}, {"kernel_size": 4}, {"patch": 0},
-           {"num_layers": 0}]
+    "hp",
+    [
+        {"hidden": 0},
+        {"hidden": []},
+        {"hidden": "64"},
+        {"kernel_size": 4},
+        {"patch": 0},
+        {"num_layers": 0},
+    ],
 )
 def test_bad_hyperparameters(hp):
     with pytest.raises(StgeoError):

@@ -21,16 +21,18 @@ def test_taxibj_config_parameter_count():
     m = stgeo.create_model("simvp-taxibj", in_steps=4, out_steps=4, channels=2)
     assert abs(n_params(m) - 9.96e6) / 9.96e6 < 0.02
     # the same config reached through the base name and explicit hyperparameters
-    same = stgeo.create_model("simvp", in_steps=4, out_steps=4, channels=2, hid_S=32, hid_T=256,
-                              N_S=2, N_T=8)
+    same = stgeo.create_model(
+        "simvp", in_steps=4, out_steps=4, channels=2, hid_S=32, hid_T=256, N_S=2, N_T=8
+    )
     assert n_params(same) == n_params(m)
     tau = stgeo.create_model("tau-taxibj", in_steps=4, out_steps=4, channels=2)
     assert 9.0e6 < n_params(tau) < n_params(m)  # 1x1 to dim instead of 2*dim, plus a small SE
 
 
 def test_translator_structure_and_latent_grid():
-    m = stgeo.create_model("simvp", in_steps=4, out_steps=2, channels=1, hid_S=8, hid_T=24,
-                           N_S=4, N_T=3)
+    m = stgeo.create_model(
+        "simvp", in_steps=4, out_steps=2, channels=1, hid_S=8, hid_T=24, N_S=4, N_T=3
+    )
     blocks = list(m.translator)
     assert len(blocks) == 3
     assert blocks[0].proj1.in_channels == 4 * 8 and blocks[0].reduce.out_channels == 24
@@ -52,8 +54,7 @@ def test_layer_scale_init_and_drop_path_schedule():
 
 def test_drop_path_is_stochastic_only_in_training():
     torch.manual_seed(0)
-    m = stgeo.create_model("simvp", in_steps=2, out_steps=2, hid_S=4, hid_T=8, N_T=2,
-                           drop_path=0.9)
+    m = stgeo.create_model("simvp", in_steps=2, out_steps=2, hid_S=4, hid_T=8, N_T=2, drop_path=0.9)
     x = torch.randn(8, 2, 1, 8, 8)
     m.train()
     assert not torch.equal(m(x), m(x))
@@ -82,8 +83,9 @@ def test_fused_translator_block_matches_eval_block(kind):
 
 
 def test_odd_and_tiny_grids():
-    m = stgeo.create_model("simvp-radar", in_steps=2, out_steps=2, channels=1, hid_S=4,
-                           hid_T=8, N_T=2).eval()
+    m = stgeo.create_model(
+        "simvp-radar", in_steps=2, out_steps=2, channels=1, hid_S=4, hid_T=8, N_T=2
+    ).eval()
     for shape in ((1, 1), (5, 3), (33, 70)):
         assert m(torch.randn(1, 2, 1, *shape)).shape == (1, 2, 1, *shape)
 
@@ -97,8 +99,16 @@ def test_skip_projection_only_when_steps_differ():
 
 @pytest.mark.parametrize(
     "hp",
-    [{"hid_S": 7}, {"N_S": 1}, {"N_T": 0}, {"drop_path": 1.5}, {"spatio_kernel": 4},
-     {"translator": "swin"}, {"hid_T": 2.5}, {"mlp_ratio": "8"}],
+    [
+        {"hid_S": 7},
+        {"N_S": 1},
+        {"N_T": 0},
+        {"drop_path": 1.5},
+        {"spatio_kernel": 4},
+        {"translator": "swin"},
+        {"hid_T": 2.5},
+        {"mlp_ratio": "8"},
+    ],
 )
 def test_bad_hyperparameters(hp):
     with pytest.raises(StgeoError):

@@ -48,7 +48,7 @@ def _large_kernel(dim: int) -> tuple[nn.Conv2d, nn.Conv2d]:
 
 
 class GatedSpatialAttention(nn.Module):
-    """gSTA's large-kernel gated attention: ``f, g = 1x1(dwd(dw(x)))``, returns ``sigmoid(g) * f``."""
+    """gSTA large-kernel gated attention: ``f, g = 1x1(dwd(dw(x)))``; ``sigmoid(g) * f``."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -99,8 +99,17 @@ class TranslatorBlock(nn.Module):
     """One gSTA (``kind="gsta"``) or TAU (``kind="tau"``) block at ``dim`` channels,
     followed by a 1x1 projection to ``out_dim`` when the two differ."""
 
-    def __init__(self, dim: int, out_dim: int, *, kind: str = "gsta", mlp_ratio: float = 8.0,
-                 drop: float = 0.0, drop_path: float = 0.0, layer_scale: float = 1e-2) -> None:
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int,
+        *,
+        kind: str = "gsta",
+        mlp_ratio: float = 8.0,
+        drop: float = 0.0,
+        drop_path: float = 0.0,
+        layer_scale: float = 1e-2,
+    ) -> None:
         super().__init__()
         if kind not in ("gsta", "tau"):
             raise DataValidationError(f"translator kind must be 'gsta' or 'tau', got {kind!r}")
@@ -161,8 +170,8 @@ def _fold_out(conv: nn.Conv2d, scale: torch.Tensor, extra_bias: torch.Tensor) ->
 class FusedTranslatorBlock(nn.Module):
     """Inference form of :class:`TranslatorBlock` (identical output in eval mode)::
 
-        x = proj2'(gate(GELU(proj1'(x)))) + x * s
-        x = x + fc2'(GELU(dw(fc1'(x))))
+    x = proj2'(gate(GELU(proj1'(x)))) + x * s
+    x = x + fc2'(GELU(dw(fc1'(x))))
     """
 
     def __init__(self, block: TranslatorBlock) -> None:

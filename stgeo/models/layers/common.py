@@ -21,7 +21,7 @@ __all__ = [
 
 
 def check_input(x: Any, in_steps: int, channels: int, model: str = "model") -> None:
-    """Raise a stgeo error unless ``x`` is a floating tensor shaped ``(B, in_steps, channels, H, W)``.
+    """Raise a stgeo error unless ``x`` is a float tensor ``(B, in_steps, channels, H, W)``.
 
     Examples
     --------
@@ -57,8 +57,9 @@ def check_input(x: Any, in_steps: int, channels: int, model: str = "model") -> N
         raise DataValidationError(f"{model} got an empty input of shape {tuple(x.shape)}")
 
 
-def check_hyperparameter(name: str, value: Any, *, minimum: float = 1, integer: bool = True,
-                         maximum: float | None = None) -> None:
+def check_hyperparameter(
+    name: str, value: Any, *, minimum: float = 1, integer: bool = True, maximum: float | None = None
+) -> None:
     """Raise a stgeo error unless ``value`` is a number (int if ``integer``) in range."""
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if not ok_type or isinstance(value, bool):

@@ -17,8 +17,16 @@ class ConvNormAct(nn.Module):
     ``PixelShuffle(2)`` (sub-pixel convolution).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, *, down: bool = False,
-                 up: bool = False, groups_norm: int = 2) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int = 3,
+        *,
+        down: bool = False,
+        up: bool = False,
+        groups_norm: int = 2,
+    ) -> None:
         super().__init__()
         if down and up:
             raise DataValidationError("a block cannot both down- and up-sample")
@@ -27,8 +35,9 @@ class ConvNormAct(nn.Module):
                 f"channel count {out_ch} must be divisible by {groups_norm} (GroupNorm groups)"
             )
         pad = kernel_size // 2
-        self.conv = nn.Conv2d(in_ch, out_ch * (4 if up else 1), kernel_size,
-                              stride=2 if down else 1, padding=pad)
+        self.conv = nn.Conv2d(
+            in_ch, out_ch * (4 if up else 1), kernel_size, stride=2 if down else 1, padding=pad
+        )
         self.shuffle = nn.PixelShuffle(2) if up else nn.Identity()
         self.norm = nn.GroupNorm(groups_norm, out_ch)
         self.act = nn.SiLU()
