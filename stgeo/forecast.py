@@ -1,4 +1,4 @@
-"""Inference: ``stgeo.forecast(data, model)`` -> labelled forecasts ``(init_time, lead_time, ..., y, x)``.
+"""Inference: ``stgeo.forecast(data, model)`` -> forecasts ``(init_time, lead_time, ..., y, x)``.
 
 Lazy input windows are batched to the device, normalised with the statistics stored with the
 model, run through the network (autoregressively beyond the trained horizon, feeding
@@ -64,7 +64,7 @@ def _leads(lead_steps: int | Sequence[int]) -> list[int]:
 
 
 def rollout_offsets(spec: ModelSpec, lead_steps: int | Sequence[int]) -> list[int]:
-    """Offsets (relative to ``t0``, <= 0) of every observed frame a forecast to ``lead_steps`` needs.
+    """Offsets (<= 0, relative to ``t0``) of the observed frames a forecast to ``lead_steps`` needs.
 
     For a contiguous model (``in_steps`` consecutive inputs) this is just its input window;
     with non-contiguous inputs (e.g. period/trend offsets) rolling out further needs more
@@ -225,8 +225,13 @@ def _is_path(model: Any) -> bool:
 
 
 def _resolve_model(
-    model: Any, *, frames: xr.DataArray, step: pd.Timedelta, in_steps: int | None,
-    lead_steps: int | Sequence[int] | None, model_kwargs: dict[str, Any],
+    model: Any,
+    *,
+    frames: xr.DataArray,
+    step: pd.Timedelta,
+    in_steps: int | None,
+    lead_steps: int | Sequence[int] | None,
+    model_kwargs: dict[str, Any],
 ) -> tuple[Any, ModelSpec, str]:
     """(module, spec, label) for a name, path, TrainedModel or nn.Module."""
     import torch
@@ -287,13 +292,17 @@ def _resolve_model(
         if in_steps is None:
             raise DataValidationError(f"baseline {entry.name!r} needs in_steps=...")
         n_in = in_steps
-    n_out = max(_leads(lead_steps)) if lead_steps is not None else (
-        kw.get("period_steps", 1) if entry.name == "climatology" else 1
+    n_out = (
+        max(_leads(lead_steps))
+        if lead_steps is not None
+        else (kw.get("period_steps", 1) if entry.name == "climatology" else 1)
     )
-    module = create_model(entry.name, in_steps=n_in, out_steps=n_out, channels=len(channels),
-                          grid_shape=None, **kw)
-    spec = ModelSpec(entry.name, n_in, n_out, variables, channels, _freq(step), None,
-                     hyperparameters=kw)
+    module = create_model(
+        entry.name, in_steps=n_in, out_steps=n_out, channels=len(channels), grid_shape=None, **kw
+    )
+    spec = ModelSpec(
+        entry.name, n_in, n_out, variables, channels, _freq(step), None, hyperparameters=kw
+    )
     return module, spec, entry.name
 
 
@@ -316,12 +325,20 @@ def _bare_spec(module: Any, frames: xr.DataArray, step: pd.Timedelta, in_steps: 
             f"the module maps {shape} to {tuple(y.shape)}; a forecaster must return "
             "(B, T_out, C, H, W)"
         )
-    return ModelSpec(type(module).__name__, in_steps, int(y.shape[1]), _variables_of(channels),
-                     channels, _freq(step), tuple(frames.shape[-2:]))
+    return ModelSpec(
+        type(module).__name__,
+        in_steps,
+        int(y.shape[1]),
+        _variables_of(channels),
+        channels,
+        _freq(step),
+        tuple(frames.shape[-2:]),
+    )
 
 
-def _check_compat(spec: ModelSpec, frames: xr.DataArray, step: pd.Timedelta,
-                  sdims: tuple[str, str], label: str) -> None:
+def _check_compat(
+    spec: ModelSpec, frames: xr.DataArray, step: pd.Timedelta, sdims: tuple[str, str], label: str
+) -> None:
     channels = [str(c) for c in frames["channel"].values]
     if channels != list(spec.channels):
         raise DataValidationError(
@@ -471,8 +488,9 @@ def forecast(
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise DataValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if in_steps is not None and (isinstance(in_steps, bool) or not isinstance(in_steps, int)
-                                 or in_steps < 1):
+    if in_steps is not None and (
+        isinstance(in_steps, bool) or not isinstance(in_steps, int) or in_steps < 1
+    ):
         raise DataValidationError(f"in_steps must be a positive integer, got {in_steps!r}")
     ds = _open(data)
     # the variables: the model's, unless asked otherwise
@@ -496,8 +514,14 @@ def forecast(
             f"only {frames.sizes['time']} time step(s): not enough history to forecast from"
         )
     step = time_step(frames)
-    module, spec, label = _resolve_model(model, frames=frames, step=step, in_steps=in_steps,
-                                         lead_steps=lead_steps, model_kwargs=model_kwargs)
+    module, spec, label = _resolve_model(
+        model,
+        frames=frames,
+        step=step,
+        in_steps=in_steps,
+        lead_steps=lead_steps,
+        model_kwargs=model_kwargs,
+    )
     _check_compat(spec, frames, step, sdims, label)
     leads = _leads(lead_steps if lead_steps is not None else spec.out_steps)
     hist_off = rollout_offsets(spec, leads)
@@ -509,8 +533,9 @@ def forecast(
             f"have {frames.sizes['time']}"
         )
     try:
-        win = Windows(frames, input_offsets=hist_off, require_targets=False,
-                      **_init_time_args(init_times))
+        win = Windows(
+            frames, input_offsets=hist_off, require_targets=False, **_init_time_args(init_times)
+        )
     except DataValidationError as err:
         raise DataValidationError(
             f"cannot forecast with {label!r} (needs input offsets {hist_off[0]}..0, i.e. "
@@ -540,9 +565,13 @@ def forecast(
         it = np.asarray(t0, dtype="datetime64[ns]")
         lt = np.asarray(lead_td, dtype="timedelta64[ns]")
         da = xr.DataArray(
-            arr, dims=("init_time", "lead_time", "channel", *sdims),
-            coords={"init_time": it, "lead_time": lt,
-                    "valid_time": (("init_time", "lead_time"), it[:, None] + lt[None, :])},
+            arr,
+            dims=("init_time", "lead_time", "channel", *sdims),
+            coords={
+                "init_time": it,
+                "lead_time": lt,
+                "valid_time": (("init_time", "lead_time"), it[:, None] + lt[None, :]),
+            },
         )
         out = from_frames(da, channels, ds)
         for v in out.values():
@@ -570,8 +599,9 @@ def forecast(
                 bar.close()
 
     def compute(idx: np.ndarray) -> np.ndarray:
-        return forecast_array(fast, spec, win.inputs(idx), leads, input_offsets=hist_off,
-                              device=dev, precision=None)
+        return forecast_array(
+            fast, spec, win.inputs(idx), leads, input_offsets=hist_off, device=dev, precision=None
+        )
 
     shape = (n, len(leads), len(channels), *frames.shape[-2:])
     if output is None:
@@ -580,7 +610,8 @@ def forecast(
             warnings.warn(
                 f"the forecasts take {nbytes / 1024**3:.1f} GiB in memory; pass output='path.zarr'"
                 " to write them to disk batch by batch",
-                StgeoWarning, stacklevel=2,
+                StgeoWarning,
+                stacklevel=2,
             )
         result = np.empty(shape, dtype=np.float32)
         for s, idx in batches():
@@ -590,8 +621,9 @@ def forecast(
 
     import dask.array as dsa
 
-    lazy = dsa.zeros(shape, dtype=np.float32,
-                     chunks=(batch_size, len(leads), len(channels), *frames.shape[-2:]))
+    lazy = dsa.zeros(
+        shape, dtype=np.float32, chunks=(batch_size, len(leads), len(channels), *frames.shape[-2:])
+    )
     template = xr.Dataset(label_batch(lazy, win.init_times))
     template.attrs.update(title="stgeo forecast", **attrs_extra)
     builder = StoreBuilder(output, template, dim="init_time", chunks={"init_time": batch_size})

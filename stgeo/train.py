@@ -1,4 +1,4 @@
-"""The one training loop: ``stgeo.train(data, model=..., ...)`` -> :class:`~stgeo.models.TrainedModel`.
+"""The one training loop: ``stgeo.train(data, model=...)`` -> :class:`~stgeo.models.TrainedModel`.
 
 Data go through :mod:`stgeo.data` (frames, windows, a normaliser fitted on the training split
 only, a chunk-aware batch loader); the model is any registered architecture. The loop uses
@@ -76,9 +76,11 @@ def _open(data: Any) -> xr.Dataset:
 def _freq(step: pd.Timedelta) -> str:
     """A compact, parseable string for a time step ('5min', '1h', '30s')."""
     try:
-        return pd.tseries.frequencies.to_offset(step).freqstr
+        s = pd.tseries.frequencies.to_offset(step).freqstr
     except ValueError:  # pragma: no cover - exotic steps
         return str(step)
+    s = s if s[:1].isdigit() else f"1{s}"
+    return s if pd.Timedelta(s) == step else str(step)
 
 
 def _variables_of(channels: Sequence[str]) -> list[str]:
@@ -152,12 +154,15 @@ def _split_ranges(
         raise DataValidationError(f"unknown split names {sorted(bad)}; use train, val, test")
     if "train" not in splits:
         raise DataValidationError("splits needs a 'train' entry")
-    parts = split_by_time(ds, **{k: (tuple(v) if isinstance(v, list) else v)
-                                 for k, v in splits.items()})
+    parts = split_by_time(
+        ds, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in splits.items()}
+    )
     out = {}
     for k, sub in parts.items():
         if sub.sizes.get("time", 0) == 0:
-            raise DataValidationError(f"the {k!r} split {splits[k]!r} contains no time step of the data")
+            raise DataValidationError(
+                f"the {k!r} split {splits[k]!r} contains no time step of the data"
+            )
         t = pd.DatetimeIndex(sub["time"].values)
         out[k] = (t[0], t[-1])
     return out, source
@@ -276,11 +281,13 @@ def _rng_state() -> tuple[dict[str, Any], dict[str, Any]]:
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng/cuda/{i}"] = s
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002 - the global RNG
     tensors["rng/numpy"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
     py = random.getstate()
-    js = {"numpy": [kind, int(pos), int(has_gauss), float(gauss)],
-          "python": [py[0], list(py[1]), py[2]]}
+    js = {
+        "numpy": [kind, int(pos), int(has_gauss), float(gauss)],
+        "python": [py[0], list(py[1]), py[2]],
+    }
     return tensors, js
 
 
@@ -294,7 +301,7 @@ def _set_rng_state(tensors: Mapping[str, Any], js: Mapping[str, Any]) -> None:
     if "rng/numpy" in tensors and "numpy" in js:
         kind, pos, has_gauss, gauss = js["numpy"]
         keys = tensors["rng/numpy"].numpy().astype(np.uint32)
-        np.random.set_state((kind, keys, int(pos), int(has_gauss), float(gauss)))
+        np.random.set_state((kind, keys, int(pos), int(has_gauss), float(gauss)))  # noqa: NPY002
     if "python" in js:
         v, st, g = js["python"]
         random.setstate((v, tuple(st), g))
@@ -333,8 +340,14 @@ def _load_optimizer_state(opt: Any, tensors: Mapping[str, Any], js: Mapping[str,
 
 
 def _save_checkpoint(
-    ckdir: Path, epoch: int, module: Any, opt: Any, sched: Any, best: Mapping[str, Any] | None,
-    loop: Mapping[str, Any], config: Mapping[str, Any],
+    ckdir: Path,
+    epoch: int,
+    module: Any,
+    opt: Any,
+    sched: Any,
+    best: Mapping[str, Any] | None,
+    loop: Mapping[str, Any],
+    config: Mapping[str, Any],
 ) -> None:
     tensors = {f"model/{k}": v for k, v in module.state_dict().items()}
     if best is not None:
@@ -393,7 +406,11 @@ def _read_checkpoint(ckdir: Path) -> tuple[dict[str, Any], dict[str, Any]] | Non
 
 def _config_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     keys = sorted(set(a) | set(b))
-    return [k for k in keys if json.dumps(a.get(k), sort_keys=True) != json.dumps(b.get(k), sort_keys=True)]
+    return [
+        k
+        for k in keys
+        if json.dumps(a.get(k), sort_keys=True) != json.dumps(b.get(k), sort_keys=True)
+    ]
 
 
 # -- the loop --------------------------------------------------------------------------------
@@ -410,6 +427,14 @@ def _augmentation(augment: Any) -> Callable[..., Any] | None:
         f"augment must be a registered augmentation name or a callable (x, y) -> (x, y), "
         f"got {type(augment).__name__}"
     )
+
+
+def _augment_name(augment: Any) -> str | None:
+    """A stable name for the config fingerprint (a repr would change from run to run)."""
+    if augment is None or isinstance(augment, str):
+        return augment
+    qual = getattr(augment, "__qualname__", None) or type(augment).__qualname__
+    return f"{getattr(augment, '__module__', '?')}.{qual}"
 
 
 def _auxiliary_loss(module: Any) -> Callable[..., Any] | None:
@@ -569,7 +594,9 @@ def train(
 
     # -- arguments ----------------------------------------------------------------------
     if out_steps is None:
-        raise DataValidationError("give out_steps (the number of frames to predict), e.g. out_steps=12")
+        raise DataValidationError(
+            "give out_steps (the number of frames to predict), e.g. out_steps=12"
+        )
     if schedule not in ("cosine", "onecycle"):
         raise DataValidationError(f"schedule must be 'cosine' or 'onecycle', got {schedule!r}")
     if val_metric not in ("mse", "csi"):
@@ -577,14 +604,19 @@ def train(
     for nm, v in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise DataValidationError(f"{nm} must be a positive integer, got {v!r}")
-    for nm, v in (("patience", patience), ("max_steps_per_epoch", max_steps_per_epoch),
-                  ("max_val_steps", max_val_steps)):
+    for nm, v in (
+        ("patience", patience),
+        ("max_steps_per_epoch", max_steps_per_epoch),
+        ("max_val_steps", max_val_steps),
+    ):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise DataValidationError(f"{nm} must be a positive integer or None, got {v!r}")
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise DataValidationError(f"lr must be a positive number, got {lr!r}")
     if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or warmup < 0:
-        raise DataValidationError(f"warmup must be a fraction (< 1) or a number of steps, got {warmup!r}")
+        raise DataValidationError(
+            f"warmup must be a fraction (< 1) or a number of steps, got {warmup!r}"
+        )
     aug = _augmentation(augment)
 
     ds = _open(data)
@@ -621,7 +653,8 @@ def train(
     train_w = Windows(frames, time_range=ranges["train"], **win_kw)
     val_w = (
         Windows(frames, time_range=ranges["val"], inputs_in_range=False, **win_kw)
-        if "val" in ranges else None
+        if "val" in ranges
+        else None
     )
     in_off = [int(o) for o in train_w.input_offsets]
     out_off = [int(o) for o in train_w.target_offsets]
@@ -647,8 +680,13 @@ def train(
                 f"only {len(w)} windows for {dist.world} ranks; use fewer processes or more data"
             )
         times = w.init_times[dist.rank :: dist.world][:n]
-        return Windows(frames, init_times=times, time_range=w.time_range,
-                       inputs_in_range=w.inputs_in_range, **win_kw)
+        return Windows(
+            frames,
+            init_times=times,
+            time_range=w.time_range,
+            inputs_in_range=w.inputs_in_range,
+            **win_kw,
+        )
 
     train_w, val_w = shard(train_w), shard(val_w)
 
@@ -657,48 +695,77 @@ def train(
 
     entry = MODELS.entry(model) if isinstance(model, str) else None
     if entry is None:
-        raise StgeoTypeError(f"model must be a registered model name (str), got {type(model).__name__}")
+        raise StgeoTypeError(
+            f"model must be a registered model name (str), got {type(model).__name__}"
+        )
     hp = {**entry.meta.get("defaults", {}), **model_kwargs}
     torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - for user augmentations
     random.seed(seed)
-    module = create_model(entry.name, in_steps=n_in, out_steps=len(out_off),
-                          channels=len(channels), grid_shape=grid, **model_kwargs)
+    module = create_model(
+        entry.name,
+        in_steps=n_in,
+        out_steps=len(out_off),
+        channels=len(channels),
+        grid_shape=grid,
+        **model_kwargs,
+    )
     module.to(dev)
     params = [p for p in module.parameters() if p.requires_grad]
     fingerprint = data_fingerprint(frames, {"catalog": catalog} if catalog else None)
     units = {v: str(ds[v].attrs["units"]) for v in variables if "units" in ds[v].attrs}
 
     settings = {
-        "epochs": epochs, "batch_size": batch_size, "lr": float(lr),
-        "weight_decay": float(weight_decay), "schedule": schedule, "warmup": warmup,
-        "clip_grad": clip_grad, "patience": patience, "val_metric": val_metric,
-        "thresholds": thresholds, "precision": precision, "seed": seed,
-        "max_steps_per_epoch": max_steps_per_epoch, "max_val_steps": max_val_steps,
-        "augment": augment if isinstance(augment, str) or augment is None else repr(augment),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": float(lr),
+        "weight_decay": float(weight_decay),
+        "schedule": schedule,
+        "warmup": warmup,
+        "clip_grad": clip_grad,
+        "patience": patience,
+        "val_metric": val_metric,
+        "thresholds": thresholds,
+        "precision": precision,
+        "seed": seed,
+        "max_steps_per_epoch": max_steps_per_epoch,
+        "max_val_steps": max_val_steps,
+        "augment": _augment_name(augment),
         "world_size": dist.world if dist else 1,
         "splits": {k: [str(a), str(b)] for k, (a, b) in ranges.items()},
         "split_source": split_source,
     }
     config = {
-        "model": entry.name, "hyperparameters": hp, "input_offsets": in_off,
-        "target_offsets": out_off, "channels": channels, "grid": list(grid),
-        "time_step": _freq(step), "normalization": normalizer.to_dict(),
-        "data_fingerprint": fingerprint, **settings,
+        "model": entry.name,
+        "hyperparameters": hp,
+        "input_offsets": in_off,
+        "target_offsets": out_off,
+        "channels": channels,
+        "grid": list(grid),
+        "time_step": _freq(step),
+        "normalization": normalizer.to_dict(),
+        "data_fingerprint": fingerprint,
+        **settings,
     }
     config = json.loads(json.dumps(config, default=str))
 
     # -- loaders ------------------------------------------------------------------------
     drop_last = len(train_w) >= 2 * batch_size
-    train_loader = BatchLoader(train_w, batch_size, shuffle=True, seed=seed, drop_last=drop_last,
-                               normalizer=normalizer)
-    val_loader = (BatchLoader(val_w, batch_size, shuffle=False, seed=seed, normalizer=normalizer)
-                  if val_w is not None else None)
+    train_loader = BatchLoader(
+        train_w, batch_size, shuffle=True, seed=seed, drop_last=drop_last, normalizer=normalizer
+    )
+    val_loader = (
+        BatchLoader(val_w, batch_size, shuffle=False, seed=seed, normalizer=normalizer)
+        if val_w is not None
+        else None
+    )
     steps_per_epoch = len(train_loader)
     if max_steps_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, max_steps_per_epoch)
     if steps_per_epoch < 1:
-        raise DataValidationError("no training batch: give more training data or a smaller batch_size")
+        raise DataValidationError(
+            "no training batch: give more training data or a smaller batch_size"
+        )
     show = rank0 and show_progress(progress)
 
     def to_phys(t: Any) -> Any:
@@ -737,21 +804,38 @@ def train(
     base = validate(None)
     base_metrics = {f"persistence_val_{k}": v for k, v in base.items()}
 
-    def finish(net: Any, history: list[dict[str, Any]], best_res: Mapping[str, Any],
-               best_epoch: int | None, stopped: bool) -> TrainedModel:
+    def finish(
+        net: Any,
+        history: list[dict[str, Any]],
+        best_res: Mapping[str, Any],
+        best_epoch: int | None,
+        stopped: bool,
+    ) -> TrainedModel:
         metrics = {f"val_{k}": v for k, v in best_res.items()}
         metrics.update(base_metrics)
         metrics["best_epoch"] = best_epoch
         metrics["early_stopped"] = stopped
         spec = ModelSpec(
-            model=entry.name, in_steps=n_in, out_steps=len(out_off), variables=variables,
-            channels=channels, time_step=_freq(step), grid_shape=grid, spatial_dims=tuple(sdims),
+            model=entry.name,
+            in_steps=n_in,
+            out_steps=len(out_off),
+            variables=variables,
+            channels=channels,
+            time_step=_freq(step),
+            grid_shape=grid,
+            spatial_dims=tuple(sdims),
             hyperparameters=json.loads(json.dumps(hp, default=str)),
-            normalization=normalizer.to_dict(), units=units,
+            normalization=normalizer.to_dict(),
+            units=units,
             input_offsets=None if contiguous_in else in_off,
             target_offsets=None if out_off == list(range(1, len(out_off) + 1)) else out_off,
-            extra={"data_fingerprint": fingerprint, "catalog": catalog, "metrics": metrics,
-                   "training": settings, "history": history},
+            extra={
+                "data_fingerprint": fingerprint,
+                "catalog": catalog,
+                "metrics": metrics,
+                "training": settings,
+                "history": history,
+            },
         )
         net.eval()
         tm = TrainedModel(net, spec, history=history)
@@ -768,7 +852,7 @@ def train(
 
     # -- optimiser, schedule ----------------------------------------------------------
     total_steps = epochs * steps_per_epoch
-    warm = int(round(warmup * total_steps)) if warmup < 1 else int(warmup)
+    warm = round(warmup * total_steps) if warmup < 1 else int(warmup)
     opt = torch.optim.AdamW(params, lr=float(lr), weight_decay=float(weight_decay))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(schedule, total_steps, warm))
     net = module
@@ -780,8 +864,16 @@ def train(
         )
     aux = _auxiliary_loss(module)
 
-    loop: dict[str, Any] = {"next_epoch": 0, "step": 0, "best": None, "best_epoch": None,
-                            "best_result": {}, "bad_epochs": 0, "stopped": False, "history": []}
+    loop: dict[str, Any] = {
+        "next_epoch": 0,
+        "step": 0,
+        "best": None,
+        "best_epoch": None,
+        "best_result": {},
+        "bad_epochs": 0,
+        "stopped": False,
+        "history": [],
+    }
     best_state: dict[str, Any] | None = None
     ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckdir is not None and resume:
@@ -794,8 +886,11 @@ def train(
                     f"the checkpoint in {ckdir} was written with different settings ({diff}); "
                     "pass resume=False to start over or use another checkpoint_dir"
                 )
-            load_strict(module, {k[6:]: v for k, v in tensors.items() if k.startswith("model/")},
-                        source=str(ckdir))
+            load_strict(
+                module,
+                {k[6:]: v for k, v in tensors.items() if k.startswith("model/")},
+                source=str(ckdir),
+            )
             _load_optimizer_state(opt, tensors, doc["optimizer"])
             sched.load_state_dict({**doc["scheduler"], "lr_lambdas": [None]})
             if doc.get("has_best"):
@@ -818,8 +913,13 @@ def train(
         wait = 0.0
         loss_sum = torch.zeros((), dtype=torch.float64)
         n_seen = 0
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                   unit="batch") if tqdm is not None else None
+        bar = (
+            tqdm(
+                total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", leave=False, unit="batch"
+            )
+            if tqdm is not None
+            else None
+        )
         it = iter(train_loader)
         try:
             for i in range(steps_per_epoch):
@@ -905,4 +1005,3 @@ def train(
         module.load_state_dict(best_state)
     best_res = loop["best_result"] if best_state is not None else {}
     return finish(module, loop["history"], best_res, loop["best_epoch"], bool(loop["stopped"]))
-

@@ -137,8 +137,11 @@ def to_frames(
         part = part.drop_vars(drop)
         part.attrs = {}
         parts.append(part.astype(np.float32, copy=False))
-    out = parts[0] if len(parts) == 1 else xr.concat(parts, dim=CHANNEL_DIM, coords="minimal",
-                                                     compat="override", join="override")
+    out = (
+        parts[0]
+        if len(parts) == 1
+        else xr.concat(parts, dim=CHANNEL_DIM, coords="minimal", compat="override", join="override")
+    )
     for c in ("crs", "spatial_ref"):  # scalar grid-mapping coords are dropped by some ops
         if c in dset.coords and c not in out.coords:
             out = out.assign_coords({c: dset[c]})
@@ -207,9 +210,7 @@ def from_frames(
             f"the array grid {data.shape[-2:]} does not match the template grid "
             f"{(tpl.sizes[sdims[0]], tpl.sizes[sdims[1]])}"
         )
-    space_coords = {
-        k: v for k, v in tpl.coords.items() if v.dims and set(v.dims) <= set(sdims)
-    }
+    space_coords = {k: v for k, v in tpl.coords.items() if v.dims and set(v.dims) <= set(sdims)}
     for c in ("crs", "spatial_ref"):
         if c in tpl.coords:
             space_coords[c] = tpl[c]
@@ -221,7 +222,8 @@ def from_frames(
     for var, items in groups.items():
         if var not in tpl.data_vars:
             raise UnknownNameError(
-                f"channel {channels[items[0][0]]!r} names variable {var!r}, which the template does not have; template variables: "
+                f"channel {channels[items[0][0]]!r} names variable {var!r}, which the "
+                "template does not have; template variables: "
                 f"{', '.join(map(str, tpl.data_vars)) or '(none)'}"
             )
         tv = tpl[var]

@@ -7,9 +7,10 @@ How an epoch is read (memory stays bounded by a few blocks, never the store):
 2. The block order is shuffled (per ``(seed, epoch)``), and consecutive ``shuffle_blocks``
    blocks of that order form a *group*.
 3. A background thread reads the frames a group needs (its blocks plus the few frames
-   before/after that windows at block edges reach, or further back for period/trend
-   offsets) with one read of a few contiguous slices, shuffles the group's windows, and
-   builds batches from that buffer into a queue of ``prefetch`` batches.
+   after them that windows at block edges reach, or further back for period/trend
+   offsets) with one read of a few contiguous slices; a second one shuffles the group's
+   windows and cuts batches from that buffer into a queue of ``prefetch`` batches while
+   the next group is read. At most two groups are in memory.
 
 Every valid window appears exactly once per epoch and the order is a pure function of
 ``(seed, epoch)``; :meth:`BatchLoader.batch_indices` gives it without reading data.
@@ -41,7 +42,7 @@ from .windows import Windows, read_frames
 
 __all__ = ["BatchLoader"]
 
-_TARGET_BLOCK_BYTES = 16 * 2**20
+_TARGET_BLOCK_BYTES = 8 * 2**20
 _DONE = object()
 
 
@@ -77,7 +78,7 @@ class BatchLoader:
     prefetch : int
         Batches prepared ahead by a background thread; 0 reads in the calling thread.
     block_size : int, optional
-        Time steps per block (default: whole time chunks of the store, about 16 MiB).
+        Time steps per block (default: whole time chunks of the store, about 8 MiB).
     shuffle_blocks : int
         Blocks per shuffle group: larger shuffles better and holds more frames in memory.
 
@@ -178,8 +179,9 @@ class BatchLoader:
         if not self.shuffle:
             step = max(self.batch_size, self.block_size * self.shuffle_blocks)
             return [np.arange(a, min(a + step, n)) for a in range(0, n, step)]
-        rng = np.random.default_rng(np.random.SeedSequence([abs(self.seed), self.seed < 0,
-                                                            self.epoch]))
+        rng = np.random.default_rng(
+            np.random.SeedSequence([abs(self.seed), self.seed < 0, self.epoch])
+        )
         bid = self.windows.t0_index // self.block_size
         order = np.argsort(bid, kind="stable")
         ubid, starts = np.unique(bid[order], return_index=True)
@@ -212,9 +214,8 @@ class BatchLoader:
         return out
 
     # -- reading -------------------------------------------------------------------------
-    def _read_group(self, idx: np.ndarray):
-        import torch
-
+    def _read_group(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frames needed by windows ``idx`` and where each window's frames sit in them."""
         w = self.windows
         t0 = w.t0_index[idx]
         n = w.frames.sizes[TIME_DIM]
@@ -224,106 +225,181 @@ class BatchLoader:
         if not w.require_targets and ptg.size:
             inside = (ptg >= 0) & (ptg < n)
             ok_t = inside.copy()
-            ok_t[inside] = w.segment[ptg[inside]] == np.broadcast_to(
-                w.segment[t0][:, None], ptg.shape
-            )[inside]
+            ok_t[inside] = (
+                w.segment[ptg[inside]] == np.broadcast_to(w.segment[t0][:, None], ptg.shape)[inside]
+            )
         uniq = np.unique(np.concatenate([pin.ravel(), ptg[ok_t]]))
-        frames = read_frames(w.frames, uniq)
-        buf = torch.empty((uniq.size + 1, *frames.shape[1:]), dtype=torch.float32)
-        buf[:-1] = torch.from_numpy(frames)
-        buf[-1] = float("nan")  # slot for target frames that do not exist (inference)
+        buf = read_frames(w.frames, uniq)
+        if not ok_t.all():  # one extra NaN frame stands for target frames that do not exist
+            buf = np.concatenate([buf, np.full((1, *buf.shape[1:]), np.nan, np.float32)])
         loc_in = np.searchsorted(uniq, pin)
         loc_tg = np.full(ptg.shape, uniq.size, dtype=np.int64)
         loc_tg[ok_t] = np.searchsorted(uniq, ptg[ok_t])
-        return buf, torch.from_numpy(loc_in), torch.from_numpy(loc_tg)
+        return buf, loc_in, loc_tg
 
-    def _batches(self, stop: threading.Event | None = None) -> Iterator[tuple[Any, Any]]:
+    def _read_groups(self, release: threading.Semaphore | None = None) -> Iterator[tuple]:
+        for g in self._groups():
+            if release is not None:
+                release.acquire()
+            yield (g, *self._read_group(g))
+
+    def _batches(
+        self, groups: Iterator[tuple], done: threading.Semaphore | None = None
+    ) -> Iterator[tuple[Any, Any]]:
         import torch
 
         bs = self.batch_size
         c, h, wd = self.windows.frames.shape[1:]
         t_in, t_out = self.windows.input_offsets.size, self.windows.target_offsets.size
-        carry_x: list[Any] = []
-        carry_y: list[Any] = []
+        scale_shift = None
+        if self.normalizer is not None and self.normalizer.method != "none":
+            sc, sh = self.normalizer._scale_shift()
+            if sc.size != c:
+                raise DataValidationError(
+                    f"the normalizer was fitted on {sc.size} channel(s) "
+                    f"{self.normalizer.channels} but the windows have {c}: {self.windows.channels}"
+                )
+            scale_shift = (
+                sc.astype(np.float32)[:, None, None],
+                sh.astype(np.float32)[:, None, None],
+            )
+
+        def finish(x: np.ndarray, y: np.ndarray):
+            # numpy (single-threaded, in place) rather than torch ops: torch's intra-op
+            # threads compete with the training step and degrade badly on busy machines
+            if scale_shift is not None:
+                for a in (x, y):
+                    np.subtract(a, scale_shift[1], out=a)
+                    np.multiply(a, scale_shift[0], out=a)
+            return torch.from_numpy(x), torch.from_numpy(y)
+
+        carry_x: list[np.ndarray] = []
+        carry_y: list[np.ndarray] = []
         carried = 0
         emitted, total = 0, len(self)
-        norm = self.normalizer
-
-        def finish(x, y):
-            if norm is not None:
-                x, y = norm.transform(x), norm.transform(y)
-            return x.contiguous(), y.contiguous()
-
-        for g in self._groups():
-            if stop is not None and stop.is_set():
-                return
-            buf, loc_in, loc_tg = self._read_group(g)
+        for g, buf, loc_in, loc_tg in groups:
             a = 0
             if carried:
                 take = min(bs - carried, g.size)
-                carry_x.append(buf[loc_in[:take]])
-                carry_y.append(buf[loc_tg[:take]])
+                carry_x.append(np.take(buf, loc_in[:take], axis=0))
+                carry_y.append(np.take(buf, loc_tg[:take], axis=0))
                 carried += take
                 a = take
                 if carried == bs:
-                    yield finish(torch.cat(carry_x), torch.cat(carry_y))
+                    yield finish(np.concatenate(carry_x), np.concatenate(carry_y))
                     emitted += 1
                     carry_x, carry_y, carried = [], [], 0
             while g.size - a >= bs:
-                yield finish(buf[loc_in[a : a + bs]], buf[loc_tg[a : a + bs]])
+                yield finish(
+                    np.take(buf, loc_in[a : a + bs], axis=0),
+                    np.take(buf, loc_tg[a : a + bs], axis=0),
+                )
                 emitted += 1
                 a += bs
             if a < g.size:
-                carry_x.append(buf[loc_in[a:]])
-                carry_y.append(buf[loc_tg[a:]])
+                carry_x.append(np.take(buf, loc_in[a:], axis=0))
+                carry_y.append(np.take(buf, loc_tg[a:], axis=0))
                 carried += g.size - a
             del buf
+            if done is not None:
+                done.release()
         if carried and emitted < total:
-            x = torch.cat(carry_x) if carry_x else torch.empty((0, t_in, c, h, wd))
-            y = torch.cat(carry_y) if carry_y else torch.empty((0, t_out, c, h, wd))
+            x = np.concatenate(carry_x) if carry_x else np.empty((0, t_in, c, h, wd), np.float32)
+            y = np.concatenate(carry_y) if carry_y else np.empty((0, t_out, c, h, wd), np.float32)
             yield finish(x, y)
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        """Yield ``(inputs, targets)``: float32 tensors ``(B, T_in, C, H, W)``, ``(B, T_out, ...)``."""
+        """Yield ``(inputs, targets)``: float32 tensors ``(B, T_in, C, H, W)``, ``(B, T_out, ...)``.
+
+        With ``prefetch > 0`` two background threads run ahead of the caller: one reads the
+        next group of blocks while the other cuts batches from the current one (at most
+        two groups in memory), into a queue of ``prefetch`` batches.
+        """
         if self.prefetch == 0:
-            yield from self._batches()
+            yield from self._batches(self._read_groups())
             return
-        q: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
-
-        def put(item: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def work() -> None:
-            try:
-                for item in self._batches(stop):
-                    if not put(item):
-                        return
-                put(_DONE)
-            except BaseException as exc:  # forwarded to the consumer
-                put(_Failure(exc))
-
-        th = threading.Thread(target=work, name="stgeo-batch-prefetch", daemon=True)
-        th.start()
+        slots = _StoppableSemaphore(2, stop)  # groups alive: one being cut, one being read
+        groups = _Background(lambda: self._read_groups(slots), 1, stop, "stgeo-read")
+        batches = _Background(
+            lambda: self._batches(iter(groups), slots), self.prefetch, stop, "stgeo-batch"
+        )
         try:
-            while True:
-                item = q.get()
-                if item is _DONE:
-                    break
-                if isinstance(item, _Failure):
-                    raise item.exc
-                yield item
+            yield from batches
         finally:
             stop.set()
-            while th.is_alive():  # unblock a producer waiting on a full queue
-                try:
-                    q.get_nowait()
-                except queue.Empty:
-                    pass
-                th.join(timeout=0.05)
+            batches.close()
+            groups.close()
+
+
+class _StoppableSemaphore:
+    """A semaphore whose ``acquire`` gives up (raising _Stopped) once ``stop`` is set."""
+
+    def __init__(self, n: int, stop: threading.Event) -> None:
+        self._sem = threading.Semaphore(n)
+        self._stop = stop
+
+    def acquire(self) -> None:
+        while not self._sem.acquire(timeout=0.05):
+            if self._stop.is_set():
+                raise _Stopped
+
+    def release(self) -> None:
+        self._sem.release()
+
+
+class _Stopped(Exception):
+    pass
+
+
+class _Background:
+    """Run a generator in a daemon thread, handing its items over through a bounded queue."""
+
+    def __init__(self, make, maxsize: int, stop: threading.Event, name: str) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
+        self._stop = stop
+        self._th = threading.Thread(target=self._work, args=(make,), name=name, daemon=True)
+        self._th.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self, make) -> None:
+        try:
+            for item in make():
+                if not self._put(item):
+                    return
+            self._put(_DONE)
+        except _Stopped:
+            return
+        except BaseException as exc:  # forwarded to the consumer
+            self._put(_Failure(exc))
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            try:
+                item = self._q.get(timeout=0.05)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._th.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                self._q.get_nowait()
+            except queue.Empty:
+                pass
+            self._th.join(timeout=0.05)

@@ -63,8 +63,7 @@ class Normalizer:
     def __init__(self, method: str = "standard") -> None:
         if not isinstance(method, str) or method.lower() not in _METHODS:
             raise UnknownNameError(
-                f"unknown normalisation method {method!r}; valid methods are: "
-                f"{', '.join(_METHODS)}"
+                f"unknown normalisation method {method!r}; valid methods are: {', '.join(_METHODS)}"
             )
         self.method = method.lower()
         self.channels: list[str] | None = None
@@ -124,9 +123,7 @@ class Normalizer:
             # refine the variance with a second pass around the mean when it is tiny
             # relative to mean**2 (cancellation); cheap compared with reading the data
             if np.any(var < 1e-6 * np.maximum(m * m, 1e-30)):
-                var = np.asarray(
-                    ((x - xr.DataArray(m, dims=CHANNEL_DIM)) ** 2).mean(dims).values
-                )
+                var = np.asarray(((x - xr.DataArray(m, dims=CHANNEL_DIM)) ** 2).mean(dims).values)
             s = np.sqrt(var)
             self._check_finite(m, "mean")
             self.stats = {"mean": m, "std": np.where(s > 0, s, 1.0)}

@@ -12,6 +12,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -73,7 +74,7 @@ def split_by_time(
         raise StgeoTypeError(f"split_by_time expects an xarray object, got {type(ds).__name__}")
     if TIME_DIM not in ds.dims or TIME_DIM not in ds.coords:
         raise DataValidationError(f"split_by_time needs a {TIME_DIM!r} coordinate; dims: {ds.dims}")
-    given = {k: v for k, v in zip(_ORDER, (train, val, test)) if v is not None}
+    given = {k: v for k, v in zip(_ORDER, (train, val, test), strict=False) if v is not None}
     if not given:
         raise DataValidationError("give at least one of train=, val=, test=")
     kinds = {k: _is_fraction(v) for k, v in given.items()}
@@ -88,22 +89,19 @@ def split_by_time(
             if not 0 < v <= 1:
                 raise DataValidationError(f"{k}={v} must be a fraction in (0, 1]")
         if sum(fr.values()) > 1 + 1e-9:
-            raise DataValidationError(
-                f"the split fractions sum to {sum(fr.values()):g} > 1: {fr}"
-            )
+            raise DataValidationError(f"the split fractions sum to {sum(fr.values()):g} > 1: {fr}")
         start, acc = 0, 0.0
         for k in _ORDER:
             if k in fr:
                 acc += fr[k]
-                stop = min(n, int(round(acc * n)))
+                stop = min(n, round(acc * n))
                 bounds[k] = (start, stop)
                 start = stop
     elif not any(kinds.values()):
         for k, v in given.items():
             if not isinstance(v, (tuple, list)) or len(v) != 2:
                 raise DataValidationError(
-                    f"{k} must be an inclusive (start, end) pair of times or a fraction, "
-                    f"got {v!r}"
+                    f"{k} must be an inclusive (start, end) pair of times or a fraction, got {v!r}"
                 )
             try:
                 lo = pd.Timestamp(v[0]) if v[0] is not None else None
@@ -122,7 +120,7 @@ def split_by_time(
             hi = pd.Timestamp(v[1]) if v[1] is not None else pd.Timestamp.max
             spans.append((lo, hi, k))
         spans.sort()
-        for (lo1, hi1, k1), (lo2, hi2, k2) in zip(spans, spans[1:]):
+        for (_lo1, hi1, k1), (lo2, _hi2, k2) in itertools.pairwise(spans):
             if lo2 <= hi1:
                 raise DataValidationError(
                     f"the {k1} and {k2} time ranges overlap ({k1}: {given[k1]}, {k2}: "

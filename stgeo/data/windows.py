@@ -51,7 +51,9 @@ def _runs(positions: np.ndarray, max_gap: int = 1) -> list[tuple[int, int]]:
     brk = np.flatnonzero(np.diff(positions) > max_gap) + 1
     starts = np.concatenate([[0], brk])
     stops = np.concatenate([brk, [positions.size]])
-    return [(int(positions[a]), int(positions[b - 1]) + 1) for a, b in zip(starts, stops)]
+    return [
+        (int(positions[a]), int(positions[b - 1]) + 1) for a, b in zip(starts, stops, strict=False)
+    ]
 
 
 def read_frames(frames: xr.DataArray, positions: np.ndarray) -> np.ndarray:
@@ -92,7 +94,8 @@ def read_frames(frames: xr.DataArray, positions: np.ndarray) -> np.ndarray:
     else:  # lazily indexed backend arrays and friends
         parts = [np.asarray(frames.variable[a:b].values) for a, b in runs]
     if len(parts) == 1:
-        return np.ascontiguousarray(parts[0], dtype=np.float32)
+        one = np.ascontiguousarray(parts[0], dtype=np.float32)
+        return one if one.flags.writeable else one.copy()
     out = np.empty((positions.size, *frames.shape[1:]), dtype=np.float32)
     i = 0
     for p in parts:
@@ -391,7 +394,7 @@ class Windows:
             raise DataValidationError("init_times is empty; pass at least one t0 time")
         pos = time.get_indexer(req)
         problems = []
-        for t, p in zip(req, pos):
+        for t, p in zip(req, pos, strict=False):
             if p < 0:
                 problems.append(f"{t} is not a time of the data")
             elif not valid[p]:
@@ -441,9 +444,7 @@ class Windows:
             arr = np.asarray(idx)
             if arr.dtype == bool:
                 if arr.shape != (len(self),):
-                    raise IndexError(
-                        f"boolean index of shape {arr.shape} for {len(self)} windows"
-                    )
+                    raise IndexError(f"boolean index of shape {arr.shape} for {len(self)} windows")
                 arr = np.flatnonzero(arr)
             if arr.size == 0:
                 arr = arr.astype(np.int64)
@@ -475,9 +476,10 @@ class Windows:
         if optional:
             inside = (pos >= 0) & (pos < n)
             ok = inside.copy()
-            ok[inside] = self.segment[pos[inside]] == np.broadcast_to(
-                self.segment[t0][:, None], pos.shape
-            )[inside]
+            ok[inside] = (
+                self.segment[pos[inside]]
+                == np.broadcast_to(self.segment[t0][:, None], pos.shape)[inside]
+            )
         uniq = np.unique(pos[ok])
         buf = read_frames(self.frames, uniq)
         if ok.all():

@@ -182,8 +182,17 @@ def bikenyc_recipe(
             "citywide crowd flows prediction, AAAI; trips: Citi Bike System Data",
             **recipe_attrs("bikenyc", fp, source, **opts),
         }
-        return write_flows(dest, [(data, idx)], times[idx], step=step, lat=lat, lon=lon,
-                           extra={}, attrs=attrs, swap_channels=True)
+        return write_flows(
+            dest,
+            [(data, idx)],
+            times[idx],
+            step=step,
+            lat=lat,
+            lon=lon,
+            extra={},
+            attrs=attrs,
+            swap_channels=True,
+        )
     finally:
         if handle is not None:
             handle.close()

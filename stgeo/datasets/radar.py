@@ -7,7 +7,8 @@ importers and writes ``rain_rate(time, y, x)`` in mm/h with
   (row 0 is the southernmost row; products stored north-up are flipped);
 * ``crs``: the product's projection (CF grid mapping + WKT) and 2-D ``lat``/``lon``
   computed with pyproj from it;
-* no-data (outside radar coverage) as NaN; "no echo" / zero precipitation as 0;
+* no-data (outside radar coverage) as NaN; "no echo" / zero precipitation as 0; the few
+  negative values some products contain (retrieval artefacts, e.g. -0.1 mm in BoM) as 0;
 * conversion recorded in attributes: reflectivity (dBZ) through Marshall–Palmer
   ``Z = 200 R^1.6`` (``R = (10^(dBZ/10) / 200)^(1/1.6)``, values below the product's
   no-echo threshold -> 0); accumulations (mm per period) divided by the period in hours;
@@ -48,6 +49,7 @@ import os
 import re
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -99,17 +101,46 @@ class _Product:
 PRODUCTS: dict[str, _Product] = {
     p.name: p
     for p in (
-        _Product("fmi", r"^(\d{12})_fmi\.radar\..*\.pgm(\.gz)?$", "%Y%m%d%H%M", "import_fmi_pgm",
-                 {}, "Finnish Meteorological Institute (FMI)"),
-        _Product("knmi", r"^RAD_NL25_RAP_5min_(\d{12})\.h5$", "%Y%m%d%H%M", "import_knmi_hdf5",
-                 {"qty": "ACRR", "accutime": 5.0, "pixelsize": 1000.0},
-                 "Royal Netherlands Meteorological Institute (KNMI)"),
-        _Product("bom", r"^\d+_(\d{8}_\d{6})\.prcp-c\w*\.nc$", "%Y%m%d_%H%M%S", "import_bom_rf3",
-                 {}, "Australian Bureau of Meteorology (BoM)"),
-        _Product("mch", r"^AQC(\d{9})\w?_\d+\.801\.gif$", "%y%j%H%M", "import_mch_gif",
-                 {"product": "AQC", "unit": "mm", "accutime": 5.0}, "MeteoSwiss"),
-        _Product("rmi", r"^(\d{14})\.rad\..*\.h(df|5)$", "%Y%m%d%H%M%S", "import_odim_hdf5",
-                 {"qty": "RATE"}, "Royal Meteorological Institute of Belgium (RMI)"),
+        _Product(
+            "fmi",
+            r"^(\d{12})_fmi\.radar\..*\.pgm(\.gz)?$",
+            "%Y%m%d%H%M",
+            "import_fmi_pgm",
+            {},
+            "Finnish Meteorological Institute (FMI)",
+        ),
+        _Product(
+            "knmi",
+            r"^RAD_NL25_RAP_5min_(\d{12})\.h5$",
+            "%Y%m%d%H%M",
+            "import_knmi_hdf5",
+            {"qty": "ACRR", "accutime": 5.0, "pixelsize": 1000.0},
+            "Royal Netherlands Meteorological Institute (KNMI)",
+        ),
+        _Product(
+            "bom",
+            r"^\d+_(\d{8}_\d{6})\.prcp-c\w*\.nc$",
+            "%Y%m%d_%H%M%S",
+            "import_bom_rf3",
+            {},
+            "Australian Bureau of Meteorology (BoM)",
+        ),
+        _Product(
+            "mch",
+            r"^AQC(\d{9})\w?_\d+\.801\.gif$",
+            "%y%j%H%M",
+            "import_mch_gif",
+            {"product": "AQC", "unit": "mm", "accutime": 5.0},
+            "MeteoSwiss",
+        ),
+        _Product(
+            "rmi",
+            r"^(\d{14})\.rad\..*\.h(df|5)$",
+            "%Y%m%d%H%M%S",
+            "import_odim_hdf5",
+            {"qty": "RATE"},
+            "Royal Meteorological Institute of Belgium (RMI)",
+        ),
     )
 }
 
@@ -119,7 +150,6 @@ def _pysteps_importer(name: str):
         import contextlib
         import io
 
-        os.environ.setdefault("PYSTEPS_SILENT_IMPORT", "1")  # read by nothing else; harmless
         with contextlib.redirect_stdout(io.StringIO()):  # pysteps prints its config path
             from pysteps.io import importers
     except ImportError as e:  # pragma: no cover - pysteps is in the dev extra
@@ -208,9 +238,7 @@ def read_radar_frame(path: str | os.PathLike, product: str) -> tuple[np.ndarray,
             f"cannot read {path} as a {p.name.upper()} radar file ({type(e).__name__}: {e}); "
             "the file is truncated, corrupted or of another product"
         ) from None
-    data = np.ma.filled(np.asarray(data, dtype=np.float64), np.nan) if np.ma.isMaskedArray(
-        data
-    ) else np.asarray(data, dtype=np.float64)
+    data = np.ma.filled(np.ma.asarray(data, dtype=np.float32), np.nan)
     if data.ndim != 2 or data.size == 0:
         raise DataValidationError(f"{path}: expected a 2-D radar image, got shape {data.shape}")
     unit = str(md.get("unit"))
@@ -219,15 +247,19 @@ def read_radar_frame(path: str | os.PathLike, product: str) -> tuple[np.ndarray,
     if unit == "dBZ":
         thr = float(md.get("threshold", -np.inf))
         with np.errstate(invalid="ignore", over="ignore"):
-            rate = (10.0 ** (data / 10.0) / MP_A) ** (1.0 / MP_B)
-            rate = np.where(data < thr, 0.0, rate)
+            # (10^(dBZ/10) / a)^(1/b) == 10^((dBZ - 10 log10 a) / (10 b)): one power
+            rate = np.power(
+                np.float32(10.0),
+                (data - np.float32(10.0 * np.log10(MP_A))) / np.float32(10.0 * MP_B),
+            )
+            rate[data < thr] = 0.0
         md["conversion"] = (
             f"Marshall-Palmer Z = {MP_A:g} R^{MP_B:g}: R = (10^(dBZ/10)/{MP_A:g})^(1/{MP_B:g}); "
             f"reflectivity below {thr:g} dBZ (no echo) -> 0"
         )
     elif unit == "mm":
         acc = float(md["accutime"])
-        rate = data * (60.0 / acc)
+        rate = data * np.float32(60.0 / acc)
         md["conversion"] = f"accumulation over {acc:g} min divided by {acc / 60.0:g} h"
         md["accumulation_minutes"] = acc
     elif unit == "mm/h":
@@ -235,6 +267,9 @@ def read_radar_frame(path: str | os.PathLike, product: str) -> tuple[np.ndarray,
         md["conversion"] = "none (already a rain rate in mm/h)"
     else:
         raise DataValidationError(f"{path}: unsupported unit {unit!r} from the importer")
+    with np.errstate(invalid="ignore"):
+        rate[rate < 0] = 0.0  # a few negative retrieval artefacts (BoM)
+    md["conversion"] += "; negative values set to 0"
     return rate.astype(np.float32), md
 
 
@@ -283,9 +318,7 @@ def _proj_and_coords(md: dict[str, Any], ny: int, nx: int, first: Path, product:
 
 def _latlon32(ds: xr.Dataset) -> xr.Dataset:
     """lat/lon as float32 (0.4 m resolution at mid latitudes; halves the store size)."""
-    return ds.assign_coords(
-        lat=ds["lat"].astype(np.float32), lon=ds["lon"].astype(np.float32)
-    )
+    return ds.assign_coords(lat=ds["lat"].astype(np.float32), lon=ds["lon"].astype(np.float32))
 
 
 def _list_files(source: Path) -> list[Path]:
@@ -359,8 +392,10 @@ def radar_recipe(
 
     first, md0 = read_radar_frame(files[0], prod.name)
     ny, nx = first.shape
-    step = pd.Timedelta(pd.Series(np.diff(times.values)).mode().iloc[0]) if len(times) > 1 else (
-        pd.Timedelta(minutes=float(md0.get("accutime", 5)))
+    step = (
+        pd.Timedelta(pd.Series(np.diff(times.values)).mode().iloc[0])
+        if len(times) > 1
+        else (pd.Timedelta(minutes=float(md0.get("accutime", 5))))
     )
     full = pd.date_range(times[0], times[-1], freq=step)
     if not times.isin(full).all():
@@ -388,15 +423,22 @@ def radar_recipe(
     import dask.array as da
 
     tpl = xr.Dataset(
-        {"rain_rate": (("time", "y", "x"), da.zeros((len(full), ny, nx), dtype=np.float32,
-                                                      chunks=(chunk_time, ny, nx)), rr_attrs)},
+        {
+            "rain_rate": (
+                ("time", "y", "x"),
+                da.zeros((len(full), ny, nx), dtype=np.float32, chunks=(chunk_time, ny, nx)),
+                rr_attrs,
+            )
+        },
         coords={
             "time": ("time", full.values, {"long_name": "time", "step": str(step)}),
             "y": ("y", y, {"units": "m", "standard_name": "projection_y_coordinate"}),
             "x": ("x", x, {"units": "m", "standard_name": "projection_x_coordinate"}),
         },
     )
-    tpl = _latlon32(add_latlon(set_crs(tpl, proj), proj))
+    with warnings.catch_warnings():  # pyproj: "angle ... lost in conversion to CF" (somerc)
+        warnings.simplefilter("ignore", UserWarning)
+        tpl = _latlon32(add_latlon(set_crs(tpl, proj), proj))
     tpl.attrs.update(
         title=f"{prod.provider} radar rain rate, {times[0]:%Y-%m-%d}",
         institution=prod.provider,
@@ -407,27 +449,38 @@ def radar_recipe(
     )
     by_time = dict(zip(times, files))
     builder = StoreBuilder(dest, tpl, chunks={"time": chunk_time})
-    for start in range(0, len(full), chunk_time):
-        if builder.is_done(start):
-            continue
-        block = full[start : start + chunk_time]
-        arr = np.full((len(block), ny, nx), np.nan, dtype=np.float32)
-        for i, t in enumerate(block):
-            if t not in by_time:
+    pool = ThreadPoolExecutor(max_workers=2)  # decoding (gzip, PIL, HDF5) overlaps with I/O
+    try:
+        for start in range(0, len(full), chunk_time):
+            if builder.is_done(start):
                 continue
-            f = by_time[t]
-            frame = first if f == files[0] else read_radar_frame(f, prod.name)[0]
-            if frame.shape != (ny, nx):
-                raise DataValidationError(
-                    f"{f}: image shape {frame.shape} differs from the event's {(ny, nx)}; "
-                    "one folder must hold one product on one grid"
-                )
-            arr[i] = frame[::-1] if flip else frame
-        part = xr.Dataset(
-            {"rain_rate": (("time", "y", "x"), arr)}, coords={"time": block.values}
-        )
-        builder.write_region(part, start=start)
+            block = full[start : start + chunk_time]
+            _write_block(
+                builder, start, block, by_time, files[0], first, prod.name, ny, nx, flip, pool
+            )
+    finally:
+        pool.shutdown(wait=True)
     return builder.commit()
+
+
+def _write_block(
+    builder, start, block, by_time, first_file, first, product, ny, nx, flip, pool
+) -> None:
+    arr = np.full((len(block), ny, nx), np.nan, dtype=np.float32)
+    todo = [(i, by_time[t]) for i, t in enumerate(block) if t in by_time]
+    frames = pool.map(
+        lambda f: first if f == first_file else read_radar_frame(f, product)[0],
+        [f for _, f in todo],
+    )
+    for (i, f), frame in zip(todo, frames):
+        if frame.shape != (ny, nx):
+            raise DataValidationError(
+                f"{f}: image shape {frame.shape} differs from the event's {(ny, nx)}; "
+                "one folder must hold one product on one grid"
+            )
+        arr[i] = frame[::-1] if flip else frame
+    part = xr.Dataset({"rain_rate": (("time", "y", "x"), arr)}, coords={"time": block.values})
+    builder.write_region(part, start=start)
 
 
 def convert_radar_events(
@@ -461,7 +514,9 @@ def convert_radar_events(
     out = {}
     for name in events or list(RADAR_EVENTS):
         if name not in RADAR_EVENTS:
-            raise UnknownNameError(f"unknown radar event {name!r}; known: {', '.join(RADAR_EVENTS)}")
+            raise UnknownNameError(
+                f"unknown radar event {name!r}; known: {', '.join(RADAR_EVENTS)}"
+            )
         out[name] = radar_recipe(
             str(Path(root) / RADAR_EVENTS[name]), str(Path(dest_dir) / f"{name}.zarr"), **options
         )

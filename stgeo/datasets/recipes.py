@@ -48,6 +48,7 @@ from .._registry import RECIPES
 from ..errors import DataValidationError, StgeoTypeError, UnknownNameError
 
 __all__ = [
+    "build_from_catalog",
     "list_recipes",
     "recipe_info",
     "register_recipe",
@@ -264,6 +265,62 @@ def run_recipe(
     if dest is None or str(dest) == "":
         raise DataValidationError("a destination store path is needed (--dest STORE)")
     return entry.obj(None if source is None else str(source), str(dest), **kwargs)
+
+
+def build_from_catalog(
+    name: str, *, data_root: str | os.PathLike | None = None, **options: Any
+) -> str:
+    """Build the store of catalog entry ``name`` by running its recipe.
+
+    The entry's ``recipe`` mapping gives the recipe ``name``, its ``source`` (a path
+    relative to ``data_root``, an absolute path, or a URL, which must then be downloaded
+    first) and further options; the store goes to the entry's store path (relative paths
+    under the cache dir, see :func:`stgeo.set_options`).
+
+    Parameters
+    ----------
+    name : str
+        Catalog entry name.
+    data_root : path, optional
+        Folder that relative ``source`` paths are resolved against (default:
+        ``$STGEO_SHARED_DATA``, else the current directory).
+    **options
+        Override or add recipe options.
+
+    Returns
+    -------
+    str
+        The store path.
+
+    Examples
+    --------
+    >>> import tempfile, stgeo
+    >>> with stgeo.set_options(cache_dir=tempfile.mkdtemp()):
+    ...     p = build_from_catalog("synthetic-crowd", n_days=2)
+    ...     stgeo.open_dataset("synthetic-crowd").flow.sizes["time"]
+    96
+    """
+    from ..data.catalog import get_entry
+
+    entry = get_entry(name)
+    rec = dict(entry.recipe)
+    if "name" not in rec:
+        raise DataValidationError(f"catalog entry {entry.name!r} names no recipe")
+    recipe = rec.pop("name")
+    source = rec.pop("source", None)
+    for k, v in list(rec.items()):
+        if isinstance(v, list):
+            rec[k] = tuple(v)
+    rec.update(options)
+    if source is not None and "://" in str(source):
+        raise DataValidationError(
+            f"catalog entry {entry.name!r} comes from {source}; download it there first and "
+            f"run `stgeo recipe {recipe} --source LOCAL_COPY --dest {entry.store_path()}`"
+        )
+    if source is not None and not Path(source).is_absolute():
+        root = data_root or os.environ.get("STGEO_SHARED_DATA") or "."
+        source = str(Path(root) / source)
+    return run_recipe(recipe, source, str(entry.store_path()), **rec)
 
 
 # -- helpers shared by the recipes ----------------------------------------------------------

@@ -239,16 +239,23 @@ def write_flows(
         "lat": (("y", "x"), lat, {"units": "degrees_north", "standard_name": "latitude"}),
         "lon": (("y", "x"), lon, {"units": "degrees_east", "standard_name": "longitude"}),
     }
-    if events:
-        coords["event"] = ("time", segment_labels(times, step),
-                           {"long_name": "contiguous run (windows never cross a change)"})
+    labels = segment_labels(times, step)
+    if events and len(set(labels)) > 1:
+        coords["event"] = (
+            "time",
+            labels,
+            {"long_name": "contiguous run (windows never cross a change)"},
+        )
     tpl = xr.Dataset(
         {
             "flow": (
                 ("time", "channel", "y", "x"),
                 da.zeros((n, 2, ny, nx), dtype=np.float32, chunks=(chunk_time, 2, ny, nx)),
-                {"units": "1", "long_name": "number of people entering (inflow) or leaving "
-                 "(outflow) a cell per interval"},
+                {
+                    "units": "1",
+                    "long_name": "number of people entering (inflow) or leaving "
+                    "(outflow) a cell per interval",
+                },
             ),
             **{k: (dims, arr, a) for k, (dims, arr, a) in extra.items()},
         },
@@ -280,6 +287,10 @@ def write_flows(
             {"flow": (("time", "channel", "y", "x"), out)},
             coords={"time": times.values[start : start + len(block)]},
         )
+        if "event" in coords:  # time-dependent coords travel with each region
+            part = part.assign_coords(event=("time", labels[start : start + len(block)]))
+        for k, (dims, arr, _) in extra.items():  # time-dependent side variables too
+            part[k] = (dims, np.asarray(arr)[start : start + len(block)])
         builder.write_region(part, start=start)
     return builder.commit()
 
@@ -375,8 +386,11 @@ def taxibj_recipe(
         if hol_path.exists():
             hol = read_holidays(hol_path)
             flag = times.normalize().isin(hol).astype(np.int8)
-            extra["holiday"] = (("time",), flag, {"units": "1", "long_name": "holiday flag "
-                                                  "(BJ_Holiday.txt)", "flag_values": "0 1"})
+            extra["holiday"] = (
+                ("time",),
+                flag,
+                {"units": "1", "long_name": "holiday flag (BJ_Holiday.txt)", "flag_values": "0 1"},
+            )
         if met_path.exists():
             extra.update(_meteorology(met_path, times, per_day))
         attrs = {
@@ -390,8 +404,9 @@ def taxibj_recipe(
             "citywide crowd flows prediction, AAAI",
             **recipe_attrs("taxibj", fp, source, **opts),
         }
-        return write_flows(dest, sources, times, step=step, lat=lat, lon=lon, extra=extra,
-                           attrs=attrs)
+        return write_flows(
+            dest, sources, times, step=step, lat=lat, lon=lon, extra=extra, attrs=attrs
+        )
     finally:
         for f in handles:
             f.close()
@@ -415,12 +430,21 @@ def _meteorology(path: Path, times: pd.DatetimeIndex, per_day: int) -> dict[str,
 
         w = np.asarray(f["Weather"][:])
         return {
-            "temperature": (("time",), take(np.asarray(f["Temperature"][:])),
-                            {"units": "degC", "long_name": "air temperature"}),
-            "wind_speed": (("time",), take(np.asarray(f["WindSpeed"][:])),
-                           {"units": "m s-1", "long_name": "wind speed"}),
-            "weather": (("time", "weather_class"), take(w),
-                        {"units": "1", "long_name": f"weather type, one-hot ({w.shape[1]} classes)"}),
+            "temperature": (
+                ("time",),
+                take(np.asarray(f["Temperature"][:])),
+                {"units": "degC", "long_name": "air temperature"},
+            ),
+            "wind_speed": (
+                ("time",),
+                take(np.asarray(f["WindSpeed"][:])),
+                {"units": "m s-1", "long_name": "wind speed"},
+            ),
+            "weather": (
+                ("time", "weather_class"),
+                take(w),
+                {"units": "1", "long_name": f"weather type, one-hot ({w.shape[1]} classes)"},
+            ),
         }
     finally:
         f.close()

@@ -144,7 +144,9 @@ def _select_labels(obs: xr.DataArray, dim: str, labels: xr.DataArray, what: str)
     return obs.isel({dim: pos})
 
 
-def align(fcst: xr.DataArray, obs: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+def align(
+    fcst: xr.DataArray, obs: xr.DataArray, *, load: bool = False
+) -> tuple[xr.DataArray, xr.DataArray]:
     """Align observations onto a forecast, lazily.
 
     A forecast with ``lead_time`` (and usually ``init_time``) dims is matched to
@@ -152,6 +154,8 @@ def align(fcst: xr.DataArray, obs: xr.DataArray) -> tuple[xr.DataArray, xr.DataA
     (``init_time + lead_time`` when the coordinate is absent): the result holds, for every
     forecast cell, the observation valid at the same time. Otherwise dims shared by both
     are matched by label (observations may cover more than the forecast). Grids must match.
+    With ``load=True`` both results are loaded into memory (the observations needed are read
+    once, in one sorted selection).
 
     Returns
     -------
@@ -181,7 +185,7 @@ def align(fcst: xr.DataArray, obs: xr.DataArray) -> tuple[xr.DataArray, xr.DataA
     _check_grid(fcst, obs)
     handled = set(spatial_dims_of(fcst) or ())
     if LEAD_DIM in fcst.dims and TIME_DIM in obs.dims and TIME_DIM not in fcst.dims:
-        obs = _align_valid_time(fcst, obs)
+        obs = _align_valid_time(fcst, obs, load)
         handled |= {INIT_DIM, LEAD_DIM}
     for d in fcst.dims:
         if d in handled or d not in obs.dims or d not in fcst.indexes:
@@ -210,10 +214,12 @@ def align(fcst: xr.DataArray, obs: xr.DataArray) -> tuple[xr.DataArray, xr.DataA
     # the forecast's coordinates for both (grids were checked above)
     dim_coords = {k: v for k, v in fcst.coords.items() if set(v.dims) <= set(fcst.dims)}
     obs = xr.DataArray(obs.data, dims=fcst.dims, coords=dim_coords, attrs=obs.attrs, name=obs.name)
+    if load:
+        fcst, obs = fcst.compute(), obs.compute()
     return fcst, obs
 
 
-def _align_valid_time(fcst: xr.DataArray, obs: xr.DataArray) -> xr.DataArray:
+def _align_valid_time(fcst: xr.DataArray, obs: xr.DataArray, load: bool) -> xr.DataArray:
     if VALID_COORD in fcst.coords:
         vt = fcst.coords[VALID_COORD]
     elif INIT_DIM in fcst.coords:
@@ -247,6 +253,13 @@ def _align_valid_time(fcst: xr.DataArray, obs: xr.DataArray) -> xr.DataArray:
             "or provide observations covering every init_time + lead_time."
         )
     pos = pos.reshape(vt.shape)
+    if vt.ndim == 2 and pos.size:
+        # read every needed observation once (one sorted selection), then index into it
+        uniq, inverse = np.unique(pos, return_inverse=True)
+        obs = obs.isel({TIME_DIM: uniq})
+        if load:
+            obs = obs.load()
+        pos = inverse.reshape(vt.shape)
     if vt.ndim == 0:
         out = obs.isel({TIME_DIM: int(pos)})
     elif vt.ndim == 1:
@@ -392,6 +405,21 @@ def finish(da: xr.DataArray, name: str, units: str, long_name: str, **attrs: Any
     da = da.rename(name)
     da.attrs = {"units": units, "long_name": long_name, **attrs}
     return da
+
+
+def bare(da: xr.DataArray) -> xr.DataArray:
+    """``da`` without coordinates (fast arithmetic: no index alignment)."""
+    return xr.DataArray(da.data, dims=da.dims)
+
+
+def restore_coords(ds: xr.Dataset, like: xr.DataArray) -> xr.Dataset:
+    """Attach the coordinates of ``like`` whose dims all survive in ``ds``."""
+    keep = {
+        k: (v.dims, v.values)
+        for k, v in like.coords.items()
+        if k not in ds.coords and set(v.dims) <= set(ds.dims)
+    }
+    return ds.assign_coords(keep)
 
 
 def safe_divide(num: xr.DataArray, den: xr.DataArray) -> xr.DataArray:

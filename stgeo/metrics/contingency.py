@@ -19,8 +19,10 @@ from ._base import (
     align,
     as_positive_ints,
     as_thresholds,
+    bare,
     finish,
     resolve_reduce_dims,
+    restore_coords,
     safe_divide,
 )
 from .spatial import max_pool
@@ -36,6 +38,7 @@ def table_counts(
 ) -> xr.Dataset:
     """Counts of aligned fields, one threshold at a time (lazy for Dask inputs)."""
     reduce = list(reduce)
+    like, fc, ob = fc, bare(fc), bare(ob)
     fvalid = fc.notnull()
     ovalid = ob.notnull()
     valid = fvalid & ovalid
@@ -62,7 +65,7 @@ def table_counts(
         )
     ds = xr.concat(parts, dim=THRESHOLD_DIM, coords="minimal", compat="override")
     ds = ds.assign_coords({THRESHOLD_DIM: np.asarray(thresholds, dtype=float)})
-    ds = ds.astype(np.int64)
+    ds = restore_coords(ds.astype(np.int64), like)
     for v in _FIELDS:
         ds[v].attrs = {"units": "1", "long_name": f"number of {v.replace('_', ' ')}"}
     return ds.transpose(THRESHOLD_DIM, ...)
@@ -79,9 +82,8 @@ def pooled_counts(
     if pool is None:
         return table_counts(fc, ob, thresholds, reduce)
     parts = [table_counts(max_pool(fc, k), max_pool(ob, k), thresholds, reduce) for k in pool]
-    return xr.concat(parts, dim=POOL_DIM, coords="minimal", compat="override").assign_coords(
-        {POOL_DIM: list(pool)}
-    )
+    out = xr.concat(parts, dim=POOL_DIM, coords="minimal", compat="override")
+    return out.assign_coords({POOL_DIM: list(pool)}).transpose(THRESHOLD_DIM, POOL_DIM, ...)
 
 
 def _score_attrs(long_name: str, lo: float, hi: float, perfect: float, formula: str) -> dict:

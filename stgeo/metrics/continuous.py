@@ -39,6 +39,7 @@ from ._base import (
     data_units,
     finish,
     resolve_reduce_dims,
+    restore_coords,
     safe_divide,
     spatial_dims_of,
 )
@@ -143,8 +144,7 @@ def error_stats(
         },
         attrs={FRAME_DIMS_ATTR: points, "units": data_units(fc, ob)},
     )
-    keep = {d: fc[d].values for d in ds.dims if d in fc.indexes}
-    return ds.assign_coords(keep)
+    return restore_coords(ds, fc)
 
 
 class ErrorSums(MergeableSums):

@@ -197,6 +197,8 @@ def score(
     pool : int or sequence of int, optional
         Max-pool sizes (kernel = stride) for categorical scores; adds a ``pool`` dim
         (1 = native resolution), e.g. ``pool=[1, 4, 16]`` for SEVIR pooled CSI.
+        ``thresholds``, ``windows``, ``pool`` and ``data_range`` are ignored by metrics
+        that do not use them.
     preserve_dims : str or sequence of str, optional
         Dims kept in the result (default ``("lead_time",)``, ignored when absent); every
         other dim is reduced. ``()`` or None reduces everything.
@@ -275,12 +277,8 @@ def score(
         if windows is None:
             raise DataValidationError("fss needs windows=[...] (window sizes in pixels, >= 1).")
         win = as_positive_ints(windows, "window sizes")
-    elif windows is not None:
-        raise DataValidationError("windows= only applies to 'fss', which was not requested.")
     pools = None
-    if pool is not None:
-        if "contingency" not in families:
-            raise DataValidationError("pool= only applies to categorical metrics (csi, ...).")
+    if pool is not None and "contingency" in families:
         pools = as_positive_ints(pool, "pool sizes")
     rng = None
     if families & {"ssim", "psnr"}:
@@ -336,8 +334,7 @@ def score(
         parts: dict[str, list[xr.Dataset]] = {}
         for sl in blocks:
             fb = fc0 if batch_dim is None else fc0.isel({batch_dim: sl})
-            fb, obb = align(fb, ob0)
-            fb, obb = fb.load(), obb.load()
+            fb, obb = align(fb, ob0, load=True)
             for k, v in stats_of(fb, obb).items():
                 parts.setdefault(k, []).append(v.compute())
             del fb, obb

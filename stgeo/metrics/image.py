@@ -20,9 +20,11 @@ from ..errors import DataValidationError
 from ._base import (
     MergeableSums,
     align,
+    bare,
     finish,
     require_spatial_dims,
     resolve_reduce_dims,
+    restore_coords,
     safe_divide,
 )
 
@@ -56,20 +58,17 @@ def resolve_data_range(data_range: float | None, *arrays: xr.DataArray) -> float
     return data_range
 
 
-def _ssim_frames(x: np.ndarray, y: np.ndarray, *, data_range: float) -> np.ndarray:
-    """Mean SSIM of each 2-D frame; input (..., H, W), output (...)."""
+def _ssim_frame(x: np.ndarray, y: np.ndarray, data_range: float) -> float:
     from scipy.ndimage import gaussian_filter
 
+    if np.isnan(x).any() or np.isnan(y).any():
+        return np.nan
     x = x.astype(np.float64)
     y = y.astype(np.float64)
-    sigma = (0.0,) * (x.ndim - 2) + (SSIM_SIGMA, SSIM_SIGMA)
 
     def g(a: np.ndarray) -> np.ndarray:
-        return gaussian_filter(a, sigma=sigma, truncate=SSIM_TRUNCATE, mode="reflect")
+        return gaussian_filter(a, sigma=SSIM_SIGMA, truncate=SSIM_TRUNCATE, mode="reflect")
 
-    bad = np.isnan(x).any(axis=(-2, -1)) | np.isnan(y).any(axis=(-2, -1))
-    x = np.nan_to_num(x)
-    y = np.nan_to_num(y)
     mx, my = g(x), g(y)
     sxx = g(x * x) - mx * mx
     syy = g(y * y) - my * my
@@ -78,8 +77,17 @@ def _ssim_frames(x: np.ndarray, y: np.ndarray, *, data_range: float) -> np.ndarr
     c2 = (SSIM_K2 * data_range) ** 2
     s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
     r = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
-    out = s[..., r:-r, r:-r].mean(axis=(-2, -1))
-    return np.where(bad, np.nan, out)
+    return float(s[r:-r, r:-r].mean())
+
+
+def _ssim_frames(x: np.ndarray, y: np.ndarray, *, data_range: float) -> np.ndarray:
+    """Mean SSIM of each 2-D frame; input (..., H, W), output (...); one frame at a time."""
+    x2 = x.reshape(-1, *x.shape[-2:])
+    y2 = y.reshape(-1, *y.shape[-2:])
+    out = np.array(
+        [_ssim_frame(a, b, data_range) for a, b in zip(x2, y2, strict=True)], dtype=np.float64
+    )
+    return out.reshape(x.shape[:-2])
 
 
 def _psnr_frames(x: np.ndarray, y: np.ndarray, *, data_range: float, ncore: int) -> np.ndarray:
@@ -114,6 +122,7 @@ def frame_stats(
         func, kwargs = _ssim_frames, {"data_range": data_range}
     else:
         func, kwargs = _psnr_frames, {"data_range": data_range, "ncore": len(core)}
+    like, fc, ob = fc, bare(fc), bare(ob)
     if fc.chunks is not None:
         fc = fc.chunk(dict.fromkeys(core, -1))
         ob = ob.chunk(dict.fromkeys(core, -1))
@@ -130,7 +139,8 @@ def frame_stats(
     finite = np.isfinite(per_frame) | np.isposinf(per_frame)
     total = per_frame.where(finite).sum(other)
     count = finite.sum(other).astype(np.int64)
-    return xr.Dataset({"sum": total, "count": count}, attrs={"metric": kind})
+    ds = xr.Dataset({"sum": total, "count": count}, attrs={"metric": kind})
+    return restore_coords(ds, like)
 
 
 class FrameSums(MergeableSums):

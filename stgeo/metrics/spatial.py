@@ -28,9 +28,11 @@ from ._base import (
     align,
     as_positive_ints,
     as_thresholds,
+    bare,
     finish,
     require_spatial_dims,
     resolve_reduce_dims,
+    restore_coords,
     safe_divide,
 )
 
@@ -73,26 +75,32 @@ def max_pool(da: xr.DataArray, size: int) -> xr.DataArray:
 def _fss_frame_sums(
     f: np.ndarray, o: np.ndarray, *, thresholds: Sequence[float], windows: Sequence[int]
 ) -> np.ndarray:
-    """Per-frame FSS sums; input (..., H, W), output (..., n_thr, n_win, 3)."""
+    """Per-frame FSS sums; input (..., H, W), output (..., n_thr, n_win, 3).
+
+    Frames are processed one at a time so temporaries stay the size of one frame.
+    """
     from scipy.ndimage import uniform_filter
 
-    valid = ~(np.isnan(f) | np.isnan(o))
-    out = np.empty((*f.shape[:-2], len(thresholds), len(windows), 3), dtype=np.float64)
-    lead = f.ndim - 2
-    for i, t in enumerate(thresholds):
-        bf = ((f >= t) & valid).astype(np.float64)
-        bo = ((o >= t) & valid).astype(np.float64)
-        for j, w in enumerate(windows):
-            if w > 1:
-                size = (1,) * lead + (w, w)
-                sf = uniform_filter(bf, size=size, mode="constant", cval=0.0)
-                so = uniform_filter(bo, size=size, mode="constant", cval=0.0)
-            else:
-                sf, so = bf, bo
-            out[..., i, j, 0] = (sf * sf).sum(axis=(-2, -1))
-            out[..., i, j, 1] = (so * so).sum(axis=(-2, -1))
-            out[..., i, j, 2] = (sf * so).sum(axis=(-2, -1))
-    return out
+    lead_shape = f.shape[:-2]
+    f2 = f.reshape(-1, *f.shape[-2:])
+    o2 = o.reshape(-1, *o.shape[-2:])
+    out = np.empty((f2.shape[0], len(thresholds), len(windows), 3), dtype=np.float64)
+    for k in range(f2.shape[0]):
+        fk, ok = f2[k], o2[k]
+        valid = ~(np.isnan(fk) | np.isnan(ok))
+        for i, t in enumerate(thresholds):
+            bf = ((fk >= t) & valid).astype(np.float64)
+            bo = ((ok >= t) & valid).astype(np.float64)
+            for j, w in enumerate(windows):
+                if w > 1:
+                    sf = uniform_filter(bf, size=w, mode="constant", cval=0.0)
+                    so = uniform_filter(bo, size=w, mode="constant", cval=0.0)
+                else:
+                    sf, so = bf, bo
+                out[k, i, j, 0] = np.sum(sf * sf)
+                out[k, i, j, 1] = np.sum(so * so)
+                out[k, i, j, 2] = np.sum(sf * so)
+    return out.reshape(*lead_shape, len(thresholds), len(windows), 3)
 
 
 class FSSSums(MergeableSums):
@@ -131,6 +139,7 @@ def fss_stats(
             f"FSS is a neighbourhood score: the spatial dims {list(sd)} must be reduced, "
             f"but {kept} would be preserved."
         )
+    like, fc, ob = fc, bare(fc), bare(ob)
     if fc.chunks is not None:
         fc = fc.chunk({sd[0]: -1, sd[1]: -1})
         ob = ob.chunk({sd[0]: -1, sd[1]: -1})
@@ -152,8 +161,9 @@ def fss_stats(
     sums = sums.assign_coords(
         {THRESHOLD_DIM: list(map(float, thresholds)), WINDOW_DIM: list(map(int, windows))}
     )
+    sums = restore_coords(sums.to_dataset(name="_s"), like)["_s"]
     ds = xr.Dataset({name: sums.isel(stat=i, drop=True) for i, name in enumerate(_FSS_STATS)})
-    return ds
+    return ds.transpose(THRESHOLD_DIM, WINDOW_DIM, ...)
 
 
 def fss_sums(

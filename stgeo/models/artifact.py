@@ -3,9 +3,9 @@
 A saved model is a directory::
 
     my-model/
-      model.safetensors   # the module's state dict (tensors only; the spec is repeated in its metadata)
-      spec.json           # ModelSpec.to_dict(): architecture, sizes, variables, channels, time step,
-                          # grid, normalisation, training-data fingerprint, metrics, history
+      model.safetensors  # the module's state dict (tensors only; the spec rides in its metadata)
+      spec.json          # ModelSpec.to_dict(): architecture, sizes, variables, channels, time
+                         # step, grid, normalisation, training-data fingerprint, metrics, history
 
 Loading rebuilds the network from the spec (``spec.build()``) and loads the weights strictly.
 Nothing is ever unpickled: a ``torch.save`` checkpoint is recognised by its magic bytes and
@@ -57,18 +57,26 @@ _PICKLE_HINT = (
 
 # -- low-level tensor files -----------------------------------------------------------------
 def _sniff(path: Path) -> None:
-    """Raise ModelFileError if ``path`` is a pickle/zip checkpoint rather than safetensors."""
+    """Raise ModelFileError unless ``path`` looks like safetensors; name pickles/zips as such.
+
+    A safetensors file starts with the length N of its JSON header (8 bytes, little
+    endian) followed by ``{``. Only the first bytes are read; nothing is parsed further.
+    """
+    size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(8)
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= size - 8:
+        return
     if head.startswith(_ZIP_MAGIC):
         raise ModelFileError(
             f"{path} is a zip archive, most likely a pickled PyTorch checkpoint (torch.save); "
             + _PICKLE_HINT
         )
     if head.startswith(_PICKLE_MAGIC):
-        raise ModelFileError(f"{path} is a Python pickle (e.g. a legacy torch.save file); " + _PICKLE_HINT)
-    if len(head) < 8:
-        raise ModelFileError(f"{path} is not a safetensors file (only {len(head)} bytes)")
+        raise ModelFileError(
+            f"{path} is a Python pickle (e.g. a legacy torch.save file); " + _PICKLE_HINT
+        )
+    raise ModelFileError(f"{path} is not a valid safetensors file (unrecognised header)")
 
 
 def save_state(
@@ -126,7 +134,7 @@ def load_state(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str]]
     try:
         with safe_open(str(p), framework="pt") as f:
             meta = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open API
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as err:  # safetensors raises its own error types
         raise ModelFileError(f"{p} is not a valid safetensors file: {err}") from None
     aliases = json.loads(meta.pop("stgeo_aliases", "{}"))
@@ -174,7 +182,7 @@ def atomic_directory(dest: Path, write: Any) -> None:
 
 
 def load_strict(module: Any, tensors: Mapping[str, Any], *, source: str = "the file") -> None:
-    """Load ``tensors`` into ``module``, raising ModelFileError on missing/extra/mis-shaped entries."""
+    """Load ``tensors`` into ``module``; ModelFileError on missing/extra/mis-shaped entries."""
     expected = module.state_dict()
     missing = [k for k in expected if k not in tensors]
     extra = [k for k in tensors if k not in expected]
@@ -277,8 +285,12 @@ class TrainedModel:
     def spec_dict(self) -> dict[str, Any]:
         """The spec as saved: ``ModelSpec.to_dict()`` with the history in ``extra``."""
         d = self.spec.to_dict()
-        d["extra"] = {**d.get("extra", {}), "history": self.history,
-                      "format": FORMAT, "format_version": FORMAT_VERSION}
+        d["extra"] = {
+            **d.get("extra", {}),
+            "history": self.history,
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+        }
         return d
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> str:

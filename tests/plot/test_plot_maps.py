@@ -1,0 +1,300 @@
+"""Rendered maps: lat/lon, polar stereographic and LAEA grids, checked pixel by pixel."""
+
+from __future__ import annotations
+
+import logging
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from plot_helpers import (
+    BRUSSELS,
+    HELSINKI,
+    NEW_YORK,
+    OVER_COLOR,
+    POLAR,
+    SEVIR_LAEA,
+    add_blob,
+    axes_pixels,
+    color_pixels,
+    expected_pixel,
+    projected_field,
+    read_png,
+)
+
+import stgeo
+from stgeo.errors import DataValidationError, StgeoTypeError, UnknownNameError
+from stgeo.plot import find_map_data, map_projection, plot_field, plot_forecast
+
+HAVE_COAST = find_map_data().coastline is not None
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _artist(ax):
+    """The field drawn on a map panel (an image for regular grids, else a mesh)."""
+    return ax.images[0] if ax.images else ax.collections[0]
+
+
+def _render_blob(ds, lat, lon, path, **kw):
+    """Draw one frame holding a >100 mm/h blob at (lat, lon); return the axes and PNG."""
+    blob, where = add_blob(ds, lat, lon)
+    da = blob.rain_rate.isel(time=1)
+    ax = plot_field(da, colorbar=False, **kw)
+    fig = ax.figure
+    fig.savefig(path, dpi=fig.dpi)
+    return ax, read_png(path), da, where
+
+
+def _check_blob_position(ax, img, lat, lon, tol_px):
+    hits = color_pixels(img, OVER_COLOR)
+    assert len(hits) >= 4, "the >100 mm/h blob was not drawn"
+    row, col = hits.mean(axis=0)
+    erow, ecol = expected_pixel(ax, lon, lat)
+    assert abs(row - erow) <= tol_px and abs(col - ecol) <= tol_px, (
+        f"blob drawn at pixel ({row:.1f}, {col:.1f}), cartopy puts ({lat}, {lon}) at "
+        f"({erow:.1f}, {ecol:.1f})"
+    )
+
+
+def _wet_fraction_matches(img, ax, da, tol=0.12):
+    inside = axes_pixels(img, ax)
+    coloured = (np.abs(inside - 255).max(axis=-1) > 40).mean()  # not white (not dry)
+    wet = float((da >= 0.1).mean())
+    # gridlines/coastlines add a few dark pixels; dry pixels are transparent (white)
+    assert coloured == pytest.approx(wet, abs=tol), (coloured, wet)
+    return coloured
+
+
+def test_latlon_grid_map(tmp_path):
+    ds = stgeo.testing.storm_cells(n_times=3, shape=(40, 48), seed=2, projected=False,
+                                   center=BRUSSELS)
+    ax, img, da, where = _render_blob(ds, *BRUSSELS, tmp_path / "latlon.png")
+    assert type(ax.projection).__name__ == "PlateCarree"
+    assert ax.get_title() == "2021-07-04 12:05"
+    _check_blob_position(ax, img, *where, tol_px=2)
+    _wet_fraction_matches(img, ax, da)
+    # map extent = the grid's cell edges
+    x0, x1, y0, y1 = ax.get_extent(crs=ax.projection)
+    lon, lat = ds.lon.values, ds.lat.values
+    assert x0 == pytest.approx(lon[0] - (lon[1] - lon[0]) / 2, abs=1e-6)
+    assert y1 == pytest.approx(lat[-1] + (lat[1] - lat[0]) / 2, abs=1e-6)
+
+
+def test_polar_stereographic_radar_grid(tmp_path):
+    ds = projected_field(POLAR, (62.0, 25.5), shape=(56, 48), res=10_000.0)
+    ax, img, da, where = _render_blob(ds, *HELSINKI, tmp_path / "polar.png")
+    params = ax.projection.to_dict()
+    assert params["proj"] == "stere" and float(params["lat_ts"]) == 60.0
+    assert float(params["lon_0"]) == 25.0
+    assert where == pytest.approx(HELSINKI, abs=0.1)
+    _check_blob_position(ax, img, *where, tol_px=2)
+    _wet_fraction_matches(img, ax, da)
+    # drawn on the native grid: the map extent is the grid's own x/y cell edges
+    x0, x1, y0, y1 = ax.get_extent(crs=ax.projection)
+    assert x0 == pytest.approx(float(ds.x[0]) - 5_000.0)
+    assert y1 == pytest.approx(float(ds.y[-1]) + 5_000.0)
+    # a point 300 km east of Helsinki lands ~300 km east on the map (no PlateCarree warping)
+    erow, ecol = expected_pixel(ax, HELSINKI[1], HELSINKI[0])
+    width_px = ax.get_window_extent().width
+    xh, yh = ax.projection.transform_point(HELSINKI[1], HELSINKI[0], ax.projection.as_geodetic())
+    assert abs(xh - float(da.x.sel(x=xh, method="nearest"))) <= 5_000.0
+    assert width_px > 100
+
+
+def test_laea_sevir_grid_with_coastline(tmp_path, caplog):
+    ds = projected_field(SEVIR_LAEA, (41.0, -73.0), shape=(48, 48), res=8_000.0)
+    with caplog.at_level(logging.INFO, logger="stgeo.plot"):
+        ax, img, da, where = _render_blob(ds, *NEW_YORK, tmp_path / "laea.png")
+    params = ax.projection.to_dict()
+    assert params["proj"] == "laea" and float(params["lon_0"]) == -98.0
+    assert where == pytest.approx(NEW_YORK, abs=0.1)
+    _check_blob_position(ax, img, *where, tol_px=2)
+    _wet_fraction_matches(img, ax, da)
+    features = [a for a in ax.get_children() if type(a).__name__ == "FeatureArtist"]
+    if HAVE_COAST:
+        assert features, "coastline data exist but no coastline was drawn"
+        # draw the coastline alone: dark line pixels appear inside the map
+        ax2 = plot_field(da * np.nan, colorbar=False, gridlines=False)
+        ax2.figure.savefig(tmp_path / "coast.png", dpi=ax2.figure.dpi)
+        inside = axes_pixels(read_png(tmp_path / "coast.png"), ax2)
+        dark = (inside.max(axis=-1) < 120).sum()
+        assert dark > 50, "no coastline pixels"
+    else:
+        assert not features
+        assert "without coastlines" in caplog.text
+
+
+def test_no_map_data_draws_and_logs(tmp_path, caplog):
+    ds = projected_field(SEVIR_LAEA, (41.0, -73.0), shape=(24, 24), res=16_000.0)
+    from stgeo.plot import mapdata
+
+    mapdata._logged.clear()
+    with caplog.at_level(logging.INFO, logger="stgeo.plot"):
+        ax = plot_field(ds.rain_rate.isel(time=0), map_data_dir=tmp_path / "empty",
+                        path=tmp_path / "bare.png")
+    assert (tmp_path / "bare.png").stat().st_size > 5_000
+    assert not [a for a in ax.get_children() if type(a).__name__ == "FeatureArtist"]
+    assert "without coastlines" in caplog.text and "python-cartopy-data" in caplog.text
+    assert "without country borders" in caplog.text
+
+
+def test_natural_earth_preferred_when_present(tmp_path):
+    """A Natural Earth coastline in cartopy's layout is found and used before GSHHS."""
+    import shapefile  # pyshp, a cartopy dependency
+
+    d = tmp_path / "shapefiles" / "natural_earth" / "physical"
+    d.mkdir(parents=True)
+    w = shapefile.Writer(str(d / "ne_10m_coastline"), shapeType=shapefile.POLYLINE)
+    w.field("name", "C")
+    w.line([[[-74.5, 40.0], [-73.5, 41.2], [-72.0, 41.0]]])
+    w.record("test")
+    w.close()
+    md = find_map_data(tmp_path, span_deg=5.0)
+    assert md.coastline_source == "natural_earth_10m" and md.borders is None
+    ds = projected_field(SEVIR_LAEA, (41.0, -73.0), shape=(24, 24), res=16_000.0)
+    ax = plot_field(ds.rain_rate.isel(time=0) * np.nan, map_data_dir=tmp_path,
+                    colorbar=False, gridlines=False)
+    ax.figure.savefig(tmp_path / "ne.png", dpi=ax.figure.dpi)
+    inside = axes_pixels(read_png(tmp_path / "ne.png"), ax)
+    assert (inside.max(axis=-1) < 120).sum() > 20  # the line is drawn
+
+
+def test_forecast_obs_error_panels(tmp_path):
+    ds = stgeo.testing.storm_cells(n_times=12, shape=(40, 40), seed=5)
+    fc = ds.st.forecast(model="persistence", lead_steps=4)
+    path = tmp_path / "fc.png"
+    fig = plot_forecast(fc, ds, init_time="2021-07-04T12:20", lead_time=["10min", "20min"],
+                        path=path)
+    assert path.stat().st_size > 20_000
+    maps = [a for a in fig.axes if hasattr(a, "projection")]
+    assert len(maps) == 6  # 2 lead times x (forecast, observed, error)
+    titles = [a.get_title() for a in maps]
+    assert titles[0] == "persistence +10 min\nvalid 2021-07-04 12:30"
+    assert titles[1] == "observed\nvalid 2021-07-04 12:30"
+    assert titles[2].startswith("persistence - observed")
+    assert "mm h-1" in fig.get_suptitle() and "2021-07-04 12:20" in fig.get_suptitle()
+    # forecast and observation share one scale; the error scale is symmetric around 0
+    fc_mesh, obs_mesh, err_mesh = (_artist(a) for a in maps[:3])
+    assert fc_mesh.norm is obs_mesh.norm
+    assert err_mesh.norm.vmin == pytest.approx(-err_mesh.norm.vmax)
+    # the error panel is forecast minus observation where either is wet
+    f = fc.sel(init_time="2021-07-04T12:20", lead_time="10min").values
+    o = ds.rain_rate.sel(time="2021-07-04T12:30").values
+    err = np.ma.filled(err_mesh.get_array().astype(float), np.nan).reshape(f.shape)
+    wet = (f >= 0.1) | (o >= 0.1)
+    np.testing.assert_allclose(err[wet], (f - o)[wet], rtol=1e-6)
+    assert np.isnan(err[~wet]).all()
+    # colour bars name the variable and units
+    labels = [a.get_xlabel() for a in fig.axes if not hasattr(a, "projection")]
+    assert "rain rate [mm h-1]" in labels and "forecast - observed [mm h-1]" in labels
+
+
+def test_forecast_only_default_leads_and_accessor(tmp_path):
+    ds = stgeo.testing.storm_cells(n_times=10, shape=(24, 24), seed=1, projected=False)
+    fc = ds.st.forecast(model="persistence", lead_steps=6)
+    fig = fc.st.plot(path=tmp_path / "a.png")
+    maps = [a for a in fig.axes if hasattr(a, "projection")]
+    assert [a.get_title().splitlines()[0] for a in maps] == [
+        "persistence +5 min", "persistence +15 min", "persistence +20 min",
+        "persistence +30 min"]
+
+
+def test_plain_time_series_and_missing_observation(tmp_path):
+    ds = stgeo.testing.storm_cells(n_times=6, shape=(24, 24), seed=1)
+    fig = plot_forecast(ds, time=["2021-07-04T12:05", "2021-07-04T12:15"])
+    assert [a.get_title() for a in fig.axes if hasattr(a, "projection")] == [
+        "2021-07-04 12:05", "2021-07-04 12:15"]
+    # a forecast whose valid time is past the observations: panels say so
+    fc = ds.st.forecast(model="persistence", lead_steps=2)
+    fig = plot_forecast(fc, ds.isel(time=slice(0, 6)), init_time=-1, lead_time="5min")
+    texts = [t.get_text() for a in fig.axes for t in a.texts]
+    assert any(t.startswith("no observation at") for t in texts)
+
+
+def test_channels_and_curvilinear_grid(tmp_path):
+    cf = stgeo.testing.crowd_flows(n_days=1, shape=(12, 8), step="1h", seed=0)
+    fig = plot_forecast(cf, channel="outflow", time=["2015-11-02T08:00"])
+    ax = fig.axes[0]
+    assert type(ax.projection).__name__ == "PlateCarree"  # 2-D lat/lon, no CRS
+    assert "(outflow)" in fig.get_suptitle()
+    mesh = _artist(ax)
+    assert mesh in ax.collections  # curvilinear: a mesh on the 2-D lon/lat
+    np.testing.assert_allclose(
+        np.asarray(mesh.get_array()).ravel(),
+        cf.flow.sel(channel="outflow", time="2015-11-02T08:00").values.ravel())
+    with pytest.raises(UnknownNameError, match="valid channels"):
+        plot_forecast(cf, channel="sideflow")
+
+
+def test_index_grid_without_geography(tmp_path, caplog):
+    da = xr.DataArray(np.random.default_rng(0).gamma(1.0, size=(2, 8, 10)),
+                      dims=("time", "y", "x"),
+                      coords={"time": pd.date_range("2020-01-01", periods=2, freq="h")},
+                      name="flow", attrs={"units": "1"})
+    with caplog.at_level(logging.INFO, logger="stgeo.plot"):
+        fig = plot_forecast(da, path=tmp_path / "plain.png")
+    assert not hasattr(fig.axes[0], "projection")
+    assert "without a map" in caplog.text
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pyproj: PROJ strings are lossy
+def test_projection_from_crs():
+    ds = projected_field(POLAR, (62.0, 25.5), shape=(8, 8))
+    assert map_projection(ds.rain_rate).to_dict()["proj"] == "stere"
+    for crs in (
+        "+proj=aea +lat_1=29.5 +lat_2=45.5 +lat_0=23 +lon_0=-96 +datum=NAD83 +units=m",
+        "+proj=lcc +lat_1=33 +lat_2=45 +lat_0=39 +lon_0=-96 +ellps=WGS84 +units=m",
+        "+proj=somerc +lat_0=46.95 +lon_0=7.44 +k_0=1 +x_0=600000 +y_0=200000 +ellps=bessel",
+    ):
+        center = (39.0, -96.0) if "96" in crs else (46.8, 8.2)
+        da = projected_field(crs, center, shape=(8, 8)).rain_rate
+        proj = map_projection(da)
+        assert proj.to_dict()["proj"] == crs.split()[0].split("=")[1]
+        # cartopy maps the grid's lat/lon to its own x/y like pyproj did
+        x, y = proj.transform_point(float(da.lon[3, 4]), float(da.lat[3, 4]),
+                                    proj.as_geodetic())
+        assert x == pytest.approx(float(da.x[4]), abs=1.0)
+        assert y == pytest.approx(float(da.y[3]), abs=1.0)
+
+
+def test_km_coordinates_are_scaled(tmp_path):
+    ds = projected_field(POLAR, (62.0, 25.5), shape=(16, 16), res=10_000.0)
+    km = ds.assign_coords(x=("x", ds.x.values / 1000, {"units": "km"}),
+                          y=("y", ds.y.values / 1000, {"units": "km"}))
+    ax = plot_field(km.rain_rate.isel(time=0), colorbar=False)
+    x0, x1, _, _ = ax.get_extent(crs=ax.projection)
+    assert x0 == pytest.approx(float(ds.x[0]) - 5_000.0)
+
+
+def test_bad_input_errors():
+    ds = stgeo.testing.storm_cells(n_times=8, shape=(16, 16), seed=0)
+    fc = ds.st.forecast(model="persistence", lead_steps=2)
+    with pytest.raises(StgeoTypeError, match="'30min'"):
+        plot_forecast(fc, lead_time=2)
+    with pytest.raises(UnknownNameError, match=r"available lead times: \+5 min, \+10 min"):
+        plot_forecast(fc, lead_time="1h")
+    with pytest.raises(UnknownNameError, match="initial times run from"):
+        plot_forecast(fc, init_time="2030-01-01")
+    two = ds.assign(other=ds.rain_rate * 2)
+    with pytest.raises(UnknownNameError, match="variable='NAME'"):
+        plot_forecast(two)
+    ens = xr.concat([fc, fc], dim="member")
+    with pytest.raises(DataValidationError, match="extra dimension 'member'"):
+        plot_forecast(ens)
+    with pytest.raises(StgeoTypeError, match="DataArray or Dataset"):
+        plot_forecast(np.zeros((3, 4, 4)))
+    with pytest.raises(DataValidationError, match="regrid"):
+        plot_forecast(fc, ds.isel(y=slice(0, 8)))
+    with pytest.raises(StgeoTypeError, match="map_projection"):
+        plot_field(ds.rain_rate.isel(time=0), ax=plt.figure().add_subplot())

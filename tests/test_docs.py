@@ -1,0 +1,170 @@
+"""The user documentation: it builds without warnings and its examples run.
+
+* ``mkdocs build --strict`` of ``mkdocs.yml`` (API reference by mkdocstrings from the
+  numpy docstrings) must succeed with no warning at all.
+* Every ```` ```python ```` block of a page runs, top to bottom in one namespace per page, in
+  a temporary folder, unless the line before it is ``<!-- docs-test: skip (reason) -->``.
+* Every ``stgeo SUBCOMMAND --flag`` written in a ```` ```bash ```` block exists in the
+  command line's parser, so the docs cannot drift from the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
+SKIP_MARK = re.compile(r"<!--\s*docs-test:\s*skip\b")
+FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
+
+
+def _missing_doc_tools() -> list[str]:
+    mods = {"mkdocs": "mkdocs", "mkdocstrings": "mkdocstrings",
+            "mkdocstrings_handlers.python": "mkdocstrings-python"}
+    out = []
+    for mod, pkg in mods.items():
+        try:
+            found = importlib.util.find_spec(mod) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            out.append(pkg)
+    return out
+
+
+def code_blocks(text: str) -> list[tuple[str, str, bool, int]]:
+    """``(language, code, skipped, line)`` of every fenced block of a Markdown page."""
+    out = []
+    for m in FENCE.finditer(text):
+        before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        line = text.count("\n", 0, m.start()) + 1
+        out.append((m.group(1), m.group(2), bool(SKIP_MARK.search(before)), line))
+    return out
+
+
+def test_code_blocks_parser() -> None:
+    text = "a\n```python\nx = 1\n```\n<!-- docs-test: skip (slow) -->\n```python\ny\n```\n"
+    blocks = code_blocks(text)
+    assert [(b[0], b[1], b[2]) for b in blocks] == [("python", "x = 1\n", False),
+                                                  ("python", "y\n", True)]
+
+
+def test_every_page_is_in_the_nav() -> None:
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+
+    def walk(node):
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, list):
+            for n in node:
+                yield from walk(n)
+        elif isinstance(node, dict):
+            for v in node.values():
+                yield from walk(v)
+
+    nav = set(walk(cfg["nav"]))
+    assert nav == set(PAGES), f"pages not in nav: {set(PAGES) - nav}; nav entries without a page: {nav - set(PAGES)}"
+
+
+@pytest.mark.skipif(bool(_missing_doc_tools()),
+                    reason=f"documentation tools not installed: {', '.join(_missing_doc_tools())} "
+                    "(pip install -e '.[dev]')")
+def test_mkdocs_build_strict(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
+         str(ROOT / "mkdocs.yml"), "--site-dir", str(site)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"mkdocs build --strict failed:\n{log}"
+    warnings = [ln for ln in log.splitlines() if ln.startswith(("WARNING", "ERROR"))]
+    assert not warnings, "\n".join(warnings)
+    # the API reference was generated from the docstrings, not left empty
+    api = (site / "reference" / "forecast" / "index.html").read_text()
+    assert 'id="stgeo.forecast.forecast"' in api
+    assert "lead_steps" in api
+    metrics = (site / "reference" / "metrics" / "index.html").read_text()
+    assert 'id="stgeo.metrics.csi"' in metrics
+    for page in PAGES:
+        stem = page[: -len(".md")]
+        html = site / (stem[: -len("index")] if stem.endswith("index") else stem + "/") / "index.html"
+        assert html.is_file(), f"{page} was not built ({html})"
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if not p.startswith("reference/")])
+def test_examples_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (DOCS / page).read_text()
+    blocks = [b for b in code_blocks(text) if b[0] == "python"]
+    runnable = [b for b in blocks if not b[2]]
+    if not runnable:
+        pytest.skip(f"{page} has no runnable Python example")
+    monkeypatch.chdir(tmp_path)
+    import stgeo
+
+    ns: dict[str, object] = {"__name__": f"docs_{page}"}
+    with stgeo.set_options(progress=False), contextlib.redirect_stdout(io.StringIO()):
+        for _, code, _, line in runnable:
+            try:
+                exec(compile(code, f"docs/{page}:{line}", "exec"), ns)
+            except Exception as err:  # pragma: no cover - the message is the point
+                raise AssertionError(
+                    f"the example at docs/{page} line {line} fails: {type(err).__name__}: {err}"
+                ) from err
+
+
+def _cli_flags() -> dict[str, set[str]]:
+    from stgeo.cli import _parser
+
+    parser = _parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    out: dict[str, set[str]] = {}
+    for name, p in sub.choices.items():
+        flags = {s for a in p._actions for s in a.option_strings}
+        for a in p._actions:  # nested (catalog list/show)
+            if a.__class__.__name__ == "_SubParsersAction":
+                for q in a.choices.values():
+                    flags |= {s for b in q._actions for s in b.option_strings}
+        out[name] = flags | {s for a in parser._actions for s in a.option_strings}
+    return out
+
+
+def test_cli_examples_use_real_options() -> None:
+    known = _cli_flags()
+    seen = 0
+    for page in PAGES:
+        for lang, code, _, line in code_blocks((DOCS / page).read_text()):
+            if lang not in ("bash", "console", "sh", "shell"):
+                continue
+            for cmd in code.replace("\\\n", " ").splitlines():
+                cmd = cmd.split("#", 1)[0].strip().lstrip("$ ")
+                for part in re.split(r"&&|\|\||;", cmd):
+                    words = shlex.split(part)
+                    if "stgeo" not in words:
+                        continue
+                    words = words[words.index("stgeo") + 1 :]
+                    if not words or words[0].startswith("-"):
+                        continue
+                    assert words[0] in known, f"docs/{page}:{line}: unknown command {words[0]!r}"
+                    for w in words[1:]:
+                        if w.startswith("--"):
+                            flag = w.split("=", 1)[0]
+                            assert flag in known[words[0]], (
+                                f"docs/{page}:{line}: `stgeo {words[0]}` has no option {flag}"
+                            )
+                    seen += 1
+    assert seen >= 5, "expected CLI examples in the docs"
