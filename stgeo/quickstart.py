@@ -117,12 +117,12 @@ def quickstart(
         f"test: {len(test_inits)} forecasts from {test_inits[0]} ({LEAD_STEPS} x 5 min ahead)",
     )
 
-    models: dict[str, Any] = {"persistence": "persistence"}
+    models: dict[str, tuple[Any, dict[str, Any]]] = {"persistence": ("persistence", {})}
     try:
         from ._optional import import_optional
 
         import_optional("pysteps")
-        models["extrapolation"] = "extrapolation"
+        models["extrapolation"] = ("extrapolation", {"in_steps": IN_STEPS})
     except ImportError:
         _say(verbose, "  (pysteps not installed: skipping the extrapolation baseline)")
 
@@ -145,17 +145,17 @@ def quickstart(
         )
         summary["train_seconds"] = round(time.perf_counter() - t0, 1)
         summary["model"] = trained.save(out / "model")
-        models[name] = trained
+        models[name] = (trained, {})
         _say(verbose, f"  trained {name} in {summary['train_seconds']} s -> {summary['model']}")
 
     (out / "forecasts").mkdir(exist_ok=True)
     scores = []
-    for label, model in models.items():
+    for label, (model, kwargs) in models.items():
         t0 = time.perf_counter()
         path = out / "forecasts" / f"{label}.zarr"
         fc = forecast(
             ds, model, variable="rain_rate", init_times=test_inits, lead_steps=LEAD_STEPS,
-            output=path,
+            output=path, progress=False, **kwargs,
         )
         summary["forecasts"][label] = str(path)
         s = score(fc, ds.rain_rate, metrics=["mse", "csi"], thresholds=list(THRESHOLDS)).compute()

@@ -46,8 +46,8 @@ def storm_cells(
     start: str = "2021-07-04T12:00",
     resolution_km: float = 2.0,
     center: tuple[float, float] = (50.5, 4.5),
-    cells_per_hour: float = 20.0,
-    mean_speed_ms: float = 12.0,
+    cells_per_hour: float = 3.0,
+    mean_speed_ms: float = 9.0,
     projected: bool = True,
     seed: int = 0,
 ) -> xr.Dataset:
@@ -122,19 +122,18 @@ def storm_cells(
     n_new = rng.poisson(rate, size=total)
     n_cells = int(n_new.sum())
     birth = np.repeat(np.arange(total), n_new).astype(float)
-    life = rng.uniform(1800.0, 7200.0, n_cells) / dt_s  # in steps
+    life = rng.uniform(3600.0, 10800.0, n_cells) / dt_s  # in steps
     margin = 0.3
     cx = rng.uniform(-half_x * (1 + margin), half_x * (1 + margin), n_cells)
     cy = rng.uniform(-half_y * (1 + margin), half_y * (1 + margin), n_cells)
-    peak = np.exp(rng.normal(np.log(6.0), 0.8, n_cells))  # mm/h, median 6
-    sig_a = rng.uniform(3e3, 10e3, n_cells) * rng.uniform(1.0, 1.8, n_cells)
+    peak = np.exp(rng.normal(np.log(5.0), 1.0, n_cells))  # mm/h, median 5
+    sig_a = rng.uniform(6e3, 16e3, n_cells) * rng.uniform(1.0, 1.8, n_cells)
     sig_b = sig_a / rng.uniform(1.0, 2.2, n_cells)
     theta = rng.uniform(0, np.pi, n_cells)
     grow = rng.uniform(0.25, 0.5, n_cells)  # fraction of life spent growing
 
     out = np.zeros((n_times, ny, nx), dtype=np.float32)
     for k in range(total):
-        # advect every cell alive or not yet born (positions of the unborn do not matter)
         u, v = wind(k * dt_s, cx, cy)
         if k >= spin:
             age = k - birth
@@ -155,10 +154,11 @@ def storm_cells(
                     if q.min() > 16:
                         continue
                     frame += amp[i] * np.exp(-0.5 * q)
-                frame[frame < 0.05] = 0.0
+                frame[frame < 0.1] = 0.0
                 out[k - spin] = frame
-        cx = cx + u * dt_s
-        cy = cy + v * dt_s
+        born = birth <= k  # cells start moving at birth from where they were drawn
+        cx = np.where(born, cx + u * dt_s, cx)
+        cy = np.where(born, cy + v * dt_s, cy)
 
     attrs = {
         "units": "mm h-1",

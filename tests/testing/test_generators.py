@@ -26,9 +26,9 @@ def test_storms_rain_statistics_are_plausible():
     r = ds.rain_rate.values
     assert r.min() >= 0
     wet = (r > 0).mean()
-    assert 0.02 < wet < 0.5  # convective: mostly dry
+    assert 0.02 < wet < 0.6  # showers: much of the domain dry
     assert 5 < r.max() < 300  # mm/h: heavy showers but not absurd
-    assert (r[(r > 0)] >= 0.05).all()  # dry pixels are exactly zero
+    assert (r[(r > 0)] >= 0.1).all()  # dry pixels are exactly zero
 
 
 def test_storms_move_with_the_wind():
