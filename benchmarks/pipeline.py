@@ -325,10 +325,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.quick:
         limits = {"flow": (None, 500), "radar": (800, 150)}  # (stgeo, xbatcher) windows
-        stall_batches = 40
+        stall_batches = 6
     else:
         limits = {"flow": (None, 3000), "radar": (None, 600)}
-        stall_batches = 250
+        stall_batches = 60
 
     tmp = Path(tempfile.mkdtemp(prefix="stgeo-pipeline-", dir=args.workdir))
     try:

@@ -618,6 +618,13 @@ def train(
             f"warmup must be a fraction (< 1) or a number of steps, got {warmup!r}"
         )
     aug = _augmentation(augment)
+    from ._registry import MODELS
+
+    entry = MODELS.entry(model) if isinstance(model, str) else None
+    if entry is None:
+        raise StgeoTypeError(
+            f"model must be a registered model name (str), got {type(model).__name__}"
+        )
 
     ds = _open(data)
     frames = to_frames(ds, variable)
@@ -661,15 +668,31 @@ def train(
     n_in = len(in_off)
     contiguous_in = in_off == list(range(-n_in + 1, 1))
 
-    t_lo, t_hi = ranges["train"]
-    normalizer = Normalizer(normalization).fit(frames.sel(time=slice(t_lo, t_hi)))
-
     # -- device, distributed ------------------------------------------------------------
     dev = resolve_device(device)
     dist = _Dist(dev) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
     if dist is not None:
         dev = dist.device
     rank0 = dist is None or dist.rank == 0
+
+    # -- model --------------------------------------------------------------------------
+    hp = {**entry.meta.get("defaults", {}), **model_kwargs}
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - for user augmentations
+    random.seed(seed)
+    module = create_model(
+        entry.name,
+        in_steps=n_in,
+        out_steps=len(out_off),
+        channels=len(channels),
+        grid_shape=grid,
+        **model_kwargs,
+    )
+    module.to(dev)
+    params = [p for p in module.parameters() if p.requires_grad]
+
+    t_lo, t_hi = ranges["train"]
+    normalizer = Normalizer(normalization).fit(frames.sel(time=slice(t_lo, t_hi)))
 
     def shard(w: Any) -> Any:
         if dist is None or w is None:
@@ -690,28 +713,6 @@ def train(
 
     train_w, val_w = shard(train_w), shard(val_w)
 
-    # -- model --------------------------------------------------------------------------
-    from ._registry import MODELS
-
-    entry = MODELS.entry(model) if isinstance(model, str) else None
-    if entry is None:
-        raise StgeoTypeError(
-            f"model must be a registered model name (str), got {type(model).__name__}"
-        )
-    hp = {**entry.meta.get("defaults", {}), **model_kwargs}
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 - for user augmentations
-    random.seed(seed)
-    module = create_model(
-        entry.name,
-        in_steps=n_in,
-        out_steps=len(out_off),
-        channels=len(channels),
-        grid_shape=grid,
-        **model_kwargs,
-    )
-    module.to(dev)
-    params = [p for p in module.parameters() if p.requires_grad]
     fingerprint = data_fingerprint(frames, {"catalog": catalog} if catalog else None)
     units = {v: str(ds[v].attrs["units"]) for v in variables if "units" in ds[v].attrs}
 

@@ -116,15 +116,24 @@ def test_examples_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.chdir(tmp_path)
     import stgeo
 
+    import torch
+
     ns: dict[str, object] = {"__name__": f"docs_{page}"}
-    with stgeo.set_options(progress=False), contextlib.redirect_stdout(io.StringIO()):
-        for _, code, _, line in runnable:
-            try:
-                exec(compile(code, f"docs/{page}:{line}", "exec"), ns)
-            except Exception as err:  # pragma: no cover - the message is the point
-                raise AssertionError(
-                    f"the example at docs/{page} line {line} fails: {type(err).__name__}: {err}"
-                ) from err
+    threads = torch.get_num_threads()
+    # the examples use tiny tensors: one thread is faster and avoids oversubscription
+    torch.set_num_threads(1)
+    try:
+        with stgeo.set_options(progress=False), contextlib.redirect_stdout(io.StringIO()):
+            for _, code, _, line in runnable:
+                try:
+                    exec(compile(code, f"docs/{page}:{line}", "exec"), ns)
+                except Exception as err:  # pragma: no cover - the message is the point
+                    raise AssertionError(
+                        f"the example at docs/{page} line {line} fails: "
+                        f"{type(err).__name__}: {err}"
+                    ) from err
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _cli_flags() -> dict[str, set[str]]:

@@ -43,6 +43,7 @@ from .windows import Windows, read_frames
 __all__ = ["BatchLoader"]
 
 _TARGET_BLOCK_BYTES = 8 * 2**20
+_TARGET_GROUP_BYTES = 32 * 2**20
 _DONE = object()
 
 
@@ -79,8 +80,9 @@ class BatchLoader:
         Batches prepared ahead by a background thread; 0 reads in the calling thread.
     block_size : int, optional
         Time steps per block (default: whole time chunks of the store, about 8 MiB).
-    shuffle_blocks : int
-        Blocks per shuffle group: larger shuffles better and holds more frames in memory.
+    shuffle_blocks : int, optional
+        Blocks per shuffle group: larger shuffles better and holds more frames in memory
+        (default: as many as fit in about 32 MiB, at least 2).
 
     Examples
     --------
@@ -104,7 +106,7 @@ class BatchLoader:
         normalizer: Normalizer | None = None,
         prefetch: int = 2,
         block_size: int | None = None,
-        shuffle_blocks: int = 4,
+        shuffle_blocks: int | None = None,
     ) -> None:
         if not isinstance(windows, Windows):
             raise StgeoTypeError(
@@ -125,18 +127,24 @@ class BatchLoader:
         self.drop_last = bool(drop_last)
         self.normalizer = normalizer
         self.prefetch = _positive_int("prefetch", prefetch, minimum=0)
-        self.shuffle_blocks = _positive_int("shuffle_blocks", shuffle_blocks)
         self.block_size = (
             self._default_block_size()
             if block_size is None
             else _positive_int("block_size", block_size)
         )
+        if shuffle_blocks is None:
+            block_bytes = self.block_size * self._frame_bytes()
+            shuffle_blocks = max(2, _TARGET_GROUP_BYTES // max(1, block_bytes))
+        self.shuffle_blocks = _positive_int("shuffle_blocks", shuffle_blocks)
         self.epoch = 0
         if self.drop_last and len(windows) < self.batch_size:
             raise DataValidationError(
                 f"only {len(windows)} windows, fewer than batch_size={self.batch_size} with "
                 "drop_last=True: an epoch would have no batch"
             )
+
+    def _frame_bytes(self) -> int:
+        return max(1, int(np.prod(self.windows.frames.shape[1:])) * 4)
 
     def _default_block_size(self) -> int:
         fr = self.windows.frames
@@ -145,8 +153,11 @@ class BatchLoader:
         chunks = getattr(data, "chunks", None)
         if chunks is not None and len(chunks) and len(chunks[0]):
             chunk_t = int(max(chunks[0]))
-        frame_bytes = max(1, int(np.prod(fr.shape[1:])) * 4)
+        frame_bytes = self._frame_bytes()
         n_chunks = max(1, _TARGET_BLOCK_BYTES // max(1, chunk_t * frame_bytes))
+        # a block reads the span - 1 frames after it, i.e. decodes one more chunk than it
+        # covers: make blocks several windows long so that this costs little
+        n_chunks = max(n_chunks, -(-8 * self.windows.span // chunk_t))
         size = n_chunks * chunk_t
         if chunks is None:  # in memory: no chunk structure to follow
             size = max(1, _TARGET_BLOCK_BYTES // frame_bytes)

@@ -88,7 +88,14 @@ def read_frames(frames: xr.DataArray, positions: np.ndarray) -> np.ndarray:
     if _is_dask(data):
         import dask
 
-        parts = dask.compute(*[data[a:b] for a, b in runs], scheduler="threads")
+        # split runs at chunk edges: each piece is a view of one chunk, copied once into out
+        edges = np.cumsum((0, *data.chunks[0]))
+        pieces = []
+        for a, b in runs:
+            cuts = edges[(edges > a) & (edges < b)]
+            bounds = [a, *cuts.tolist(), b]
+            pieces.extend(zip(bounds[:-1], bounds[1:], strict=True))
+        parts = dask.compute(*[data[a:b] for a, b in pieces], scheduler="threads")
     elif isinstance(data, np.ndarray):
         parts = [data[a:b] for a, b in runs]
     else:  # lazily indexed backend arrays and friends
@@ -392,7 +399,19 @@ class Windows:
             raise DataValidationError(f"init_times must be times: {err}") from None
         if len(req) == 0:
             raise DataValidationError("init_times is empty; pass at least one t0 time")
-        pos = time.get_indexer(req)
+        if time.is_unique:
+            pos = time.get_indexer(req)
+        else:  # events may reuse times (e.g. SEVIR): only unambiguous times can be named
+            first = pd.Series(np.arange(len(time))).groupby(time.values).agg(["first", "size"])
+            hit = first.reindex(req.values)
+            amb = req[(hit["size"] > 1).to_numpy()]
+            if len(amb):
+                raise DataValidationError(
+                    f"init_times {list(amb[:3].astype(str))} occur in several events of the "
+                    "data and are ambiguous; select one event first, e.g. "
+                    "frames.where(frames.event == e, drop=True)"
+                )
+            pos = hit["first"].fillna(-1).to_numpy().astype(np.int64)
         problems = []
         for t, p in zip(req, pos, strict=False):
             if p < 0:

@@ -167,7 +167,7 @@ def read_era5(path: str, variables: tuple = ()) -> xr.Dataset:
     for n in names:
         a = {k: v for k, v in ds[n].attrs.items() if not k.startswith("GRIB_")}
         known = KNOWN_VARIABLES.get(n, {})
-        a.update({k: v for k, v in known.items() if k not in a or k == "units"})
+        a.update(known)  # CF names (cfgrib writes standard_name "unknown" for t2m)
         if "units" not in a:
             raise DataValidationError(f"{p}: variable {n!r} has no units")
         ds[n].attrs = a
@@ -210,7 +210,8 @@ def era5_recipe(
     Examples
     --------
     >>> from stgeo.datasets import run_recipe  # doctest: +SKIP
-    >>> run_recipe("era5", "../shared/data/era5/era5-2mt-2019-03-uk.nc", "t2m.zarr")  # doctest: +SKIP
+    >>> src = "../shared/data/era5/era5-2mt-2019-03-uk.nc"
+    >>> run_recipe("era5", src, "t2m.zarr")  # doctest: +SKIP
     't2m.zarr'
     """
     from ..data.store import to_zarr

@@ -25,7 +25,7 @@ product    files                                reader (pysteps.io.importers)
 =========  ===================================  ==========================================
 ``fmi``    ``YYYYMMDDHHMM_fmi.radar...pgm.gz``  ``import_fmi_pgm`` (dBZ)
 ``knmi``   ``RAD_NL25_RAP_5min_YYYYMMDDHHMM.h5``  ``import_knmi_hdf5`` (mm / 5 min)
-``bom``    ``N_YYYYMMDD_HHMMSS.prcp-c*.nc``     ``import_bom_rf3`` (mm / period)
+``bom``    ``N_YYYYMMDD_HHMMSS.prcp-c*.nc``     netCDF4 directly (mm / period, CF)
 ``mch``    ``AQCyyjjjHHMM?_00005.801.gif``      ``import_mch_gif`` (mm / 5 min)
 ``rmi``    ``YYYYMMDDHHMMSS.rad.*.qpe.hdf``     ``import_odim_hdf5`` (mm/h, ODIM)
 =========  ===================================  ==========================================
@@ -228,11 +228,14 @@ def read_radar_frame(path: str | os.PathLike, product: str) -> tuple[np.ndarray,
     kwargs = dict(p.kwargs)
     if p.name == "fmi":
         kwargs["gzipped"] = path.name.endswith(".gz")
-    imp = _pysteps_importer(p.importer)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data, _, md = imp(str(path), **kwargs)
+        if p.name == "bom":
+            data, md = _read_bom(path)
+        else:
+            imp = _pysteps_importer(p.importer)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                data, _, md = imp(str(path), **kwargs)
     except Exception as e:
         raise DataValidationError(
             f"cannot read {path} as a {p.name.upper()} radar file ({type(e).__name__}: {e}); "
@@ -273,13 +276,32 @@ def read_radar_frame(path: str | os.PathLike, product: str) -> tuple[np.ndarray,
     return rate.astype(np.float32), md
 
 
+def _read_bom(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """BoM Rainfields netCDF (CF): ``precipitation`` in mm over ``valid_time - start_time``.
+
+    Read with netCDF4 directly: pysteps' importer scans the coordinates element by element
+    (about 1 s per file for products without ``valid_min``).
+    """
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:
+        var = nc.variables["precipitation"]
+        units = getattr(var, "units", "")
+        if units not in ("kg m-2", "mm"):
+            raise DataValidationError(f"precipitation units {units!r}, expected kg m-2 or mm")
+        data = np.ma.filled(np.ma.asarray(var[:], dtype=np.float32), np.nan)
+        acc = (int(nc.variables["valid_time"][:]) - int(nc.variables["start_time"][:])) / 60.0
+        y = nc.variables["y"][:]
+    if acc <= 0:
+        raise DataValidationError(f"{path}: start_time is not before valid_time")
+    md = {"unit": "mm", "accutime": acc, "yorigin": "upper" if y[0] > y[-1] else "lower"}
+    return data, md
+
+
 def _proj_and_coords(md: dict[str, Any], ny: int, nx: int, first: Path, product: str):
     """CRS string and pixel-centre x/y (metres, y ascending) from pysteps' metadata."""
-    proj = str(md["projection"]).strip()
-    x1, x2, y1, y2 = (float(md[k]) for k in ("x1", "x2", "y1", "y2"))
-    dx, dy = float(md["xpixelsize"]), float(md["ypixelsize"])
     if product == "bom":
-        # the importer drops the ellipsoid; take the CF grid mapping and centres from the file
+        # the CF grid mapping (with its ellipsoid) and the pixel centres from the file
         import netCDF4
 
         with netCDF4.Dataset(first) as nc:
@@ -293,6 +315,9 @@ def _proj_and_coords(md: dict[str, Any], ny: int, nx: int, first: Path, product:
         if y[0] > y[-1]:
             y = y[::-1]
         return proj, x, y
+    proj = str(md["projection"]).strip()
+    x1, x2, y1, y2 = (float(md[k]) for k in ("x1", "x2", "y1", "y2"))
+    dx, dy = float(md["xpixelsize"]), float(md["ypixelsize"])
     if md.get("cartesian_unit") == "km":
         x1, x2, y1, y2, dx, dy = (v * 1000.0 for v in (x1, x2, y1, y2, dx, dy))
 
@@ -447,9 +472,10 @@ def radar_recipe(
         missing_frames=",".join(str(t) for t in missing),
         **recipe_attrs("radar", fp, source, **opts),
     )
-    by_time = dict(zip(times, files))
+    by_time = dict(zip(times, files, strict=True))
     builder = StoreBuilder(dest, tpl, chunks={"time": chunk_time})
-    pool = ThreadPoolExecutor(max_workers=2)  # decoding (gzip, PIL, HDF5) overlaps with I/O
+    # gzip/PIL decoding overlaps in threads; netCDF4/HDF5 are not thread-safe: one worker
+    pool = ThreadPoolExecutor(max_workers=2 if prod.name in ("fmi", "mch") else 1)
     try:
         for start in range(0, len(full), chunk_time):
             if builder.is_done(start):
@@ -472,7 +498,7 @@ def _write_block(
         lambda f: first if f == first_file else read_radar_frame(f, product)[0],
         [f for _, f in todo],
     )
-    for (i, f), frame in zip(todo, frames):
+    for (i, f), frame in zip(todo, frames, strict=True):
         if frame.shape != (ny, nx):
             raise DataValidationError(
                 f"{f}: image shape {frame.shape} differs from the event's {(ny, nx)}; "

@@ -51,6 +51,7 @@ __all__ = [
     "build_from_catalog",
     "list_recipes",
     "recipe_info",
+    "recipe_main",
     "register_recipe",
     "run_recipe",
     "verify_checksums",
@@ -323,6 +324,53 @@ def build_from_catalog(
     return run_recipe(recipe, source, str(entry.store_path()), **rec)
 
 
+def recipe_main(name: str, argv: Sequence[str] | None = None) -> int:
+    """Command-line entry of one recipe: ``--source PATH --dest STORE [--option k=v ...]``.
+
+    Used by the scripts in ``recipes/`` (``python recipes/era5.py --source ... --dest ...``).
+    Prints the store path; returns 0, or 2 with a one-line message on bad input.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> d = os.path.join(tempfile.mkdtemp(), "s.zarr")
+    >>> recipe_main("synthetic", ["--dest", d, "--option", "n_times=4", "--option", "shape=8,8"])
+    ... # doctest: +ELLIPSIS
+    /.../s.zarr
+    0
+    """
+    import argparse
+    import sys
+    import time
+
+    from ..errors import StgeoError
+
+    info = recipe_info(name)
+    opts = ", ".join(f"{k} ({t})" for k, t in info["options"].items())
+    ap = argparse.ArgumentParser(
+        prog=f"recipe {info['name']}", description=f"{info['description']}. Options: {opts}."
+    )
+    ap.add_argument("--source", required=info["source_required"], help="raw file or folder")
+    ap.add_argument("--dest", required=True, help="Zarr store to write")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args(argv)
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--option needs KEY=VALUE, got {item!r}")
+        options[key.strip()] = value.strip()
+    t0 = time.perf_counter()
+    try:
+        path = run_recipe(name, args.source, args.dest, **options)
+    except (StgeoError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(path)
+    print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return 0
+
+
 # -- helpers shared by the recipes ----------------------------------------------------------
 def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
     """Hex SHA-256 of a file (read in 1 MiB blocks)."""
@@ -355,7 +403,10 @@ def _find_sums(start: Path, levels: int = 6) -> list[Path]:
 
 
 def verify_checksums(files: Sequence[str | os.PathLike], *, root: str | os.PathLike) -> int:
-    """Verify ``files`` against ``SHA256SUMS`` files found in ``root`` or its parents.
+    """Verify ``files`` against ``SHA256SUMS`` files found near them.
+
+    ``SHA256SUMS`` files are looked for in ``root``, in each file's folder, and in their
+    parents (up to 6 levels).
 
     A ``SHA256SUMS`` file lists ``<sha256>  <path relative to its folder>`` per line (the
     ``sha256sum`` format). A ``FILE.md5`` side file holding an MD5 is also checked. Files
@@ -383,7 +434,10 @@ def verify_checksums(files: Sequence[str | os.PathLike], *, root: str | os.PathL
     """
     files = [Path(f).resolve() for f in files]
     known: dict[Path, str] = {}
-    for sums in _find_sums(Path(root).resolve()):
+    sums_files = _find_sums(Path(root).resolve())
+    for parent in dict.fromkeys(f.parent for f in files):
+        sums_files += [s for s in _find_sums(parent) if s not in sums_files]
+    for sums in sums_files:
         for line in sums.read_text(errors="replace").splitlines():
             parts = line.strip().split(None, 1)
             if len(parts) != 2 or len(parts[0]) != 64:

@@ -19,8 +19,9 @@ Canonical layout written here (one img_type per store, e.g. ``vil``):
 
 * ``vil(time, y, x)`` **uint8 0–255 as published** (``units`` "1",
   ``scale_note`` describing the VIL digital-level transform); frames of all events are
-  concatenated along ``time``; the ``event`` coordinate along ``time`` holds the event
-  ``id`` — window samplers never cross an event change (times may repeat across events);
+  concatenated along ``time``; the ``event`` coordinate along ``time`` holds the event's
+  index along ``event_id`` (``ds.event_id[ds.event]`` is the SEVIR ``id``) — window
+  samplers never cross an event change (times may repeat across events);
 * ``minute_offset(time)``: the published offset of each frame from ``time_utc``; frame
   times are ``time_utc + offset`` (snapped to the regular step if offsets jitter);
 * per event (dim ``event_id``): ``time_utc``, ``event_type``, ``llcrnrlat/lon``,
@@ -67,6 +68,7 @@ from .recipes import (
     require_file,
     verify_checksums,
 )
+from .taxibj import open_h5
 
 __all__ = ["CATALOG_COLUMNS", "SEVIR_PROJ", "SEVIR_S3", "sevir_recipe", "split_of"]
 
@@ -256,7 +258,6 @@ def sevir_recipe(
     'vil-test.zarr'
     """
     import dask.array as da
-    import h5py
 
     from ..data.store import StoreBuilder
 
@@ -289,11 +290,11 @@ def sevir_recipe(
     if rows.empty:
         raise DataValidationError("no event left after the split/start/end filters")
     rows = rows.reset_index(drop=True)
-    sizes = set(zip(rows["size_y"].astype(int), rows["size_x"].astype(int)))
+    sizes = set(zip(rows["size_y"].astype(int), rows["size_x"].astype(int), strict=True))
     if len(sizes) != 1:
         raise DataValidationError(f"{kind} events have different sizes {sorted(sizes)}")
     ny, nx = sizes.pop()
-    offs = [_offsets(s, str(i)) for s, i in zip(rows["minute_offsets"], rows["id"])]
+    offs = [_offsets(s, str(i)) for s, i in zip(rows["minute_offsets"], rows["id"], strict=True)]
     nt = {o.size for o in offs}
     if len(nt) != 1:
         raise DataValidationError(f"events have different frame counts {sorted(nt)}")
@@ -314,7 +315,7 @@ def sevir_recipe(
     step_min = float(np.median(np.concatenate([np.diff(o) for o in offs])))
     step = pd.Timedelta(minutes=step_min)
     times, offset_vals = [], []
-    for o, t in zip(offs, rows["time_utc"]):
+    for o, t in zip(offs, rows["time_utc"], strict=True):
         regular = o[0] + step_min * np.arange(nt)
         if np.abs(o - regular).max() > step_min / 2:
             raise DataValidationError(
@@ -350,8 +351,8 @@ def sevir_recipe(
             "time": ("time", time, {"step": str(step)}),
             "event": (
                 "time",
-                np.repeat(ids, nt),
-                {"long_name": "SEVIR event id (windows never cross a change)"},
+                np.repeat(np.arange(n_ev, dtype=np.int32), nt),
+                {"long_name": "index of the event along event_id (windows never cross a change)"},
             ),
             "minute_offset": (
                 "time",
@@ -368,13 +369,13 @@ def sevir_recipe(
                 (np.arange(nx) + 0.5) * width_m / nx,
                 {"units": "m", "long_name": "offset from the patch's western edge"},
             ),
-            "event_id": ("event_id", ids),
+            "event_id": ("event_id", ids.astype(object)),  # zarr variable-length strings
             "time_utc": ("event_id", rows["time_utc"].to_numpy(dtype="datetime64[ns]")),
             "event_type": (
                 "event_id",
                 np.asarray(
                     [str(v) for v in rows.get("event_type", pd.Series([""] * n_ev)).fillna("")],
-                    dtype=str,
+                    dtype=object,
                 ),
             ),
             **{
@@ -420,18 +421,7 @@ def sevir_recipe(
                 continue
             f = root / str(row["file_name"])
             if f not in handles:
-                try:
-                    handles[f] = h5py.File(f, "r")
-                except OSError as e:
-                    raise DataValidationError(
-                        f"cannot open {f} as HDF5 ({e}); truncated or not a SEVIR file"
-                    ) from None
-                h = handles[f]
-                if "id" not in h or kind not in h:
-                    raise DataValidationError(
-                        f"{f} is not a SEVIR {kind} file: needs datasets 'id' and {kind!r}, "
-                        f"has {sorted(h.keys())}"
-                    )
+                handles[f] = h = open_h5(f, ("id", kind), f"SEVIR {kind}")
                 arr = h[kind]
                 if arr.ndim != 4 or arr.shape[1:] != (ny, nx, nt) or arr.dtype != np.uint8:
                     raise DataValidationError(
@@ -442,7 +432,8 @@ def sevir_recipe(
             idx = int(row["file_index"])
             if not 0 <= idx < h[kind].shape[0]:
                 raise DataValidationError(
-                    f"{f}: file_index {idx} of event {row['id']} is outside 0..{h[kind].shape[0] - 1}"
+                    f"{f}: file_index {idx} of event {row['id']} is outside "
+                    f"0..{h[kind].shape[0] - 1}"
                 )
             fid = h["id"][idx]
             fid = fid.decode() if isinstance(fid, bytes) else str(fid)
@@ -453,14 +444,16 @@ def sevir_recipe(
                 )
             try:
                 slab = np.asarray(h[kind][idx])  # (ny, nx, nt): one event
-            except OSError as e:
-                raise DataValidationError(f"cannot read event {fid} from {f} ({e})") from None
+            except (OSError, KeyError, RuntimeError) as e:
+                raise DataValidationError(
+                    f"cannot read event {fid} from {f} ({e}); the file is truncated"
+                ) from None
             frames = np.ascontiguousarray(np.moveaxis(slab, -1, 0)[:, ::-1, :])
             part = xr.Dataset(
                 {kind: (("time", "y", "x"), frames)},
                 coords={  # time-dependent coords travel with each region
                     "time": time[start_i : start_i + nt],
-                    "event": ("time", np.repeat(ids[int(k) : int(k) + 1], nt)),
+                    "event": ("time", np.full(nt, int(k), dtype=np.int32)),
                     "minute_offset": ("time", offset_vals[int(k)].astype(np.float32)),
                 },
             )

@@ -157,6 +157,13 @@ def read_holidays(path: str | os.PathLike) -> pd.DatetimeIndex:
         ) from None
 
 
+def _corrupt(path: Path, what: str, e: Exception) -> DataValidationError:
+    return DataValidationError(
+        f"cannot read {path} as HDF5 ({type(e).__name__}: {e}); the file is truncated, "
+        f"corrupted or not a {what} file"
+    )
+
+
 def open_h5(path: Path, need: Sequence[str], what: str):
     """Open an HDF5 file and check it has datasets ``need``; clear errors otherwise."""
     import h5py
@@ -164,16 +171,21 @@ def open_h5(path: Path, need: Sequence[str], what: str):
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise DataValidationError(
-            f"cannot open {path} as HDF5 ({e}); the file is truncated, corrupted or not a "
-            f"{what} file"
-        ) from None
-    missing = [n for n in need if n not in f]
+        raise _corrupt(path, what, e) from None
+    try:
+        have = sorted(f.keys())
+        missing = [n for n in need if n not in have]
+        for n in need:
+            if n not in missing:
+                _ = f[n].shape  # touches the object header: fails on truncated files
+    except (OSError, KeyError, RuntimeError, ValueError) as e:
+        f.close()
+        raise _corrupt(path, what, e) from None
     if missing:
         f.close()
         raise DataValidationError(
-            f"{path} is not a {what} file: datasets {missing} are missing (it has "
-            f"{sorted(f.keys()) if f else []}); expected {list(need)}"
+            f"{path} is not a {what} file: datasets {missing} are missing (it has {have}); "
+            f"expected {list(need)}"
         )
     return f
 
@@ -181,32 +193,34 @@ def open_h5(path: Path, need: Sequence[str], what: str):
 def read_flow_file(path: Path, per_day: int, what: str):
     """Open a DeepST flow file; return ``(h5file, times)`` after checking the layout."""
     f = open_h5(path, ("date", "data"), what)
-    d = f["data"]
-    if d.ndim != 4 or d.shape[1] != 2:
-        f.close()
-        raise DataValidationError(
-            f"{path}: 'data' has shape {d.shape}, expected (N, 2, H, W) with channels "
-            "(inflow, outflow)"
-        )
-    if f["date"].shape[0] != d.shape[0]:
-        f.close()
-        raise DataValidationError(
-            f"{path}: {f['date'].shape[0]} dates for {d.shape[0]} frames (truncated file?)"
-        )
     try:
-        times = parse_slots(f["date"][:], per_day)
-    except DataValidationError as e:
+        d = f["data"]
+        if d.ndim != 4 or d.shape[1] != 2:
+            raise DataValidationError(
+                f"{path}: 'data' has shape {d.shape}, expected (N, 2, H, W) with channels "
+                "(inflow, outflow)"
+            )
+        if f["date"].shape[0] != d.shape[0]:
+            raise DataValidationError(
+                f"{path}: {f['date'].shape[0]} dates for {d.shape[0]} frames (truncated file?)"
+            )
+        try:
+            times = parse_slots(f["date"][:], per_day)
+        except DataValidationError as e:
+            raise DataValidationError(f"{path}: {e}") from None
+        except (OSError, KeyError, RuntimeError, ValueError) as e:
+            raise _corrupt(path, what, e) from None
+    except BaseException:
         f.close()
-        raise DataValidationError(f"{path}: {e}") from None
+        raise
     return f, times
 
 
 def segment_labels(times: pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray:
-    """Label each contiguous run by its start time (``YYYY-MM-DDTHH:MM``)."""
+    """Number each contiguous run of ``times`` (0, 0, ..., 1, 1, ...) as int32."""
     t = times.values
-    brk = np.concatenate([[True], np.diff(t) != np.timedelta64(step.value, "ns")])
-    starts = np.maximum.accumulate(np.where(brk, np.arange(len(t)), 0))
-    return np.asarray([pd.Timestamp(t[i]).strftime("%Y-%m-%dT%H:%M") for i in starts])
+    brk = np.concatenate([[False], np.diff(t) != np.timedelta64(step.value, "ns")])
+    return np.cumsum(brk).astype(np.int32)
 
 
 def write_flows(
@@ -235,7 +249,8 @@ def write_flows(
     _, _, ny, nx = sources[0][0].shape
     coords: dict[str, Any] = {
         "time": ("time", times.values, {"long_name": "start of the interval", "step": str(step)}),
-        "channel": ("channel", ["inflow", "outflow"]),
+        # object dtype: zarr's variable-length UTF-8 strings (fixed-width ones are unstable in v3)
+        "channel": ("channel", np.array(["inflow", "outflow"], dtype=object)),
         "lat": (("y", "x"), lat, {"units": "degrees_north", "standard_name": "latitude"}),
         "lon": (("y", "x"), lon, {"units": "degrees_east", "standard_name": "longitude"}),
     }
@@ -244,7 +259,10 @@ def write_flows(
         coords["event"] = (
             "time",
             labels,
-            {"long_name": "contiguous run (windows never cross a change)"},
+            {
+                "long_name": "number of the contiguous run of complete days (windows never "
+                "cross a change)"
+            },
         )
     tpl = xr.Dataset(
         {
@@ -277,7 +295,7 @@ def write_flows(
             try:
                 vals = sources[fi][0][r0 : block[k1][1] + 1]
                 out[k0 : k1 + 1] = vals[:, ::-1] if swap_channels else vals
-            except OSError as e:
+            except (OSError, KeyError, RuntimeError) as e:
                 raise DataValidationError(
                     f"cannot read frames {r0}..{block[k1][1]} of "
                     f"{sources[fi][0].file.filename} ({e}); the file is truncated or corrupted"

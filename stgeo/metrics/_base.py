@@ -216,6 +216,9 @@ def align(
     obs = xr.DataArray(obs.data, dims=fcst.dims, coords=dim_coords, attrs=obs.attrs, name=obs.name)
     if load:
         fcst, obs = fcst.compute(), obs.compute()
+    elif obs.chunks is not None and fcst.chunks is not None and obs.chunks != fcst.chunks:
+        # give the observations the forecast's chunks so elementwise work lines up
+        obs = obs.chunk(dict(zip(fcst.dims, fcst.chunks, strict=True)))
     return fcst, obs
 
 

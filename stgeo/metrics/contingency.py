@@ -41,10 +41,9 @@ def table_counts(
     like, fc, ob = fc, bare(fc), bare(ob)
     fvalid = fc.notnull()
     ovalid = ob.notnull()
-    valid = fvalid & ovalid
-    n_valid = valid.sum(reduce)
+    n_valid = (fvalid & ovalid).sum(reduce)
     parts = []
-    for t in thresholds:
+    for t in thresholds:  # one threshold at a time keeps boolean temporaries small
         fe = fc >= t  # NaN >= t is False
         oe = ob >= t
         hits = (fe & oe).sum(reduce)

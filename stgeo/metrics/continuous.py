@@ -36,6 +36,7 @@ from ..errors import DataValidationError, StgeoTypeError
 from ._base import (
     MergeableSums,
     align,
+    bare,
     data_units,
     finish,
     resolve_reduce_dims,
@@ -117,20 +118,26 @@ def error_stats(
 ) -> xr.Dataset:
     """Error sums of aligned fields (lazy for Dask inputs)."""
     reduce = list(reduce)
-    err = fc.astype(np.float64) - ob.astype(np.float64)
-    err = xr.DataArray(err.data, dims=fc.dims)  # coords are not needed for sums
+    err = xr.apply_ufunc(
+        np.subtract, bare(fc), bare(ob), kwargs={"dtype": np.float64}, dask="allowed"
+    )
     valid = err.notnull()
+    if err.chunks is None:
+        np.nan_to_num(err.values, copy=False, nan=0.0)  # in place: no NaN-skipping copies
+    else:
+        err = err.fillna(0.0)
+    kw = {"skipna": False}
     if weights is None:
         sw = valid.sum(reduce).astype(np.float64)
-        se = err.sum(reduce)
-        sa = abs(err).sum(reduce)
-        ss = (err * err).sum(reduce)
+        se = err.sum(reduce, **kw)
+        sa = abs(err).sum(reduce, **kw)
+        ss = (err**2).sum(reduce, **kw)
     else:
-        w = weights.astype(np.float64)
-        sw = w.where(valid, 0.0).sum(reduce)
-        se = (w * err).sum(reduce)
-        sa = (w * abs(err)).sum(reduce)
-        ss = (w * err * err).sum(reduce)
+        w = weights.astype(np.float64).where(valid, 0.0)
+        sw = w.sum(reduce, **kw)
+        se = (w * err).sum(reduce, **kw)
+        sa = (w * abs(err)).sum(reduce, **kw)
+        ss = (w * err**2).sum(reduce, **kw)
     sd = spatial_dims_of(fc) or ()
     frame = [d for d in fc.dims if d in (*sd, "channel") and d in reduce]
     points = int(np.prod([fc.sizes[d] for d in frame])) if frame else 1

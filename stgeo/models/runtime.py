@@ -155,9 +155,9 @@ def fuse_for_inference(module: nn.Module) -> nn.Module:
     for name, child in list(module.named_children()):
         fuse = getattr(child, "fuse_for_inference", None)
         if callable(fuse):
-            setattr(module, name, fuse())
-        else:
-            fuse_for_inference(child)
+            child = fuse().eval()
+            setattr(module, name, child)
+        fuse_for_inference(child)
     return module
 
 

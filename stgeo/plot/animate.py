@@ -64,6 +64,20 @@ def _writer(path: Path, fps: float) -> Any:
     )
 
 
+def _freeze_layout(fig: Any, axes: Any) -> None:
+    """Lay the figure out once; frames then only swap data and titles (much faster).
+
+    Constrained layout and cartopy's gridline labels are otherwise recomputed for every
+    frame although the axes never move.
+    """
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+    for ax in axes:
+        for gl in ax.artists:
+            if type(gl).__name__ == "Gridliner" and hasattr(gl, "_auto_update"):
+                gl._auto_update = False
+
+
 def animate_forecast(
     fc: xr.DataArray | xr.Dataset,
     path: str | os.PathLike,
@@ -138,15 +152,28 @@ def animate_forecast(
 
     path = Path(path)
     writer = _writer(path, fps)
-    plan = _plan(fc, obs, init_time=init_time, lead_time=None, time=None, variable=variable,
-                 channel=channel, all_frames=True)
+    plan = _plan(
+        fc,
+        obs,
+        init_time=init_time,
+        lead_time=None,
+        time=None,
+        variable=variable,
+        channel=channel,
+        all_frames=True,
+    )
     grid = _grid(plan.template)
-    style, estyle = _styles(plan, cmap=cmap, levels=levels, vmin=vmin, vmax=vmax,
-                            error_limit=error_limit)
+    style, estyle = _styles(
+        plan, cmap=cmap, levels=levels, vmin=vmin, vmax=vmax, error_limit=error_limit
+    )
     ncols = 3 if plan.has_obs else 1
-    fig = plt.figure(figsize=(ncols * PANEL_WIDTH + (0.4 if plan.has_obs else 1.4),
-                              _panel_height(grid) + (1.3 if plan.has_obs else 0.6)),
-                     layout="constrained")
+    fig = plt.figure(
+        figsize=(
+            ncols * PANEL_WIDTH + (0.4 if plan.has_obs else 1.4),
+            _panel_height(grid) + (1.3 if plan.has_obs else 0.6),
+        ),
+        layout="constrained",
+    )
     axes = _make_axes(fig, 1, ncols, grid)[0]
     first = plan.frames[0]
     blank = np.full_like(first.fc, np.nan)
@@ -155,17 +182,39 @@ def animate_forecast(
         artists.append(_draw(axes[1], grid, first.obs if first.obs is not None else blank, style))
         artists.append(_draw(axes[2], grid, _masked_error(first, style), estyle))
     for j, ax in enumerate(axes):
-        _setup_axes(ax, grid, coastlines=coastlines, borders=borders, gridlines=gridlines,
-                    map_data_dir=map_data_dir, labels={"left": j == 0, "bottom": True})
+        _setup_axes(
+            ax,
+            grid,
+            coastlines=coastlines,
+            borders=borders,
+            gridlines=gridlines,
+            map_data_dir=map_data_dir,
+            labels={"left": j == 0, "bottom": True},
+        )
     if plan.has_obs:
-        fig.colorbar(artists[0], ax=list(axes[:2]), orientation="horizontal", shrink=0.7,
-                     aspect=40, **style.colorbar_kwargs())
-        fig.colorbar(artists[2], ax=axes[2], orientation="horizontal", shrink=0.9, aspect=20,
-                     **estyle.colorbar_kwargs())
+        fig.colorbar(
+            artists[0],
+            ax=list(axes[:2]),
+            orientation="horizontal",
+            shrink=0.7,
+            aspect=40,
+            **style.colorbar_kwargs(),
+        )
+        fig.colorbar(
+            artists[2],
+            ax=axes[2],
+            orientation="horizontal",
+            shrink=0.9,
+            aspect=20,
+            **estyle.colorbar_kwargs(),
+        )
     else:
-        fig.colorbar(artists[0], ax=axes[0], orientation="vertical", shrink=0.85,
-                     **style.colorbar_kwargs())
+        fig.colorbar(
+            artists[0], ax=axes[0], orientation="vertical", shrink=0.85, **style.colorbar_kwargs()
+        )
     fig.suptitle(plan.title if title is None else title, fontsize=10)
+    fig.get_layout_engine().set(h_pad=0.06)
+    _freeze_layout(fig, axes)
 
     def update(k: int) -> list[Any]:
         frame = plan.frames[k]
@@ -175,8 +224,7 @@ def animate_forecast(
         if plan.has_obs:
             _set_field(artists[1], frame.obs if frame.obs is not None else blank)
             _set_field(artists[2], _masked_error(frame, style))
-            axes[1].set_title(titles[1] if frame.obs is not None else frame.obs_missing,
-                              fontsize=9)
+            axes[1].set_title(titles[1] if frame.obs is not None else frame.obs_missing, fontsize=9)
             axes[2].set_title(titles[2], fontsize=9)
         return artists
 

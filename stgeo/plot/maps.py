@@ -102,13 +102,24 @@ def _lonlat_bbox(
     try:
         tr = Transformer.from_crs(crs, CRS.from_epsg(4326), always_xy=True)
         n = 25
-        xs = np.concatenate([np.linspace(xe[0], xe[-1], n), np.full(n, xe[-1]),
-                             np.linspace(xe[-1], xe[0], n), np.full(n, xe[0])])
-        ys = np.concatenate([np.full(n, ye[0]), np.linspace(ye[0], ye[-1], n),
-                             np.full(n, ye[-1]), np.linspace(ye[-1], ye[0], n)])
+        xs = np.concatenate(
+            [
+                np.linspace(xe[0], xe[-1], n),
+                np.full(n, xe[-1]),
+                np.linspace(xe[-1], xe[0], n),
+                np.full(n, xe[0]),
+            ]
+        )
+        ys = np.concatenate(
+            [
+                np.full(n, ye[0]),
+                np.linspace(ye[0], ye[-1], n),
+                np.full(n, ye[-1]),
+                np.linspace(ye[-1], ye[0], n),
+            ]
+        )
         xx, yy = np.meshgrid(np.linspace(xe[0], xe[-1], 9), np.linspace(ye[0], ye[-1], 9))
-        lon, lat = tr.transform(np.concatenate([xs, xx.ravel()]),
-                                np.concatenate([ys, yy.ravel()]))
+        lon, lat = tr.transform(np.concatenate([xs, xx.ravel()]), np.concatenate([ys, yy.ravel()]))
         ok = np.isfinite(lon) & np.isfinite(lat)
         if not ok.any():
             return None
@@ -144,6 +155,7 @@ def _latlon_grid(lat: np.ndarray, lon: np.ndarray) -> _Grid:
     central = 180.0 if lon_e.max() > 180.0 else 0.0
     w, e = float(lon_e.min()), float(lon_e.max())
     s, n = float(max(lat_e.min(), -90.0)), float(min(lat_e.max(), 90.0))
+    bbox = (w, s, e, n) if e - w < 359.0 else (-180.0, s, 180.0, n)
     return _Grid(
         "latlon",
         projection=ccrs.PlateCarree(central_longitude=central),
@@ -151,7 +163,7 @@ def _latlon_grid(lat: np.ndarray, lon: np.ndarray) -> _Grid:
         xe=lon_e,
         ye=np.clip(lat_e, -90.0, 90.0),
         extent=(w, e, s, n),
-        bbox=(w, s, e, n),
+        bbox=bbox,
         xlabel="longitude",
         ylabel="latitude",
     )
@@ -168,8 +180,12 @@ def _grid(da: xr.DataArray) -> _Grid:
     except Exception as err:
         logger.info("ignoring an unreadable CRS description (%s)", err)
     has_xy = (
-        xdim in da.coords and ydim in da.coords and da[xdim].ndim == 1 and da[ydim].ndim == 1
-        and np.issubdtype(da[xdim].dtype, np.number) and np.issubdtype(da[ydim].dtype, np.number)
+        xdim in da.coords
+        and ydim in da.coords
+        and da[xdim].ndim == 1
+        and da[ydim].ndim == 1
+        and np.issubdtype(da[xdim].dtype, np.number)
+        and np.issubdtype(da[ydim].dtype, np.number)
     )
     notes: list[str] = []
     if crs is not None and has_xy:
@@ -187,8 +203,9 @@ def _grid(da: xr.DataArray) -> _Grid:
             lon, lat = _pc().transform_point(cx, cy, proj)
             if not (np.isfinite(lon) and np.isfinite(lat)):
                 raise ValueError("the grid centre does not map to a longitude/latitude")
-            return _Grid("projected", proj, proj, xe, ye, (x0, x1, y0, y1),
-                         _lonlat_bbox(crs, xe, ye))
+            return _Grid(
+                "projected", proj, proj, xe, ye, (x0, x1, y0, y1), _lonlat_bbox(crs, xe, ye)
+            )
         except Exception as err:
             notes.append(f"cartopy could not use the grid's CRS ({err}); drawn in PlateCarree")
             logger.info(notes[-1])
@@ -246,8 +263,8 @@ def map_projection(da: xr.DataArray | xr.Dataset) -> Any:
     --------
     >>> import stgeo
     >>> ds = stgeo.testing.storm_cells(n_times=2, shape=(16, 16))
-    >>> map_projection(ds.rain_rate).to_dict()["proj"]
-    'laea'
+    >>> map_projection(ds.rain_rate).to_json_dict()["conversion"]["method"]["name"]
+    'Lambert Azimuthal Equal Area'
     """
     return _grid(da).projection
 
@@ -260,16 +277,22 @@ def _draw(ax: Any, grid: _Grid, data: np.ndarray, style: FieldStyle) -> Any:
     data = np.ma.masked_invalid(np.asarray(data, dtype=float))
     if grid.xe is not None and grid.xe.ndim == 2:
         return ax.pcolormesh(grid.xe, grid.ye, data, shading="nearest", **kw)
-    if _regular(grid.xe) and _regular(grid.ye) and (
-        not grid.is_map or grid.projection == grid.transform
+    if (
+        _regular(grid.xe)
+        and _regular(grid.ye)
+        and (not grid.is_map or grid.projection == grid.transform)
     ):
         # a regular grid in the axes' own projection: an image, no resampling (fast)
         kw.pop("rasterized")
         origin = "lower" if grid.ye[-1] > grid.ye[0] else "upper"
         y0, y1 = (grid.ye[0], grid.ye[-1]) if origin == "lower" else (grid.ye[-1], grid.ye[0])
-        return ax.imshow(data, extent=(grid.xe[0], grid.xe[-1], y0, y1), origin=origin,
-                         interpolation="nearest" if data.size <= 250_000 else "auto",
-                         **kw)
+        return ax.imshow(
+            data,
+            extent=(grid.xe[0], grid.xe[-1], y0, y1),
+            origin=origin,
+            interpolation="nearest" if data.size <= 250_000 else "auto",
+            **kw,
+        )
     return ax.pcolormesh(grid.xe, grid.ye, data, shading="flat", **kw)
 
 
@@ -277,9 +300,7 @@ def _regular(edges: np.ndarray | None) -> bool:
     if edges is None or edges.ndim != 1 or edges.size < 2:
         return False
     d = np.diff(edges)
-    return bool(np.all(d > 0) or np.all(d < 0)) and bool(
-        np.allclose(d, d[0], rtol=1e-4, atol=0.0)
-    )
+    return bool(np.all(d > 0) or np.all(d < 0)) and bool(np.allclose(d, d[0], rtol=1e-4, atol=0.0))
 
 
 def _set_field(artist: Any, data: np.ndarray) -> None:
@@ -306,10 +327,18 @@ def _setup_axes(
         ax.set_xlabel(grid.xlabel)
         ax.set_ylabel(grid.ylabel)
         return
-    ax.set_extent(grid.extent, crs=grid.transform)
+    x0, x1, y0, y1 = grid.extent
+    if grid.kind != "projected" and x1 - x0 >= 359.0:
+        if y1 - y0 >= 179.0:
+            ax.set_global()
+        else:  # a full latitude band
+            ax.set_extent((-180.0, 180.0, y0, y1), crs=grid.transform)
+    else:
+        ax.set_extent(grid.extent, crs=grid.transform)
     if coastlines or borders:
-        add_map_features(ax, bbox=grid.bbox, coastlines=coastlines, borders=borders,
-                         map_data_dir=map_data_dir)
+        add_map_features(
+            ax, bbox=grid.bbox, coastlines=coastlines, borders=borders, map_data_dir=map_data_dir
+        )
     if gridlines:
         left = True if labels is None else labels.get("left", True)
         bottom = True if labels is None else labels.get("bottom", True)
@@ -322,9 +351,18 @@ def _setup_axes(
             kw["ylocs"] = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(s, n)
             if e - w >= 300:
                 kw["xlocs"] = np.arange(-180, 181, 30)
+            kw["xlocs"] = np.unique((np.asarray(kw["xlocs"]) + 180.0) % 360.0 - 180.0)
         # labels are costly on projected maps: only on the outer panels
-        gl = ax.gridlines(draw_labels=left or bottom, x_inline=False, y_inline=False,
-                          linewidth=0.5, color="0.4", alpha=0.6, linestyle="--", **kw)
+        gl = ax.gridlines(
+            draw_labels=left or bottom,
+            x_inline=False,
+            y_inline=False,
+            linewidth=0.5,
+            color="0.4",
+            alpha=0.6,
+            linestyle="--",
+            **kw,
+        )
         if left or bottom:
             gl.top_labels = False
             gl.right_labels = False
@@ -384,8 +422,12 @@ def _select_extra(
         if channel is None:
             if da.sizes["channel"] > 1:
                 first = da["channel"].values[0] if "channel" in da.coords else 0
-                logger.info("%s has %d channels; drawing %r (choose with channel=...)",
-                            what, da.sizes["channel"], first)
+                logger.info(
+                    "%s has %d channels; drawing %r (choose with channel=...)",
+                    what,
+                    da.sizes["channel"],
+                    first,
+                )
             da = da.isel(channel=0)
         elif isinstance(channel, (int, np.integer)) and (
             "channel" not in da.coords or not np.issubdtype(da["channel"].dtype, np.integer)
@@ -413,6 +455,8 @@ def _select_extra(
 
 
 def _as_timedelta(v: Any) -> pd.Timedelta:
+    if isinstance(v, np.timedelta64):  # (a numpy integer subclass)
+        return pd.Timedelta(v)
     if isinstance(v, (bool, int, float, np.integer, np.floating)):
         raise StgeoTypeError(
             f"lead_time={v!r} is a bare number; give a duration such as '30min', "
@@ -450,7 +494,7 @@ def _fmt_time(t: Any) -> str:
 def _default_positions(n: int, k: int = 4) -> list[int]:
     if n <= k:
         return list(range(n))
-    return sorted({int(round(v)) for v in np.linspace(0, n - 1, k)})
+    return sorted({round(float(v)) for v in np.linspace(0, n - 1, k)})
 
 
 @dataclass
@@ -506,9 +550,9 @@ def _select_leads(fc: xr.DataArray, lead_time: Any) -> list[int]:
     leads = pd.TimedeltaIndex(fc["lead_time"].values)
     if lead_time is None:
         return _default_positions(len(leads))
-    wanted = lead_time if isinstance(lead_time, (list, tuple, np.ndarray, pd.Index)) else [
-        lead_time
-    ]
+    wanted = (
+        lead_time if isinstance(lead_time, (list, tuple, np.ndarray, pd.Index)) else [lead_time]
+    )
     out = []
     for v in wanted:
         td = _as_timedelta(v)
@@ -539,8 +583,9 @@ def _select_times(da: xr.DataArray, time: Any) -> list[int]:
     return out
 
 
-def _obs_at(obs: xr.DataArray | None, valid: pd.Timestamp | None, shape: tuple[int, ...]
-            ) -> tuple[np.ndarray | None, str]:
+def _obs_at(
+    obs: xr.DataArray | None, valid: pd.Timestamp | None, shape: tuple[int, ...]
+) -> tuple[np.ndarray | None, str]:
     if obs is None or valid is None:
         return None, ""
     times = pd.DatetimeIndex(obs["time"].values)
@@ -573,7 +618,8 @@ def _plan(
     obs_da = None
     if obs is not None:
         obs_da = _pick_variable(
-            obs, variable or (name if isinstance(obs, xr.Dataset) and name in obs else None),
+            obs,
+            variable or (name if isinstance(obs, xr.Dataset) and name in obs else None),
             "the observations",
         )
         if "time" not in obs_da.dims:
@@ -594,8 +640,9 @@ def _plan(
             raise DataValidationError("init_time given but the forecast has no init_time dim")
         da = _select_extra(da, ["lead_time"], channel, "the forecast")
         init = pd.Timestamp(da["init_time"].values) if "init_time" in da.coords else None
-        positions = (list(range(da.sizes["lead_time"])) if all_frames
-                     else _select_leads(da, lead_time))
+        positions = (
+            list(range(da.sizes["lead_time"])) if all_frames else _select_leads(da, lead_time)
+        )
         for p in positions:
             one = da.isel(lead_time=p)
             lead = pd.Timedelta(one["lead_time"].values)
@@ -753,8 +800,14 @@ def plot_field(
     values = np.asarray(field2d.values, dtype=float)
     style = field_style(field2d, [values], cmap=cmap, levels=levels, vmin=vmin, vmax=vmax)
     artist = _draw(ax, grid, values, style)
-    _setup_axes(ax, grid, coastlines=coastlines, borders=borders, gridlines=gridlines,
-                map_data_dir=map_data_dir)
+    _setup_axes(
+        ax,
+        grid,
+        coastlines=coastlines,
+        borders=borders,
+        gridlines=gridlines,
+        map_data_dir=map_data_dir,
+    )
     if title is None:
         title = ""
         for c in ("valid_time", "time"):
@@ -763,8 +816,9 @@ def plot_field(
                 break
     ax.set_title(title, fontsize=9)
     if colorbar:
-        ax.figure.colorbar(artist, ax=ax, orientation="vertical", shrink=0.85,
-                           **style.colorbar_kwargs())
+        ax.figure.colorbar(
+            artist, ax=ax, orientation="vertical", shrink=0.85, **style.colorbar_kwargs()
+        )
     _save(ax.figure, path, dpi)
     return ax
 
@@ -860,11 +914,19 @@ def plot_forecast(
     """
     import matplotlib.pyplot as plt
 
-    plan = _plan(fc, obs, init_time=init_time, lead_time=lead_time, time=time,
-                 variable=variable, channel=channel)
+    plan = _plan(
+        fc,
+        obs,
+        init_time=init_time,
+        lead_time=lead_time,
+        time=time,
+        variable=variable,
+        channel=channel,
+    )
     grid = _grid(plan.template)
-    style, estyle = _styles(plan, cmap=cmap, levels=levels, vmin=vmin, vmax=vmax,
-                            error_limit=error_limit)
+    style, estyle = _styles(
+        plan, cmap=cmap, levels=levels, vmin=vmin, vmax=vmax, error_limit=error_limit
+    )
     n = len(plan.frames)
     if plan.has_obs:
         nrows, ncols = n, 3
@@ -885,29 +947,70 @@ def plot_forecast(
                 err_artist = _draw(row[2], grid, _masked_error(frame, style), estyle)
             else:
                 for ax in row[1:]:
-                    ax.text(0.5, 0.5, frame.obs_missing, ha="center", va="center",
-                            transform=ax.transAxes, fontsize=9, color="0.3")
+                    ax.text(
+                        0.5,
+                        0.5,
+                        frame.obs_missing,
+                        ha="center",
+                        va="center",
+                        transform=ax.transAxes,
+                        fontsize=9,
+                        color="0.3",
+                    )
             row[1].set_title(obs_t, fontsize=9)
             row[2].set_title(err_t, fontsize=9)
             for j, ax in enumerate(row):
-                _setup_axes(ax, grid, coastlines=coastlines, borders=borders,
-                            gridlines=gridlines, map_data_dir=map_data_dir,
-                            labels={"left": j == 0, "bottom": i == nrows - 1})
+                _setup_axes(
+                    ax,
+                    grid,
+                    coastlines=coastlines,
+                    borders=borders,
+                    gridlines=gridlines,
+                    map_data_dir=map_data_dir,
+                    labels={"left": j == 0, "bottom": i == nrows - 1},
+                )
         else:
             ax = axes[0, i]
             field_artist = _draw(ax, grid, frame.fc, style)
             ax.set_title(fc_t, fontsize=9)
-            _setup_axes(ax, grid, coastlines=coastlines, borders=borders, gridlines=gridlines,
-                        map_data_dir=map_data_dir, labels={"left": i == 0, "bottom": True})
+            _setup_axes(
+                ax,
+                grid,
+                coastlines=coastlines,
+                borders=borders,
+                gridlines=gridlines,
+                map_data_dir=map_data_dir,
+                labels={"left": i == 0, "bottom": True},
+            )
     if plan.has_obs:
-        fig.colorbar(field_artist, ax=list(axes[:, :2].ravel()), orientation="horizontal",
-                     shrink=0.7, aspect=40, **style.colorbar_kwargs())
+        fig.colorbar(
+            field_artist,
+            ax=list(axes[:, :2].ravel()),
+            orientation="horizontal",
+            shrink=0.7,
+            aspect=40,
+            **style.colorbar_kwargs(),
+        )
         if err_artist is not None and estyle is not None:
-            fig.colorbar(err_artist, ax=list(axes[:, 2].ravel()), orientation="horizontal",
-                         shrink=0.9, aspect=20, **estyle.colorbar_kwargs())
+            fig.colorbar(
+                err_artist,
+                ax=list(axes[:, 2].ravel()),
+                orientation="horizontal",
+                shrink=0.9,
+                aspect=20,
+                **estyle.colorbar_kwargs(),
+            )
     else:
-        fig.colorbar(field_artist, ax=list(axes.ravel()), orientation="horizontal",
-                     shrink=min(0.8, 0.3 * ncols + 0.2), aspect=35, **style.colorbar_kwargs())
+        fig.colorbar(
+            field_artist,
+            ax=list(axes.ravel()),
+            orientation="horizontal",
+            shrink=min(0.8, 0.3 * ncols + 0.2),
+            aspect=35,
+            **style.colorbar_kwargs(),
+        )
     fig.suptitle(plan.title if title is None else title, fontsize=11)
+    # cartopy nudges map titles up after the layout is made: keep the figure title clear
+    fig.get_layout_engine().set(h_pad=0.06)
     _save(fig, path, dpi)
     return fig

@@ -47,8 +47,11 @@ def _tables(scores: Any) -> dict[str, xr.Dataset]:
         scores = scores.to_dataset(name=scores.name if scores.name is not None else "score")
     if isinstance(scores, xr.Dataset):
         if "model" in scores.dims:
-            labels = (scores["model"].values if "model" in scores.coords
-                      else np.arange(scores.sizes["model"]))
+            labels = (
+                scores["model"].values
+                if "model" in scores.coords
+                else np.arange(scores.sizes["model"])
+            )
             return {str(m): scores.isel(model=i, drop=True) for i, m in enumerate(labels)}
         name = str(scores.attrs.get("model", "") or "forecast")
         return {name: scores}
@@ -100,8 +103,9 @@ def _variable(ds: xr.Dataset, name: str, model: str) -> xr.DataArray:
     )
 
 
-def _reduce_to(da: xr.DataArray, keep: Sequence[Hashable], select: Mapping | None,
-               model: str) -> xr.DataArray:
+def _reduce_to(
+    da: xr.DataArray, keep: Sequence[Hashable], select: Mapping | None, model: str
+) -> xr.DataArray:
     if select:
         sel = {k: v for k, v in select.items() if k in da.dims}
         if sel:
@@ -224,8 +228,14 @@ def plot_csi_vs_lead(
     panels = thr if thr is not None else [None]
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows + 0.5),
-                             squeeze=False, sharey=True, layout="constrained")
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(4.2 * ncols, 3.3 * nrows + 0.5),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
     units = _threshold_units(tables)
     long_name = score.upper() if score in ("csi", "pod", "far", "ets", "hss", "fss") else score
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -244,8 +254,14 @@ def plot_csi_vs_lead(
             da = _reduce_to(da, ["lead_time"], select, model)
             x, xlabel, _ = _lead_axis(da["lead_time"])
             order = np.argsort(x)
-            ax.plot(x[order], np.asarray(da.values, float)[order], marker=_MARKERS[i % 10],
-                    markersize=4, color=colors[i % len(colors)], label=model)
+            ax.plot(
+                x[order],
+                np.asarray(da.values, float)[order],
+                marker=_MARKERS[i % 10],
+                markersize=4,
+                color=colors[i % len(colors)],
+                label=model,
+            )
             if da.attrs.get("long_name") and k == 0 and i == 0:
                 long_name = str(da.attrs["long_name"])
         if t is not None:
@@ -255,7 +271,7 @@ def plot_csi_vs_lead(
         if score in _BOUNDED:
             ax.set_ylim(0.0, 1.0)
         ax.set_xlim(left=0.0)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel(long_name)
@@ -271,8 +287,7 @@ def _csi_background(ax: Any) -> None:
     s, p = np.meshgrid(sr, pod)
     csi = 1.0 / (1.0 / s + 1.0 / p - 1.0)
     levels = np.arange(0.1, 1.01, 0.1)
-    cf = ax.contourf(s, p, csi, levels=np.concatenate([[0.0], levels]), cmap="Blues",
-                     alpha=0.35)
+    cf = ax.contourf(s, p, csi, levels=np.concatenate([[0.0], levels]), cmap="Blues", alpha=0.35)
     cs = ax.contour(s, p, csi, levels=levels[:-1], colors="0.45", linewidths=0.6)
     ax.clabel(cs, fmt="%.1f", fontsize=7, inline=True)
     for b in (0.3, 0.5, 0.8, 1.0, 1.3, 1.5, 2.0, 3.0, 5.0):
@@ -281,9 +296,17 @@ def _csi_background(ax: Any) -> None:
         else:
             x1, y1 = 1.0 / b, 1.0
         ax.plot([0, x1], [0, y1], ls="--", lw=0.7 if b != 1 else 1.0, color="0.35")
-        ax.annotate(f"{b:g}", (x1, y1), xytext=(2, 2) if b <= 1 else (0, 3),
-                    textcoords="offset points", fontsize=7, color="0.25",
-                    ha="left" if b <= 1 else "center", va="bottom" if b > 1 else "center")
+        # bias labels just inside the top and right edges
+        ax.annotate(
+            f"{b:g}",
+            (x1, y1),
+            xytext=(-2, 0) if b <= 1 else (2, -2),
+            textcoords="offset points",
+            fontsize=7,
+            color="0.2",
+            ha="right" if b <= 1 else "left",
+            va="bottom" if b <= 1 else "top",
+        )
     return cf
 
 
@@ -375,29 +398,61 @@ def performance_diagram(
                 pod, sr = pod.sel(lead_time=wanted), sr.sel(lead_time=wanted)
             pod = _reduce_to(pod, ["lead_time"], select, model)
             sr = _reduce_to(sr, ["lead_time"], select, model)
-            pv, sv = np.atleast_1d(np.asarray(pod.values, float)), np.atleast_1d(
-                np.asarray(sr.values, float))
+            pv, sv = (
+                np.atleast_1d(np.asarray(pod.values, float)),
+                np.atleast_1d(np.asarray(sr.values, float)),
+            )
             marker = _MARKERS[k % len(_MARKERS)]
-            ax.plot(sv, pv, marker=marker, color=color, lw=1.2, markersize=6,
-                    markeredgecolor="k", markeredgewidth=0.4, zorder=4)
-            if "lead_time" in pod.dims and pv.size > 1:
+            ax.plot(
+                sv,
+                pv,
+                marker=marker,
+                color=color,
+                lw=1.2,
+                markersize=6,
+                markeredgecolor="k",
+                markeredgewidth=0.4,
+                zorder=4,
+            )
+            if "lead_time" in pod.dims and pv.size > 1 and k == 0:
                 x, _, fmt = _lead_axis(pod["lead_time"])
                 for j in (0, pv.size - 1):
                     if np.isfinite(pv[j]) and np.isfinite(sv[j]):
-                        ax.annotate(fmt(x[j]), (sv[j], pv[j]), xytext=(4, -8),
-                                    textcoords="offset points", fontsize=6.5, color=color)
-    handles = [Line2D([], [], color=colors[i % len(colors)], lw=2, label=m)
-               for i, m in enumerate(tables)]
+                        ax.annotate(
+                            fmt(x[j]),
+                            (sv[j], pv[j]),
+                            xytext=(4, -8),
+                            textcoords="offset points",
+                            fontsize=6.5,
+                            color=color,
+                        )
+    handles = [
+        Line2D([], [], color=colors[i % len(colors)], lw=2, label=m) for i, m in enumerate(tables)
+    ]
     if thr is not None:
-        handles += [Line2D([], [], color="0.3", marker=_MARKERS[k % len(_MARKERS)], ls="none",
-                           label=f"\u2265 {float(t):g}{units}") for k, t in enumerate(thr)]
+        handles += [
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                marker=_MARKERS[k % len(_MARKERS)],
+                ls="none",
+                label=f"\u2265 {float(t):g}{units}",
+            )
+            for k, t in enumerate(thr)
+        ]
     ax.legend(handles=handles, fontsize=8, loc="upper left", framealpha=0.9)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_aspect("equal")
     ax.set_xlabel("success ratio (1 - FAR)")
     ax.set_ylabel("probability of detection (POD)")
-    ax.set_title(title if title is not None else
-                 "performance diagram (contours: CSI, dashed: frequency bias)", fontsize=10)
+    ax.set_title(
+        title
+        if title is not None
+        else "performance diagram (contours: CSI, dashed: frequency bias)",
+        fontsize=10,
+        pad=8,
+    )
     _save(fig, path, dpi)
     return fig

@@ -201,3 +201,13 @@ def test_read_frames_runs(zarr_frames):
     np.testing.assert_array_equal(read_frames(fr, pos)[:, 0], ds.rain_rate.values[pos])
     mem = fr.load()
     np.testing.assert_array_equal(read_frames(mem, pos)[:, 0], ds.rain_rate.values[pos])
+
+
+def test_events_reusing_times():
+    t = pd.date_range("2021-01-01", periods=10, freq="10min")
+    fr = _ramp(times=t.append(t[:6]), event=[0] * 10 + [1] * 6)
+    w = Windows(fr, in_steps=2, out_steps=1)
+    np.testing.assert_array_equal(w.t0_index, [*range(1, 9), *range(11, 15)])
+    assert Windows(fr, in_steps=2, out_steps=1, init_times=[t[8]]).t0_index.tolist() == [8]
+    with pytest.raises(DataValidationError, match="ambiguous"):
+        Windows(fr, in_steps=2, out_steps=1, init_times=[t[3]])

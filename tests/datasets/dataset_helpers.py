@@ -34,7 +34,7 @@ def write_deepst_h5(
     rng = np.random.default_rng(seed)
     step = pd.Timedelta("1D") / per_day
     slots = ((times - times.normalize()) / step).astype(int) + 1
-    dates = np.asarray([f"{t:%Y%m%d}{s:02d}".encode() for t, s in zip(times, slots)])
+    dates = np.asarray([f"{t:%Y%m%d}{s:02d}".encode() for t, s in zip(times, slots, strict=True)])
     data = rng.integers(0, 300, size=(len(times), 2, *grid)).astype(np.float64)
     order = rng.permutation(len(times)) if shuffle else np.arange(len(times))
     with h5py.File(path, "w") as f:

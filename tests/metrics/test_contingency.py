@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -14,8 +16,13 @@ from stgeo.errors import DataValidationError, StgeoTypeError
 
 SCORES = ("csi", "pod", "far", "sr", "frequency_bias", "hss", "ets")
 RANGES = {
-    "csi": (0, 1), "pod": (0, 1), "far": (0, 1), "sr": (0, 1),
-    "frequency_bias": (0, np.inf), "hss": (-1, 1), "ets": (-1 / 3, 1),
+    "csi": (0, 1),
+    "pod": (0, 1),
+    "far": (0, 1),
+    "sr": (0, 1),
+    "frequency_bias": (0, np.inf),
+    "hss": (-1, 1),
+    "ets": (-1 / 3, 1),
 }
 
 
@@ -39,13 +46,17 @@ def test_counts_match_brute_force_with_nan_and_threshold_zero():
     fa, oa = xr.DataArray(f, dims=("y", "x")), xr.DataArray(o, dims=("y", "x"))
     table = sm.contingency_table(fa, oa, threshold=[0, 1.0, 2.0])
     for i, thr in enumerate([0.0, 1.0, 2.0]):
-        got = [int(table.data[v][i]) for v in
-               ("hits", "misses", "false_alarms", "correct_negatives")]
+        got = [
+            int(table.data[v][i]) for v in ("hits", "misses", "false_alarms", "correct_negatives")
+        ]
         assert got == list(_brute_counts(f, o, thr))
     # threshold 0 is a real threshold: zeros are events (>= 0), -1 is not
     assert int(table.hits.sel(threshold=0.0)) > 0
-    z = sm.contingency_table(xr.DataArray([0.0, -1.0, 0.0, -1.0], dims="x"),
-                             xr.DataArray([0.0, 0.0, -1.0, -1.0], dims="x"), threshold=0)
+    z = sm.contingency_table(
+        xr.DataArray([0.0, -1.0, 0.0, -1.0], dims="x"),
+        xr.DataArray([0.0, 0.0, -1.0, -1.0], dims="x"),
+        threshold=0,
+    )
     assert [int(z.data[v].squeeze()) for v in z.data.data_vars] == [1, 1, 1, 1]
     n_valid = int((~(np.isnan(f) | np.isnan(o))).sum())
     assert (table.total == n_valid).all()
@@ -105,7 +116,7 @@ def test_bad_thresholds():
 
 def test_metric_attrs_and_scalar_threshold(pair):
     fc, obs = pair
-    for name in SCORES + ("csi_m",):
+    for name in (*SCORES, "csi_m"):
         thr = [0.5, 1.0] if name == "csi_m" else 1.0
         out = getattr(sm, name)(fc, obs, threshold=thr, preserve_dims="lead_time")
         assert out.attrs["units"] == "1" and out.attrs["long_name"], name
@@ -116,21 +127,25 @@ def test_metric_attrs_and_scalar_threshold(pair):
 # ---------------------------------------------------------------------------------------
 # property tests
 # ---------------------------------------------------------------------------------------
-values = st.one_of(st.sampled_from([0.0, 0.1, 1.0, 5.0, np.nan]),
-                   st.floats(-1, 10, allow_nan=False))
-fields = st.integers(2, 9).flatmap(
-    lambda n: st.tuples(arrays(np.float64, (n, 3, 4), elements=values),
-                        arrays(np.float64, (n, 3, 4), elements=values))
+values = st.one_of(
+    st.sampled_from([0.0, 0.1, 1.0, 5.0, np.nan]), st.floats(-1, 10, allow_nan=False)
 )
-thresholds = st.lists(st.sampled_from([0.0, 0.1, 0.5, 1.0, 5.0]), min_size=1, max_size=3,
-                      unique=True)
+fields = st.integers(2, 9).flatmap(
+    lambda n: st.tuples(
+        arrays(np.float64, (n, 3, 4), elements=values),
+        arrays(np.float64, (n, 3, 4), elements=values),
+    )
+)
+thresholds = st.lists(
+    st.sampled_from([0.0, 0.1, 0.5, 1.0, 5.0]), min_size=1, max_size=3, unique=True
+)
 
 
 def _da(a):
     return xr.DataArray(a, dims=("time", "y", "x"), coords={"time": np.arange(a.shape[0])})
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(fields, thresholds, st.data())
 def test_tables_from_any_split_add_up_to_the_whole(fo, thr, data):
     f, o = fo
@@ -140,7 +155,7 @@ def test_tables_from_any_split_add_up_to_the_whole(fo, thr, data):
     whole = sm.contingency_table(_da(f), _da(o), threshold=thr)
     parts = [
         sm.contingency_table(_da(f[a:b]), _da(o[a:b]), threshold=thr)
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        for a, b in itertools.pairwise(bounds)
     ]
     assert sum(parts) == whole
     # splitting along space too (a different axis) gives the same table
@@ -149,16 +164,20 @@ def test_tables_from_any_split_add_up_to_the_whole(fo, thr, data):
     assert left + right == whole
     # continuous and FSS sums merge exactly too
     es = sm.error_sums(_da(f), _da(o), preserve_dims="y")
-    es_parts = [sm.error_sums(_da(f[a:b]), _da(o[a:b]), preserve_dims="y")
-                for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    es_parts = [
+        sm.error_sums(_da(f[a:b]), _da(o[a:b]), preserve_dims="y")
+        for a, b in itertools.pairwise(bounds)
+    ]
     xr.testing.assert_allclose(sum(es_parts).data, es.data, rtol=1e-12, atol=1e-12)
     fs = sm.fss_sums(_da(f), _da(o), threshold=thr, window=[1, 3])
-    fs_parts = [sm.fss_sums(_da(f[a:b]), _da(o[a:b]), threshold=thr, window=[1, 3])
-                for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    fs_parts = [
+        sm.fss_sums(_da(f[a:b]), _da(o[a:b]), threshold=thr, window=[1, 3])
+        for a, b in itertools.pairwise(bounds)
+    ]
     xr.testing.assert_allclose(sum(fs_parts).data, fs.data, rtol=1e-12, atol=1e-12)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(fields, thresholds)
 def test_scores_stay_in_their_range(fo, thr):
     f, o = fo
@@ -175,14 +194,13 @@ def test_scores_stay_in_their_range(fo, thr):
         assert np.isnan(v) or v >= 0
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(arrays(np.float64, (3, 4, 5), elements=values), thresholds)
 def test_perfect_forecasts_score_perfectly(o, thr):
     obs = _da(o)
     table = sm.contingency_table(obs, obs, threshold=thr)
     has_event = (table.hits > 0).values
-    for name, perfect in (("csi", 1), ("pod", 1), ("sr", 1), ("far", 0),
-                          ("frequency_bias", 1)):
+    for name, perfect in (("csi", 1), ("pod", 1), ("sr", 1), ("far", 0), ("frequency_bias", 1)):
         v = getattr(table, name)().values
         np.testing.assert_array_equal(v[has_event], perfect, err_msg=name)
         assert np.isnan(v[~has_event]).all()

@@ -24,13 +24,17 @@ def _ssim_brute(a, b, data_range):
     vals = []
     for i in range(r, a.shape[0] - r):
         for j in range(r, a.shape[1] - r):
-            pa, pb = a[i - r : i + r + 1, j - r : j + r + 1], b[i - r : i + r + 1, j - r : j + r + 1]
+            pa, pb = (
+                a[i - r : i + r + 1, j - r : j + r + 1],
+                b[i - r : i + r + 1, j - r : j + r + 1],
+            )
             ma, mb = (k * pa).sum(), (k * pb).sum()
             va = (k * pa * pa).sum() - ma**2
             vb = (k * pb * pb).sum() - mb**2
             cov = (k * pa * pb).sum() - ma * mb
-            vals.append(((2 * ma * mb + c1) * (2 * cov + c2))
-                        / ((ma**2 + mb**2 + c1) * (va + vb + c2)))
+            vals.append(
+                ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
+            )
     return np.mean(vals)
 
 

@@ -12,8 +12,25 @@ import stgeo.metrics as sm
 from stgeo._registry import METRICS
 from stgeo.errors import DataValidationError, StgeoWarning, UnknownNameError
 
-ALL = ["csi", "pod", "far", "sr", "frequency_bias", "hss", "ets", "csi_m", "fss", "mse",
-       "mse_frame", "mae", "mae_frame", "rmse", "mean_error", "ssim", "psnr"]
+ALL = [
+    "csi",
+    "pod",
+    "far",
+    "sr",
+    "frequency_bias",
+    "hss",
+    "ets",
+    "csi_m",
+    "fss",
+    "mse",
+    "mse_frame",
+    "mae",
+    "mae_frame",
+    "rmse",
+    "mean_error",
+    "ssim",
+    "psnr",
+]
 
 
 def _score(fc, obs, **kw):
@@ -33,13 +50,14 @@ def test_alignment_on_valid_time_matches_manual_selection(pair):
             vt = fc.valid_time.values[i, j]
             np.testing.assert_array_equal(o.values[i, j], obs.sel(time=vt).values)
     # without the valid_time coordinate it is derived from init_time + lead_time
-    f2, o2 = sm.align(fc.drop_vars("valid_time"), obs)
+    _f2, o2 = sm.align(fc.drop_vars("valid_time"), obs)
     np.testing.assert_array_equal(o2.values, o.values)
     # observations with extra channel labels are selected by label
     fcc, obc = make_pair(channels=2)
     obc2 = xr.concat([obc, obc.isel(channel=[0]).assign_coords(channel=["extra"])], "channel")
-    np.testing.assert_array_equal(sm.align(fcc, obc2.isel(channel=[2, 1, 0]))[1].values,
-                                  sm.align(fcc, obc)[1].values)
+    np.testing.assert_array_equal(
+        sm.align(fcc, obc2.isel(channel=[2, 1, 0]))[1].values, sm.align(fcc, obc)[1].values
+    )
 
 
 def test_tidy_output(pair):
@@ -66,8 +84,9 @@ def test_tidy_output(pair):
         sm.fss(fc, obs, threshold=[0, 0.5, 2.0], window=[1, 3], preserve_dims="lead_time"),
         res.fss,
     )
-    np.testing.assert_allclose(sm.ssim(fc, obs, data_range=20.0, preserve_dims="lead_time"),
-                               res.ssim)
+    np.testing.assert_allclose(
+        sm.ssim(fc, obs, data_range=20.0, preserve_dims="lead_time"), res.ssim
+    )
     # preserve nothing / reduce_dims
     flat = _score(fc, obs, metrics=["csi", "mse"], preserve_dims=())
     assert flat.csi.dims == ("threshold",) and flat.mse.dims == ()
@@ -79,15 +98,17 @@ def test_streaming_equals_eager_equals_dask(pair):
     fc, obs = make_pair(n_times=12, nan_fraction=0.05)
     eager = _score(fc, obs, batch_init_times=100)
     for batch in (1, 4):
-        xr.testing.assert_allclose(_score(fc, obs, batch_init_times=batch), eager,
-                                   rtol=1e-12, atol=1e-12)
+        xr.testing.assert_allclose(
+            _score(fc, obs, batch_init_times=batch), eager, rtol=1e-12, atol=1e-12
+        )
     lazy = _score(fc.chunk(init_time=3, lead_time=1), obs.chunk(time=2))
     xr.testing.assert_allclose(lazy, eager, rtol=1e-12, atol=1e-12)
     # counts are exactly equal
-    kw = {"metrics": ["hits", "misses", "false_alarms", "correct_negatives"],
-          "thresholds": [0.5]}
-    xr.testing.assert_identical(sm.score(fc, obs, batch_init_times=1, **kw),
-                                sm.score(fc.chunk(init_time=2), obs.chunk(time=5), **kw))
+    kw = {"metrics": ["hits", "misses", "false_alarms", "correct_negatives"], "thresholds": [0.5]}
+    xr.testing.assert_identical(
+        sm.score(fc, obs, batch_init_times=1, **kw),
+        sm.score(fc.chunk(init_time=2), obs.chunk(time=5), **kw),
+    )
     # preserving the streamed dim concatenates the blocks
     a = _score(fc, obs, metrics=["csi", "mse"], preserve_dims="init_time", batch_init_times=2)
     b = _score(fc, obs, metrics=["csi", "mse"], preserve_dims="init_time", batch_init_times=50)
@@ -159,7 +180,7 @@ def test_errors_are_clear(pair):
 
 
 def test_registry():
-    for name in ALL + ["bias", "me", "ts", "csi-m", "CSI"]:
+    for name in [*ALL, "bias", "me", "ts", "csi-m", "CSI"]:
         assert name in METRICS
     assert METRICS.get("bias") is sm.frequency_bias
     assert METRICS.get("me") is sm.mean_error
@@ -169,8 +190,9 @@ def test_registry():
 
 def test_time_aligned_inputs_without_lead_time():
     t = pd.date_range("2020-01-01", periods=6, freq="h")
-    o = xr.DataArray(np.arange(6 * 4.0).reshape(6, 2, 2), dims=("time", "y", "x"),
-                     coords={"time": t})
+    o = xr.DataArray(
+        np.arange(6 * 4.0).reshape(6, 2, 2), dims=("time", "y", "x"), coords={"time": t}
+    )
     f = (o + 1).isel(time=slice(1, 4))
     res = sm.score(f, o, metrics=["mean_error", "mse"])
     assert float(res.mean_error) == 1.0 and float(res.mse) == 1.0

@@ -48,11 +48,16 @@ def test_pooled_per_lead_counts_over_samples_leads_pixels():
     obs = xr.DataArray(obs_v, dims=("time", "y", "x"), coords={"time": t})
     fc_v = np.clip(
         np.stack([obs_v[i + 1 : i + 1 + n_lead] for i in range(n_init)])
-        + rng.normal(0, 30, (n_init, n_lead, h, w)), 0, 255,
+        + rng.normal(0, 30, (n_init, n_lead, h, w)),
+        0,
+        255,
     )
     lead = pd.to_timedelta(np.arange(1, n_lead + 1) * 5, unit="min")
-    fc = xr.DataArray(fc_v, dims=("init_time", "lead_time", "y", "x"),
-                      coords={"init_time": t[:n_init], "lead_time": lead})
+    fc = xr.DataArray(
+        fc_v,
+        dims=("init_time", "lead_time", "y", "x"),
+        coords={"init_time": t[:n_init], "lead_time": lead},
+    )
     o_al = np.stack([obs_v[i + 1 : i + 1 + n_lead] for i in range(n_init)])
 
     res = sm.sevir_scores(fc, obs, pool=[1, 4, 16])

@@ -19,8 +19,9 @@ BRUSSELS = (50.85, 4.35)
 OVER_COLOR = (0x54, 0x27, 0x8F)  # rain colour above 100 mm/h (stgeo.plot.styles.RAIN_COLORS[-1])
 
 
-def projected_field(crs: str, center: tuple[float, float], shape=(48, 48), res=8000.0,
-                    n_times=3, seed=0) -> xr.Dataset:
+def projected_field(
+    crs: str, center: tuple[float, float], shape=(48, 48), res=8000.0, n_times=3, seed=0
+) -> xr.Dataset:
     """Storm cells re-gridded onto a grid of ``crs`` centred on ``center`` (lat, lon)."""
     base = stgeo.testing.storm_cells(n_times=n_times, shape=shape, seed=seed)
     tr = Transformer.from_crs(CRS.from_epsg(4326), CRS.from_user_input(crs), always_xy=True)
@@ -30,8 +31,11 @@ def projected_field(crs: str, center: tuple[float, float], shape=(48, 48), res=8
     y = cy + (np.arange(ny) - (ny - 1) / 2) * res
     ds = xr.Dataset(
         {"rain_rate": (("time", "y", "x"), base.rain_rate.values, dict(base.rain_rate.attrs))},
-        coords={"time": base.time.values, "y": ("y", y, {"units": "m"}),
-                "x": ("x", x, {"units": "m"})},
+        coords={
+            "time": base.time.values,
+            "y": ("y", y, {"units": "m"}),
+            "x": ("x", x, {"units": "m"}),
+        },
     )
     return add_latlon(set_crs(ds, crs), crs)
 
@@ -49,7 +53,7 @@ def add_blob(ds: xr.Dataset, lat: float, lon: float, value: float = 150.0, half:
         iy = int(np.argmin(np.abs(ds["lat"].values - lat)))
         ix = int(np.argmin(np.abs(ds["lon"].values - lon)))
     out = ds.copy(deep=True)
-    out["rain_rate"][..., iy - half: iy + half + 1, ix - half: ix + half + 1] = value
+    out["rain_rate"][..., iy - half : iy + half + 1, ix - half : ix + half + 1] = value
     if out["lat"].ndim == 2:
         where = (float(out["lat"][iy, ix]), float(out["lon"][iy, ix]))
     else:
@@ -83,4 +87,4 @@ def axes_pixels(img: np.ndarray, ax) -> np.ndarray:
     """The part of the PNG inside the axes frame (a few pixels in from the border)."""
     x0, y0, x1, y1 = ax.get_window_extent().extents
     h = img.shape[0]
-    return img[int(h - y1) + 3: int(h - y0) - 3, int(x0) + 3: int(x1) - 3]
+    return img[int(h - y1) + 3 : int(h - y0) - 3, int(x0) + 3 : int(x1) - 3]

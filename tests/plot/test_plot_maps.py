@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import matplotlib
 
@@ -41,6 +42,13 @@ def _close_figures():
     plt.close("all")
 
 
+def _proj(projection) -> dict:
+    """PROJ parameters of a cartopy projection (pyproj warns that PROJ strings are lossy)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return projection.to_dict()
+
+
 def _artist(ax):
     """The field drawn on a map panel (an image for regular grids, else a mesh)."""
     return ax.images[0] if ax.images else ax.collections[0]
@@ -77,15 +85,16 @@ def _wet_fraction_matches(img, ax, da, tol=0.12):
 
 
 def test_latlon_grid_map(tmp_path):
-    ds = stgeo.testing.storm_cells(n_times=3, shape=(40, 48), seed=2, projected=False,
-                                   center=BRUSSELS)
+    ds = stgeo.testing.storm_cells(
+        n_times=3, shape=(40, 48), seed=2, projected=False, center=BRUSSELS
+    )
     ax, img, da, where = _render_blob(ds, *BRUSSELS, tmp_path / "latlon.png")
     assert type(ax.projection).__name__ == "PlateCarree"
     assert ax.get_title() == "2021-07-04 12:05"
     _check_blob_position(ax, img, *where, tol_px=2)
     _wet_fraction_matches(img, ax, da)
     # map extent = the grid's cell edges
-    x0, x1, y0, y1 = ax.get_extent(crs=ax.projection)
+    x0, _, _, y1 = ax.get_extent(crs=ax.projection)
     lon, lat = ds.lon.values, ds.lat.values
     assert x0 == pytest.approx(lon[0] - (lon[1] - lon[0]) / 2, abs=1e-6)
     assert y1 == pytest.approx(lat[-1] + (lat[1] - lat[0]) / 2, abs=1e-6)
@@ -94,29 +103,26 @@ def test_latlon_grid_map(tmp_path):
 def test_polar_stereographic_radar_grid(tmp_path):
     ds = projected_field(POLAR, (62.0, 25.5), shape=(56, 48), res=10_000.0)
     ax, img, da, where = _render_blob(ds, *HELSINKI, tmp_path / "polar.png")
-    params = ax.projection.to_dict()
+    params = _proj(ax.projection)
     assert params["proj"] == "stere" and float(params["lat_ts"]) == 60.0
     assert float(params["lon_0"]) == 25.0
     assert where == pytest.approx(HELSINKI, abs=0.1)
     _check_blob_position(ax, img, *where, tol_px=2)
     _wet_fraction_matches(img, ax, da)
     # drawn on the native grid: the map extent is the grid's own x/y cell edges
-    x0, x1, y0, y1 = ax.get_extent(crs=ax.projection)
+    x0, _, _, y1 = ax.get_extent(crs=ax.projection)
     assert x0 == pytest.approx(float(ds.x[0]) - 5_000.0)
     assert y1 == pytest.approx(float(ds.y[-1]) + 5_000.0)
-    # a point 300 km east of Helsinki lands ~300 km east on the map (no PlateCarree warping)
-    erow, ecol = expected_pixel(ax, HELSINKI[1], HELSINKI[0])
-    width_px = ax.get_window_extent().width
-    xh, yh = ax.projection.transform_point(HELSINKI[1], HELSINKI[0], ax.projection.as_geodetic())
-    assert abs(xh - float(da.x.sel(x=xh, method="nearest"))) <= 5_000.0
-    assert width_px > 100
+    # not resampled: the 3x3-cell blob covers 9 cells' worth of pixels
+    cell_px = ax.get_window_extent().width / ds.sizes["x"]
+    assert len(color_pixels(img, OVER_COLOR)) == pytest.approx(9 * cell_px**2, rel=0.3)
 
 
 def test_laea_sevir_grid_with_coastline(tmp_path, caplog):
     ds = projected_field(SEVIR_LAEA, (41.0, -73.0), shape=(48, 48), res=8_000.0)
     with caplog.at_level(logging.INFO, logger="stgeo.plot"):
         ax, img, da, where = _render_blob(ds, *NEW_YORK, tmp_path / "laea.png")
-    params = ax.projection.to_dict()
+    params = _proj(ax.projection)
     assert params["proj"] == "laea" and float(params["lon_0"]) == -98.0
     assert where == pytest.approx(NEW_YORK, abs=0.1)
     _check_blob_position(ax, img, *where, tol_px=2)
@@ -141,8 +147,9 @@ def test_no_map_data_draws_and_logs(tmp_path, caplog):
 
     mapdata._logged.clear()
     with caplog.at_level(logging.INFO, logger="stgeo.plot"):
-        ax = plot_field(ds.rain_rate.isel(time=0), map_data_dir=tmp_path / "empty",
-                        path=tmp_path / "bare.png")
+        ax = plot_field(
+            ds.rain_rate.isel(time=0), map_data_dir=tmp_path / "empty", path=tmp_path / "bare.png"
+        )
     assert (tmp_path / "bare.png").stat().st_size > 5_000
     assert not [a for a in ax.get_children() if type(a).__name__ == "FeatureArtist"]
     assert "without coastlines" in caplog.text and "python-cartopy-data" in caplog.text
@@ -163,8 +170,9 @@ def test_natural_earth_preferred_when_present(tmp_path):
     md = find_map_data(tmp_path, span_deg=5.0)
     assert md.coastline_source == "natural_earth_10m" and md.borders is None
     ds = projected_field(SEVIR_LAEA, (41.0, -73.0), shape=(24, 24), res=16_000.0)
-    ax = plot_field(ds.rain_rate.isel(time=0) * np.nan, map_data_dir=tmp_path,
-                    colorbar=False, gridlines=False)
+    ax = plot_field(
+        ds.rain_rate.isel(time=0) * np.nan, map_data_dir=tmp_path, colorbar=False, gridlines=False
+    )
     ax.figure.savefig(tmp_path / "ne.png", dpi=ax.figure.dpi)
     inside = axes_pixels(read_png(tmp_path / "ne.png"), ax)
     assert (inside.max(axis=-1) < 120).sum() > 20  # the line is drawn
@@ -174,8 +182,9 @@ def test_forecast_obs_error_panels(tmp_path):
     ds = stgeo.testing.storm_cells(n_times=12, shape=(40, 40), seed=5)
     fc = ds.st.forecast(model="persistence", lead_steps=4)
     path = tmp_path / "fc.png"
-    fig = plot_forecast(fc, ds, init_time="2021-07-04T12:20", lead_time=["10min", "20min"],
-                        path=path)
+    fig = plot_forecast(
+        fc, ds, init_time="2021-07-04T12:20", lead_time=["10min", "20min"], path=path
+    )
     assert path.stat().st_size > 20_000
     maps = [a for a in fig.axes if hasattr(a, "projection")]
     assert len(maps) == 6  # 2 lead times x (forecast, observed, error)
@@ -206,15 +215,20 @@ def test_forecast_only_default_leads_and_accessor(tmp_path):
     fig = fc.st.plot(path=tmp_path / "a.png")
     maps = [a for a in fig.axes if hasattr(a, "projection")]
     assert [a.get_title().splitlines()[0] for a in maps] == [
-        "persistence +5 min", "persistence +15 min", "persistence +20 min",
-        "persistence +30 min"]
+        "persistence +5 min",
+        "persistence +15 min",
+        "persistence +20 min",
+        "persistence +30 min",
+    ]
 
 
 def test_plain_time_series_and_missing_observation(tmp_path):
     ds = stgeo.testing.storm_cells(n_times=6, shape=(24, 24), seed=1)
     fig = plot_forecast(ds, time=["2021-07-04T12:05", "2021-07-04T12:15"])
     assert [a.get_title() for a in fig.axes if hasattr(a, "projection")] == [
-        "2021-07-04 12:05", "2021-07-04 12:15"]
+        "2021-07-04 12:05",
+        "2021-07-04 12:15",
+    ]
     # a forecast whose valid time is past the observations: panels say so
     fc = ds.st.forecast(model="persistence", lead_steps=2)
     fig = plot_forecast(fc, ds.isel(time=slice(0, 6)), init_time=-1, lead_time="5min")
@@ -232,16 +246,20 @@ def test_channels_and_curvilinear_grid(tmp_path):
     assert mesh in ax.collections  # curvilinear: a mesh on the 2-D lon/lat
     np.testing.assert_allclose(
         np.asarray(mesh.get_array()).ravel(),
-        cf.flow.sel(channel="outflow", time="2015-11-02T08:00").values.ravel())
+        cf.flow.sel(channel="outflow", time="2015-11-02T08:00").values.ravel(),
+    )
     with pytest.raises(UnknownNameError, match="valid channels"):
         plot_forecast(cf, channel="sideflow")
 
 
 def test_index_grid_without_geography(tmp_path, caplog):
-    da = xr.DataArray(np.random.default_rng(0).gamma(1.0, size=(2, 8, 10)),
-                      dims=("time", "y", "x"),
-                      coords={"time": pd.date_range("2020-01-01", periods=2, freq="h")},
-                      name="flow", attrs={"units": "1"})
+    da = xr.DataArray(
+        np.random.default_rng(0).gamma(1.0, size=(2, 8, 10)),
+        dims=("time", "y", "x"),
+        coords={"time": pd.date_range("2020-01-01", periods=2, freq="h")},
+        name="flow",
+        attrs={"units": "1"},
+    )
     with caplog.at_level(logging.INFO, logger="stgeo.plot"):
         fig = plot_forecast(da, path=tmp_path / "plain.png")
     assert not hasattr(fig.axes[0], "projection")
@@ -251,7 +269,7 @@ def test_index_grid_without_geography(tmp_path, caplog):
 @pytest.mark.filterwarnings("ignore::UserWarning")  # pyproj: PROJ strings are lossy
 def test_projection_from_crs():
     ds = projected_field(POLAR, (62.0, 25.5), shape=(8, 8))
-    assert map_projection(ds.rain_rate).to_dict()["proj"] == "stere"
+    assert _proj(map_projection(ds.rain_rate))["proj"] == "stere"
     for crs in (
         "+proj=aea +lat_1=29.5 +lat_2=45.5 +lat_0=23 +lon_0=-96 +datum=NAD83 +units=m",
         "+proj=lcc +lat_1=33 +lat_2=45 +lat_0=39 +lon_0=-96 +ellps=WGS84 +units=m",
@@ -260,20 +278,20 @@ def test_projection_from_crs():
         center = (39.0, -96.0) if "96" in crs else (46.8, 8.2)
         da = projected_field(crs, center, shape=(8, 8)).rain_rate
         proj = map_projection(da)
-        assert proj.to_dict()["proj"] == crs.split()[0].split("=")[1]
+        assert _proj(proj)["proj"] == crs.split()[0].split("=")[1]
         # cartopy maps the grid's lat/lon to its own x/y like pyproj did
-        x, y = proj.transform_point(float(da.lon[3, 4]), float(da.lat[3, 4]),
-                                    proj.as_geodetic())
+        x, y = proj.transform_point(float(da.lon[3, 4]), float(da.lat[3, 4]), proj.as_geodetic())
         assert x == pytest.approx(float(da.x[4]), abs=1.0)
         assert y == pytest.approx(float(da.y[3]), abs=1.0)
 
 
 def test_km_coordinates_are_scaled(tmp_path):
     ds = projected_field(POLAR, (62.0, 25.5), shape=(16, 16), res=10_000.0)
-    km = ds.assign_coords(x=("x", ds.x.values / 1000, {"units": "km"}),
-                          y=("y", ds.y.values / 1000, {"units": "km"}))
+    km = ds.assign_coords(
+        x=("x", ds.x.values / 1000, {"units": "km"}), y=("y", ds.y.values / 1000, {"units": "km"})
+    )
     ax = plot_field(km.rain_rate.isel(time=0), colorbar=False)
-    x0, x1, _, _ = ax.get_extent(crs=ax.projection)
+    x0, *_ = ax.get_extent(crs=ax.projection)
     assert x0 == pytest.approx(float(ds.x[0]) - 5_000.0)
 
 
@@ -298,3 +316,95 @@ def test_bad_input_errors():
         plot_forecast(fc, ds.isel(y=slice(0, 8)))
     with pytest.raises(StgeoTypeError, match="map_projection"):
         plot_field(ds.rain_rate.isel(time=0), ax=plt.figure().add_subplot())
+
+
+def _write_gshhg(path, segments, borders=False):
+    """A minimal GMT binned GSHHG file: ``segments`` = [(bin, level, closed, [(dlon, dlat)])]."""
+    import netCDF4
+
+    nx, nrows = 72, 36
+    nbins = nx * nrows
+    segments = sorted(segments, key=lambda t: t[0])
+    first_seg = np.zeros(nbins, np.int32)
+    n_seg = np.zeros(nbins, np.int16)
+    info, npts, levels, first_pt, dx, dy = [], [], [], [], [], []
+    for k, (b, level, closed, pts) in enumerate(segments):
+        if n_seg[b] == 0:
+            first_seg[b] = k
+        n_seg[b] += 1
+        first_pt.append(len(dx))
+        npts.append(len(pts))
+        levels.append(level)
+        ex = en = 4 if closed else 1
+        info.append((len(pts) << 9) | (level << 6) | (ex << 3) | en)
+        for px, py in pts:  # unsigned 16-bit fractions of the 5-degree bin, stored as int16
+            dx.append(np.uint16(round(px / 5 * 65535)).view(np.int16))
+            dy.append(np.uint16(round(py / 5 * 65535)).view(np.int16))
+    with netCDF4.Dataset(path, "w") as nc:
+        for name, size in (("s", 1), ("b", nbins), ("g", len(segments)), ("p", len(dx))):
+            nc.createDimension(name, size)
+
+        def put(name, dim, values, dtype):
+            nc.createVariable(name, dtype, (dim,))[:] = np.asarray(values, dtype)
+
+        put("Bin_size_in_minutes", "s", [300], "i4")
+        put("N_bins_in_360_longitude_range", "s", [nx], "i4")
+        put("N_bins_in_file", "s", [nbins], "i4")
+        put("Id_of_first_segment_in_a_bin", "b", first_seg, "i4")
+        put("N_segments_in_a_bin", "b", n_seg, "i2")
+        put("Id_of_first_point_in_a_segment", "g", first_pt, "i4")
+        if borders:
+            put("N_points_for_a_segment", "g", npts, "i2")
+            put("Hierarchial_level_of_a_segment", "g", levels, "i2")
+        else:
+            put("Embedded_npts_levels_exit_entry_for_a_segment", "g", info, "i4")
+        put("Relative_longitude_from_SW_corner_of_bin", "p", dx, "i2")
+        put("Relative_latitude_from_SW_corner_of_bin", "p", dy, "i2")
+
+
+def test_gmt_binned_gshhg_decoding(tmp_path):
+    from stgeo.plot.mapdata import _gshhg_lines
+
+    # bin 505 = row 7 (55N-50N), column 1 (5E-10E); bin 143 = row 1, column 71 (175W-180W)
+    _write_gshhg(
+        tmp_path / "binned_GSHHS_i.nc",
+        [
+            (505, 1, True, [(0.5, 1.0), (4.0, 1.0), (4.0, 4.9)]),  # an island: closed
+            (505, 2, True, [(1.0, 1.0), (1.2, 1.0), (1.1, 1.3)]),  # a lake: not a coastline
+            (143, 1, False, [(0.0, 0.0), (4.5, 2.5)]),
+        ],
+    )
+    _write_gshhg(
+        tmp_path / "binned_border_i.nc", [(505, 1, False, [(0.0, 2.0), (5.0, 2.5)])], borders=True
+    )
+    md = find_map_data(tmp_path, span_deg=4.0)
+    assert md.coastline_source == "gshhg_i" and md.borders_source == "gshhg_i"
+    (coast,) = _gshhg_lines(md.coastline, (4.0, 49.0, 12.0, 56.0), (1,))
+    (island,) = coast.geoms
+    np.testing.assert_allclose(
+        np.asarray(island.coords), [(5.5, 51.0), (9.0, 51.0), (9.0, 54.9), (5.5, 51.0)], atol=1e-4
+    )
+    (far,) = _gshhg_lines(md.coastline, None, (1, 2))
+    assert len(far.geoms) == 3
+    ((x0, y0), (x1, y1)) = np.asarray(far.geoms[2].coords)
+    assert (x0, y0) == pytest.approx((-175.0, 80.0)) and (x1, y1) == pytest.approx((-170.5, 82.5))
+    (border,) = _gshhg_lines(md.borders, (4.0, 49.0, 12.0, 56.0), (1,))
+    np.testing.assert_allclose(np.asarray(border.geoms[0].coords), [(5, 52), (10, 52.5)], atol=1e-4)
+
+
+@pytest.mark.skipif(
+    find_map_data(span_deg=5).borders is None, reason="no offline border data (gmt-gshhg-low)"
+)
+def test_coastlines_and_borders_on_a_radar_map(tmp_path):
+    ds = projected_field(
+        "+proj=lcc +lat_0=50.8 +lon_0=4.36 +lat_1=49.83 +lat_2=51.17 +ellps=GRS80 +units=m",
+        BRUSSELS,
+        shape=(40, 40),
+        res=12_000.0,
+    )
+    ax = plot_field(ds.rain_rate.isel(time=0) * np.nan, colorbar=False, gridlines=False)
+    features = [a for a in ax.get_children() if type(a).__name__ == "FeatureArtist"]
+    assert len(features) == 2  # coastline and borders
+    ax.figure.savefig(tmp_path / "be.png", dpi=ax.figure.dpi)
+    inside = axes_pixels(read_png(tmp_path / "be.png"), ax)
+    assert (inside.max(axis=-1) < 120).sum() > 200

@@ -1,0 +1,196 @@
+"""Inference and training speed of stgeo's learned models (evaluation.md, "inference").
+
+For every registered learned model on its benchmark shape (TaxiBJ-like: B=16, 4 -> 4,
+C=2, 32 x 32; radar-like: B=4, 10 -> 10, C=1, 128 x 128): parameters, FLOPs per sample
+(``torch.utils.flop_counter``), inference samples/s in fp32 and bf16 (through
+``stgeo.models.runtime.prepare_for_inference`` and ``predict``; plain bf16 autocast for
+reference), training samples/s (MSE + the model's auxiliary loss, AdamW step) in fp32 and
+bf16 autocast, achieved GFLOP/s and the fraction of the machine's matmul GFLOP/s. The
+matmul peaks are measured in the same rounds as each model, and every figure is the best
+of several interleaved rounds, because the machines are shared and noisy.
+
+Models whose name ends in ``-radar`` run on the radar shape, all others on the TaxiBJ
+shape. ``--quick`` benchmarks the base models plus ``simvp-radar`` with fewer rounds.
+
+Usage::
+
+    python benchmarks/inference.py [--quick] [--models simvp,tau] [--rounds 5]
+
+The last line printed is one JSON object: per model ``infer_fp32_sps``, ``infer_bf16_sps``,
+``train_sps``, ``train_bf16_sps``, ``gflops_achieved``, ``peak_fraction``,
+``bf16_rel_mse`` (and more), plus ``gemm_bf16_gflops`` and ``gemm_fp32_gflops``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import stgeo
+from stgeo.models import runtime
+from stgeo.models.losses import aux_loss_of
+
+SHAPES = {
+    "taxibj": {"batch": 16, "in_steps": 4, "out_steps": 4, "channels": 2, "grid": (32, 32)},
+    "radar": {"batch": 4, "in_steps": 10, "out_steps": 10, "channels": 1, "grid": (128, 128)},
+}
+
+
+def shape_of(name: str) -> str:
+    return "radar" if name.endswith("-radar") else "taxibj"
+
+
+def rate(fn: Callable[[], object], items: int, min_time: float) -> float:
+    """Items per second of ``fn`` over at least ``min_time`` seconds (at least 2 calls)."""
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        dt = time.perf_counter() - t0
+        if dt >= min_time and n >= 2:
+            return n * items / dt
+
+
+def gemm_gflops(dtype: torch.dtype, min_time: float, n: int = 2048) -> float:
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    a @ b
+    return rate(lambda: a @ b, 1, min_time) * 2 * n**3 / 1e9
+
+
+def flops_per_sample(model: torch.nn.Module, x: torch.Tensor) -> float:
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(x)
+    return fc.get_total_flops() / x.shape[0]
+
+
+def train_step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    aux = aux_loss_of(model)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with runtime.autocast("cpu", precision):
+            pred = model(x)
+        pred = pred.float()
+        loss = torch.nn.functional.mse_loss(pred, y)
+        if aux is not None:
+            loss = loss + aux[1] * aux[0](pred, y)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def bench_model(name: str, rounds: int, min_time: float, train: bool) -> dict:
+    s = SHAPES[shape_of(name)]
+    torch.manual_seed(0)
+    model = stgeo.create_model(name, in_steps=s["in_steps"], out_steps=s["out_steps"],
+                               channels=s["channels"], grid_shape=s["grid"])
+    b = s["batch"]
+    x = torch.randn(b, s["in_steps"], s["channels"], *s["grid"])
+    y = torch.randn(b, s["out_steps"], s["channels"], *s["grid"])
+    params = sum(p.numel() for p in model.parameters())
+    fps = flops_per_sample(model.eval(), x)
+    f32 = runtime.prepare_for_inference(model, "cpu", "fp32")
+    b16 = runtime.prepare_for_inference(model, "cpu", "bf16")
+    ref = runtime.predict(f32, x)
+    out16 = runtime.predict(b16, x)
+    rel_mse = float((out16 - ref).square().mean() / (ref - ref.mean()).square().mean())
+    eager = model.eval()
+    tasks: dict[str, Callable[[], float]] = {
+        "gemm_fp32": lambda: gemm_gflops(torch.float32, min_time / 2),
+        "gemm_bf16": lambda: gemm_gflops(torch.bfloat16, min_time / 2),
+        "infer_fp32_sps": lambda: rate(lambda: runtime.predict(f32, x), b, min_time),
+        "infer_bf16_sps": lambda: rate(lambda: runtime.predict(b16, x), b, min_time),
+        "infer_autocast_bf16_sps": lambda: rate(
+            lambda: runtime.predict(eager, x, "bf16"), b, min_time),
+    }
+    if train:
+        steps = {p: train_step_fn(stgeo.create_model(
+            name, in_steps=s["in_steps"], out_steps=s["out_steps"], channels=s["channels"],
+            grid_shape=s["grid"]), x, y, p) for p in ("fp32", "bf16")}
+        for p, fn in steps.items():
+            fn()  # warm-up (optimizer state, oneDNN primitives)
+        tasks["train_sps"] = lambda: rate(steps["fp32"], b, min_time)
+        tasks["train_bf16_sps"] = lambda: rate(steps["bf16"], b, min_time)
+    for fn in (lambda: runtime.predict(f32, x), lambda: runtime.predict(b16, x)):
+        fn()
+    best = {k: 0.0 for k in tasks}
+    for _ in range(rounds):  # interleaved rounds, best of each
+        for k, fn in tasks.items():
+            best[k] = max(best[k], fn())
+    r = {
+        "shape": shape_of(name),
+        "params": params,
+        "gflop_per_sample": fps / 1e9,
+        **{k: v for k, v in best.items() if not k.startswith("gemm")},
+        "bf16_rel_mse": rel_mse,
+    }
+    r["gflops_achieved"] = r["infer_fp32_sps"] * fps / 1e9
+    r["peak_fraction"] = r["gflops_achieved"] / best["gemm_fp32"]
+    r["gflops_achieved_bf16"] = r["infer_bf16_sps"] * fps / 1e9
+    r["peak_fraction_bf16"] = r["gflops_achieved_bf16"] / best["gemm_bf16"]
+    r["infer_bf16_speedup"] = r["infer_bf16_sps"] / r["infer_fp32_sps"]
+    if train:
+        r["train_bf16_speedup"] = r["train_bf16_sps"] / r["train_sps"]
+        r["train_steps_per_s"] = r["train_sps"] / b
+    r["_gemm"] = (best["gemm_fp32"], best["gemm_bf16"])
+    return r
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="base models only, fewer rounds")
+    ap.add_argument("--models", default=None, help="comma-separated registry names")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (best of)")
+    ap.add_argument("--no-train", action="store_true", help="skip the training measurements")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    learned = stgeo.list_models(baselines=False)
+    if args.models:
+        names = [stgeo.models.model_info(n)["name"] for n in args.models.split(",")]
+    elif args.quick:
+        names = [n for n in learned if "-" not in n] + [n for n in ("simvp-radar",) if n in learned]
+    else:
+        names = learned
+    rounds = args.rounds or (3 if args.quick else 5)
+    min_time = 0.6 if args.quick else 1.5
+    bf16 = runtime.cpu_supports_bf16()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"native bf16: {bf16}, rounds {rounds}")
+    results: dict[str, dict] = {}
+    g32, g16 = 0.0, 0.0
+    hdr = (f"{'model':16s} {'shape':6s} {'params':>8s} {'GF/smp':>7s} {'fp32/s':>7s} "
+           f"{'bf16/s':>7s} {'x':>5s} {'ac16/s':>7s} {'trn/s':>7s} {'trn16/s':>7s} {'x':>5s} "
+           f"{'GF/s':>6s} {'peak':>5s} {'relMSE':>8s}")
+    print(hdr)
+    for name in names:
+        r = bench_model(name, rounds, min_time, not args.no_train)
+        a, b = r.pop("_gemm")
+        g32, g16 = max(g32, a), max(g16, b)
+        results[name] = r
+        print(f"{name:16s} {r['shape']:6s} {r['params'] / 1e6:7.2f}M {r['gflop_per_sample']:7.2f} "
+              f"{r['infer_fp32_sps']:7.1f} {r['infer_bf16_sps']:7.1f} "
+              f"{r['infer_bf16_speedup']:5.2f} {r['infer_autocast_bf16_sps']:7.1f} "
+              f"{r.get('train_sps', float('nan')):7.1f} {r.get('train_bf16_sps', float('nan')):7.1f} "
+              f"{r.get('train_bf16_speedup', float('nan')):5.2f} {r['gflops_achieved']:6.1f} "
+              f"{r['peak_fraction']:5.2f} {r['bf16_rel_mse']:8.1e}  "
+              f"(gemm fp32 {a:.0f}, bf16 {b:.0f} GFLOP/s)", flush=True)
+    out = {"gemm_fp32_gflops": g32, "gemm_bf16_gflops": g16, "threads": torch.get_num_threads(),
+           "native_bf16": bf16, "models": results}
+    out["max_bf16_rel_mse"] = max((r["bf16_rel_mse"] for r in results.values()), default=0.0)
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"""TaxiBJ flows (BJ{13..16}_M32x32_T30_InOut.h5, BJ_Meteorology.h5, BJ_Holiday.txt) -> Zarr.
+
+    python recipes/taxibj.py --source TaxiBJ --dest taxibj/taxibj.zarr
+
+Same as `stgeo recipe taxibj ...` and `stgeo.datasets.run_recipe("taxibj", source, dest, ...)`;
+`--help` lists the options.
+"""
+
+import sys
+
+from stgeo.datasets.recipes import recipe_main
+
+if __name__ == "__main__":
+    sys.exit(recipe_main("taxibj"))
