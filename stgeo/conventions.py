@@ -458,14 +458,14 @@ def set_crs(ds: xr.Dataset, crs: Any, *, name: str = "crs") -> xr.Dataset:
     """
     from pyproj import CRS
 
-    c = CRS.from_user_input(crs)
-    attrs = dict(c.to_cf())
-    attrs["crs_wkt"] = c.to_wkt()
-    attrs["spatial_ref"] = attrs["crs_wkt"]
     import warnings
 
-    with warnings.catch_warnings():  # pyproj warns that PROJ strings are lossy; WKT is kept
+    c = CRS.from_user_input(crs)
+    with warnings.catch_warnings():  # pyproj warns CF/PROJ forms are lossy; the WKT is kept too
         warnings.simplefilter("ignore", UserWarning)
+        attrs = dict(c.to_cf())
+        attrs["crs_wkt"] = c.to_wkt()
+        attrs["spatial_ref"] = attrs["crs_wkt"]
         try:
             attrs["proj4"] = c.to_proj4()
         except Exception:  # pragma: no cover - some CRSs have no proj4 form

@@ -99,7 +99,7 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     assert 'id="stgeo.forecast.forecast"' in api
     assert "lead_steps" in api
     metrics = (site / "reference" / "metrics" / "index.html").read_text()
-    assert 'id="stgeo.metrics.csi"' in metrics
+    assert 'id="stgeo.metrics.categorical.csi"' in metrics
     for page in PAGES:
         stem = page[: -len(".md")]
         html = site / (stem[: -len("index")] if stem.endswith("index") else stem + "/") / "index.html"

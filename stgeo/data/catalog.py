@@ -37,6 +37,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 import yaml
@@ -93,8 +94,12 @@ class CatalogEntry:
                 f"catalog entry {self.name!r} has no split {split!r}; it has "
                 f"{', '.join(self.splits) or 'no splits'}"
             )
-        start, end = self.splits[split]
-        return ds.sel(time=slice(start, end))
+        start, end = (pd.Timestamp(t) for t in self.splits[split])
+        if ds.indexes["time"].is_monotonic_increasing:
+            return ds.sel(time=slice(start, end))
+        # concatenated events (SEVIR): times repeat across events; select by mask
+        t = ds["time"].values
+        return ds.isel(time=np.flatnonzero((t >= start.to_datetime64()) & (t <= end.to_datetime64())))
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as plain data (for printing or writing back to YAML)."""

@@ -150,7 +150,9 @@ class StoreBuilder:
         Final store location.
     template : xarray.Dataset
         A dataset with the final shape, dtypes, coords, attrs (dask-backed; its data
-        are not computed). The store's metadata and coordinates are written from it.
+        are not computed). Its metadata and the variables without ``dim`` (lat/lon, crs,
+        ...) are written at construction; variables and coordinates along ``dim`` are
+        written by :meth:`write_region`, so each region must carry them.
     dim : str
         The dimension along which regions are written (default ``"time"``).
     chunks : mapping, optional

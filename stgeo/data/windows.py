@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +39,11 @@ from ..conventions import CHANNEL_DIM, EVENT_COORD, TIME_DIM, segments, spatial_
 from ..errors import DataValidationError, StgeoTypeError
 
 __all__ = ["Windows", "read_frames"]
+
+
+# local threads: reading a few chunks into this process is faster than shipping them
+# through a distributed cluster, even when a dask.distributed Client is active
+_SCHEDULER = "threads"
 
 
 def _is_dask(data: Any) -> bool:
@@ -94,8 +100,8 @@ def read_frames(frames: xr.DataArray, positions: np.ndarray) -> np.ndarray:
         for a, b in runs:
             cuts = edges[(edges > a) & (edges < b)]
             bounds = [a, *cuts.tolist(), b]
-            pieces.extend(zip(bounds[:-1], bounds[1:], strict=True))
-        parts = dask.compute(*[data[a:b] for a, b in pieces], scheduler="threads")
+            pieces.extend(itertools.pairwise(bounds))
+        parts = dask.compute(*[data[a:b] for a, b in pieces], scheduler=_SCHEDULER)
     elif isinstance(data, np.ndarray):
         parts = [data[a:b] for a, b in runs]
     else:  # lazily indexed backend arrays and friends

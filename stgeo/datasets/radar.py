@@ -1,7 +1,8 @@
 """Radar precipitation products -> canonical ``rain_rate`` stores (recipe ``radar``).
 
 Reads one radar *event* (a folder of single-time files of one product) with pysteps'
-importers and writes ``rain_rate(time, y, x)`` in mm/h with
+importers (BoM's CF netCDF directly with netCDF4: pysteps' reader scans its coordinates
+element by element, ~1 s per file) and writes ``rain_rate(time, y, x)`` in mm/h with
 
 * ``x``/``y``: 1-D projection coordinates of the pixel centres in metres, **y ascending**
   (row 0 is the southernmost row; products stored north-up are flipped);
@@ -34,7 +35,10 @@ Chunking: 8 frames x the full native grid (float32, zarr's default zstd compress
 nowcasting window of 4 inputs + 12 targets touches 2–3 chunks; models, metrics and the
 skill protocol work on the full native grid, so spatial chunking would only add reads.
 
-pysteps (``pip install stgeo[radar]``) is needed only for this recipe.
+pysteps (``pip install stgeo[radar]``) is needed only for this recipe. Files are read in 2
+threads for the GIF/PGM products (their decoding releases the GIL); netCDF/HDF5 readers are
+not thread-safe and run in one. The 8 pysteps example events (497 files, 40 MiB) convert
+in about 25–35 s on 2 busy cores into 61 MiB of stores (lat/lon are stored as float32).
 
 Examples
 --------

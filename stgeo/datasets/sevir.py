@@ -24,7 +24,8 @@ Canonical layout written here (one img_type per store, e.g. ``vil``):
   samplers never cross an event change (times may repeat across events);
 * ``minute_offset(time)``: the published offset of each frame from ``time_utc``; frame
   times are ``time_utc + offset`` (snapped to the regular step if offsets jitter);
-* per event (dim ``event_id``): ``time_utc``, ``event_type``, ``llcrnrlat/lon``,
+* per event (dim ``event_id``): ``time_utc``, ``event_type`` (CF flags: an integer code
+  with ``flag_meanings``), ``llcrnrlat/lon``,
   ``urcrnrlat/lon``, ``x_origin``/``y_origin`` (LAEA metres of the lower-left corner), and
   2-D ``event_lat(event_id, y, x)`` / ``event_lon(...)`` (float32, pixel centres, computed
   with pyproj from the projection and the catalog corners);
@@ -332,6 +333,9 @@ def sevir_recipe(
     )
     units, long_name = _UNITS.get(kind, ("1", f"SEVIR {kind}"))
     origins = np.asarray([_event_geo(r, ny, nx, proj, grid=False)[:2] for _, r in rows.iterrows()])
+    types = [str(v) for v in rows.get("event_type", pd.Series([""] * n_ev)).fillna("")]
+    type_names = sorted(set(types))
+    type_codes = np.asarray([type_names.index(t) for t in types], dtype=np.int16)
     height_m = float(rows["height_m"].iloc[0]) if "height_m" in rows else 384000.0
     width_m = float(rows["width_m"].iloc[0]) if "width_m" in rows else 384000.0
     tpl = xr.Dataset(
@@ -371,12 +375,15 @@ def sevir_recipe(
             ),
             "event_id": ("event_id", ids.astype(object)),  # zarr variable-length strings
             "time_utc": ("event_id", rows["time_utc"].to_numpy(dtype="datetime64[ns]")),
+            # CF flags (integers + flag_meanings) rather than a string array
             "event_type": (
                 "event_id",
-                np.asarray(
-                    [str(v) for v in rows.get("event_type", pd.Series([""] * n_ev)).fillna("")],
-                    dtype=object,
-                ),
+                type_codes,
+                {
+                    "flag_values": list(range(len(type_names))),
+                    "flag_meanings": " ".join(t.replace(" ", "_") or "none" for t in type_names),
+                    "long_name": "NOAA storm event type",
+                },
             ),
             **{
                 c: ("event_id", rows[c].astype(float).to_numpy(), {"units": u})

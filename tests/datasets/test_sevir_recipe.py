@@ -43,7 +43,8 @@ def test_layout_and_values(sevir):
     assert ds.vil.shape == (4 * 49, 384, 384)
     assert ds.vil.data.chunksize == (49, 384, 384)  # one event per chunk
     assert list(ds.event_id.values) == [e["id"] for e in EVENTS]
-    assert list(ds.event_type.values) == ["Hail"] * 4
+    assert list(ds.event_type.values) == [0] * 4
+    assert ds.event_type.attrs["flag_meanings"] == "Hail"
     for k, e in enumerate(EVENTS):
         sl = slice(49 * k, 49 * (k + 1))
         got = ds.vil.isel(time=sl).values

@@ -69,3 +69,15 @@ def test_dbz_levels_user_levels_and_error_scale():
     e = error_style([np.array([-1.0, 0.5, 2.0, np.nan])])
     assert e.vmin == -e.vmax and 1.9 < e.vmax <= 2.0
     assert e.cmap(e.norm(np.array([0.0])))[0, :3] == pytest.approx((0.97, 0.97, 0.97), abs=0.03)
+
+
+def test_importing_stgeo_plot_loads_no_plotting_libraries():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, stgeo, stgeo.plot; "
+        "print(sorted(m for m in ('matplotlib', 'cartopy', 'netCDF4') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
