@@ -12,7 +12,7 @@ Examples
 ('init_time', 'lead_time', 'y', 'x')
 """
 
-from . import conventions, errors, testing
+from . import conventions, errors, plot, testing
 from . import accessor as _accessor  # noqa: F401  (registers .st)
 from .conventions import validate
 from .data import list_catalog, open_dataset, to_zarr
@@ -31,6 +31,7 @@ __all__ = [
     "list_catalog",
     "list_models",
     "open_dataset",
+    "plot",
     "register_model",
     "set_options",
     "testing",

@@ -158,7 +158,7 @@ def quickstart(
             output=path, progress=False, **kwargs,
         )
         summary["forecasts"][label] = str(path)
-        s = score(fc, ds.rain_rate, metrics=["mse", "csi"], thresholds=list(THRESHOLDS)).compute()
+        s = score(fc, ds.rain_rate, metrics=["mse", "csi", "pod", "sr", "frequency_bias"], thresholds=list(THRESHOLDS)).compute()
         scores.append(s.expand_dims(model=[label]))
         _say(verbose, f"  forecast + scored {label} in {time.perf_counter() - t0:.1f} s")
 
@@ -168,6 +168,29 @@ def quickstart(
         description="MSE per lead (mm2 h-2); CSI per lead and threshold (event: value >= threshold)",
     )
     allscores.to_netcdf(out / "scores.nc")
+
+    # maps of the most skilful model's forecast next to the observations, and score plots
+    from .plot import performance_diagram, plot_csi_vs_lead, plot_forecast
+
+    best = str(allscores.mse.mean("lead_time").idxmin("model").values)
+    fc_best = open_dataset(summary["forecasts"][best])["rain_rate"]
+    wet = (fc_best.isel(lead_time=0) >= 1.0).mean(("y", "x")).compute()
+    init = fc_best.init_time.values[int(wet.argmax("init_time"))]
+    figures = {
+        "map": out / f"map_{best}.png",
+        "csi": out / "csi_vs_lead.png",
+        "performance": out / "performance_diagram.png",
+    }
+    plot_forecast(
+        fc_best, ds.rain_rate, init_time=init, lead_time=["15min", "30min", "60min"],
+        path=figures["map"],
+    )
+    plot_csi_vs_lead(allscores, path=figures["csi"])
+    performance_diagram(allscores, path=figures["performance"])
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    summary["figures"] = {k: str(v) for k, v in figures.items()}
 
     leads = pd.to_timedelta(allscores.lead_time.values)
     rows = []
@@ -198,6 +221,8 @@ def quickstart(
             "",
             f"Files: scores `{out / 'scores.nc'}`, forecasts `{out / 'forecasts'}`"
             + (f", model `{summary.get('model')}`" if "model" in summary else ""),
+            f"Figures: map of {best} vs observed `{figures['map'].name}`, CSI vs lead "
+            f"`{figures['csi'].name}`, performance diagram `{figures['performance'].name}`.",
             f"Total time: {elapsed:.0f} s.",
             "",
         ]
@@ -208,5 +233,5 @@ def quickstart(
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     _say(verbose, "\n" + report)
     _say(verbose, f"outputs in {out.resolve()}: report.md, scores.nc, summary.json, forecasts/, "
-         "storms.zarr" + (", model/" if "model" in summary else ""))
+         "storms.zarr, *.png" + (", model/" if "model" in summary else ""))
     return summary

@@ -42,8 +42,8 @@ from .windows import Windows, read_frames
 
 __all__ = ["BatchLoader"]
 
-_TARGET_BLOCK_BYTES = 8 * 2**20
-_TARGET_GROUP_BYTES = 32 * 2**20
+_TARGET_BLOCK_BYTES = 4 * 2**20
+_TARGET_GROUP_BYTES = 16 * 2**20
 _DONE = object()
 
 
@@ -79,10 +79,17 @@ class BatchLoader:
     prefetch : int
         Batches prepared ahead by a background thread; 0 reads in the calling thread.
     block_size : int, optional
-        Time steps per block (default: whole time chunks of the store, about 8 MiB).
+        Time steps per block (default: whole time chunks of the store, about 4 MiB and at least 8
+        window spans).
     shuffle_blocks : int, optional
         Blocks per shuffle group: larger shuffles better and holds more frames in memory
-        (default: as many as fit in about 32 MiB, at least 2).
+        (default: as many as fit in about 16 MiB, at least 2).
+
+    Notes
+    -----
+    Memory is bounded by about two groups of frames (``2 * shuffle_blocks * (block_size +
+    span - 1)`` frames) plus ``prefetch + 2`` batches, whatever the size of the store.
+    Reads use dask's local threaded scheduler even when a distributed Client is active.
 
     Examples
     --------

@@ -256,6 +256,8 @@ def _align_valid_time(fcst: xr.DataArray, obs: xr.DataArray, load: bool) -> xr.D
             "or provide observations covering every init_time + lead_time."
         )
     pos = pos.reshape(vt.shape)
+    if vt.ndim == 2 and pos.size and obs.chunks is not None and not load:
+        return _align_dask_blocks(fcst, obs, vt, pos)
     if vt.ndim == 2 and pos.size:
         # read every needed observation once (one sorted selection), then index into it
         uniq, inverse = np.unique(pos, return_inverse=True)
@@ -281,6 +283,52 @@ def _align_valid_time(fcst: xr.DataArray, obs: xr.DataArray, load: bool) -> xr.D
             f"valid_time must have at most 2 dims (init_time, lead_time), got {vt.dims}."
         )
     return out
+
+
+def _gather(sub: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    return sub[inverse]
+
+
+def _align_dask_blocks(
+    fcst: xr.DataArray, obs: xr.DataArray, vt: xr.DataArray, pos: np.ndarray
+) -> xr.DataArray:
+    """Observations at the forecast's valid times, as a Dask array blocked like the forecast.
+
+    Each block of init times becomes one task that reads only the observation frames it needs
+    (one sorted selection) and arranges them as (init_time, lead_time, ...). The graph is
+    therefore as local as the forecast's own: memory stays bounded by a few blocks.
+    """
+    import dask
+    import dask.array as da
+
+    d0, d1 = vt.dims
+    if fcst.chunks is not None:
+        sizes = fcst.chunksizes[d0]
+    else:  # blocks of about 64 MiB of observations
+        frame = max(1, obs.dtype.itemsize * obs.size // max(obs.sizes[TIME_DIM], 1))
+        per = max(1, int(64 * 2**20 // (frame * vt.shape[1])))
+        n = vt.shape[0]
+        sizes = tuple(min(per, n - i) for i in range(0, n, per))
+    obs_t = obs.transpose(TIME_DIM, ...)
+    data = obs_t.data
+    rest = data.shape[1:]
+    parts = []
+    start = 0
+    for n in sizes:
+        p = pos[start : start + n]
+        start += n
+        uniq, inverse = np.unique(p, return_inverse=True)
+        sub = data[uniq]
+        block = dask.delayed(_gather, pure=True)(sub, inverse.reshape(p.shape))
+        parts.append(da.from_delayed(block, shape=(*p.shape, *rest), dtype=data.dtype))
+    arr = da.concatenate(parts, axis=0)
+    other = [d for d in obs_t.dims if d != TIME_DIM]
+    coords = {
+        k: v
+        for k, v in obs_t.coords.items()
+        if TIME_DIM not in v.dims and set(v.dims) <= set(other)
+    }
+    return xr.DataArray(arr, dims=(d0, d1, *other), coords=coords, attrs=obs.attrs, name=obs.name)
 
 
 # ----------------------------------------------------------------------------------------
@@ -423,6 +471,52 @@ def restore_coords(ds: xr.Dataset, like: xr.DataArray) -> xr.Dataset:
         if k not in ds.coords and set(v.dims) <= set(ds.dims)
     }
     return ds.assign_coords(keep)
+
+
+def blockwise_sums(
+    kernel: Any,
+    arrays: Sequence[Any],
+    dims: Sequence[str],
+    reduce: Sequence[str],
+    extra_shape: tuple[int, ...],
+    dtype: Any,
+    **kwargs: Any,
+) -> tuple[Any, list[str]]:
+    """Sum per-block statistics: ``kernel`` runs on each (NumPy) block, Dask adds the results.
+
+    ``kernel(*blocks, axes=..., **kwargs)`` must return an array shaped like the block with the
+    reduced ``axes`` kept as size 1, followed by ``extra_shape`` (e.g. thresholds x stats).
+    With Dask inputs this is ``map_blocks`` + a tree sum of small arrays, so only a few blocks
+    are ever in memory; with NumPy inputs the kernel runs once.
+
+    Returns the summed array (dims: kept dims + extra) and the kept dim names.
+    """
+    axes = tuple(i for i, d in enumerate(dims) if d in reduce)
+    kept = [d for d in dims if d not in reduce]
+    lazy = [a for a in arrays if hasattr(a, "dask")]
+    if not lazy:
+        return kernel(*arrays, axes=axes, **kwargs).sum(axis=axes), kept
+    import dask.array as da
+
+    chunks = lazy[0].chunks
+    blocks = [
+        a.rechunk(chunks) if hasattr(a, "dask") else da.from_array(np.asarray(a), chunks=chunks)
+        for a in arrays
+    ]
+    ndim = len(dims)
+    out_chunks = tuple((1,) * len(c) if i in axes else c for i, c in enumerate(chunks))
+    out_chunks += tuple((n,) for n in extra_shape)
+    res = da.map_blocks(
+        kernel,
+        *blocks,
+        axes=axes,
+        chunks=out_chunks,
+        new_axis=list(range(ndim, ndim + len(extra_shape))) or None,
+        dtype=dtype,
+        meta=np.empty((0,) * (ndim + len(extra_shape)), dtype=dtype),
+        **kwargs,
+    )
+    return res.sum(axis=axes), kept
 
 
 def safe_divide(num: xr.DataArray, den: xr.DataArray) -> xr.DataArray:

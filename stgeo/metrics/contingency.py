@@ -19,7 +19,7 @@ from ._base import (
     align,
     as_positive_ints,
     as_thresholds,
-    bare,
+    blockwise_sums,
     finish,
     resolve_reduce_dims,
     restore_coords,
@@ -33,38 +33,44 @@ POOL_DIM = "pool"
 _FIELDS = ("hits", "misses", "false_alarms", "correct_negatives")
 
 
+def _count_kernel(
+    f: np.ndarray, o: np.ndarray, *, axes: tuple[int, ...], thresholds: Sequence[float]
+) -> np.ndarray:
+    """Counts of one block: (block shape with reduced axes = 1) + (n_thresholds, 4)."""
+    fv = ~np.isnan(f)
+    ov = ~np.isnan(o)
+    n_valid = np.logical_and(fv, ov).sum(axis=axes, keepdims=True)
+    out = np.empty((*n_valid.shape, len(thresholds), 4), dtype=np.int64)
+    for i, t in enumerate(thresholds):
+        fe = f >= t  # NaN >= t is False
+        oe = o >= t
+        hits = np.logical_and(fe, oe).sum(axis=axes, keepdims=True)
+        n_f = np.logical_and(fe, ov, out=fe).sum(axis=axes, keepdims=True)
+        n_o = np.logical_and(oe, fv, out=oe).sum(axis=axes, keepdims=True)
+        out[..., i, 0] = hits
+        out[..., i, 1] = n_o - hits
+        out[..., i, 2] = n_f - hits
+        out[..., i, 3] = n_valid - n_o - n_f + hits
+    return out
+
+
 def table_counts(
     fc: xr.DataArray, ob: xr.DataArray, thresholds: Sequence[float], reduce: Sequence[str]
 ) -> xr.Dataset:
-    """Counts of aligned fields, one threshold at a time (lazy for Dask inputs)."""
-    reduce = list(reduce)
-    like, fc, ob = fc, bare(fc), bare(ob)
-    fvalid = fc.notnull()
-    ovalid = ob.notnull()
-    n_valid = (fvalid & ovalid).sum(reduce)
-    parts = []
-    for t in thresholds:  # one threshold at a time keeps boolean temporaries small
-        fe = fc >= t  # NaN >= t is False
-        oe = ob >= t
-        hits = (fe & oe).sum(reduce)
-        n_f = (fe & ovalid).sum(reduce)
-        n_o = (oe & fvalid).sum(reduce)
-        misses = n_o - hits
-        false_alarms = n_f - hits
-        cn = n_valid - hits - misses - false_alarms
-        parts.append(
-            xr.Dataset(
-                {
-                    "hits": hits,
-                    "misses": misses,
-                    "false_alarms": false_alarms,
-                    "correct_negatives": cn,
-                }
-            )
-        )
-    ds = xr.concat(parts, dim=THRESHOLD_DIM, coords="minimal", compat="override")
-    ds = ds.assign_coords({THRESHOLD_DIM: np.asarray(thresholds, dtype=float)})
-    ds = restore_coords(ds.astype(np.int64), like)
+    """Counts of aligned fields (lazy for Dask inputs: per-block counts summed by Dask)."""
+    dims = [str(d) for d in fc.dims]
+    sums, kept = blockwise_sums(
+        _count_kernel, [fc.data, ob.data], dims, list(reduce), (len(thresholds), 4), np.int64,
+        thresholds=[float(t) for t in thresholds],
+    )
+    ds = xr.Dataset(
+        {
+            name: ((THRESHOLD_DIM, *kept), np.moveaxis(sums[..., k], -1, 0))
+            for k, name in enumerate(_FIELDS)
+        },
+        coords={THRESHOLD_DIM: np.asarray(thresholds, dtype=float)},
+    )
+    ds = restore_coords(ds, fc)
     for v in _FIELDS:
         ds[v].attrs = {"units": "1", "long_name": f"number of {v.replace('_', ' ')}"}
     return ds.transpose(THRESHOLD_DIM, ...)

@@ -18,6 +18,8 @@ torch.Size([1, 3, 1, 32, 32])
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -56,7 +58,9 @@ class Extrapolation(nn.Module):
                                 "zerovalue": 0.0},
             threshold=self.threshold, zerovalue=self.zerovalue,
         )
-        velocity = motion.get_method("LK")(db, verbose=False)
+        with warnings.catch_warnings():  # LK warns on degenerate (e.g. uniform) patches
+            warnings.simplefilter("ignore", UserWarning)
+            velocity = motion.get_method("LK")(db, verbose=False)
         out = extrap.extrapolate(r[-1], velocity, self.out_steps, outval=np.nan)
         out = np.where(np.isfinite(out), out, self.fill_value)
         return out.astype(np.float32)

@@ -5,7 +5,10 @@
   50, 100 with a :class:`~matplotlib.colors.BoundaryNorm`; dry pixels (below the first
   level) and missing values are transparent.
 * Radar reflectivity (``dBZ``): discrete 5 dBZ levels from 5 to 70, weaker echoes transparent.
-* Brightness temperature (``K`` with an infrared-like name): grey scale, cold clouds white.
+* SEVIR VIL (``vil``, digital levels 0-255): discrete levels through the SEVIR thresholds
+  16, 74, 133, 160, 181, 219 with the rain colours; below 16 transparent.
+* Infrared brightness temperature (``ir069``/``ir107``, or ``K`` with a brightness-temperature
+  name): grey scale, cold clouds white; visible reflectance (``vis``): grey scale.
 * Anything else: a continuous colour map with robust limits (1st-99th percentile) shared
   by forecast and observation; diverging and centred on zero when the data change sign.
 * Forecast errors: a diverging colour map centred on zero with symmetric limits.
@@ -23,11 +26,10 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
 __all__ = [
     "RAIN_COLORS",
@@ -53,6 +55,9 @@ RAIN_COLORS: tuple[str, ...] = (
     "#54278f",  # > 100     purple
 )
 DBZ_LEVELS: tuple[float, ...] = tuple(float(v) for v in range(5, 75, 5))
+#: SEVIR VIL digital levels (0-255): the six scoring thresholds 16, 74, 133, 160, 181, 219
+#: plus intermediate classes; below 16 is transparent. Drawn with :data:`RAIN_COLORS`.
+VIL_LEVELS: tuple[float, ...] = (16.0, 31.0, 59.0, 74.0, 100.0, 133.0, 160.0, 181.0, 219.0)
 
 _PRECIP_STANDARD_NAMES = {
     "rainfall_rate",
@@ -74,8 +79,8 @@ class FieldStyle:
     Attributes
     ----------
     kind : str
-        ``"precipitation"``, ``"reflectivity"``, ``"brightness_temperature"``, ``"continuous"``
-        or ``"error"``.
+        ``"precipitation"``, ``"reflectivity"``, ``"vil"``, ``"brightness_temperature"``,
+        ``"reflectance"``, ``"levels"``, ``"continuous"`` or ``"error"``.
     cmap : matplotlib.colors.Colormap
         The colour map (``set_bad``/``set_under`` transparent where dry pixels should vanish).
     norm : matplotlib.colors.Normalize
@@ -97,7 +102,6 @@ class FieldStyle:
     extend: str = "neither"
     label: str = ""
     dry: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def vmin(self) -> float:
@@ -259,15 +263,20 @@ def field_style(
             return _discrete("precipitation", RAIN_LEVELS, RAIN_COLORS, None, label)
         if units == "dbz":
             return _discrete("reflectivity", DBZ_LEVELS, None, "turbo", label)
+        if name == "vil" and units in ("", "1"):
+            return _discrete("vil", VIL_LEVELS, RAIN_COLORS, None, label)
     if values is None:
         values = [np.asarray(da.values)] if hasattr(da, "values") else []
     lo, hi = _robust_limits(values)
     kind = "continuous"
     default_cmap = "viridis"
-    if units == "k" and (
-        "brightness" in std or name.startswith("ir") or "brightness" in name or "bt" == name
+    if (units in ("k", "1", "") and name.startswith("ir")) or (
+        units == "k" and ("brightness" in std or "brightness" in name or name == "bt")
     ):
+        # infrared: cold (high) clouds white
         kind, default_cmap = "brightness_temperature", "Greys"
+    elif name == "vis" or "reflectance" in std:
+        kind, default_cmap = "reflectance", "gray"
     elif units in {"k", "degc", "celsius", "°c", "deg_c"} or "temperature" in std:
         default_cmap = "RdYlBu_r"
     elif lo < 0 < hi:
@@ -325,12 +334,3 @@ def error_style(
     cm = mpl.colormaps[cmap] if isinstance(cmap, str) else cmap
     cm = cm.with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
     return FieldStyle("error", cm, Normalize(-limit, limit), None, "both", label)
-
-
-def as_dataarray(obj: Any) -> xr.DataArray:
-    """Internal helper: ensure an xarray DataArray."""
-    if isinstance(obj, xr.DataArray):
-        return obj
-    from ..errors import StgeoTypeError
-
-    raise StgeoTypeError(f"expected an xarray DataArray, got {type(obj).__name__}")

@@ -122,7 +122,10 @@ def test_polar_stereographic_radar_grid(tmp_path):
 
 
 def test_laea_sevir_grid_with_coastline(tmp_path, caplog):
+    from stgeo.plot import mapdata
+
     ds = projected_field(SEVIR_LAEA, (41.0, -73.0), shape=(48, 48), res=8_000.0)
+    mapdata._logged.clear()  # the reason is logged once per process
     with caplog.at_level(logging.INFO, logger="stgeo.plot"):
         ax, img, da, where = _render_blob(ds, *NEW_YORK, tmp_path / "laea.png")
     params = _proj(ax.projection)

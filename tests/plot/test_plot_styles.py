@@ -62,6 +62,11 @@ def test_continuous_limits_shared_and_signed_data_centred():
 
 def test_dbz_levels_user_levels_and_error_scale():
     assert field_style(_da("dbz", "dBZ")).kind == "reflectivity"
+    vil = field_style(_da("vil", "1"))
+    assert vil.kind == "vil" and {16.0, 74.0, 133.0, 160.0, 181.0, 219.0} <= set(vil.levels)
+    assert vil.cmap(vil.norm(np.ma.masked_invalid([10.0])))[0, 3] == 0  # below 16: clear
+    ir = field_style(_da("ir107", "1"), [np.linspace(-6000, 2000, 50)])
+    assert ir.kind == "brightness_temperature" and ir.cmap(0.0)[:3] == pytest.approx((1, 1, 1))
     s = field_style(_da("flow", "1"), levels=[1, 10, 100])
     assert s.levels == (1.0, 10.0, 100.0)
     with pytest.raises(DataValidationError, match="increasing"):
