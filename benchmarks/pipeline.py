@@ -25,8 +25,12 @@ What is measured (see ``specs/evaluation.md``, "Speed: data pipeline"):
   used for the ratio, so the comparison is the best case for xbatcher. Generator
   construction is not timed.
 * Each measurement runs in a fresh process (so memory figures are not polluted by earlier
-  phases); peak memory is the peak RSS growth over the process's RSS just before iterating
-  (sampled every 2 ms), compared with the uncompressed store size and the chunk size.
+  phases), interleaved and repeated (2 times with ``--quick``, 3 otherwise); the best
+  throughput of each method is reported (the machines are shared and noisy). Peak memory is
+  the peak RSS growth over the process's RSS just before iterating (sampled every 2 ms; the
+  maximum over the repeats), compared with the uncompressed store size and the chunk size;
+  RSS includes memory the allocator keeps after it was freed, so a separate run also
+  reports the peak of live numpy buffers (``tracemalloc``).
 * ``train_stall_fraction``: a training epoch (Adam, MSE) of SimVP
   (``create_model("simvp", in_steps=4, out_steps=4, channels=2, grid_shape=(32, 32))``; a
   small conv net of similar cost if SimVP is not importable, named in ``stall_model``) on the
@@ -145,7 +149,9 @@ def write_stores(folder: Path) -> dict[str, dict]:
 
 
 # -- workers (each run in a fresh process) ------------------------------------------------
-def _stgeo_worker(path: str, var: str, limit: int | None, seed: int) -> dict:
+def _stgeo_worker(path: str, var: str, limit: int | None, seed: int, trace: bool = False) -> dict:
+    import tracemalloc
+
     import numpy as np
     import torch  # noqa: F401  (imported by any training script; not part of the timing)
 
@@ -158,6 +164,8 @@ def _stgeo_worker(path: str, var: str, limit: int | None, seed: int) -> dict:
     loader.set_epoch(1)
     read_frames(w.frames, np.array([0]))  # warm-up: first-use imports are not the sampler's
     n = 0
+    if trace:  # live numpy memory (numpy reports its buffers to tracemalloc); slower
+        tracemalloc.start()
     with PeakRSS() as mem:
         t = time.perf_counter()
         for x, _y in loader:
@@ -165,12 +173,15 @@ def _stgeo_worker(path: str, var: str, limit: int | None, seed: int) -> dict:
             if limit is not None and n >= limit:
                 break
         dt = time.perf_counter() - t
+    traced = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
+    tracemalloc.stop()
     assert tuple(x.shape[1:3]) == (IN_STEPS, w.frames.sizes["channel"])
     return {
         "windows": n,
         "seconds": dt,
         "windows_per_s": n / dt,
         "peak_rss_mib": mem.growth_mib,
+        "traced_peak_mib": traced,
         "epoch_windows": len(w),
         "block_size": loader.block_size,
         "shuffle_blocks": loader.shuffle_blocks,
@@ -338,10 +349,12 @@ def main(argv: list[str] | None = None) -> dict:
         # cores; a smaller SimVP keeps --quick short and makes the stall test stricter
         # (less compute to hide the data loading behind)
         stall_batches = 12
+        repeats = 2
         simvp_hp = {"hid_S": 16, "hid_T": 32, "N_T": 2}
     else:
         limits = {"flow": (None, 3000), "radar": (None, 600)}
         stall_batches = 60
+        repeats = 3
         simvp_hp = {}
 
     tmp = Path(tempfile.mkdtemp(prefix="stgeo-pipeline-", dir=args.workdir))
@@ -357,22 +370,40 @@ def main(argv: list[str] | None = None) -> dict:
             )
             same = _run(_same_windows_worker, st["path"], st["var"])
             lim_s, lim_x = limits[name]
-            s = _run(_stgeo_worker, st["path"], st["var"], lim_s, args.seed)
-            print(
-                f"  stgeo            {s['windows_per_s']:10.1f} windows/s  "
-                f"({s['windows']} windows, peak +{s['peak_rss_mib']:.0f} MiB)",
-                flush=True,
-            )
-            xb = {}
-            for use_dask in (True, False):
-                r = _run(_xbatcher_worker, st["path"], st["var"], lim_x, args.seed, use_dask)
-                key = "dask" if use_dask else "no-dask"
-                xb[key] = r
-                print(
-                    f"  xbatcher {key:8s}{r['windows_per_s']:10.1f} windows/s  "
-                    f"({r['windows']} windows, peak +{r['peak_rss_mib']:.0f} MiB)",
-                    flush=True,
-                )
+            # interleaved repeats, best of each: the machines are shared and noisy
+            runs: dict[str, list[dict]] = {"stgeo": [], "dask": [], "no-dask": []}
+            for rep in range(repeats):
+                runs["stgeo"].append(_run(_stgeo_worker, st["path"], st["var"], lim_s, args.seed))
+                for key in ("dask", "no-dask"):
+                    runs[key].append(
+                        _run(
+                            _xbatcher_worker,
+                            st["path"],
+                            st["var"],
+                            lim_x,
+                            args.seed + rep,
+                            key == "dask",
+                        )
+                    )
+                for key, rs in runs.items():
+                    r = rs[-1]
+                    print(
+                        f"  {'stgeo' if key == 'stgeo' else 'xbatcher ' + key:17s}"
+                        f"{r['windows_per_s']:10.1f} windows/s  ({r['windows']} windows, "
+                        f"peak +{r['peak_rss_mib']:.0f} MiB)",
+                        flush=True,
+                    )
+            traced = _run(_stgeo_worker, st["path"], st["var"], lim_s, args.seed, True)
+            live = traced["traced_peak_mib"]
+            print(f"  stgeo live numpy memory peak (tracemalloc) {live:.0f} MiB", flush=True)
+
+            def best_of(rs: list[dict]) -> dict:
+                out = dict(max(rs, key=lambda r: r["windows_per_s"]))
+                out["peak_rss_mib"] = max(r["peak_rss_mib"] for r in rs)
+                return out
+
+            s = best_of(runs["stgeo"])
+            xb = {k: best_of(runs[k]) for k in ("dask", "no-dask")}
             best = max(xb, key=lambda k: xb[k]["windows_per_s"])
             results[name] = {
                 "stgeo_windows_per_s": round(s["windows_per_s"], 1),
@@ -386,6 +417,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "epoch_windows": s["epoch_windows"],
                 "same_windows": same,
                 "stgeo_peak_rss_mib": round(s["peak_rss_mib"], 1),
+                "stgeo_live_peak_mib": round(traced["traced_peak_mib"], 1),
+                "repeats": repeats,
                 "xbatcher_peak_rss_mib": round(xb[best]["peak_rss_mib"], 1),
                 "store_mib": round(st["store_mib"], 1),
                 "chunk_mib": round(st["chunk_mib"], 2),

@@ -189,6 +189,46 @@ def _cli_flags() -> dict[str, set[str]]:
     return out
 
 
+def test_every_public_module_has_an_api_page() -> None:
+    import pkgutil
+
+    import stgeo
+
+    modules = [
+        m.name
+        for m in pkgutil.walk_packages(stgeo.__path__, "stgeo.")
+        if not any(part.startswith("_") for part in m.name.split("."))
+    ]
+    text = "\n".join(p.read_text() for p in (DOCS / "reference").glob("*.md"))
+    documented = set(re.findall(r"^::: ([\w.]+)", text, re.M))
+    missing = [m for m in ["stgeo", *modules] if m not in documented]
+    assert not missing, f"modules without a `::: module` entry in docs/reference/: {missing}"
+
+
+def test_every_catalog_entry_is_documented() -> None:
+    import stgeo
+
+    text = (DOCS / "guide" / "data.md").read_text()
+    missing = [n for n in stgeo.list_catalog() if f"`{n}`" not in text]
+    assert not missing, f"catalog entries missing from docs/guide/data.md: {missing}"
+
+
+def _stgeo_arguments(words: list[str]) -> list[str] | None:
+    """The arguments of a ``stgeo ...`` or ``... -m stgeo.cli ...`` command line, else None."""
+    if words and words[0] == "stgeo":
+        return words[1:]
+    for i in range(len(words) - 1):
+        if words[i] == "-m" and words[i + 1] == "stgeo.cli":
+            return words[i + 2 :]
+    return None
+
+
+def test_stgeo_arguments() -> None:
+    assert _stgeo_arguments(["stgeo", "train", "x"]) == ["train", "x"]
+    assert _stgeo_arguments(["torchrun", "-m", "stgeo.cli", "train"]) == ["train"]
+    assert _stgeo_arguments(["ruff", "check", "stgeo", "tests"]) is None
+
+
 def test_cli_examples_use_real_options() -> None:
     known = _cli_flags()
     seen = 0
@@ -200,9 +240,7 @@ def test_cli_examples_use_real_options() -> None:
                 cmd = cmd.split("#", 1)[0].strip().lstrip("$ ")
                 for part in re.split(r"&&|\|\||;", cmd):
                     words = shlex.split(part)
-                    if "stgeo" not in words:
-                        continue
-                    words = words[words.index("stgeo") + 1 :]
+                    words = _stgeo_arguments(words)
                     if not words or words[0].startswith("-"):
                         continue
                     assert words[0] in known, f"docs/{page}:{line}: unknown command {words[0]!r}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -257,3 +259,30 @@ def test_valid_time_matches_pandas(storms):
     assert pd.Timestamp(fc.valid_time.values[0, 1]) == pd.Timestamp(
         storms.time.values[-1]
     ) + pd.Timedelta("10min")
+
+
+def test_zarr_output_is_atomic_and_resumes(tmp_path, storms, monkeypatch):
+    # the module, not the function stgeo.forecast that shadows it on the package
+    fmod = importlib.import_module("stgeo.forecast")
+    tm, _ = _step_model(storms)
+    real = fmod.forecast_array
+    seen = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        seen["n"] += 1
+        if seen["n"] == 3:
+            raise KeyboardInterrupt("simulated crash in the third batch")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fmod, "forecast_array", flaky)
+    dest = tmp_path / "fc.zarr"
+    kw = dict(lead_steps=2, progress=False, precision="fp32", batch_size=4, output=dest)
+    with pytest.raises(KeyboardInterrupt):
+        forecast(storms, tm, **kw)
+    assert not dest.exists()  # nothing half-written at the destination
+    seen["n"] = -100  # no more crashes
+    out = forecast(storms, tm, **kw)
+    assert seen["n"] == -100 + 6 - 2  # resumed: the 2 finished batches were not recomputed
+    xr.testing.assert_allclose(
+        out.load(), forecast(storms, tm, lead_steps=2, progress=False, precision="fp32")
+    )

@@ -285,8 +285,12 @@ def _align_valid_time(fcst: xr.DataArray, obs: xr.DataArray, load: bool) -> xr.D
     return out
 
 
-def _gather(sub: np.ndarray, inverse: np.ndarray) -> np.ndarray:
-    return sub[inverse]
+def _gather_chunks(chunks: list[np.ndarray], local: np.ndarray) -> np.ndarray:
+    return np.concatenate(chunks, axis=0)[local]
+
+
+def _block_sizes(n: int, per: int) -> tuple[int, ...]:
+    return tuple(min(per, n - i) for i in range(0, n, per))
 
 
 def _align_dask_blocks(
@@ -294,40 +298,55 @@ def _align_dask_blocks(
 ) -> xr.DataArray:
     """Observations at the forecast's valid times, as a Dask array blocked like the forecast.
 
-    Each block of init times becomes one task that reads only the observation frames it needs
-    (one sorted selection) and arranges them as (init_time, lead_time, ...). The graph is
-    therefore as local as the forecast's own: memory stays bounded by a few blocks.
+    Each output block (a block of init times x a block of lead times x one spatial chunk) is
+    one task whose inputs are exactly the observation chunks holding its valid times; it picks
+    the frames it needs. The graph is as local as the forecast's own, so only a few blocks
+    are ever in memory.
     """
-    import dask
     import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
 
     d0, d1 = vt.dims
-    if fcst.chunks is not None:
-        sizes = fcst.chunksizes[d0]
-    else:  # blocks of about 64 MiB of observations
-        frame = max(1, obs.dtype.itemsize * obs.size // max(obs.sizes[TIME_DIM], 1))
-        per = max(1, int(64 * 2**20 // (frame * vt.shape[1])))
-        n = vt.shape[0]
-        sizes = tuple(min(per, n - i) for i in range(0, n, per))
     obs_t = obs.transpose(TIME_DIM, ...)
     data = obs_t.data
-    rest = data.shape[1:]
-    parts = []
-    start = 0
-    for n in sizes:
-        p = pos[start : start + n]
-        start += n
-        uniq, inverse = np.unique(p, return_inverse=True)
-        sub = data[uniq]
-        block = dask.delayed(_gather, pure=True)(sub, inverse.reshape(p.shape))
-        parts.append(da.from_delayed(block, shape=(*p.shape, *rest), dtype=data.dtype))
-    arr = da.concatenate(parts, axis=0)
+    if fcst.chunks is not None:
+        init_sizes, lead_sizes = fcst.chunksizes[d0], fcst.chunksizes[d1]
+    else:  # blocks of about 64 MiB of observations
+        frame = max(1, data.dtype.itemsize * int(np.prod(data.shape[1:])))
+        per = max(1, int(64 * 2**20 // (frame * vt.shape[1])))
+        init_sizes, lead_sizes = _block_sizes(vt.shape[0], per), (vt.shape[1],)
+    bounds = np.cumsum((0, *data.chunks[0]))
+    name = "stgeo-align-obs-" + tokenize(data.name, pos, init_sizes, lead_sizes)
+    other_counts = [len(c) for c in data.chunks[1:]]
+    dsk: dict = {}
+    i0 = 0
+    for bi, n in enumerate(init_sizes):
+        j0 = 0
+        for bj, m in enumerate(lead_sizes):
+            p = pos[i0 : i0 + n, j0 : j0 + m]
+            which = np.searchsorted(bounds, p, side="right") - 1  # obs chunk of each frame
+            ks = np.unique(which)
+            base = {
+                int(k): int(b)
+                for k, b in zip(ks, np.cumsum((0, *np.diff(bounds)[ks][:-1])), strict=True)
+            }
+            local = np.vectorize(lambda k, t: base[int(k)] + int(t - bounds[k]))(which, p)
+            local = np.asarray(local, dtype=np.intp).reshape(p.shape)
+            for idx in np.ndindex(*other_counts):
+                dsk[(name, bi, bj, *idx)] = (
+                    _gather_chunks,
+                    [(data.name, int(k), *idx) for k in ks],
+                    local,
+                )
+            j0 += m
+        i0 += n
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[data])
+    arr = da.Array(
+        graph, name, (tuple(init_sizes), tuple(lead_sizes), *data.chunks[1:]), dtype=data.dtype
+    )
     other = [d for d in obs_t.dims if d != TIME_DIM]
-    coords = {
-        k: v
-        for k, v in obs_t.coords.items()
-        if TIME_DIM not in v.dims and set(v.dims) <= set(other)
-    }
+    coords = {k: v for k, v in obs_t.coords.items() if v.dims and set(v.dims) <= set(other)}
     return xr.DataArray(arr, dims=(d0, d1, *other), coords=coords, attrs=obs.attrs, name=obs.name)
 
 

@@ -60,7 +60,12 @@ def table_counts(
     """Counts of aligned fields (lazy for Dask inputs: per-block counts summed by Dask)."""
     dims = [str(d) for d in fc.dims]
     sums, kept = blockwise_sums(
-        _count_kernel, [fc.data, ob.data], dims, list(reduce), (len(thresholds), 4), np.int64,
+        _count_kernel,
+        [fc.data, ob.data],
+        dims,
+        list(reduce),
+        (len(thresholds), 4),
+        np.int64,
         thresholds=[float(t) for t in thresholds],
     )
     ds = xr.Dataset(

@@ -36,7 +36,7 @@ from ..errors import DataValidationError, StgeoTypeError
 from ._base import (
     MergeableSums,
     align,
-    bare,
+    blockwise_sums,
     data_units,
     finish,
     resolve_reduce_dims,
@@ -110,47 +110,63 @@ def _weights(fc: xr.DataArray, weights: str | xr.DataArray | None) -> xr.DataArr
     raise StgeoTypeError(f"weights must be None, 'latitude' or a DataArray, got {weights!r}.")
 
 
+def _error_kernel(
+    f: np.ndarray, o: np.ndarray, *w: np.ndarray, axes: tuple[int, ...]
+) -> np.ndarray:
+    """Error sums of one block: (block shape, reduced axes = 1) + (5,), in float64."""
+    e = np.subtract(f, o, dtype=np.float64)
+    valid = ~np.isnan(e)
+    np.nan_to_num(e, copy=False, nan=0.0)
+    kw = {"axis": axes, "keepdims": True}
+    count = valid.sum(**kw)
+    out = np.empty((*count.shape, 5), dtype=np.float64)
+    out[..., 4] = count
+    tmp = np.empty_like(e)
+    if w:
+        ww = np.where(valid, w[0], 0.0)
+        out[..., 0] = ww.sum(**kw)
+        out[..., 1] = np.multiply(ww, e, out=tmp).sum(**kw)
+        np.abs(e, out=tmp)
+        out[..., 2] = np.multiply(tmp, ww, out=tmp).sum(**kw)
+        np.square(e, out=tmp)
+        out[..., 3] = np.multiply(tmp, ww, out=tmp).sum(**kw)
+    else:
+        out[..., 0] = count
+        out[..., 1] = e.sum(**kw)
+        out[..., 2] = np.abs(e, out=tmp).sum(**kw)
+        out[..., 3] = np.square(e, out=tmp).sum(**kw)
+    return out
+
+
 def error_stats(
     fc: xr.DataArray,
     ob: xr.DataArray,
     reduce: Sequence[str],
     weights: xr.DataArray | None = None,
 ) -> xr.Dataset:
-    """Error sums of aligned fields (lazy for Dask inputs)."""
-    reduce = list(reduce)
-    err = xr.apply_ufunc(
-        np.subtract, bare(fc), bare(ob), kwargs={"dtype": np.float64}, dask="allowed"
-    )
-    valid = err.notnull()
-    if err.chunks is None:
-        np.nan_to_num(err.values, copy=False, nan=0.0)  # in place: no NaN-skipping copies
-    else:
-        err = err.fillna(0.0)
-    kw = {"skipna": False}
-    if weights is None:
-        sw = valid.sum(reduce).astype(np.float64)
-        se = err.sum(reduce, **kw)
-        sa = abs(err).sum(reduce, **kw)
-        ss = (err**2).sum(reduce, **kw)
-    else:
-        w = weights.astype(np.float64).where(valid, 0.0)
-        sw = w.sum(reduce, **kw)
-        se = (w * err).sum(reduce, **kw)
-        sa = (w * abs(err)).sum(reduce, **kw)
-        ss = (w * err**2).sum(reduce, **kw)
+    """Error sums of aligned fields (lazy for Dask inputs: per-block sums added by Dask)."""
+    dims = [str(d) for d in fc.dims]
+    arrays = [fc.data, ob.data]
+    if weights is not None:
+        w = weights.astype(np.float64).transpose(*[d for d in dims if d in weights.dims])
+        w = w.expand_dims([d for d in dims if d not in w.dims]).transpose(*dims)
+        wv = np.asarray(w.values)
+        if fc.chunks is not None or ob.chunks is not None:
+            import dask.array as da
+
+            ref = fc.data if fc.chunks is not None else ob.data
+            arrays.append(da.broadcast_to(wv, fc.shape, chunks=ref.chunks))
+        else:
+            arrays.append(np.broadcast_to(wv, fc.shape))
+    sums, kept = blockwise_sums(_error_kernel, arrays, dims, list(reduce), (5,), np.float64)
     sd = spatial_dims_of(fc) or ()
     frame = [d for d in fc.dims if d in (*sd, "channel") and d in reduce]
     points = int(np.prod([fc.sizes[d] for d in frame])) if frame else 1
     ds = xr.Dataset(
-        {
-            "sum_weights": sw,
-            "sum_error": se,
-            "sum_abs_error": sa,
-            "sum_squared_error": ss,
-            "count": valid.sum(reduce).astype(np.int64),
-        },
+        {name: (kept, sums[..., k]) for k, name in enumerate(_FIELDS[:4])},
         attrs={FRAME_DIMS_ATTR: points, "units": data_units(fc, ob)},
     )
+    ds["count"] = (kept, sums[..., 4].astype(np.int64))
     return restore_coords(ds, fc)
 
 

@@ -347,7 +347,7 @@ def score(
     result.attrs = {
         "event_definition": "value >= threshold",
         "nan_policy": "pixels that are NaN in either field are excluded",
-        "metrics": [e.name for e in entries],
+        "metrics": ", ".join(e.name for e in entries),
     }
     if compute and "contingency" in stats:
         _warn_no_events(stats["contingency"], fc0, ob0)

@@ -113,6 +113,18 @@ def test_streaming_equals_eager_equals_dask(pair):
     a = _score(fc, obs, metrics=["csi", "mse"], preserve_dims="init_time", batch_init_times=2)
     b = _score(fc, obs, metrics=["csi", "mse"], preserve_dims="init_time", batch_init_times=50)
     xr.testing.assert_allclose(a, b)
+    # pooled CSI and latitude weights on Dask equal the eager results
+    kw = {
+        "metrics": ["csi", "mse"],
+        "thresholds": [0.5, 2.0],
+        "pool": [1, 2, 4],
+        "weights": "latitude",
+    }
+    xr.testing.assert_allclose(
+        sm.score(fc.chunk(init_time=4), obs.chunk(time=3), **kw),
+        sm.score(fc, obs, **kw),
+        rtol=1e-12,
+    )
     # compute=False returns a lazy Dataset
     res = sm.score(fc.chunk(init_time=3), obs, metrics=["mse"], compute=False)
     assert res.mse.chunks is not None

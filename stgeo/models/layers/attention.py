@@ -22,6 +22,7 @@ from torch import nn
 
 from ...errors import DataValidationError
 from .common import DropPath
+from .depthwise import DepthwiseConv2d
 
 __all__ = [
     "FusedTranslatorBlock",
@@ -39,68 +40,11 @@ def _init_conv(conv: nn.Conv2d) -> None:
         nn.init.zeros_(conv.bias)
 
 
-class DilatedDepthwiseConv(nn.Conv2d):
-    """Depthwise convolution with dilation ``d`` and zero "same" padding, computed as an
-    undilated depthwise convolution on the ``d x d`` interleaved sub-grids.
-
-    ``pixel_unshuffle(x, d)`` puts sub-grid ``(i, j)`` of channel ``c`` in channel
-    ``c*d*d + i*d + j``; a dilated tap of the original grid is an adjacent tap of the
-    sub-grid, so the same kernel (repeated ``d*d`` times) applied without dilation gives the
-    identical result. oneDNN has no fast kernel for dilated depthwise convolutions on CPU
-    (they run 10-20x slower than undilated ones); this form avoids that path. The
-    parameters are those of the equivalent ``nn.Conv2d``.
-    """
-
-    def __init__(self, channels: int, kernel_size: int, dilation: int) -> None:
-        super().__init__(channels, channels, kernel_size, groups=channels, dilation=dilation,
-                         padding=dilation * (kernel_size // 2))
-        if kernel_size % 2 == 0:
-            raise DataValidationError(f"kernel_size must be odd, got {kernel_size}")
-        self._expanded: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        d = self.dilation[0]
-        if d == 1:
-            return super().forward(x)
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % d, (-w) % d
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph))
-        if self._expanded is not None:
-            weight, bias = self._expanded
-        else:
-            weight = self.weight.repeat_interleave(d * d, dim=0)
-            bias = self.bias.repeat_interleave(d * d) if self.bias is not None else None
-        y = F.conv2d(F.pixel_unshuffle(x, d), weight, bias, padding=self.kernel_size[0] // 2,
-                     groups=self.in_channels * d * d)
-        y = F.pixel_shuffle(y, d)
-        return y[..., :h, :w] if (ph or pw) else y
-
-    def fuse_for_inference(self) -> DilatedDepthwiseConv:
-        """Pre-expand the kernel once (weights frozen at inference)."""
-        d = self.dilation[0]
-        with torch.no_grad():
-            w = nn.Parameter(self.weight.repeat_interleave(d * d, dim=0), requires_grad=False)
-            b = (nn.Parameter(self.bias.repeat_interleave(d * d), requires_grad=False)
-                 if self.bias is not None else None)
-        self.register_parameter("weight_expanded", w)
-        if b is not None:
-            self.register_parameter("bias_expanded", b)
-        self._expanded = (w, b)
-        return self
-
-    def _apply(self, fn, recurse=True):  # keep the cached expansion in sync with .to()
-        out = super()._apply(fn, recurse)
-        if self._expanded is not None:
-            self._expanded = (self.weight_expanded, getattr(self, "bias_expanded", None))
-        return out
-
-
 def _large_kernel(dim: int) -> tuple[nn.Conv2d, nn.Conv2d]:
     """Depthwise 5x5 then depthwise 7x7 with dilation 3 (a 21x21 receptive field)."""
     return (
-        nn.Conv2d(dim, dim, 5, padding=2, groups=dim),
-        DilatedDepthwiseConv(dim, 7, 3),
+        DepthwiseConv2d(dim, 5),
+        DepthwiseConv2d(dim, 7, dilation=3),
     )
 
 
@@ -142,7 +86,7 @@ class MixMLP(nn.Module):
         super().__init__()
         hidden = int(dim * ratio)
         self.fc1 = nn.Conv2d(dim, hidden, 1)
-        self.dw = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+        self.dw = DepthwiseConv2d(hidden, 3)
         self.act = nn.GELU()
         self.fc2 = nn.Conv2d(hidden, dim, 1)
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
