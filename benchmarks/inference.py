@@ -70,7 +70,7 @@ def flops_per_sample(model: torch.nn.Module, x: torch.Tensor) -> float:
 
 
 def train_step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
-    model.train()
+    model = runtime.prepare_for_training(model, "cpu").train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     aux = aux_loss_of(model)
 
@@ -88,16 +88,25 @@ def train_step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, prec
     return step
 
 
-def bench_model(name: str, rounds: int, min_time: float, train: bool) -> dict:
+def bench_model(
+    name: str, rounds: int, min_time: float, train: bool, max_train_gflop: float | None = None
+) -> dict:
     s = SHAPES[shape_of(name)]
     torch.manual_seed(0)
-    model = stgeo.create_model(name, in_steps=s["in_steps"], out_steps=s["out_steps"],
-                               channels=s["channels"], grid_shape=s["grid"])
+    model = stgeo.create_model(
+        name,
+        in_steps=s["in_steps"],
+        out_steps=s["out_steps"],
+        channels=s["channels"],
+        grid_shape=s["grid"],
+    )
     b = s["batch"]
     x = torch.randn(b, s["in_steps"], s["channels"], *s["grid"])
     y = torch.randn(b, s["out_steps"], s["channels"], *s["grid"])
     params = sum(p.numel() for p in model.parameters())
     fps = flops_per_sample(model.eval(), x)
+    if max_train_gflop is not None and 3 * fps * b / 1e9 > max_train_gflop:
+        train = False  # --quick: a training step of this model takes too long
     f32 = runtime.prepare_for_inference(model, "cpu", "fp32")
     b16 = runtime.prepare_for_inference(model, "cpu", "bf16")
     ref = runtime.predict(f32, x)
@@ -110,13 +119,26 @@ def bench_model(name: str, rounds: int, min_time: float, train: bool) -> dict:
         "infer_fp32_sps": lambda: rate(lambda: runtime.predict(f32, x), b, min_time),
         "infer_bf16_sps": lambda: rate(lambda: runtime.predict(b16, x), b, min_time),
         "infer_autocast_bf16_sps": lambda: rate(
-            lambda: runtime.predict(eager, x, "bf16"), b, min_time),
+            lambda: runtime.predict(eager, x, "bf16"), b, min_time
+        ),
     }
     if train:
-        steps = {p: train_step_fn(stgeo.create_model(
-            name, in_steps=s["in_steps"], out_steps=s["out_steps"], channels=s["channels"],
-            grid_shape=s["grid"]), x, y, p) for p in ("fp32", "bf16")}
-        for p, fn in steps.items():
+        steps = {
+            p: train_step_fn(
+                stgeo.create_model(
+                    name,
+                    in_steps=s["in_steps"],
+                    out_steps=s["out_steps"],
+                    channels=s["channels"],
+                    grid_shape=s["grid"],
+                ),
+                x,
+                y,
+                p,
+            )
+            for p in ("fp32", "bf16")
+        }
+        for fn in steps.values():
             fn()  # warm-up (optimizer state, oneDNN primitives)
         tasks["train_sps"] = lambda: rate(steps["fp32"], b, min_time)
         tasks["train_bf16_sps"] = lambda: rate(steps["bf16"], b, min_time)
@@ -165,28 +187,43 @@ def main(argv: list[str] | None = None) -> dict:
     rounds = args.rounds or (3 if args.quick else 5)
     min_time = 0.6 if args.quick else 1.5
     bf16 = runtime.cpu_supports_bf16()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"native bf16: {bf16}, rounds {rounds}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"native bf16: {bf16}, rounds {rounds}"
+    )
     results: dict[str, dict] = {}
     g32, g16 = 0.0, 0.0
-    hdr = (f"{'model':16s} {'shape':6s} {'params':>8s} {'GF/smp':>7s} {'fp32/s':>7s} "
-           f"{'bf16/s':>7s} {'x':>5s} {'ac16/s':>7s} {'trn/s':>7s} {'trn16/s':>7s} {'x':>5s} "
-           f"{'GF/s':>6s} {'peak':>5s} {'relMSE':>8s}")
+    hdr = (
+        f"{'model':16s} {'shape':6s} {'params':>8s} {'GF/smp':>7s} {'fp32/s':>7s} "
+        f"{'bf16/s':>7s} {'x':>5s} {'ac16/s':>7s} {'trn/s':>7s} {'trn16/s':>7s} {'x':>5s} "
+        f"{'GF/s':>6s} {'peak':>5s} {'relMSE':>8s}"
+    )
     print(hdr)
+    nan = float("nan")
     for name in names:
-        r = bench_model(name, rounds, min_time, not args.no_train)
+        r = bench_model(
+            name, rounds, min_time, not args.no_train, max_train_gflop=400 if args.quick else None
+        )
         a, b = r.pop("_gemm")
         g32, g16 = max(g32, a), max(g16, b)
         results[name] = r
-        print(f"{name:16s} {r['shape']:6s} {r['params'] / 1e6:7.2f}M {r['gflop_per_sample']:7.2f} "
-              f"{r['infer_fp32_sps']:7.1f} {r['infer_bf16_sps']:7.1f} "
-              f"{r['infer_bf16_speedup']:5.2f} {r['infer_autocast_bf16_sps']:7.1f} "
-              f"{r.get('train_sps', float('nan')):7.1f} {r.get('train_bf16_sps', float('nan')):7.1f} "
-              f"{r.get('train_bf16_speedup', float('nan')):5.2f} {r['gflops_achieved']:6.1f} "
-              f"{r['peak_fraction']:5.2f} {r['bf16_rel_mse']:8.1e}  "
-              f"(gemm fp32 {a:.0f}, bf16 {b:.0f} GFLOP/s)", flush=True)
-    out = {"gemm_fp32_gflops": g32, "gemm_bf16_gflops": g16, "threads": torch.get_num_threads(),
-           "native_bf16": bf16, "models": results}
+        print(
+            f"{name:16s} {r['shape']:6s} {r['params'] / 1e6:7.2f}M {r['gflop_per_sample']:7.2f} "
+            f"{r['infer_fp32_sps']:7.1f} {r['infer_bf16_sps']:7.1f} "
+            f"{r['infer_bf16_speedup']:5.2f} {r['infer_autocast_bf16_sps']:7.1f} "
+            f"{r.get('train_sps', nan):7.1f} {r.get('train_bf16_sps', nan):7.1f} "
+            f"{r.get('train_bf16_speedup', nan):5.2f} {r['gflops_achieved']:6.1f} "
+            f"{r['peak_fraction']:5.2f} {r['bf16_rel_mse']:8.1e}  "
+            f"(gemm fp32 {a:.0f}, bf16 {b:.0f} GFLOP/s)",
+            flush=True,
+        )
+    out = {
+        "gemm_fp32_gflops": g32,
+        "gemm_bf16_gflops": g16,
+        "threads": torch.get_num_threads(),
+        "native_bf16": bf16,
+        "models": results,
+    }
     out["max_bf16_rel_mse"] = max((r["bf16_rel_mse"] for r in results.values()), default=0.0)
     print(json.dumps(out))
     return out

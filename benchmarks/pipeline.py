@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> dict:
         simvp_hp = {"hid_S": 16, "hid_T": 32, "N_T": 2}
     else:
         limits = {"flow": (None, 3000), "radar": (None, 600)}
-        stall_batches = 60
+        stall_batches = 20  # the default SimVP takes seconds per step on 2 CPU cores
         repeats = 3
         simvp_hp = {}
 

@@ -96,7 +96,7 @@ class _RssSampler(threading.Thread):
         return self.peak
 
 
-def _worker_peak_mib() -> float:
+def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -117,12 +117,14 @@ def main(argv: list[str] | None = None) -> dict:
     fc_gib = fc.nbytes / 2**30
     limit_mib = dask.utils.parse_bytes(args.memory_limit) / MiB
 
-    # reference: NumPy on one in-memory block (1 init time x all leads), same statistics
-    f_blk, o_blk = (a.values for a in sm.align(fc.isel(init_time=[0]), obs, load=True))
+    # reference: NumPy on in-memory blocks (2 init times x all leads), same statistics
+    f_blk, o_blk = (a.values for a in sm.align(fc.isel(init_time=[0, 1]), obs, load=True))
     ref, ref_s = _numpy_reference(f_blk, o_blk)
+    for _ in range(4):  # best of 5: the machine is shared and noisy
+        ref_s = min(ref_s, _numpy_reference(f_blk, o_blk)[1])
     ref_mib_s = f_blk.nbytes / MiB / ref_s
 
-    client_rss0 = _worker_peak_mib()
+    client_rss0 = _peak_rss_mib()
     with (
         distributed.LocalCluster(
             n_workers=1,
@@ -137,23 +139,25 @@ def main(argv: list[str] | None = None) -> dict:
         # the worker imports stgeo (and, through stgeo/__init__, torch) to run the kernels:
         # import it first so the baseline excludes that fixed cost
         client.run(lambda: __import__("stgeo.metrics"))
-        base = max(client.run(lambda: __import__("psutil").Process().memory_info().rss).values())
+        base = sum(__import__("psutil").Process(p).memory_info().rss for p in pids)
         sampler = _RssSampler(pids)
         sampler.start()
         t0 = time.perf_counter()
         res = sm.score(fc, obs, metrics=["csi", "csi_m", "mse"], thresholds=THRESHOLDS)
         seconds = time.perf_counter() - t0
         sampled = sampler.stop()
-        worker_peak = max(max(client.run(_worker_peak_mib).values()), sampled / MiB)
+        # sampled RSS (ru_maxrss is useless here: Linux keeps the parent's high-water mark
+        # across fork + exec, so a fresh worker "inherits" the client's peak)
+        worker_peak = max(sampled, base) / MiB
         # correctness on a slice, through the cluster, against the NumPy reference
         one = sm.score(
-            fc.isel(init_time=[0]),
+            fc.isel(init_time=[0, 1]),
             obs,
             metrics=["hits", "misses", "false_alarms", "mse"],
             thresholds=THRESHOLDS,
             preserve_dims=(),
         )
-    client_growth = max(0.0, _worker_peak_mib() - client_rss0)
+    client_growth = max(0.0, _peak_rss_mib() - client_rss0)
     identical = all(
         (
             int(one.hits.sel(threshold=t)),

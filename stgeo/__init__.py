@@ -12,29 +12,35 @@ Examples
 ('init_time', 'lead_time', 'y', 'x')
 """
 
-from . import conventions, errors, plot, testing
 from . import accessor as _accessor  # noqa: F401  (registers .st)
+from . import conventions, errors, plot, testing
 from .conventions import validate
 from .data import list_catalog, open_dataset, to_zarr
-from .models import ModelSpec, create_model, list_models, register_model
+from .forecast import forecast
+from .models import ModelSpec, TrainedModel, create_model, list_models, load_model, register_model
 from .options import get_options, set_options
+from .train import train
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__",
     "ModelSpec",
+    "TrainedModel",
+    "__version__",
     "conventions",
     "create_model",
     "errors",
+    "forecast",
     "get_options",
     "list_catalog",
     "list_models",
+    "load_model",
     "open_dataset",
     "plot",
     "register_model",
     "set_options",
     "testing",
     "to_zarr",
+    "train",
     "validate",
 ]

@@ -145,7 +145,11 @@ def _select_labels(obs: xr.DataArray, dim: str, labels: xr.DataArray, what: str)
 
 
 def align(
-    fcst: xr.DataArray, obs: xr.DataArray, *, load: bool = False
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    *,
+    load: bool = False,
+    order_with_forecast: bool = False,
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Align observations onto a forecast, lazily.
 
@@ -155,7 +159,9 @@ def align(
     forecast cell, the observation valid at the same time. Otherwise dims shared by both
     are matched by label (observations may cover more than the forecast). Grids must match.
     With ``load=True`` both results are loaded into memory (the observations needed are read
-    once, in one sorted selection).
+    once, in one sorted selection). ``order_with_forecast=True`` (for Dask inputs that are
+    computed together, as :func:`~stgeo.metrics.score` does) makes each observation block wait
+    for its forecast block, which keeps distributed schedulers from running ahead.
 
     Returns
     -------
@@ -185,7 +191,10 @@ def align(
     _check_grid(fcst, obs)
     handled = set(spatial_dims_of(fcst) or ())
     if LEAD_DIM in fcst.dims and TIME_DIM in obs.dims and TIME_DIM not in fcst.dims:
-        obs = _align_valid_time(fcst, obs, load)
+        if fcst.chunks is not None and obs.chunks is None and not load:
+            # never expand in-memory observations to the (lazy) forecast's full size
+            obs = obs.chunk({TIME_DIM: 16})
+        obs = _align_valid_time(fcst, obs, load, order_with_forecast)
         handled |= {INIT_DIM, LEAD_DIM}
     for d in fcst.dims:
         if d in handled or d not in obs.dims or d not in fcst.indexes:
@@ -222,7 +231,9 @@ def align(
     return fcst, obs
 
 
-def _align_valid_time(fcst: xr.DataArray, obs: xr.DataArray, load: bool) -> xr.DataArray:
+def _align_valid_time(
+    fcst: xr.DataArray, obs: xr.DataArray, load: bool, order: bool = False
+) -> xr.DataArray:
     if VALID_COORD in fcst.coords:
         vt = fcst.coords[VALID_COORD]
     elif INIT_DIM in fcst.coords:
@@ -257,7 +268,7 @@ def _align_valid_time(fcst: xr.DataArray, obs: xr.DataArray, load: bool) -> xr.D
         )
     pos = pos.reshape(vt.shape)
     if vt.ndim == 2 and pos.size and obs.chunks is not None and not load:
-        return _align_dask_blocks(fcst, obs, vt, pos)
+        return _align_dask_blocks(fcst, obs, vt, pos, order_with_forecast=order)
     if vt.ndim == 2 and pos.size:
         # read every needed observation once (one sorted selection), then index into it
         uniq, inverse = np.unique(pos, return_inverse=True)
@@ -285,7 +296,8 @@ def _align_valid_time(fcst: xr.DataArray, obs: xr.DataArray, load: bool) -> xr.D
     return out
 
 
-def _gather_chunks(chunks: list[np.ndarray], local: np.ndarray) -> np.ndarray:
+def _gather_chunks(chunks: list[np.ndarray], local: np.ndarray, *anchor: Any) -> np.ndarray:
+    # ``anchor`` (a forecast block, unused) only orders this task after that block
     return np.concatenate(chunks, axis=0)[local]
 
 
@@ -294,14 +306,20 @@ def _block_sizes(n: int, per: int) -> tuple[int, ...]:
 
 
 def _align_dask_blocks(
-    fcst: xr.DataArray, obs: xr.DataArray, vt: xr.DataArray, pos: np.ndarray
+    fcst: xr.DataArray,
+    obs: xr.DataArray,
+    vt: xr.DataArray,
+    pos: np.ndarray,
+    order_with_forecast: bool = False,
 ) -> xr.DataArray:
     """Observations at the forecast's valid times, as a Dask array blocked like the forecast.
 
     Each output block (a block of init times x a block of lead times x one spatial chunk) is
     one task whose inputs are exactly the observation chunks holding its valid times; it picks
     the frames it needs. The graph is as local as the forecast's own, so only a few blocks
-    are ever in memory.
+    are ever in memory. With ``order_with_forecast`` each block also waits for the matching
+    forecast block, so a distributed scheduler cannot run far ahead of the forecast (which
+    it throttles as root tasks) and pile up observation blocks.
     """
     import dask.array as da
     from dask.base import tokenize
@@ -317,7 +335,10 @@ def _align_dask_blocks(
         per = max(1, int(64 * 2**20 // (frame * vt.shape[1])))
         init_sizes, lead_sizes = _block_sizes(vt.shape[0], per), (vt.shape[1],)
     bounds = np.cumsum((0, *data.chunks[0]))
-    name = "stgeo-align-obs-" + tokenize(data.name, pos, init_sizes, lead_sizes)
+    order_with_forecast = order_with_forecast and fcst.chunks is not None
+    name = "stgeo-align-obs-" + tokenize(
+        data.name, pos, init_sizes, lead_sizes, order_with_forecast and fcst.data.name
+    )
     other_counts = [len(c) for c in data.chunks[1:]]
     dsk: dict = {}
     i0 = 0
@@ -327,21 +348,26 @@ def _align_dask_blocks(
             p = pos[i0 : i0 + n, j0 : j0 + m]
             which = np.searchsorted(bounds, p, side="right") - 1  # obs chunk of each frame
             ks = np.unique(which)
-            base = {
-                int(k): int(b)
-                for k, b in zip(ks, np.cumsum((0, *np.diff(bounds)[ks][:-1])), strict=True)
-            }
-            local = np.vectorize(lambda k, t: base[int(k)] + int(t - bounds[k]))(which, p)
-            local = np.asarray(local, dtype=np.intp).reshape(p.shape)
+            sizes = np.diff(bounds)
+            offsets = np.zeros(len(sizes), dtype=np.intp)  # start of chunk k once concatenated
+            offsets[ks] = np.cumsum(np.concatenate(([0], sizes[ks][:-1])))
+            local = (offsets[which] + (p - bounds[which])).astype(np.intp)
+            anchor = []
+            if order_with_forecast:
+                anchor = [
+                    (fcst.data.name, *[bi if d == d0 else bj if d == d1 else 0 for d in fcst.dims])
+                ]
             for idx in np.ndindex(*other_counts):
                 dsk[(name, bi, bj, *idx)] = (
                     _gather_chunks,
                     [(data.name, int(k), *idx) for k in ks],
                     local,
+                    *anchor,
                 )
             j0 += m
         i0 += n
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[data])
+    deps = [data, fcst.data] if order_with_forecast else [data]
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
     arr = da.Array(
         graph, name, (tuple(init_sizes), tuple(lead_sizes), *data.chunks[1:]), dtype=data.dtype
     )
@@ -492,6 +518,28 @@ def restore_coords(ds: xr.Dataset, like: xr.DataArray) -> xr.Dataset:
     return ds.assign_coords(keep)
 
 
+SLAB_BYTES = 2 * 2**20
+
+
+def _slabbed(*blocks: Any, kernel: Any, axes: tuple[int, ...], **kwargs: Any) -> np.ndarray:
+    """Run ``kernel`` on slabs of about SLAB_BYTES so its temporaries stay small."""
+    first = blocks[0]
+    split = next((i for i, n in enumerate(first.shape) if n > 1), None)
+    if split is None or first.nbytes <= SLAB_BYTES:
+        return kernel(*blocks, axes=axes, **kwargs)
+    n = first.shape[split]
+    per = max(1, int(SLAB_BYTES // max(1, first.nbytes // n)))
+    if per >= n:
+        return kernel(*blocks, axes=axes, **kwargs)
+    parts = []
+    for i in range(0, n, per):
+        sl = (slice(None),) * split + (slice(i, i + per),)
+        parts.append(kernel(*(np.asarray(b)[sl] for b in blocks), axes=axes, **kwargs))
+    if split in axes:
+        return np.sum(parts, axis=0)
+    return np.concatenate(parts, axis=split)
+
+
 def blockwise_sums(
     kernel: Any,
     arrays: Sequence[Any],
@@ -514,7 +562,7 @@ def blockwise_sums(
     kept = [d for d in dims if d not in reduce]
     lazy = [a for a in arrays if hasattr(a, "dask")]
     if not lazy:
-        return kernel(*arrays, axes=axes, **kwargs).sum(axis=axes), kept
+        return _slabbed(*arrays, kernel=kernel, axes=axes, **kwargs).sum(axis=axes), kept
     import dask.array as da
 
     chunks = lazy[0].chunks
@@ -526,8 +574,9 @@ def blockwise_sums(
     out_chunks = tuple((1,) * len(c) if i in axes else c for i, c in enumerate(chunks))
     out_chunks += tuple((n,) for n in extra_shape)
     res = da.map_blocks(
-        kernel,
+        _slabbed,
         *blocks,
+        kernel=kernel,
         axes=axes,
         chunks=out_chunks,
         new_axis=list(range(ndim, ndim + len(extra_shape))) or None,

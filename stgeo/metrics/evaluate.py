@@ -315,7 +315,7 @@ def score(
         (batch_init_times,) = as_positive_ints(batch_init_times, "batch_init_times")
     lazy = batch_init_times is None and (is_dask(fc0) or is_dask(ob0))
     if lazy:
-        fc, ob = align(fc0, ob0)
+        fc, ob = align(fc0, ob0, order_with_forecast=True)
         stats = stats_of(fc, ob)
         if compute:
             import dask

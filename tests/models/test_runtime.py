@@ -124,3 +124,19 @@ def test_prepared_model_still_checks_input():
     fast = runtime.prepare_for_inference(small("simvp"), "cpu", "fp32")
     with pytest.raises(DataValidationError, match="input frames"):
         runtime.predict(fast, torch.randn(1, 4, 2, 8, 8))
+
+
+def test_prepare_for_training_and_allocator():
+    m = small("simvp")
+    out = runtime.prepare_for_training(m, "cpu")
+    assert out is m
+    assert m.translator[0].proj1.weight.is_contiguous(memory_format=torch.channels_last)
+    # training in bf16 autocast on channels-last weights works and gives finite gradients
+    x = torch.randn(2, 3, 2, 12, 12)
+    with runtime.autocast("cpu", "bf16"):
+        y = m(x)
+    y.float().square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in m.parameters())
+    assert isinstance(runtime.tune_cpu_allocator(), bool)
+    with pytest.raises(StgeoTypeError):
+        runtime.prepare_for_training("simvp")

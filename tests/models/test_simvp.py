@@ -160,3 +160,38 @@ def test_differential_divergence_matches_definition():
         q, r = torch.softmax(dp, 0), torch.softmax(dt, 0)
         total += float((r * (r.log() - q.log())).sum())
     assert float(differential_divergence(p, t)) == pytest.approx(total / 2, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("shape", "k", "d"), [((7, 5), 3, 1), ((8, 9), 5, 1), ((10, 7), 7, 3), ((4, 4), 3, 2)]
+)
+def test_depthwise_conv_matches_torch_and_gradcheck(shape, k, d):
+    from stgeo.models.layers.depthwise import DepthwiseConv2d, depthwise_conv2d
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, *shape, dtype=torch.double, requires_grad=True)
+    w = torch.randn(3, 1, k, k, dtype=torch.double, requires_grad=True)
+    b = torch.randn(3, dtype=torch.double, requires_grad=True)
+    ref = torch.nn.functional.conv2d(x, w, b, padding=d * (k // 2), dilation=d, groups=3)
+    torch.testing.assert_close(depthwise_conv2d(x, w, b, d), ref)
+    assert torch.autograd.gradcheck(lambda *a: depthwise_conv2d(*a, d), (x, w, b))
+    # channels-last input stays channels-last; the fused (pre-expanded) form is identical
+    conv = DepthwiseConv2d(3, k, d).eval()
+    xc = torch.randn(2, 3, *shape).to(memory_format=torch.channels_last)
+    y = conv(xc)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(conv.fuse_for_inference()(xc), y)
+
+
+def test_depthwise_conv_under_autocast():
+    from stgeo.models.layers.depthwise import DepthwiseConv2d
+
+    conv = DepthwiseConv2d(4, 7, 3)
+    x = torch.randn(2, 4, 11, 16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x)
+    assert y.dtype == torch.bfloat16
+    y.float().square().sum().backward()
+    assert conv.weight.grad.dtype == torch.float32 and torch.isfinite(conv.weight.grad).all()
+    assert x.grad.dtype == torch.float32

@@ -30,9 +30,14 @@ def _dense_format(x: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if cl and not x.is_contiguous() else torch.contiguous_format
 
 
-def _forward(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, d: int,
-             w_expanded: torch.Tensor | None = None, b_expanded: torch.Tensor | None = None
-             ) -> torch.Tensor:
+def _forward(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None,
+    d: int,
+    w_expanded: torch.Tensor | None = None,
+    b_expanded: torch.Tensor | None = None,
+) -> torch.Tensor:
     c, k = x.shape[1], w.shape[-1]
     if d == 1:
         return F.conv2d(x, w, b, padding=k // 2, groups=c)
@@ -44,8 +49,7 @@ def _forward(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, d: int,
     if w_expanded is None:
         w_expanded = w.repeat_interleave(d * d, dim=0)
         b_expanded = b.repeat_interleave(d * d) if b is not None else None
-    y = F.conv2d(F.pixel_unshuffle(x, d), w_expanded, b_expanded, padding=k // 2,
-                 groups=c * d * d)
+    y = F.conv2d(F.pixel_unshuffle(x, d), w_expanded, b_expanded, padding=k // 2, groups=c * d * d)
     y = F.pixel_shuffle(y, d)
     if ph or pw:  # crop, keeping the caller's memory format (oneDNN wants dense tensors)
         y = y[..., :h, :wd].contiguous(memory_format=fmt)
@@ -62,7 +66,7 @@ def _grad_weight(x: torch.Tensor, gy: torch.Tensor, k: int, d: int) -> torch.Ten
 
 class _DepthwiseFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w, b, d):  # noqa: D102
+    def forward(ctx, x, w, b, d):
         ctx.save_for_backward(x, w)
         ctx.d = d
         ctx.has_bias = b is not None
@@ -70,7 +74,7 @@ class _DepthwiseFn(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, gy):  # noqa: D102
+    def backward(ctx, gy):
         x, w = ctx.saved_tensors
         d, k = ctx.d, w.shape[-1]
         gx = gw = gb = None
@@ -83,8 +87,9 @@ class _DepthwiseFn(torch.autograd.Function):
         return gx, gw, gb, None
 
 
-def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                     dilation: int = 1) -> torch.Tensor:
+def depthwise_conv2d(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, dilation: int = 1
+) -> torch.Tensor:
     """Depthwise "same" convolution (odd kernel, zero padding, stride 1), autocast-aware.
 
     Examples
@@ -120,8 +125,14 @@ class DepthwiseConv2d(nn.Conv2d):
     def __init__(self, channels: int, kernel_size: int, dilation: int = 1) -> None:
         if kernel_size % 2 == 0:
             raise DataValidationError(f"kernel_size must be odd, got {kernel_size}")
-        super().__init__(channels, channels, kernel_size, groups=channels, dilation=dilation,
-                         padding=dilation * (kernel_size // 2))
+        super().__init__(
+            channels,
+            channels,
+            kernel_size,
+            groups=channels,
+            dilation=dilation,
+            padding=dilation * (kernel_size // 2),
+        )
         self._expanded: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
