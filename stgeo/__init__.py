@@ -12,16 +12,61 @@ Examples
 ('init_time', 'lead_time', 'y', 'x')
 """
 
+import importlib
+import sys
+import types
+from typing import Any
+
 from . import accessor as _accessor  # noqa: F401  (registers .st)
-from . import conventions, errors, plot, testing
+from . import conventions, errors, metrics, plot, testing
 from .conventions import validate
 from .data import list_catalog, open_dataset, to_zarr
-from .forecast import forecast
-from .models import ModelSpec, TrainedModel, create_model, list_models, load_model, register_model
+from .metrics import list_metrics, score
 from .options import get_options, set_options
-from .train import train
 
 __version__ = "0.1.0"
+
+# torch-backed parts load on first use, so `import stgeo` (CLI start-up, Dask workers that
+# only read or score data) does not pay for importing torch
+_LAZY = {
+    "forecast": ("stgeo.forecast", "forecast"),
+    "train": ("stgeo.train", "train"),
+    "ModelSpec": ("stgeo.models", "ModelSpec"),
+    "TrainedModel": ("stgeo.models", "TrainedModel"),
+    "create_model": ("stgeo.models", "create_model"),
+    "list_models": ("stgeo.models", "list_models"),
+    "load_model": ("stgeo.models", "load_model"),
+    "register_model": ("stgeo.models", "register_model"),
+    "models": ("stgeo.models", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(module)
+        value = mod if attr is None else getattr(mod, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'stgeo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """Keeps ``stgeo.forecast``/``stgeo.train`` the functions: importing the submodules of the
+    same name would otherwise rebind the package attributes to the modules."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("forecast", "train") and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
 
 __all__ = [
     "ModelSpec",
@@ -33,11 +78,15 @@ __all__ = [
     "forecast",
     "get_options",
     "list_catalog",
+    "list_metrics",
     "list_models",
     "load_model",
+    "metrics",
+    "models",
     "open_dataset",
     "plot",
     "register_model",
+    "score",
     "set_options",
     "testing",
     "to_zarr",
