@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
         names = [n for n in learned if "-" not in n] + [n for n in ("simvp-radar",) if n in learned]
     else:
         names = learned
-    rounds = args.rounds or (3 if args.quick else 5)
+    rounds = args.rounds or (2 if args.quick else 5)
     min_time = 0.6 if args.quick else 1.5
     bf16 = runtime.cpu_supports_bf16()
     print(
