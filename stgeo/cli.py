@@ -6,8 +6,9 @@ Errors print one line (no traceback) and exit with status 1; ``--debug`` shows t
 Examples
 --------
 >>> from stgeo.cli import main
->>> main(["catalog", "list"])  # doctest: +ELLIPSIS
+>>> main(["catalog", "list", "synthetic-*"])  # doctest: +ELLIPSIS
 synthetic-crowd ...
+synthetic-storms ...
 0
 """
 

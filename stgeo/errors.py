@@ -11,7 +11,7 @@ Examples
 >>> try:
 ...     stgeo.create_model("convlstn")
 ... except stgeo.errors.UnknownNameError as err:
-...     print("did you mean" in str(err))
+...     print("Did you mean" in str(err))
 True
 """
 

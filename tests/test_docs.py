@@ -151,9 +151,10 @@ def test_examples_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     import torch
 
     import stgeo
+    import stgeo.models  # registers the built-in models (stgeo imports them lazily)
     from stgeo._registry import MODELS
 
-    models_before = set(MODELS.list())  # all built-in models are registered by `import stgeo`
+    models_before = set(MODELS.list())
     ns: dict[str, object] = {"__name__": f"docs_{page}"}
     threads = torch.get_num_threads()
     # the examples use tiny tensors: one thread is faster and avoids oversubscription

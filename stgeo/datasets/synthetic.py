@@ -242,7 +242,7 @@ def crowd_flows(
     >>> ds = crowd_flows(n_days=7, shape=(16, 8), step="1h", seed=0)
     >>> ds.flow.shape
     (168, 2, 16, 8)
-    >>> list(ds.channel.values)
+    >>> ds.channel.values.tolist()
     ['inflow', 'outflow']
     """
     ny, nx = _check_shape(shape, minimum=2)

@@ -9,9 +9,10 @@ the forward. :class:`DepthwiseConv2d` keeps the parameters and semantics of
   (``pixel_unshuffle``; a dilated tap of the grid is an adjacent tap of the sub-grid);
 * the input gradient as the same depthwise convolution of the output gradient with the
   flipped kernel (a fast forward kernel);
-* the weight gradient as one grouped convolution per (sample, channel) pair that
-  correlates the padded input with the output gradient (``stride=d`` picks the dilated
-  taps), accumulated over the batch in float32.
+* the weight gradient of kernels larger than 3x3 (or dilated) as one grouped convolution
+  per (sample, channel) pair that correlates the padded input with the output gradient
+  (``stride=d`` picks the dilated taps), accumulated over the batch in float32 (for
+  undilated 3x3 kernels oneDNN's own weight gradient is faster and is used).
 """
 
 from __future__ import annotations
@@ -81,7 +82,23 @@ class _DepthwiseFn(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = _forward(gy, w.flip(-1, -2), None, d)
         if ctx.needs_input_grad[1]:
-            gw = _grad_weight(x, gy, k, d).to(w.dtype)
+            if d == 1 and k <= 3:  # oneDNN's own weight gradient is fast for 3x3 kernels
+                p = k // 2
+                gw = torch.ops.aten.convolution_backward(
+                    gy,
+                    x,
+                    w,
+                    None,
+                    [1, 1],
+                    [p, p],
+                    [1, 1],
+                    False,
+                    [0, 0],
+                    x.shape[1],
+                    [False, True, False],
+                )[1]
+            else:
+                gw = _grad_weight(x, gy, k, d).to(w.dtype)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = gy.sum((0, 2, 3), dtype=torch.float32).to(w.dtype)
         return gx, gw, gb, None
