@@ -7,8 +7,8 @@ the forward. :class:`DepthwiseConv2d` keeps the parameters and semantics of
 
 * dilation ``d > 1`` as an undilated convolution on the ``d x d`` interleaved sub-grids
   (``pixel_unshuffle``; a dilated tap of the grid is an adjacent tap of the sub-grid);
-* the input gradient as the same depthwise convolution of the output gradient with the
-  flipped kernel (a fast forward kernel);
+* the input gradient of a dilated kernel as the same (sub-grid) depthwise convolution of
+  the output gradient with the flipped kernel (a fast forward kernel);
 * the weight gradient of kernels larger than 3x3 (or dilated) as one grouped convolution
   per (sample, channel) pair that correlates the padded input with the output gradient
   (``stride=d`` picks the dilated taps), accumulated over the batch in float32 (for
@@ -80,7 +80,23 @@ class _DepthwiseFn(torch.autograd.Function):
         d, k = ctx.d, w.shape[-1]
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = _forward(gy, w.flip(-1, -2), None, d)
+            if d == 1:  # oneDNN's undilated input gradient is fast
+                p = k // 2
+                gx = torch.ops.aten.convolution_backward(
+                    gy,
+                    x,
+                    w,
+                    None,
+                    [1, 1],
+                    [p, p],
+                    [1, 1],
+                    False,
+                    [0, 0],
+                    x.shape[1],
+                    [True, False, False],
+                )[0]
+            else:  # transposed dilated conv = dilated conv with the flipped kernel
+                gx = _forward(gy, w.flip(-1, -2), None, d)
         if ctx.needs_input_grad[1]:
             if d == 1 and k <= 3:  # oneDNN's own weight gradient is fast for 3x3 kernels
                 p = k // 2
@@ -100,7 +116,7 @@ class _DepthwiseFn(torch.autograd.Function):
             else:
                 gw = _grad_weight(x, gy, k, d).to(w.dtype)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = gy.sum((0, 2, 3), dtype=torch.float32).to(w.dtype)
+            gb = gy.sum((0, 2, 3)).to(w.dtype)  # CPU reductions accumulate bf16 in fp32
         return gx, gw, gb, None
 
 
