@@ -61,3 +61,16 @@ def test_cache_dir_env(monkeypatch, tmp_path):
     assert get_options()["cache_dir"] == str(tmp_path)
     with set_options(cache_dir=tmp_path / "x"):
         assert get_options()["cache_dir"] == str(tmp_path / "x")
+
+
+def test_package_pickles_by_reference_for_dask():
+    import pickle
+
+    import cloudpickle
+
+    import stgeo
+
+    assert pickle.loads(pickle.dumps(stgeo)) is stgeo
+    f = lambda: stgeo.forecast  # noqa: E731 - a task closure referring to the package
+    assert cloudpickle.loads(cloudpickle.dumps(f))() is stgeo.forecast
+    assert callable(stgeo.train) and callable(stgeo.forecast)
