@@ -688,7 +688,9 @@ def train(
         grid_shape=grid,
         **model_kwargs,
     )
-    module.to(dev)
+    from .models.runtime import prepare_for_training
+
+    prepare_for_training(module, dev)  # device, channels-last layout, CPU allocator tuning
     params = [p for p in module.parameters() if p.requires_grad]
 
     t_lo, t_hi = ranges["train"]
@@ -839,6 +841,8 @@ def train(
             },
         )
         net.eval()
+        # hand back the standard layout, the one load_model() rebuilds (same results bit for bit)
+        net.to(memory_format=torch.contiguous_format)
         tm = TrainedModel(net, spec, history=history)
         if checkpoint_dir is not None and rank0:
             tm.save(Path(checkpoint_dir) / "model")

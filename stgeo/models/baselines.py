@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import DataValidationError
 from .base import register_model
+from .layers.common import check_input
 
 __all__ = ["Climatology", "Persistence"]
 
@@ -33,6 +34,8 @@ class Persistence(nn.Module):
         self.out_steps = out_steps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, x.shape[1] if x.dim() == 5 else 1, x.shape[2] if x.dim() == 5 else 1,
+                    "persistence")
         return x[:, -1:].expand(-1, self.out_steps, -1, -1, -1).clone()
 
 
@@ -51,11 +54,13 @@ class Climatology(nn.Module):
                 f"climatology needs 1 <= period_steps <= in_steps, got period_steps={period_steps}"
                 f" and in_steps={in_steps}; give at least one period of history"
             )
+        self.in_steps = in_steps
         self.out_steps = out_steps
         idx = [in_steps - period_steps + (k % period_steps) for k in range(out_steps)]
         self.register_buffer("index", torch.tensor(idx, dtype=torch.long), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.in_steps, x.shape[2] if x.dim() == 5 else 1, "climatology")
         return x.index_select(1, self.index)
 
 
