@@ -211,6 +211,13 @@ def _cmd_score(a: argparse.Namespace) -> int:
     var = a.variable or (names[0] if len(names) == 1 else None)
     if var is None:
         raise StgeoError(f"the forecast store holds {names}; choose one with --variable")
+    # score the forecasts whose every valid time is observed (e.g. the last ones run past the data)
+    ok = fcds["valid_time"].load().isin(obs["time"].values).all("lead_time")
+    if not bool(ok.any()):
+        raise StgeoError("no forecast in the store has all its valid times in the observations")
+    if not bool(ok.all()):
+        print(f"scoring the {int(ok.sum())} of {ok.size} forecasts whose valid times are all observed")
+        fcds = fcds.sel(init_time=ok.values)
     res = score(
         fcds[var], obs[var], metrics=[m for m in a.metrics.split(",") if m],
         thresholds=_floats(a.thresholds),

@@ -32,15 +32,13 @@ __all__ = ["QUICKSTART_MODEL", "quickstart"]
 #: the learned model of the quickstart and its training settings (small enough for ~1 min on 2 cores)
 QUICKSTART_MODEL: dict[str, Any] = {
     "model": "convlstm",
-    "hidden": 16,
+    "hidden": 32,
     "num_layers": 2,
     "kernel_size": 3,
     "patch": 4,
-    "epochs": 3,
+    "epochs": 8,
     "batch_size": 8,
     "lr": 3e-3,
-    "max_steps_per_epoch": 12,
-    "precision": "fp32",
 }
 
 THRESHOLDS = (0.1, 1.0, 5.0)
