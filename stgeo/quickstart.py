@@ -36,9 +36,10 @@ QUICKSTART_MODEL: dict[str, Any] = {
     "num_layers": 2,
     "kernel_size": 3,
     "patch": 4,
-    "epochs": 8,
+    "epochs": 12,
     "batch_size": 8,
     "lr": 3e-3,
+    "normalization": "log1p",
 }
 
 THRESHOLDS = (0.1, 1.0, 5.0)

@@ -269,26 +269,19 @@ class BatchLoader:
         bs = self.batch_size
         c, h, wd = self.windows.frames.shape[1:]
         t_in, t_out = self.windows.input_offsets.size, self.windows.target_offsets.size
-        scale_shift = None
-        if self.normalizer is not None and self.normalizer.method != "none":
-            sc, sh = self.normalizer._scale_shift()
-            if sc.size != c:
-                raise DataValidationError(
-                    f"the normalizer was fitted on {sc.size} channel(s) "
-                    f"{self.normalizer.channels} but the windows have {c}: {self.windows.channels}"
-                )
-            scale_shift = (
-                sc.astype(np.float32)[:, None, None],
-                sh.astype(np.float32)[:, None, None],
+        norm = self.normalizer
+        if norm is not None and norm.method != "none" and len(norm._scale_shift()[0]) != c:
+            raise DataValidationError(
+                f"the normalizer was fitted on {len(norm._scale_shift()[0])} channel(s) "
+                f"{norm.channels} but the windows have {c}: {self.windows.channels}"
             )
 
         def finish(x: np.ndarray, y: np.ndarray):
             # numpy (single-threaded, in place) rather than torch ops: torch's intra-op
             # threads compete with the training step and degrade badly on busy machines
-            if scale_shift is not None:
-                for a in (x, y):
-                    np.subtract(a, scale_shift[1], out=a)
-                    np.multiply(a, scale_shift[0], out=a)
+            if norm is not None:
+                norm.transform_inplace(x)
+                norm.transform_inplace(y)
             return torch.from_numpy(x), torch.from_numpy(y)
 
         carry_x: list[np.ndarray] = []

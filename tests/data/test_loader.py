@@ -170,3 +170,15 @@ def test_bad_arguments(store):
         BatchLoader(w, 4, normalizer=Normalizer())
     with pytest.raises(DataValidationError, match="epoch"):
         BatchLoader(w, 4).set_epoch(-1)
+
+
+@pytest.mark.parametrize("method", ["standard", "log1p", "minmax"])
+def test_loader_applies_the_normaliser_exactly(method):
+
+    fr = to_frames(stgeo.testing.storm_cells(n_times=30, shape=(16, 16), seed=4))
+    norm = Normalizer(method).fit(fr)
+    w = Windows(fr, 3, 2)
+    x, y = next(iter(BatchLoader(w, 4, shuffle=False, normalizer=norm)))
+    ex, ey = w[np.arange(4)]
+    np.testing.assert_allclose(x.numpy(), norm.transform(ex), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y.numpy(), norm.transform(ey), rtol=1e-5, atol=1e-6)
