@@ -43,7 +43,7 @@ class _Base:
         return train(self._obj, model=model, **kwargs)
 
     def windows(self, variables: Any = None, **kwargs: Any) -> Any:
-        """Lazy (input, target) windows: :class:`stgeo.data.Windows` over :func:`stgeo.data.to_frames`."""
+        """Lazy (input, target) windows: :class:`stgeo.data.Windows` of the frames."""
         from .data import Windows, to_frames
 
         return Windows(to_frames(self._obj, variables), **kwargs)

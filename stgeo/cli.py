@@ -80,7 +80,7 @@ def _sub(sp: Any, name: str, help_: str) -> argparse.ArgumentParser:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="stgeo",
-        description="xarray-native spatio-temporal forecasting of gridded geoscience and urban data",
+        description="xarray-native spatio-temporal forecasting of gridded geoscience/urban data",
         epilog="example:\n  stgeo quickstart",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -88,10 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sp = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    q = _sub(sp, "quickstart", "generate synthetic storms, forecast, score and report (the main job)")
+    q = _sub(
+        sp, "quickstart", "generate synthetic storms, forecast, score and report (the main job)"
+    )
     q.add_argument("--out", default="stgeo-quickstart", help="output folder (default: %(default)s)")
     q.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    q.add_argument("--no-train", action="store_true", help="baselines only (skip the learned model)")
+    q.add_argument(
+        "--no-train", action="store_true", help="baselines only (skip the learned model)"
+    )
 
     c = _sub(sp, "catalog", "list catalog entries or show one")
     csp = c.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -177,8 +181,15 @@ def _cmd_train(a: argparse.Namespace) -> int:
     if a.lr is not None:
         kw["lr"] = a.lr
     tm = train(
-        ds, model=a.model, variable=a.variable, in_steps=a.in_steps, out_steps=a.out_steps,
-        epochs=a.epochs, batch_size=a.batch_size, seed=a.seed, **kw,
+        ds,
+        model=a.model,
+        variable=a.variable,
+        in_steps=a.in_steps,
+        out_steps=a.out_steps,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        seed=a.seed,
+        **kw,
     )
     path = tm.save(a.out)
     print(f"saved trained model to {path}")
@@ -192,8 +203,13 @@ def _cmd_forecast(a: argparse.Namespace) -> int:
     ds = open_dataset(a.data)
     init = slice(a.start, a.end) if (a.start or a.end) else None
     fc = forecast(
-        ds, a.model, variable=a.variable, lead_steps=a.lead_steps, init_times=init,
-        output=a.out, **_parse_kv(a.option),
+        ds,
+        a.model,
+        variable=a.variable,
+        lead_steps=a.lead_steps,
+        init_times=init,
+        output=a.out,
+        **_parse_kv(a.option),
     )
     print(f"wrote {a.out}: {dict(fc.sizes)}")
     return 0
@@ -216,10 +232,14 @@ def _cmd_score(a: argparse.Namespace) -> int:
     if not bool(ok.any()):
         raise StgeoError("no forecast in the store has all its valid times in the observations")
     if not bool(ok.all()):
-        print(f"scoring the {int(ok.sum())} of {ok.size} forecasts whose valid times are all observed")
+        print(
+            f"scoring the {int(ok.sum())} of {ok.size} forecasts whose valid times are all observed"
+        )
         fcds = fcds.sel(init_time=ok.values)
     res = score(
-        fcds[var], obs[var], metrics=[m for m in a.metrics.split(",") if m],
+        fcds[var],
+        obs[var],
+        metrics=[m for m in a.metrics.split(",") if m],
         thresholds=_floats(a.thresholds),
     )
     with xr.set_options(display_max_rows=50):

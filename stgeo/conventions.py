@@ -129,9 +129,7 @@ def data_variables(ds: xr.Dataset | xr.DataArray) -> list[str]:
     except DataValidationError:
         return []
     return [
-        str(k)
-        for k, v in ds.data_vars.items()
-        if TIME_DIM in v.dims and set(sdims) <= set(v.dims)
+        str(k) for k, v in ds.data_vars.items() if TIME_DIM in v.dims and set(sdims) <= set(v.dims)
     ]
 
 
@@ -209,7 +207,8 @@ def time_step(obj: xr.Dataset | xr.DataArray) -> pd.Timedelta:
 def _check_time(ds: xr.Dataset, allow_gaps: bool) -> None:
     if TIME_DIM not in ds.dims:
         raise DataValidationError(
-            f"missing the {TIME_DIM!r} dimension: dims are {tuple(ds.dims)}; a forecastable dataset "
+            f"missing the {TIME_DIM!r} dimension: dims are {tuple(ds.dims)}; a forecastable "
+            "dataset "
             "needs a time axis." + _rename_hint(ds.dims)
         )
     if TIME_DIM not in ds.coords:
@@ -383,7 +382,7 @@ def validate(
     ...     stgeo.validate(ds.rename(time="date"))
     ... except stgeo.errors.DataValidationError as err:
     ...     print(str(err)[:30])
-    missing the 'time' dimension: 
+    missing the 'time' dimension:
     """
     dset = _as_dataset(ds)
     _check_time(dset, allow_gaps)
@@ -456,9 +455,9 @@ def set_crs(ds: xr.Dataset, crs: Any, *, name: str = "crs") -> xr.Dataset:
     >>> ds.rain_rate.attrs["grid_mapping"]
     'crs'
     """
-    from pyproj import CRS
-
     import warnings
+
+    from pyproj import CRS
 
     c = CRS.from_user_input(crs)
     with warnings.catch_warnings():  # pyproj warns CF/PROJ forms are lossy; the WKT is kept too
@@ -528,8 +527,14 @@ def add_latlon(ds: xr.Dataset, crs: Any | None = None) -> xr.Dataset:
     xx, yy = np.meshgrid(ds["x"].values, ds["y"].values)
     lon, lat = tr.transform(xx, yy)
     return ds.assign_coords(
-        lat=(("y", "x"), lat.astype(np.float64), {"units": "degrees_north",
-                                                   "standard_name": "latitude"}),
-        lon=(("y", "x"), lon.astype(np.float64), {"units": "degrees_east",
-                                                   "standard_name": "longitude"}),
+        lat=(
+            ("y", "x"),
+            lat.astype(np.float64),
+            {"units": "degrees_north", "standard_name": "latitude"},
+        ),
+        lon=(
+            ("y", "x"),
+            lon.astype(np.float64),
+            {"units": "degrees_east", "standard_name": "longitude"},
+        ),
     )

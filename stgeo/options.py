@@ -45,7 +45,9 @@ def _validate(key: str, value: Any) -> Any:
         )
     if key == "device":
         if not isinstance(value, str):
-            raise StgeoTypeError(f"device must be a string such as 'auto' or 'cuda:0', got {value!r}")
+            raise StgeoTypeError(
+                f"device must be a string such as 'auto' or 'cuda:0', got {value!r}"
+            )
         if value.split(":")[0] not in _DEVICES:
             raise DataValidationError(
                 f"device {value!r} is not supported; use one of {', '.join(_DEVICES)} "
@@ -64,7 +66,7 @@ def _validate(key: str, value: Any) -> Any:
     return value
 
 
-class set_options:  # noqa: N801 - mirrors xarray.set_options
+class set_options:
     """Set stgeo options globally or, used with ``with``, for a block.
 
     Parameters

@@ -29,7 +29,7 @@ from .datasets.synthetic import storm_cells
 
 __all__ = ["QUICKSTART_MODEL", "quickstart"]
 
-#: the learned model of the quickstart and its training settings (small enough for ~1 min on 2 cores)
+#: the quickstart's learned model and training settings (about a minute on 2 CPU cores)
 QUICKSTART_MODEL: dict[str, Any] = {
     "model": "convlstm",
     "hidden": 32,
@@ -155,18 +155,30 @@ def quickstart(
         t0 = time.perf_counter()
         path = out / "forecasts" / f"{label}.zarr"
         fc = forecast(
-            ds, model, variable="rain_rate", init_times=test_inits, lead_steps=LEAD_STEPS,
-            output=path, progress=False, **kwargs,
+            ds,
+            model,
+            variable="rain_rate",
+            init_times=test_inits,
+            lead_steps=LEAD_STEPS,
+            output=path,
+            progress=False,
+            **kwargs,
         )
         summary["forecasts"][label] = str(path)
-        s = score(fc, ds.rain_rate, metrics=["mse", "csi", "pod", "sr", "frequency_bias"], thresholds=list(THRESHOLDS)).compute()
+        s = score(
+            fc,
+            ds.rain_rate,
+            metrics=["mse", "csi", "pod", "sr", "frequency_bias"],
+            thresholds=list(THRESHOLDS),
+        ).compute()
         scores.append(s.expand_dims(model=[label]))
         _say(verbose, f"  forecast + scored {label} in {time.perf_counter() - t0:.1f} s")
 
     allscores = xr.concat(scores, "model")
     allscores.attrs.update(
-        title="stgeo quickstart scores", thresholds_units="mm h-1",
-        description="MSE per lead (mm2 h-2); CSI per lead and threshold (event: value >= threshold)",
+        title="stgeo quickstart scores",
+        thresholds_units="mm h-1",
+        description="MSE per lead (mm2 h-2); CSI etc. per lead and threshold (event: >= threshold)",
     )
     allscores.to_netcdf(out / "scores.nc")
 
@@ -183,7 +195,10 @@ def quickstart(
         "performance": out / "performance_diagram.png",
     }
     plot_forecast(
-        fc_best, ds.rain_rate, init_time=init, lead_time=["15min", "30min", "60min"],
+        fc_best,
+        ds.rain_rate,
+        init_time=init,
+        lead_time=["15min", "30min", "60min"],
         path=figures["map"],
     )
     plot_csi_vs_lead(allscores, path=figures["csi"])
@@ -202,7 +217,9 @@ def quickstart(
             k = int(np.argmin(np.abs(leads - pd.Timedelta(minutes=minutes))))
             row[f"CSI 1 mm/h +{minutes} min"] = float(s.csi.sel(threshold=1.0).isel(lead_time=k))
         row["CSI 5 mm/h +30 min"] = float(
-            s.csi.sel(threshold=5.0).isel(lead_time=int(np.argmin(np.abs(leads - pd.Timedelta("30min")))))
+            s.csi.sel(threshold=5.0).isel(
+                lead_time=int(np.argmin(np.abs(leads - pd.Timedelta("30min"))))
+            )
         )
         rows.append(row)
     cols = list(rows[0])
@@ -229,10 +246,17 @@ def quickstart(
         ]
     )
     (out / "report.md").write_text(report)
-    summary.update(report=str(out / "report.md"), scores=str(out / "scores.nc"), table=rows,
-                   seconds=round(elapsed, 1))
+    summary.update(
+        report=str(out / "report.md"),
+        scores=str(out / "scores.nc"),
+        table=rows,
+        seconds=round(elapsed, 1),
+    )
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     _say(verbose, "\n" + report)
-    _say(verbose, f"outputs in {out.resolve()}: report.md, scores.nc, summary.json, forecasts/, "
-         "storms.zarr, *.png" + (", model/" if "model" in summary else ""))
+    _say(
+        verbose,
+        f"outputs in {out.resolve()}: report.md, scores.nc, summary.json, forecasts/, "
+        "storms.zarr, *.png" + (", model/" if "model" in summary else ""),
+    )
     return summary

@@ -51,25 +51,85 @@ def test_errors_are_one_line_with_exit_code_1(capsys):
 def test_debug_shows_the_traceback():
     proc = subprocess.run(
         [sys.executable, "-m", "stgeo.cli", "--debug", "catalog", "show", "nope"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
 def test_recipe_train_forecast_score_chain(tmp_path, capsys):
     store = tmp_path / "storms.zarr"
-    assert main(["recipe", "synthetic", "--dest", str(store), "--option", "kind=storms",
-                 "--option", "n_times=60", "--option", "shape=32,32", "--option", "seed=1"]) == 0
+    assert (
+        main(
+            [
+                "recipe",
+                "synthetic",
+                "--dest",
+                str(store),
+                "--option",
+                "kind=storms",
+                "--option",
+                "n_times=60",
+                "--option",
+                "shape=32,32",
+                "--option",
+                "seed=1",
+            ]
+        )
+        == 0
+    )
     assert "wrote" in capsys.readouterr().out
     model = tmp_path / "model"
-    assert main(["train", str(store), "--model", "convlstm", "--variable", "rain_rate",
-                 "--in-steps", "3", "--out-steps", "2", "--epochs", "1", "--batch-size", "4",
-                 "--out", str(model), "--option", "hidden=4", "--option", "num_layers=1",
-                 "--option", "patch=2", "--option", "progress=false"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(store),
+                "--model",
+                "convlstm",
+                "--variable",
+                "rain_rate",
+                "--in-steps",
+                "3",
+                "--out-steps",
+                "2",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--out",
+                str(model),
+                "--option",
+                "hidden=4",
+                "--option",
+                "num_layers=1",
+                "--option",
+                "patch=2",
+                "--option",
+                "progress=false",
+            ]
+        )
+        == 0
+    )
     assert (model / "model.safetensors").exists() and (model / "spec.json").exists()
     fc = tmp_path / "fc.zarr"
-    assert main(["forecast", str(store), "--model", str(model), "--lead-steps", "4",
-                 "--start", "2021-07-04T15:00", "--out", str(fc)]) == 0
+    assert (
+        main(
+            [
+                "forecast",
+                str(store),
+                "--model",
+                str(model),
+                "--lead-steps",
+                "4",
+                "--start",
+                "2021-07-04T15:00",
+                "--out",
+                str(fc),
+            ]
+        )
+        == 0
+    )
     assert "lead_time" in capsys.readouterr().out
     import stgeo
 
@@ -77,11 +137,38 @@ def test_recipe_train_forecast_score_chain(tmp_path, capsys):
     assert out.rain_rate.sizes["lead_time"] == 4
     assert str(out.init_time.values[0])[:16] == "2021-07-04T15:00"
     pfc = tmp_path / "persistence.zarr"
-    assert main(["forecast", str(store), "--model", "persistence", "--lead-steps", "2",
-                 "--out", str(pfc)]) == 0
+    assert (
+        main(
+            [
+                "forecast",
+                str(store),
+                "--model",
+                "persistence",
+                "--lead-steps",
+                "2",
+                "--out",
+                str(pfc),
+            ]
+        )
+        == 0
+    )
     nc = tmp_path / "scores.nc"
-    assert main(["score", str(fc), str(store), "--metrics", "csi,mse", "--thresholds", "0.1,1",
-                 "--out", str(nc)]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(fc),
+                str(store),
+                "--metrics",
+                "csi,mse",
+                "--thresholds",
+                "0.1,1",
+                "--out",
+                str(nc),
+            ]
+        )
+        == 0
+    )
     import xarray as xr
 
     with xr.open_dataset(nc) as s:
@@ -90,8 +177,19 @@ def test_recipe_train_forecast_score_chain(tmp_path, capsys):
 
 
 def test_chain_errors_are_clear(tmp_path, capsys):
-    assert main(["forecast", str(tmp_path / "missing.zarr"), "--model", "persistence",
-                 "--out", str(tmp_path / "x.zarr")]) == 1
+    assert (
+        main(
+            [
+                "forecast",
+                str(tmp_path / "missing.zarr"),
+                "--model",
+                "persistence",
+                "--out",
+                str(tmp_path / "x.zarr"),
+            ]
+        )
+        == 1
+    )
     assert "no store at" in capsys.readouterr().err
     assert main(["recipe", "radr", "--dest", str(tmp_path / "r.zarr")]) == 1
     assert "Did you mean 'radar'" in capsys.readouterr().err
@@ -104,9 +202,17 @@ def test_quickstart_main_job(tmp_path, capsys):
     assert main(["quickstart", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert str(out.resolve()) in printed
-    for name in ("report.md", "scores.nc", "summary.json", "storms.zarr", "model",
-                 "forecasts/persistence.zarr", "forecasts/convlstm.zarr", "csi_vs_lead.png",
-                 "performance_diagram.png"):
+    for name in (
+        "report.md",
+        "scores.nc",
+        "summary.json",
+        "storms.zarr",
+        "model",
+        "forecasts/persistence.zarr",
+        "forecasts/convlstm.zarr",
+        "csi_vs_lead.png",
+        "performance_diagram.png",
+    ):
         assert (out / name).exists(), name
     import json
 

@@ -30,7 +30,9 @@ def test_latlon_grid_passes():
 
 
 def test_missing_time_dim_suggests_rename(storms):
-    with pytest.raises(DataValidationError, match=r"missing the 'time' dimension.*rename\(\{'date': 'time'\}\)"):
+    with pytest.raises(
+        DataValidationError, match=r"missing the 'time' dimension.*rename\(\{'date': 'time'\}\)"
+    ):
         validate(storms.rename(time="date"))
 
 
@@ -160,4 +162,6 @@ def test_add_latlon_matches_pyproj():
     out = stgeo.conventions.add_latlon(ds, crs)
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(5e4, 2e5)
     np.testing.assert_allclose([out.lat[2, 2], out.lon[2, 2]], [lat, lon], rtol=1e-12)
-    assert stgeo.conventions.get_crs(stgeo.conventions.set_crs(out.assign(v=(("y", "x"), np.ones((3, 3)))), crs)).equals(crs)
+    assert stgeo.conventions.get_crs(
+        stgeo.conventions.set_crs(out.assign(v=(("y", "x"), np.ones((3, 3)))), crs)
+    ).equals(crs)

@@ -13,7 +13,9 @@ def test_registry_names_aliases_wildcards_and_suggestions():
     assert reg.list("sim*") == ["simvp"]
     assert reg.list("*v2") == ["simvp"]
     assert "ConvLSTM" in reg and 3 not in reg
-    with pytest.raises(UnknownNameError, match="Did you mean 'convlstm'.*Valid thing names: convlstm, simvp"):
+    with pytest.raises(
+        UnknownNameError, match="Did you mean 'convlstm'.*Valid thing names: convlstm, simvp"
+    ):
         reg.get("convlstn")
     with pytest.raises(ValueError, match="already registered"):
         reg.add("simvp", object())

@@ -99,7 +99,9 @@ class CatalogEntry:
             return ds.sel(time=slice(start, end))
         # concatenated events (SEVIR): times repeat across events; select by mask
         t = ds["time"].values
-        return ds.isel(time=np.flatnonzero((t >= start.to_datetime64()) & (t <= end.to_datetime64())))
+        return ds.isel(
+            time=np.flatnonzero((t >= start.to_datetime64()) & (t <= end.to_datetime64()))
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as plain data (for printing or writing back to YAML)."""
@@ -117,7 +119,7 @@ def _validate_entry(raw: Any, src: str, idx: int) -> CatalogEntry:
     if not isinstance(raw, dict):
         raise _err(src, idx, None, f"an entry must be a mapping, got {type(raw).__name__}")
     name = raw.get("name") if isinstance(raw.get("name"), str) else None
-    for key, typ in _REQUIRED.items():
+    for key in _REQUIRED:
         if key not in raw:
             raise _err(src, idx, name, f"missing required field {key!r}")
     allowed = set(_REQUIRED) | set(_OPTIONAL)
@@ -131,7 +133,9 @@ def _validate_entry(raw: Any, src: str, idx: int) -> CatalogEntry:
         typ = _REQUIRED.get(key) or _OPTIONAL[key]
         if not isinstance(val, typ):
             raise _err(
-                src, idx, name,
+                src,
+                idx,
+                name,
                 f"field {key!r} must be a {typ.__name__}, got {type(val).__name__} ({val!r})",
             )
     if not raw["variables"] or not all(isinstance(v, str) for v in raw["variables"]):
@@ -140,7 +144,9 @@ def _validate_entry(raw: Any, src: str, idx: int) -> CatalogEntry:
         step = pd.Timedelta(raw["time_step"])
     except ValueError:
         raise _err(
-            src, idx, name,
+            src,
+            idx,
+            name,
             f"field 'time_step' {raw['time_step']!r} is not a duration such as '5min' or '1h'",
         ) from None
     if step <= pd.Timedelta(0):

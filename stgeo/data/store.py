@@ -67,11 +67,19 @@ def _encoding_for(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> dict[str,
     for name, var in ds.variables.items():
         e: dict[str, Any] = {}
         # drop stale encodings from the source (netCDF/zarr v2 compressors, old chunks)
-        for key in ("compressor", "filters", "chunks", "preferred_chunks", "compressors",
-                    "shards", "serializer"):
+        for key in (
+            "compressor",
+            "filters",
+            "chunks",
+            "preferred_chunks",
+            "compressors",
+            "shards",
+            "serializer",
+        ):
             var.encoding.pop(key, None)
         if chunks and name not in ds.coords:
-            e["chunks"] = tuple(min(chunks.get(d, n), n) for d, n in zip(var.dims, var.shape))
+            sizes = zip(var.dims, var.shape, strict=True)
+            e["chunks"] = tuple(min(chunks.get(d, n), n) for d, n in sizes)
         if e:
             enc[name] = e
     return enc
@@ -205,7 +213,10 @@ class StoreBuilder:
             shutil.rmtree(self.staging)
         # metadata and the coordinates that do not depend on the region dim, not the data
         tpl.to_zarr(
-            self.staging, mode="w", compute=False, encoding=_encoding_for(tpl, chunks),
+            self.staging,
+            mode="w",
+            compute=False,
+            encoding=_encoding_for(tpl, chunks),
             consolidated=False,
         )
         # variables without the region dim (lat/lon, crs, ...) are written now, once
@@ -312,8 +323,11 @@ def open_dataset(
     if chunks == "auto":
         chunks = {}
     p = Path(name_or_path)
-    is_path = isinstance(name_or_path, os.PathLike) or p.exists() or _staging(p).exists() or (
-        os.sep in str(name_or_path) or str(name_or_path).endswith(".zarr")
+    is_path = (
+        isinstance(name_or_path, os.PathLike)
+        or p.exists()
+        or _staging(p).exists()
+        or (os.sep in str(name_or_path) or str(name_or_path).endswith(".zarr"))
     )
     if is_path:
         if split is not None:

@@ -141,8 +141,11 @@ def storm_cells(
             if alive.any():
                 a = age[alive] / life[alive]
                 g = grow[alive]
-                env = np.where(a < g, np.sin(0.5 * np.pi * a / g) ** 2,
-                               np.cos(0.5 * np.pi * (a - g) / (1 - g)) ** 2)
+                env = np.where(
+                    a < g,
+                    np.sin(0.5 * np.pi * a / g) ** 2,
+                    np.cos(0.5 * np.pi * (a - g) / (1 - g)) ** 2,
+                )
                 amp = peak[alive] * env
                 frame = np.zeros((ny, nx))
                 for i, idx in enumerate(np.flatnonzero(alive)):
@@ -166,8 +169,10 @@ def storm_cells(
         "long_name": "rain rate",
     }
     if projected:
-        crs = (f"+proj=laea +lat_0={center[0]} +lon_0={center[1]} +x_0=0 +y_0=0 "
-               "+ellps=WGS84 +units=m +no_defs")
+        crs = (
+            f"+proj=laea +lat_0={center[0]} +lon_0={center[1]} +x_0=0 +y_0=0 "
+            "+ellps=WGS84 +units=m +no_defs"
+        )
         ds = xr.Dataset(
             {"rain_rate": (("time", "y", "x"), out, attrs)},
             coords={
@@ -291,7 +296,11 @@ def crowd_flows(
         + evening[:, None, None] * (0.6 + 0.6 * k)
         + (daytime + night)[:, None, None]
     )
-    rates = np.stack([rate_in, rate_out], axis=1) * (base * scale)[None, None] * week[:, None, None, None]
+    rates = (
+        np.stack([rate_in, rate_out], axis=1)
+        * (base * scale)[None, None]
+        * week[:, None, None, None]
+    )
     counts = rng.poisson(np.clip(rates, 0, None)).astype(np.float32)
 
     south, west, north, east = bbox

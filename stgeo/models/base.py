@@ -153,14 +153,20 @@ def register_model(
     ...         def forward(self, x):
     ...             return x[:, -1:].repeat(1, out_steps, 1, 1, 1) * 0
     ...     return Zero()
-    >>> stgeo.create_model("MY-ZERO", in_steps=2, out_steps=3, channels=1)(torch.ones(1, 2, 1, 4, 4)).sum()
+    >>> m = stgeo.create_model("MY-ZERO", in_steps=2, out_steps=3, channels=1)
+    >>> m(torch.ones(1, 2, 1, 4, 4)).sum()
     tensor(0.)
     """
 
     def deco(b: Callable[..., Any]) -> Callable[..., Any]:
         MODELS.add(
-            name, b, aliases=aliases, description=description, overwrite=overwrite,
-            defaults=dict(defaults or {}), baseline=baseline,
+            name,
+            b,
+            aliases=aliases,
+            description=description,
+            overwrite=overwrite,
+            defaults=dict(defaults or {}),
+            baseline=baseline,
         )
         return b
 
@@ -185,8 +191,12 @@ def list_models(pattern: str = "*", *, baselines: bool = True) -> list[str]:
 def model_info(name: str) -> dict[str, Any]:
     """Canonical name, default hyperparameters, whether it is a baseline, and description."""
     e = MODELS.entry(name)
-    return {"name": e.name, "defaults": dict(e.meta.get("defaults", {})),
-            "baseline": bool(e.meta.get("baseline")), "description": e.description}
+    return {
+        "name": e.name,
+        "defaults": dict(e.meta.get("defaults", {})),
+        "baseline": bool(e.meta.get("baseline")),
+        "description": e.description,
+    }
 
 
 def create_model(

@@ -34,8 +34,9 @@ class Persistence(nn.Module):
         self.out_steps = out_steps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, x.shape[1] if x.dim() == 5 else 1, x.shape[2] if x.dim() == 5 else 1,
-                    "persistence")
+        check_input(
+            x, x.shape[1] if x.dim() == 5 else 1, x.shape[2] if x.dim() == 5 else 1, "persistence"
+        )
         return x[:, -1:].expand(-1, self.out_steps, -1, -1, -1).clone()
 
 
@@ -70,7 +71,9 @@ def _build_persistence(in_steps, out_steps, channels, grid_shape=None) -> nn.Mod
 
 
 @register_model(
-    "climatology", aliases=("diurnal-persistence",), baseline=True,
+    "climatology",
+    aliases=("diurnal-persistence",),
+    baseline=True,
     description="same time of day (week) one period earlier",
 )
 def _build_climatology(in_steps, out_steps, channels, grid_shape=None, period_steps=None):

@@ -54,9 +54,15 @@ class Extrapolation(nn.Module):
         if not np.any(r >= self.threshold):
             return np.full((self.out_steps, *r.shape[1:]), self.fill_value, dtype=np.float32)
         db, _ = trans.dB_transform(
-            r.copy(), metadata={"unit": "mm/h", "transform": None, "threshold": self.threshold,
-                                "zerovalue": 0.0},
-            threshold=self.threshold, zerovalue=self.zerovalue,
+            r.copy(),
+            metadata={
+                "unit": "mm/h",
+                "transform": None,
+                "threshold": self.threshold,
+                "zerovalue": 0.0,
+            },
+            threshold=self.threshold,
+            zerovalue=self.zerovalue,
         )
         with warnings.catch_warnings():  # LK warns on degenerate (e.g. uniform) patches
             warnings.simplefilter("ignore", UserWarning)

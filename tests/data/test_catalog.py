@@ -42,20 +42,39 @@ def test_good_entry_and_threshold_zero_kept(tmp_path):
     [
         ("datasets: {name: x}", "'datasets' must be a list"),
         ("[1, 2]", "mapping with a 'datasets' list"),
-        ("datasets:\n  - {store: x.zarr, variables: [a], time_step: 1h}", "missing required field 'name'"),
-        ("datasets:\n  - {name: x, store: x.zarr, variables: a, time_step: 1h}", "field 'variables' must be a list"),
+        (
+            "datasets:\n  - {store: x.zarr, variables: [a], time_step: 1h}",
+            "missing required field 'name'",
+        ),
+        (
+            "datasets:\n  - {name: x, store: x.zarr, variables: a, time_step: 1h}",
+            "field 'variables' must be a list",
+        ),
         ("datasets:\n  - {name: x, store: x.zarr, variables: [], time_step: 1h}", "non-empty list"),
-        ("datasets:\n  - {name: x, store: x.zarr, variables: [a], time_step: often}", "'time_step' 'often'"),
-        ("datasets:\n  - {name: x, store: x.zarr, variables: [a], time_step: 1h, treshold: [1]}",
-         "unknown field 'treshold'"),
-        ("datasets:\n  - {name: x, store: x.zarr, variables: [a], time_step: 1h, thresholds: [a]}",
-         "'thresholds' must be a list of numbers"),
-        ("datasets:\n  - {name: x, store: x.zarr, variables: [a], time_step: 1h, splits: {training: [1, 2]}}",
-         "unknown split 'training'"),
-        ("datasets:\n  - {name: x, store: x.zarr, variables: [a], time_step: 1h, splits: {train: [2021-02-01, 2021-01-01]}}",
-         "starts after it ends"),
-        ("datasets:\n  - {name: x, store: x.zarr, variables: [a], time_step: 1h, recipe: {source: y}}",
-         "'recipe' needs a 'name'"),
+        (
+            "datasets:\n  - {name: x, store: x.zarr, variables: [a], time_step: often}",
+            "'time_step' 'often'",
+        ),
+        (
+            "datasets:\n  - {name: x, store: x.zarr, variables: [a], time_step: 1h, treshold: [1]}",
+            "unknown field 'treshold'",
+        ),
+        (
+            "datasets:\n  - {name: x, store: x.zarr, variables: [a], time_step: 1h, thresholds: [a]}",
+            "'thresholds' must be a list of numbers",
+        ),
+        (
+            "datasets:\n  - {name: x, store: x.zarr, variables: [a], time_step: 1h, splits: {training: [1, 2]}}",
+            "unknown split 'training'",
+        ),
+        (
+            "datasets:\n  - {name: x, store: x.zarr, variables: [a], time_step: 1h, splits: {train: [2021-02-01, 2021-01-01]}}",
+            "starts after it ends",
+        ),
+        (
+            "datasets:\n  - {name: x, store: x.zarr, variables: [a], time_step: 1h, recipe: {source: y}}",
+            "'recipe' needs a 'name'",
+        ),
         ("datasets: [\n", "not valid YAML"),
     ],
 )

@@ -95,7 +95,9 @@ def test_interrupted_write_never_looks_complete_and_rerun_finishes(tmp_path):
     with pytest.raises(IncompleteStoreError, match="interrupted write"):
         stgeo.open_dataset(dest)
     # re-running the same write finishes cleanly
-    out = subprocess.run([sys.executable, str(script), str(dest), "1.0", "0"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, str(script), str(dest), "1.0", "0"], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     ds = stgeo.open_dataset(dest)
     assert ds.sizes["time"] == 400
@@ -107,7 +109,9 @@ def test_interrupted_overwrite_keeps_previous_store(tmp_path):
     script = tmp_path / "writer.py"
     script.write_text(_WRITER)
     dest = tmp_path / "out.zarr"
-    xr.Dataset({"v": (("time", "y", "x"), np.full((400, 8, 8), 7.0, "f4"))}).pipe(stgeo.to_zarr, dest)
+    xr.Dataset({"v": (("time", "y", "x"), np.full((400, 8, 8), 7.0, "f4"))}).pipe(
+        stgeo.to_zarr, dest
+    )
     _run_and_kill(script, dest, 2.0)
     ds = stgeo.open_dataset(dest)  # the old complete store is untouched
     assert float(ds.v.min()) == float(ds.v.max()) == 7.0

@@ -79,4 +79,6 @@ def test_bad_arguments():
         stgeo.testing.storm_cells(shape=(2, 50))
     with pytest.raises(DataValidationError, match="divide one day"):
         stgeo.testing.crowd_flows(step="7min")
-    assert pd.Timedelta(stgeo.conventions.time_step(stgeo.testing.crowd_flows(n_days=1))) == pd.Timedelta("30min")
+    assert pd.Timedelta(
+        stgeo.conventions.time_step(stgeo.testing.crowd_flows(n_days=1))
+    ) == pd.Timedelta("30min")
