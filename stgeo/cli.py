@@ -26,7 +26,10 @@ __all__ = ["main"]
 
 _EXAMPLES = {
     "quickstart": "stgeo quickstart --out ./stgeo-quickstart",
-    "catalog": "stgeo catalog list\n  stgeo catalog show synthetic-storms",
+    "catalog": (
+        "stgeo catalog list\n  stgeo catalog show synthetic-storms\n"
+        "  stgeo catalog build synthetic-storms"
+    ),
     "recipe": (
         "stgeo recipe radar --source ../shared/data/radar/radar/fmi/pgm/20160928 "
         "--dest fmi.zarr\n  stgeo recipe synthetic --dest storms.zarr --option kind=storms"
@@ -103,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
     cl.add_argument("pattern", nargs="?", default="*", help="shell wildcard (default: all)")
     cs = csp.add_parser("show", help="show one entry")
     cs.add_argument("name")
+    cb = csp.add_parser("build", help="build an entry's store by running its recipe")
+    cb.add_argument("name")
+    cb.add_argument("--data-root", default=None, help="folder of the raw sources")
+    cb.add_argument("--option", action="append", metavar="KEY=VALUE", help="recipe option")
 
     r = _sub(sp, "recipe", "build a canonical Zarr store from raw files")
     r.add_argument("name", help="recipe name (radar, sevir, taxibj, bikenyc, era5, synthetic)")
@@ -150,6 +157,12 @@ def _cmd_catalog(a: argparse.Namespace) -> int:
         for name in list_catalog(a.pattern):
             e = get_entry(name)
             print(f"{name:32s} {e.description}")
+        return 0
+    if a.action == "build":
+        from .datasets import build_from_catalog
+
+        path = build_from_catalog(a.name, data_root=a.data_root, **_parse_kv(a.option))
+        print(f"built {a.name} -> {path}")
         return 0
     import yaml
 

@@ -222,3 +222,15 @@ def test_quickstart_main_job(tmp_path, capsys):
     assert learned["MSE (mean over leads)"] < pers["MSE (mean over leads)"]
     assert learned["CSI 1 mm/h +30 min"] > pers["CSI 1 mm/h +30 min"]
     assert "| convlstm" in (out / "report.md").read_text()
+
+
+def test_catalog_build_then_open_by_name(tmp_path, capsys):
+    import stgeo
+
+    with stgeo.set_options(cache_dir=tmp_path):
+        with pytest.raises(FileNotFoundError, match="stgeo catalog build synthetic-crowd"):
+            stgeo.open_dataset("synthetic-crowd")
+        assert main(["catalog", "build", "synthetic-crowd", "--option", "n_days=2"]) == 0
+        assert "built synthetic-crowd" in capsys.readouterr().out
+        ds = stgeo.open_dataset("synthetic-crowd")
+        assert ds.flow.sizes["time"] == 96

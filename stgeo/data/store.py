@@ -334,7 +334,14 @@ def open_dataset(
             raise StgeoTypeError("split= needs a catalog name, not a path")
         return _open_path(p, chunks, **kwargs)
     entry = get_entry(str(name_or_path))
-    ds = _open_path(entry.store_path(), chunks, **kwargs)
+    path = entry.store_path()
+    if not path.exists() and not _staging(path).exists():
+        raise FileNotFoundError(
+            f"catalog entry {entry.name!r} has no store at {path} yet; build it with "
+            f"`stgeo catalog build {entry.name}` (or stgeo.datasets.build_from_catalog"
+            f"({entry.name!r}) in Python)"
+        )
+    ds = _open_path(path, chunks, **kwargs)
     ds.attrs.setdefault("stgeo_catalog", entry.name)
     if split is not None:
         ds = entry.select_split(ds, split)
