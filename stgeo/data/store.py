@@ -62,6 +62,16 @@ def _replace(staging: Path, dest: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
+def _portable_strings(ds: xr.Dataset) -> xr.Dataset:
+    """Fixed-width numpy strings have no Zarr v3 spec yet; store them as variable-length."""
+    fixed = [k for k, v in ds.variables.items() if v.dtype.kind == "U"]
+    if not fixed:
+        return ds
+    return ds.assign_coords({k: ds[k].astype(object) for k in fixed if k in ds.coords}).assign(
+        {k: ds[k].astype(object) for k in fixed if k in ds.data_vars}
+    )
+
+
 def _encoding_for(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> dict[str, Any]:
     enc: dict[str, Any] = {}
     for name, var in ds.variables.items():
@@ -139,7 +149,7 @@ def to_zarr(
     staging = _staging(dest)
     if staging.exists():
         shutil.rmtree(staging)
-    ds = ds.copy()
+    ds = _portable_strings(ds.copy())
     if chunks:
         ds = ds.chunk({d: c for d, c in chunks.items() if d in ds.dims})
     ds.attrs[COMPLETE_ATTR] = False
@@ -194,7 +204,7 @@ class StoreBuilder:
         self.dim = dim
         self.staging = _staging(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tpl = template.copy()
+        tpl = _portable_strings(template.copy())
         if chunks:
             tpl = tpl.chunk({d: c for d, c in chunks.items() if d in tpl.dims})
         tpl.attrs[COMPLETE_ATTR] = False
