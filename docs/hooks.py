@@ -10,15 +10,7 @@ from __future__ import annotations
 import logging
 import re
 
-KNOWN = [
-    # stgeo/options.py, class set_options: the options are keyword arguments (**kwargs) but
-    # documented under "Parameters", which griffe checks against the signature. Fix: head that
-    # section "Other Parameters" (or give __init__ explicit keyword-only parameters).
-    re.compile(
-        r"stgeo/options\.py:\d+: Parameter '(device|progress|cache_dir|catalog_paths|autocast)' "
-        r"does not appear in the function signature"
-    ),
-]
+KNOWN: list[re.Pattern[str]] = []
 
 
 class _KnownWarnings(logging.Filter):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -138,6 +139,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--start", default=None, help="first init time (default: first possible)")
     f.add_argument("--end", default=None, help="last init time")
     f.add_argument("--out", required=True, help="output Zarr store")
+    f.add_argument(
+        "--fillna",
+        type=float,
+        default=None,
+        help="replace missing input values (e.g. radar no-data) by this value, e.g. 0",
+    )
     f.add_argument("--option", action="append", metavar="KEY=VALUE", help="model option")
 
     s = _sub(sp, "score", "score a forecast store against observations")
@@ -147,6 +154,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", default="mse,csi", help="comma-separated metric names")
     s.add_argument("--thresholds", default=None, help="comma-separated thresholds")
     s.add_argument("--out", default=None, help="write scores to this netCDF file")
+    s.add_argument(
+        "--fillna",
+        type=float,
+        default=None,
+        help="replace missing values in both fields by this value (radar protocol: 0)",
+    )
     return p
 
 
@@ -204,8 +217,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
         seed=a.seed,
         **kw,
     )
-    path = tm.save(a.out)
-    print(f"saved trained model to {path}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
+        path = tm.save(a.out)
+        print(f"saved trained model to {path}")
     return 0
 
 
@@ -214,6 +228,8 @@ def _cmd_forecast(a: argparse.Namespace) -> int:
     from .forecast import forecast
 
     ds = open_dataset(a.data)
+    if a.fillna is not None:
+        ds = ds.fillna(a.fillna)
     init = slice(a.start, a.end) if (a.start or a.end) else None
     fc = forecast(
         ds,
@@ -236,6 +252,8 @@ def _cmd_score(a: argparse.Namespace) -> int:
 
     fcds = open_dataset(a.forecast)
     obs = open_dataset(a.obs)
+    if a.fillna is not None:
+        fcds, obs = fcds.fillna(a.fillna), obs.fillna(a.fillna)
     names = [v for v in fcds.data_vars if "lead_time" in fcds[v].dims]
     var = a.variable or (names[0] if len(names) == 1 else None)
     if var is None:

@@ -22,6 +22,7 @@ from .errors import DataValidationError, StgeoTypeError
 __all__ = ["get_options", "resolve_device", "set_options", "show_progress"]
 
 _DEVICES = ("auto", "cpu", "cuda", "mps")
+_UNSET: Any = object()
 
 
 def _default_cache_dir() -> str:
@@ -92,9 +93,26 @@ class set_options:
     ...     pass
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        device: Any = _UNSET,
+        progress: Any = _UNSET,
+        cache_dir: Any = _UNSET,
+        catalog_paths: Any = _UNSET,
+        autocast: Any = _UNSET,
+        **unknown: Any,
+    ) -> None:
+        given = {
+            "device": device,
+            "progress": progress,
+            "cache_dir": cache_dir,
+            "catalog_paths": catalog_paths,
+            "autocast": autocast,
+            **unknown,
+        }
         self.old: dict[str, Any] = {}
-        new = {k: _validate(k, v) for k, v in kwargs.items()}
+        new = {k: _validate(k, v) for k, v in given.items() if v is not _UNSET}
         for k, v in new.items():
             self.old[k] = OPTIONS[k]
             OPTIONS[k] = v

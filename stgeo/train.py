@@ -11,7 +11,7 @@ Multi-GPU: launched under ``torchrun`` (``WORLD_SIZE > 1``) the loop initialises
 group, wraps the model in ``DistributedDataParallel``, shards the windows per rank and saves
 only on rank 0::
 
-    torchrun --nproc_per_node=4 -m stgeo.cli train radar-fmi --model simvp ...
+    torchrun --nproc_per_node=4 -m stgeo.cli train radar-knmi-20100826 --model simvp ...
 
 Examples
 --------
@@ -528,8 +528,10 @@ def train(
         physical units. ``"csi"`` needs thresholds (given, or the catalog's).
     thresholds : sequence of float, optional
         Event thresholds (physical units, event = value >= threshold) for CSI.
-    normalization : {"standard", "minmax", "none"}
-        Per-channel normalisation fitted on the training split only.
+    normalization : {"standard", "log1p", "minmax", "none"}
+        Per-channel normalisation fitted on the training split only (see
+        :class:`stgeo.data.Normalizer`; ``"log1p"`` suits rain rates and other skewed,
+        non-negative variables).
     precision : {"auto", "bf16", "fp32"}
         ``"auto"`` uses bf16 autocast where the device supports it.
     device : str

@@ -234,3 +234,21 @@ def test_catalog_build_then_open_by_name(tmp_path, capsys):
         assert "built synthetic-crowd" in capsys.readouterr().out
         ds = stgeo.open_dataset("synthetic-crowd")
         assert ds.flow.sizes["time"] == 96
+
+
+def test_forecast_and_score_fillna_for_no_data(tmp_path):
+    import numpy as np
+
+    import stgeo
+
+    ds = stgeo.testing.storm_cells(n_times=20, shape=(16, 16), seed=2)
+    ds["rain_rate"][:, :3, :] = np.nan  # outside radar coverage
+    store = stgeo.to_zarr(ds, tmp_path / "r.zarr")
+    fc = tmp_path / "fc.zarr"
+    assert main(["forecast", store, "--model", "persistence", "--lead-steps", "2",
+                 "--out", str(fc)]) == 1  # non-finite input refused before any compute
+    assert main(["forecast", store, "--model", "persistence", "--lead-steps", "2",
+                 "--fillna", "0", "--out", str(fc)]) == 0
+    assert float(stgeo.open_dataset(fc).rain_rate.isel(y=slice(0, 3)).max()) == 0.0
+    assert main(["score", str(fc), store, "--metrics", "csi", "--thresholds", "1",
+                 "--fillna", "0"]) == 0
