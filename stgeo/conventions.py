@@ -85,8 +85,8 @@ def _as_dataset(obj: xr.Dataset | xr.DataArray) -> xr.Dataset:
     if isinstance(obj, xr.Dataset):
         return obj
     raise StgeoTypeError(
-        f"expected an xarray Dataset or DataArray, got {type(obj).__name__}; "
-        "wrap numpy arrays with xarray.DataArray(..., dims=('time', 'y', 'x'))"
+        f"expected an xarray Dataset or DataArray, got {type(obj).__name__}; wrap numpy arrays "
+        "with xarray.DataArray(arr, dims=('time', 'y', 'x'), coords={'time': times})"
     )
 
 

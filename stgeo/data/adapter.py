@@ -32,26 +32,16 @@ from ..conventions import (
     CHANNEL_DIM,
     EVENT_COORD,
     TIME_DIM,
+    _as_dataset,
     data_variables,
     spatial_dims,
     validate,
 )
-from ..errors import DataValidationError, StgeoTypeError, UnknownNameError
+from ..errors import DataValidationError, UnknownNameError
 
 __all__ = ["from_frames", "to_frames"]
 
 _SEP = ":"
-
-
-def _as_dataset(obj: xr.Dataset | xr.DataArray) -> xr.Dataset:
-    if isinstance(obj, xr.DataArray):
-        return obj.to_dataset(name=obj.name if obj.name is not None else "data")
-    if isinstance(obj, xr.Dataset):
-        return obj
-    raise StgeoTypeError(
-        f"expected an xarray Dataset or DataArray, got {type(obj).__name__}; wrap numpy arrays "
-        "with xarray.DataArray(arr, dims=('time', 'y', 'x'), coords={'time': times})"
-    )
 
 
 def _extra_dim(da: xr.DataArray, name: str, sdims: tuple[str, str]) -> str | None:
