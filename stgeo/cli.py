@@ -1,6 +1,7 @@
 """The ``stgeo`` command line.
 
-Subcommands: ``quickstart``, ``catalog``, ``recipe``, ``train``, ``forecast``, ``score``.
+Subcommands: ``quickstart``, ``catalog``, ``recipe``, ``train``, ``forecast``, ``score``,
+``plot``.
 Errors print one line (no traceback) and exit with status 1; ``--debug`` shows the traceback.
 
 Examples
@@ -42,6 +43,10 @@ _EXAMPLES = {
     "forecast": (
         "stgeo forecast storms.zarr --model model/ --lead-steps 12 --out fc.zarr\n"
         "  stgeo forecast storms.zarr --model persistence --lead-steps 6 --out fc.zarr"
+    ),
+    "plot": (
+        "stgeo plot fc.zarr --obs storms.zarr --lead-time 30min --lead-time 60min --out map.png\n"
+        "  stgeo plot fc.zarr --animate --out forecast.gif"
     ),
     "score": (
         "stgeo score fc.zarr storms.zarr --metrics csi,pod,mse --thresholds 0.1,1,5 --out scores.nc"
@@ -160,7 +165,43 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="replace missing values in both fields by this value (radar protocol: 0)",
     )
+
+    pl = _sub(sp, "plot", "draw maps of a forecast store (with observations and errors), or a GIF")
+    pl.add_argument("forecast", help="forecast Zarr store")
+    pl.add_argument("--obs", default=None, help="observation store path or catalog name")
+    pl.add_argument("--variable", default=None)
+    pl.add_argument("--init-time", default=None, help="forecast to draw (default: the first)")
+    pl.add_argument(
+        "--lead-time", action="append", default=None, help="lead time to draw, e.g. 30min"
+    )
+    pl.add_argument("--animate", action="store_true", help="write an animation (.gif or .mp4)")
+    pl.add_argument("--out", required=True, help="output PNG (or GIF/MP4 with --animate)")
     return p
+
+
+def _cmd_plot(a: argparse.Namespace) -> int:
+    from .data import open_dataset
+    from .plot import animate_forecast, plot_forecast
+
+    fc = open_dataset(a.forecast)
+    obs = open_dataset(a.obs) if a.obs else None
+    if a.animate:
+        path = animate_forecast(fc, a.out, obs, init_time=a.init_time, variable=a.variable)
+    else:
+        import matplotlib
+
+        matplotlib.use("Agg")  # the CLI only writes files
+        plot_forecast(
+            fc,
+            obs,
+            init_time=a.init_time,
+            lead_time=a.lead_time,
+            variable=a.variable,
+            path=a.out,
+        )
+        path = a.out
+    print(f"wrote {path}")
+    return 0
 
 
 def _cmd_catalog(a: argparse.Namespace) -> int:
@@ -295,6 +336,7 @@ _COMMANDS = {
     "train": _cmd_train,
     "forecast": _cmd_forecast,
     "score": _cmd_score,
+    "plot": _cmd_plot,
 }
 
 

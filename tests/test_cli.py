@@ -7,7 +7,7 @@ import pytest
 
 from stgeo.cli import main
 
-COMMANDS = ["quickstart", "catalog", "recipe", "train", "forecast", "score"]
+COMMANDS = ["quickstart", "catalog", "recipe", "train", "forecast", "score", "plot"]
 
 
 def test_console_script_lists_subcommands():
@@ -252,3 +252,27 @@ def test_forecast_and_score_fillna_for_no_data(tmp_path):
     assert float(stgeo.open_dataset(fc).rain_rate.isel(y=slice(0, 3)).max()) == 0.0
     assert main(["score", str(fc), store, "--metrics", "csi", "--thresholds", "1",
                  "--fillna", "0"]) == 0
+
+
+def test_plot_maps_and_animation(tmp_path, capsys):
+    import stgeo
+
+    ds = stgeo.testing.storm_cells(n_times=16, shape=(24, 24), seed=3)
+    store = stgeo.to_zarr(ds, tmp_path / "s.zarr")
+    fc = tmp_path / "fc.zarr"
+    assert main(["forecast", store, "--model", "persistence", "--lead-steps", "3",
+                 "--out", str(fc)]) == 0
+    png = tmp_path / "map.png"
+    assert main(["plot", str(fc), "--obs", store, "--init-time", "2021-07-04T12:20",
+                 "--lead-time", "5min", "--lead-time", "15min", "--out", str(png)]) == 0
+    from PIL import Image
+
+    with Image.open(png) as im:
+        import numpy as np
+
+        assert im.size[0] > 400 and len(np.unique(np.asarray(im.convert("L")))) > 20
+    gif = tmp_path / "fc.gif"
+    assert main(["plot", str(fc), "--animate", "--out", str(gif)]) == 0
+    with Image.open(gif) as im:
+        assert im.n_frames == 3
+    assert main(["plot", str(fc), "--variable", "rain", "--out", str(png)]) == 1
