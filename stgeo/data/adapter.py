@@ -38,6 +38,7 @@ from ..conventions import (
     validate,
 )
 from ..errors import DataValidationError, UnknownNameError
+from .store import SOURCE_KEY
 
 __all__ = ["from_frames", "to_frames"]
 
@@ -105,12 +106,15 @@ def to_frames(
     keep_coords = {TIME_DIM, EVENT_COORD, "lat", "lon", "crs", "spatial_ref", *sdims}
     parts: list[xr.DataArray] = []
     units: list[str] = []
+    sources: list[tuple[str, str]] | None = []
     for name in names:
         if name not in dset.data_vars:  # pragma: no cover - validate() raised already
             raise UnknownNameError(f"unknown variable {name!r}")
         da = dset[name]
         extra = _extra_dim(da, name, sdims)
         u = str(da.attrs.get("units", ""))
+        src = _zarr_source(da, sdims) if extra is None else None
+        sources = None if (sources is None or src is None) else [*sources, src]
         if extra is None:
             part = da.expand_dims({CHANNEL_DIM: [name]}, axis=1)
             units.append(u)
@@ -137,9 +141,35 @@ def to_frames(
             out = out.assign_coords({c: dset[c]})
     out.name = "frames"
     out.attrs = {"variables": list(names), "units": units}
+    if sources:
+        out.encoding[SOURCE_KEY] = sources
     if "step" in dset[TIME_DIM].attrs:
         out[TIME_DIM].attrs["step"] = dset[TIME_DIM].attrs["step"]
     return out
+
+
+def _zarr_source(da: xr.DataArray, sdims: tuple[str, str]) -> tuple[str, str] | None:
+    """``(store, array)`` when ``da`` is exactly a stored Zarr array, so raw reads equal it.
+
+    True only for a variable straight from :func:`stgeo.open_dataset` (its dask array is
+    still the one xarray built when opening: no selection, arithmetic or fill applied),
+    laid out ``(time, y, x)``, and whose CF decoding is a no-op (float data, no
+    scale/offset, NaN or no fill value).
+    """
+    src = da.encoding.get(SOURCE_KEY)
+    data = da.variable._data
+    name = getattr(data, "name", None)
+    if src is None or not isinstance(name, str) or not name.startswith("open_dataset-"):
+        return None
+    if da.dims != (TIME_DIM, *sdims) or not np.issubdtype(da.dtype, np.floating):
+        return None
+    enc = da.encoding
+    if "scale_factor" in enc or "add_offset" in enc or enc.get("dtype", da.dtype) != da.dtype:
+        return None
+    fill = enc.get("_FillValue", np.nan)
+    if fill is not None and not (isinstance(fill, float) and np.isnan(fill)):
+        return None
+    return (str(src[0]), str(src[1]))
 
 
 def from_frames(

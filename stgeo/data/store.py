@@ -34,6 +34,9 @@ from ..errors import IncompleteStoreError, StgeoTypeError
 __all__ = ["StoreBuilder", "open_dataset", "to_zarr"]
 
 COMPLETE_ATTR = "stgeo_complete"
+#: encoding key recording where an opened variable lives: (store path, array name); lets the
+#: window reader fetch frames straight from Zarr when the variable is used unmodified
+SOURCE_KEY = "stgeo_source"
 
 
 def _staging(path: Path) -> Path:
@@ -85,6 +88,7 @@ def _encoding_for(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> dict[str,
             "compressors",
             "shards",
             "serializer",
+            SOURCE_KEY,
         ):
             var.encoding.pop(key, None)
         if chunks and name not in ds.coords:
@@ -284,6 +288,8 @@ def _open_path(path: Path, chunks: Any, **kwargs: Any) -> xr.Dataset:
             "command that writes it"
         )
     ds.attrs.pop(COMPLETE_ATTR, None)
+    for name, var in ds.data_vars.items():
+        var.encoding[SOURCE_KEY] = (str(path), str(name))
     return ds
 
 

@@ -211,3 +211,29 @@ def test_events_reusing_times():
     assert Windows(fr, in_steps=2, out_steps=1, init_times=[t[8]]).t0_index.tolist() == [8]
     with pytest.raises(DataValidationError, match="ambiguous"):
         Windows(fr, in_steps=2, out_steps=1, init_times=[t[3]])
+
+
+def test_direct_zarr_reads_equal_the_lazy_data_and_only_when_unmodified(tmp_path):
+    from stgeo.data.windows import _read_zarr_direct, _runs
+
+    crowd = stgeo.testing.crowd_flows(n_days=2, shape=(8, 8), step="1h", seed=2)
+    storms = stgeo.testing.storm_cells(n_times=40, shape=(12, 12), seed=1)
+    storms["rain_rate"][5:7, :4] = np.nan
+    ps = stgeo.to_zarr(storms, tmp_path / "s.zarr", chunks={"time": 8})
+    pc = stgeo.to_zarr(crowd, tmp_path / "c.zarr", chunks={"time": 8})
+    pos = np.array([0, 1, 2, 5, 6, 9, 10, 33, 39])
+    fr = to_frames(stgeo.open_dataset(ps))
+    direct = _read_zarr_direct(fr, _runs(pos), pos.size)
+    assert direct is not None  # the fast path is taken for an unmodified store variable
+    np.testing.assert_array_equal(direct, fr.values[pos])  # NaNs included
+    w = Windows(fr, 3, 2)
+    x, y = w[np.arange(len(w))]
+    np.testing.assert_array_equal(x[7], storms.rain_rate.values[7:10, None])
+    # modified data never take the raw path: fill, selection, subsetting, extra dims
+    opened = stgeo.open_dataset(ps)
+    for changed in (opened.fillna(0), opened.isel(time=slice(2, None)), opened.isel(y=slice(0, 6)),
+                    opened * 2):
+        assert _read_zarr_direct(to_frames(changed), _runs(pos[:3]), 3) is None
+    assert _read_zarr_direct(to_frames(stgeo.open_dataset(pc)), _runs(pos[:3]), 3) is None
+    filled = Windows(to_frames(opened.fillna(0)), 3, 2)
+    assert np.isfinite(filled[np.arange(len(filled))][0]).all()
