@@ -229,10 +229,15 @@ def test_direct_zarr_reads_equal_the_lazy_data_and_only_when_unmodified(tmp_path
     w = Windows(fr, 3, 2)
     x, y = w[np.arange(len(w))]
     np.testing.assert_array_equal(x[7], storms.rain_rate.values[7:10, None])
+    np.testing.assert_array_equal(y[7], storms.rain_rate.values[10:12, None])
     # modified data never take the raw path: fill, selection, subsetting, extra dims
     opened = stgeo.open_dataset(ps)
-    for changed in (opened.fillna(0), opened.isel(time=slice(2, None)), opened.isel(y=slice(0, 6)),
-                    opened * 2):
+    for changed in (
+        opened.fillna(0),
+        opened.isel(time=slice(2, None)),
+        opened.isel(y=slice(0, 6)),
+        opened * 2,
+    ):
         assert _read_zarr_direct(to_frames(changed), _runs(pos[:3]), 3) is None
     assert _read_zarr_direct(to_frames(stgeo.open_dataset(pc)), _runs(pos[:3]), 3) is None
     filled = Windows(to_frames(opened.fillna(0)), 3, 2)
