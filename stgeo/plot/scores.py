@@ -32,6 +32,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import DataValidationError, StgeoTypeError, UnknownNameError
+from .maps import _save
 
 __all__ = ["performance_diagram", "plot_csi_vs_lead"]
 
@@ -162,16 +163,6 @@ def _threshold_units(tables: dict[str, xr.Dataset]) -> str:
             if u:
                 return f" {u}"
     return ""
-
-
-def _save(fig: Any, path: str | os.PathLike | None, dpi: int) -> None:
-    if path is not None:
-        from pathlib import Path
-
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=dpi)
-        logger.info("figure written to %s", p)
 
 
 def plot_csi_vs_lead(
