@@ -34,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import stgeo
 from stgeo.models import runtime
 from stgeo.models.losses import aux_loss_of
+from stgeo.train import make_optimizer
 
 SHAPES = {
     "taxibj": {"batch": 16, "in_steps": 4, "out_steps": 4, "channels": 2, "grid": (32, 32)},
@@ -71,7 +72,7 @@ def flops_per_sample(model: torch.nn.Module, x: torch.Tensor) -> float:
 
 def train_step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
     model = runtime.prepare_for_training(model, "cpu").train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = make_optimizer(list(model.parameters()), 1e-4, 0.01)
     aux = aux_loss_of(model)
 
     def step() -> None:

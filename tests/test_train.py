@@ -409,3 +409,42 @@ def _main_hook(x, y):
 
 _main_hook.__module__ = "__main__"
 _main_hook.__qualname__ = "hook"
+
+
+def test_optimizer_state_round_trip_keeps_channels_last_layout(tmp_path):
+    """Moments come back from safetensors dense; the fused AdamW kernel needs them laid
+    out like their (channels-last) parameters, or the resumed steps silently diverge."""
+    import copy
+
+    import torch
+
+    from stgeo.models.artifact import load_state, save_state
+    from stgeo.train import _load_optimizer_state, _optimizer_state, make_optimizer
+
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3), torch.nn.Conv2d(8, 2, 1))
+    m.to(memory_format=torch.channels_last)
+    x = torch.randn(2, 4, 6, 6)
+
+    def step(net, opt):
+        opt.zero_grad()
+        net(x).square().sum().backward()
+        opt.step()
+
+    opt = make_optimizer(list(m.parameters()), 1e-2, 0.01)
+    for _ in range(3):
+        step(m, opt)
+    tensors, doc = _optimizer_state(opt)
+    save_state(tensors, tmp_path / "s.safetensors", {})
+    loaded, _ = load_state(tmp_path / "s.safetensors")
+    m2 = copy.deepcopy(m)
+    opt2 = make_optimizer(list(m2.parameters()), 1e-2, 0.01)
+    _load_optimizer_state(opt2, loaded, json.loads(json.dumps(doc)))
+    for p in m2.parameters():
+        for v in opt2.state[p].values():
+            if v.shape == p.shape:
+                assert v.stride() == p.stride()
+    step(m, opt)
+    step(m2, opt2)
+    for a, b in zip(m.parameters(), m2.parameters(), strict=True):
+        assert torch.equal(a, b)
