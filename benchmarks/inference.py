@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 import stgeo
@@ -87,6 +88,106 @@ def train_step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, prec
         opt.step()
 
     return step
+
+
+# -- where the time goes (--breakdown) ---------------------------------------------------
+# groups argument position of each convolution overload
+_CONV_GROUPS = {
+    "aten.conv2d.default": 6,
+    "aten.convolution.default": 8,
+    "aten._convolution.default": 8,
+    "aten.mkldnn_convolution.default": 6,
+    "aten.convolution_backward.default": 9,
+    "mkldnn._convolution_pointwise.default": 6,
+}
+_MATMULS = {"aten.mm.default", "aten.addmm.default", "aten.bmm.default", "aten.linear.default"}
+
+
+def op_kind(name: str, args: tuple, kwargs: dict | None = None) -> str:
+    """``"gemm"`` (1x1 convolutions and matmuls), ``"depthwise"`` (one input channel per
+    group, including stgeo's grouped weight-gradient convolutions), ``"conv"`` (other
+    convolutions) or ``"other"`` (normalisation, activations, casts, optimiser, ...)."""
+    if name in _MATMULS:
+        return "gemm"
+    if name in _CONV_GROUPS:
+        weight = args[2] if name == "aten.convolution_backward.default" else args[1]
+        i = _CONV_GROUPS[name]
+        groups = args[i] if len(args) > i else (kwargs or {}).get("groups", 1)
+        if weight.shape[1] == 1 and groups > 1:
+            return "depthwise"
+        if groups == 1 and tuple(weight.shape[-2:]) == (1, 1):
+            return "gemm"
+        return "conv"
+    return "other"
+
+
+class OpTimer(TorchDispatchMode):
+    """Wall time of every aten op by :func:`op_kind` (CPU ops are synchronous)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: dict[str, float] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        t0 = time.perf_counter()
+        out = func(*args, **(kwargs or {}))
+        kind = op_kind(str(func), args, kwargs)
+        self.seconds[kind] = self.seconds.get(kind, 0.0) + time.perf_counter() - t0
+        return out
+
+
+def timed_kinds(fn: Callable[[], object], repeats: int = 3) -> dict[str, float]:
+    """Milliseconds per call of ``fn`` by op kind (forward and backward ops alike)."""
+    fn()
+    with OpTimer() as timer:
+        for _ in range(repeats):
+            fn()
+    return {k: 1e3 * v / repeats for k, v in sorted(timer.seconds.items())}
+
+
+def breakdown(name: str, gemm32: float) -> dict:
+    """Per-kind time of fp32/bf16 inference and training steps of ``name``, and the bounds
+    they imply: the fp32 peak fraction reachable if every non-GEMM op took no time, and the
+    bf16 training speed-up if the non-GEMM ops kept their measured cost."""
+    s = SHAPES[shape_of(name)]
+    kw = dict(in_steps=s["in_steps"], out_steps=s["out_steps"], channels=s["channels"])
+    torch.manual_seed(0)
+    model = stgeo.create_model(name, grid_shape=s["grid"], **kw)
+    x = torch.randn(s["batch"], s["in_steps"], s["channels"], *s["grid"])
+    y = torch.randn(s["batch"], s["out_steps"], s["channels"], *s["grid"])
+    flops = flops_per_sample(model.eval(), x) * s["batch"]
+    out: dict = {}
+    for prec in ("fp32", "bf16"):
+        inf = runtime.prepare_for_inference(model, "cpu", prec)
+        out[f"infer_{prec}_ms"] = timed_kinds(lambda inf=inf: runtime.predict(inf, x))
+        net = stgeo.create_model(name, grid_shape=s["grid"], **kw)
+        out[f"train_{prec}_ms"] = timed_kinds(train_step_fn(net, x, y, prec))
+    g = out["infer_fp32_ms"]["gemm"]
+    out["infer_fp32_gemm_gflops"] = flops / g / 1e6 if g else float("nan")
+    out["peak_fraction_ceiling"] = flops / (g / 1e3) / 1e9 / gemm32 if g else float("nan")
+    t32, t16 = out["train_fp32_ms"], out["train_bf16_ms"]
+    rest32, rest16 = sum(t32.values()) - t32["gemm"], sum(t16.values()) - t16["gemm"]
+    out["train_gemm_speedup"] = t32["gemm"] / t16["gemm"]
+    out["train_rest_speedup"] = rest32 / rest16
+    return out
+
+
+def print_breakdown(name: str, b: dict) -> None:
+    kinds = ("gemm", "conv", "depthwise", "other")
+    print(f"  {name}: milliseconds per batch by op kind (dispatch-timed)")
+    print(f"    {'':12s}" + "".join(f"{k:>11s}" for k in kinds) + f"{'total':>11s}")
+    for key in ("infer_fp32_ms", "infer_bf16_ms", "train_fp32_ms", "train_bf16_ms"):
+        row = b[key]
+        cells = "".join(f"{row.get(k, 0.0):11.1f}" for k in kinds)
+        print(f"    {key[:-3]:12s}{cells}{sum(row.values()):11.1f}")
+    print(
+        f"    fp32 inference GEMMs run at {b['infer_fp32_gemm_gflops']:.0f} GFLOP/s: even with "
+        f"every other op free, peak_fraction <= {b['peak_fraction_ceiling']:.2f}"
+    )
+    print(
+        f"    training bf16/fp32: GEMMs {b['train_gemm_speedup']:.2f}x, "
+        f"everything else {b['train_rest_speedup']:.2f}x"
+    )
 
 
 def bench_model(
@@ -175,6 +276,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (best of)")
     ap.add_argument("--no-train", action="store_true", help="skip the training measurements")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    ap.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time each op kind (GEMM, conv, depthwise, other) in inference and training",
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -218,6 +324,9 @@ def main(argv: list[str] | None = None) -> dict:
             f"(gemm fp32 {a:.0f}, bf16 {b:.0f} GFLOP/s)",
             flush=True,
         )
+        if args.breakdown:
+            r["breakdown"] = breakdown(name, a)
+            print_breakdown(name, r["breakdown"])
     out = {
         "gemm_fp32_gflops": g32,
         "gemm_bf16_gflops": g16,
