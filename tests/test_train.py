@@ -448,3 +448,36 @@ def test_optimizer_state_round_trip_keeps_channels_last_layout(tmp_path):
     step(m2, opt2)
     for a, b in zip(m.parameters(), m2.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_loss_choice_and_pixel_weights(storms):
+    kw = dict(variable="rain_rate", in_steps=2, out_steps=2, epochs=1, max_steps_per_epoch=3)
+    kw.update(FAST, lr=1e-12, seed=1)  # weights barely move: the same batches, same model
+    base = train(storms, "test-train-conv", **kw)
+    everywhere = train(storms, "test-train-conv", loss_weights={-1e9: 3.0}, **kw)
+    nowhere = train(storms, "test-train-conv", loss_weights=[1e9], **kw)
+    mae = train(storms, "test-train-conv", loss="mae", **kw)
+    both = train(storms, "test-train-conv", loss="mse+mae", loss_weights=[2, 5], **kw)
+    loss = base.history[0]["train_loss"]
+    assert everywhere.history[0]["train_loss"] == pytest.approx(3 * loss, rel=1e-6)
+    assert nowhere.history[0]["train_loss"] == pytest.approx(loss, rel=1e-12)
+    assert mae.history[0]["train_loss"] != pytest.approx(loss, rel=1e-3)
+    assert both.history[0]["train_loss"] > mae.history[0]["train_loss"]
+    training = both.spec.extra["training"]
+    assert training["loss"] == "mse+mae"
+    assert training["loss_weights"] == [[2.0, 2.0], [5.0, 5.0]]
+
+
+@pytest.mark.parametrize(
+    ("kw", "err", "match"),
+    [
+        ({"loss": "huber"}, DataValidationError, "mse, mae, mse\\+mae"),
+        ({"loss_weights": []}, DataValidationError, "empty"),
+        ({"loss_weights": {1.0: -2.0}}, DataValidationError, "positive weights"),
+        ({"loss_weights": [1.0, 1.0]}, DataValidationError, "repeated"),
+        ({"loss_weights": "heavy"}, stgeo.errors.StgeoTypeError, "list of thresholds"),
+    ],
+)
+def test_loss_errors(storms, kw, err, match):
+    with pytest.raises(err, match=match):
+        train(storms, "test-train-conv", variable="rain_rate", out_steps=2, **FAST, **kw)
