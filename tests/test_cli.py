@@ -245,32 +245,12 @@ def test_forecast_and_score_fillna_for_no_data(tmp_path):
     ds["rain_rate"][:, :3, :] = np.nan  # outside radar coverage
     store = stgeo.to_zarr(ds, tmp_path / "r.zarr")
     fc = tmp_path / "fc.zarr"
-    assert (
-        main(["forecast", store, "--model", "persistence", "--lead-steps", "2", "--out", str(fc)])
-        == 1
-    )  # non-finite input refused before any compute
-    assert (
-        main(
-            [
-                "forecast",
-                store,
-                "--model",
-                "persistence",
-                "--lead-steps",
-                "2",
-                "--fillna",
-                "0",
-                "--out",
-                str(fc),
-            ]
-        )
-        == 0
-    )
+    run = ["forecast", store, "--model", "persistence", "--lead-steps", "2", "--out", str(fc)]
+    assert main(run) == 1  # non-finite input refused before any compute
+    assert main([*run, "--fillna", "0"]) == 0
     assert float(stgeo.open_dataset(fc).rain_rate.isel(y=slice(0, 3)).max()) == 0.0
-    assert (
-        main(["score", str(fc), store, "--metrics", "csi", "--thresholds", "1", "--fillna", "0"])
-        == 0
-    )
+    scoring = ["score", str(fc), store, "--metrics", "csi", "--thresholds", "1"]
+    assert main([*scoring, "--fillna", "0"]) == 0
 
 
 def test_plot_maps_and_animation(tmp_path, capsys):
@@ -279,30 +259,12 @@ def test_plot_maps_and_animation(tmp_path, capsys):
     ds = stgeo.testing.storm_cells(n_times=16, shape=(24, 24), seed=3)
     store = stgeo.to_zarr(ds, tmp_path / "s.zarr")
     fc = tmp_path / "fc.zarr"
-    assert (
-        main(["forecast", store, "--model", "persistence", "--lead-steps", "3", "--out", str(fc)])
-        == 0
-    )
+    run = ["forecast", store, "--model", "persistence", "--lead-steps", "3", "--out", str(fc)]
+    assert main(run) == 0
     png = tmp_path / "map.png"
-    assert (
-        main(
-            [
-                "plot",
-                str(fc),
-                "--obs",
-                store,
-                "--init-time",
-                "2021-07-04T12:20",
-                "--lead-time",
-                "5min",
-                "--lead-time",
-                "15min",
-                "--out",
-                str(png),
-            ]
-        )
-        == 0
-    )
+    leads = ["--lead-time", "5min", "--lead-time", "15min"]
+    plot = ["plot", str(fc), "--obs", store, "--init-time", "2021-07-04T12:20", *leads]
+    assert main([*plot, "--out", str(png)]) == 0
     from PIL import Image
 
     with Image.open(png) as im:
