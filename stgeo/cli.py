@@ -16,6 +16,7 @@ synthetic-storms ...
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -42,7 +43,8 @@ _EXAMPLES = {
     ),
     "forecast": (
         "stgeo forecast storms.zarr --model model/ --lead-steps 12 --out fc.zarr\n"
-        "  stgeo forecast storms.zarr --model persistence --lead-steps 6 --out fc.zarr"
+        "  stgeo forecast storms.zarr --model persistence --lead-steps 6 --out fc.zarr\n"
+        "  stgeo forecast storms.zarr --model model/ --out fc.zarr --dask tcp://scheduler:8786"
     ),
     "plot": (
         "stgeo plot fc.zarr --obs storms.zarr --lead-time 30min --lead-time 60min --out map.png\n"
@@ -151,6 +153,13 @@ def _parser() -> argparse.ArgumentParser:
         help="replace missing input values (e.g. radar no-data) by this value, e.g. 0",
     )
     f.add_argument("--option", action="append", metavar="KEY=VALUE", help="model option")
+    f.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="forecast on a Dask cluster: a scheduler address, or 'local' for a local cluster "
+        "(one single-threaded worker per core); chunks are written to --out by the workers",
+    )
 
     s = _sub(sp, "score", "score a forecast store against observations")
     s.add_argument("forecast", help="forecast Zarr store")
@@ -272,15 +281,28 @@ def _cmd_forecast(a: argparse.Namespace) -> int:
     if a.fillna is not None:
         ds = ds.fillna(a.fillna)
     init = slice(a.start, a.end) if (a.start or a.end) else None
-    fc = forecast(
-        ds,
-        a.model,
-        variable=a.variable,
-        lead_steps=a.lead_steps,
-        init_times=init,
-        output=a.out,
-        **_parse_kv(a.option),
-    )
+    kw = dict(variable=a.variable, lead_steps=a.lead_steps, init_times=init, output=a.out)
+    kw.update(_parse_kv(a.option))
+    if a.dask is None:
+        fc = forecast(ds, a.model, **kw)
+    else:
+        from ._optional import import_optional
+
+        distributed = import_optional("distributed")
+        with contextlib.ExitStack() as stack:
+            if a.dask == "local":
+                cluster = distributed.LocalCluster(
+                    n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=None
+                )
+                target = stack.enter_context(cluster)
+            else:
+                target = a.dask
+            client = stack.enter_context(distributed.Client(target))
+            workers = len(client.scheduler_info().get("workers", {}))
+            print(
+                f"forecasting on the Dask cluster at {client.scheduler.address} ({workers} workers)"
+            )
+            fc = forecast(ds, a.model, lazy=True, progress=False, **kw)
     print(f"wrote {a.out}: {dict(fc.sizes)}")
     return 0
 

@@ -216,6 +216,85 @@ def forecast_array(
     return out.float().cpu().numpy()
 
 
+# -- the Dask path ----------------------------------------------------------------------------
+class _ForecastJob:
+    """Everything a worker needs to forecast a block of windows (pickled once per worker)."""
+
+    def __init__(self, module, spec, windows, leads, offsets, batch_size, device) -> None:
+        self.module = module
+        self.spec = spec
+        self.windows = windows
+        self.leads = list(leads)
+        self.offsets = list(offsets)
+        self.batch_size = int(batch_size)
+        self.device = device
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        _match_worker_threads()
+        parts = []
+        for s in range(start, stop, self.batch_size):
+            idx = np.arange(s, min(s + self.batch_size, stop))
+            parts.append(
+                forecast_array(
+                    self.module,
+                    self.spec,
+                    self.windows.inputs(idx),
+                    self.leads,
+                    input_offsets=self.offsets,
+                    device=self.device,
+                    precision=None,
+                )
+            )
+        return np.concatenate(parts)
+
+
+def _match_worker_threads() -> None:
+    """On a Dask ``distributed`` worker, let torch use that worker's threads, not every core
+    of the machine (several workers on one machine would otherwise oversubscribe it)."""
+    try:
+        from distributed import get_worker
+
+        n = int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def _job_reference(job: _ForecastJob) -> Any:
+    """The job as a graph dependency: scattered to every worker of an active ``distributed``
+    client (sent once, not inside every task), else a plain delayed object."""
+    import dask
+
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):
+        return dask.delayed(job, pure=False)
+    return client.scatter(job, broadcast=True, hash=False)
+
+
+def _lazy_forecasts(job: _ForecastJob, n: int, chunk: int, shape: tuple[int, ...]) -> Any:
+    """A Dask array ``(n, *shape)`` whose ``init_time`` chunks are forecast when computed."""
+    import dask
+    import dask.array as dsa
+
+    ref = _job_reference(job)
+    blocks = []
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        task = dask.delayed(_run_job, pure=True)(ref, start, stop)
+        blocks.append(dsa.from_delayed(task, shape=(stop - start, *shape), dtype=np.float32))
+    return dsa.concatenate(blocks, axis=0)
+
+
+def _run_job(job: _ForecastJob, start: int, stop: int) -> np.ndarray:
+    return job(start, stop)
+
+
 # -- model resolution ------------------------------------------------------------------------
 def _is_path(model: Any) -> bool:
     if isinstance(model, os.PathLike):
@@ -413,6 +492,8 @@ def forecast(
     precision: str = "auto",
     output: str | os.PathLike | None = None,
     progress: bool | None = None,
+    lazy: bool = False,
+    chunk_size: int | None = None,
     **model_kwargs: Any,
 ) -> xr.DataArray | xr.Dataset:
     """Forecast from every (or selected) initial time of ``data`` with a model.
@@ -447,6 +528,19 @@ def forecast(
         of them in memory) and return the lazily opened result.
     progress : bool, optional
         Progress bar (default: only on a terminal).
+    lazy : bool
+        Return a Dask-backed result instead: each ``init_time`` chunk is forecast when it is
+        computed, on whichever Dask scheduler is active (threads, processes, or the workers
+        of a ``distributed`` cluster). Nothing is computed until then, so the forecasts of a
+        long period can be scored (:func:`stgeo.score`) or written (``output=``) chunk by
+        chunk, in parallel and out of core. With an active ``distributed.Client`` the model
+        and the window definitions are sent to every worker once; the input frames are read
+        by the workers themselves (from the Zarr store when the data came from one).
+        With ``output``, the store is written by the workers chunk by chunk and published
+        atomically.
+    chunk_size : int, optional
+        ``init_time`` values per Dask chunk (a multiple of ``batch_size``; default
+        ``8 * batch_size``). Only with ``lazy=True``.
     **model_kwargs
         Options of a baseline (e.g. ``period="7D"``).
 
@@ -488,6 +582,19 @@ def forecast(
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise DataValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if chunk_size is not None:
+        if not lazy:
+            raise DataValidationError("chunk_size applies to lazy=True forecasts only")
+        if (
+            isinstance(chunk_size, bool)
+            or not isinstance(chunk_size, int)
+            or chunk_size < 1
+            or chunk_size % batch_size
+        ):
+            raise DataValidationError(
+                f"chunk_size must be a positive multiple of batch_size ({batch_size}), "
+                f"got {chunk_size!r}"
+            )
     if in_steps is not None and (
         isinstance(in_steps, bool) or not isinstance(in_steps, int) or in_steps < 1
     ):
@@ -604,6 +711,20 @@ def forecast(
         )
 
     shape = (n, len(leads), len(channels), *frames.shape[-2:])
+    if lazy:
+        from .data import to_zarr
+
+        job = _ForecastJob(fast, spec, win, leads, hist_off, batch_size, dev)
+        arr = _lazy_forecasts(job, n, chunk_size or 8 * batch_size, shape[1:])
+        out = label_batch(arr, win.init_times)
+        result = out[spec.variables[0]] if len(out) == 1 else xr.Dataset(out)
+        if output is None:
+            return result
+        packed = result.to_dataset() if isinstance(result, xr.DataArray) else result
+        packed.attrs.update(title="stgeo forecast", **attrs_extra)
+        opened = open_dataset(to_zarr(packed, output))
+        names = list(packed.data_vars)
+        return opened[names[0]] if len(names) == 1 else opened
     if output is None:
         nbytes = int(np.prod(shape)) * 4
         if nbytes > _MEMORY_WARN_BYTES:

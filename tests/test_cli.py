@@ -276,3 +276,19 @@ def test_plot_maps_and_animation(tmp_path, capsys):
     with Image.open(gif) as im:
         assert im.n_frames == 3
     assert main(["plot", str(fc), "--variable", "rain", "--out", str(png)]) == 1
+
+
+def test_forecast_on_a_local_dask_cluster(tmp_path, capsys):
+    import xarray as xr
+
+    import stgeo
+
+    pytest.importorskip("distributed")
+    ds = stgeo.testing.storm_cells(n_times=20, shape=(16, 16), seed=5)
+    store = stgeo.to_zarr(ds, tmp_path / "s.zarr")
+    run = ["forecast", store, "--model", "persistence", "--lead-steps", "2"]
+    assert main([*run, "--out", str(tmp_path / "a.zarr")]) == 0
+    assert main([*run, "--out", str(tmp_path / "b.zarr"), "--dask", "local"]) == 0
+    assert "forecasting on the Dask cluster at tcp://" in capsys.readouterr().out
+    a, b = stgeo.open_dataset(tmp_path / "a.zarr"), stgeo.open_dataset(tmp_path / "b.zarr")
+    xr.testing.assert_identical(a.load(), b.load())

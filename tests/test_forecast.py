@@ -286,3 +286,66 @@ def test_zarr_output_is_atomic_and_resumes(tmp_path, storms, monkeypatch):
     xr.testing.assert_allclose(
         out.load(), forecast(storms, tm, lead_steps=2, progress=False, precision="fp32")
     )
+
+
+# -- the lazy / Dask path ------------------------------------------------------------------
+def test_lazy_forecast_is_computed_chunk_by_chunk(storms):
+    model, _ = _step_model(storms, in_steps=2, out_steps=2)
+    eager = forecast(storms, model, lead_steps=5, batch_size=3, progress=False)
+    CALLS["n"] = 0
+    lazy = forecast(storms, model, lead_steps=5, batch_size=3, chunk_size=6, lazy=True)
+    assert CALLS["n"] == 0  # nothing ran yet
+    assert lazy.chunks[0] == (6, 6, 6, 5)  # 23 init times in chunks of 6
+    xr.testing.assert_identical(lazy.compute(), eager)
+    # one chunk computes only its own windows: 2 batches of 3, each rolled out 3 times
+    CALLS["n"] = 0
+    part = lazy.isel(init_time=slice(0, 6)).values
+    assert CALLS["n"] == 2 * 3
+    np.testing.assert_array_equal(part, eager.values[:6])
+    # scoring streams over the lazy forecast and gives the eager result
+    scored = {"init_time": slice(None, storms.time[-6].values)}  # verified leads only
+    kw = dict(metrics=["mse", "csi"], thresholds=[1.0])
+    a = stgeo.score(lazy.sel(scored), storms.rain_rate, **kw)
+    b = stgeo.score(eager.sel(scored), storms.rain_rate, **kw)
+    xr.testing.assert_allclose(a, b)
+
+
+def test_lazy_forecast_arguments(storms):
+    with pytest.raises(DataValidationError, match="multiple of batch_size"):
+        forecast(storms, "persistence", batch_size=4, chunk_size=6, lazy=True)
+    with pytest.raises(DataValidationError, match="lazy=True"):
+        forecast(storms, "persistence", chunk_size=8)
+
+
+def test_dask_cluster_writes_the_same_store(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    ds = stgeo.testing.storm_cells(n_times=48, shape=(24, 24), seed=4)
+    store = stgeo.to_zarr(ds, tmp_path / "obs.zarr", chunks={"time": 8})
+    obs = stgeo.open_dataset(store)
+    trained = stgeo.train(
+        obs, "convlstm", variable="rain_rate", in_steps=3, out_steps=2, epochs=1,
+        max_steps_per_epoch=2, hidden=4, num_layers=1, precision="fp32", progress=False,
+        batch_size=4,
+    )  # fmt: skip
+    path = trained.save(tmp_path / "model")
+    eager = forecast(obs, path, lead_steps=4, batch_size=4, progress=False)
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit="1GiB",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        out = forecast(
+            obs, path, lead_steps=4, batch_size=4, chunk_size=8, lazy=True,
+            output=tmp_path / "fc.zarr",
+        )  # fmt: skip
+        # every worker forecast some chunks, with one torch thread each
+        threads = client.run(lambda: __import__("torch").get_num_threads())
+        assert set(threads.values()) == {1}
+    xr.testing.assert_identical(out.compute(), eager)
+    assert xr.open_zarr(tmp_path / "fc.zarr", consolidated=False).attrs["stgeo_complete"] is True
+    assert out.encoding["chunks"][0] == 8
