@@ -441,6 +441,14 @@ def _check_compat(
             f"the model {label!r} was trained on spatial dims {tuple(spec.spatial_dims)}, "
             f"the data have {sdims}"
         )
+    if spec.normalization:  # a malformed normaliser fails here, not inside the first batch
+        from .data import Normalizer
+
+        try:
+            Normalizer.from_dict(spec.normalization)
+        except DataValidationError as err:
+            msg = f"the model {label!r} has an unusable normalisation: {err}"
+            raise DataValidationError(msg) from None
 
 
 def _check_finite(frames: xr.DataArray, positions: np.ndarray) -> None:

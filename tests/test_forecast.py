@@ -208,7 +208,7 @@ def test_bare_module_and_architecture_names(storms):
 
 @pytest.mark.parametrize(
     "case",
-    ["grid", "variable", "missing_variable", "short", "nan", "time_step", "dims"],
+    ["grid", "variable", "missing_variable", "short", "nan", "time_step", "dims", "normaliser"],
 )
 def test_errors_before_any_compute(storms, case):
     tm, _ = _step_model(storms, in_steps=4, out_steps=2)
@@ -232,6 +232,9 @@ def test_errors_before_any_compute(storms, case):
     elif case == "dims":
         ds = stgeo.testing.storm_cells(n_times=8, shape=(20, 24), projected=False)
         match = "spatial dims"
+    elif case == "normaliser":
+        tm.spec.normalization = {"method": "log1p", "channels": ["rain_rate"]}  # no mean/std
+        match = "unusable normalisation"
     CALLS["n"] = 0
     with pytest.raises((DataValidationError, UnknownNameError), match=match):
         forecast(ds, tm, lead_steps=4, progress=False, **kw)
