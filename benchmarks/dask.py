@@ -24,21 +24,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# this script is named like the dask package: keep its folder off the import path (the
-# worker processes inherit sys.path) so that "import dask" finds the real package
+# benchmarks/dask.py is named like the dask package: keep this folder off the import path
+# (worker processes inherit sys.path) so that "import dask" finds the real package
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
+import argparse
+import json
+import shutil
+import tempfile
+import time
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xarray as xr  # noqa: E402
+import numpy as np
+import pandas as pd
+import xarray as xr
 
 MiB = 2**20
 SIZE, CHUNK = 256, 16
@@ -97,32 +96,6 @@ def small_model(path: Path) -> str:
     return TrainedModel(module, spec).save(path)
 
 
-class WorkerPeak(threading.Thread):
-    """Largest RSS any of the given processes reached (sampled)."""
-
-    def __init__(self, pids: list[int], every: float = 0.05) -> None:
-        super().__init__(daemon=True)
-        import psutil
-
-        self.procs = [psutil.Process(p) for p in pids]
-        self.every, self.peak = every, 0
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            for p in self.procs:
-                try:
-                    self.peak = max(self.peak, p.memory_info().rss)
-                except Exception:  # the process went away
-                    pass
-            time.sleep(self.every)
-
-    def stop(self) -> int:
-        self._halt.set()
-        self.join()
-        return self.peak
-
-
 def on_cluster(
     store: str, model: str, out: Path, workers: int, memory_limit: str, chunk: int
 ) -> tuple[float, int]:
@@ -142,7 +115,7 @@ def on_cluster(
     ):
         client.run(lambda: __import__("stgeo.forecast"))  # imports are not part of the run
         pids = list(client.run(__import__("os").getpid).values())
-        sampler = WorkerPeak(pids)
+        sampler = stgeo.testing.RssSampler(pids)
         sampler.start()
         t0 = time.perf_counter()
         try:
@@ -158,7 +131,7 @@ def on_cluster(
             )
             seconds = time.perf_counter() - t0
         finally:
-            peak = sampler.stop()
+            peak = sampler.stop().peak_each
     return seconds, peak
 
 

@@ -17,16 +17,25 @@ The last line printed is one JSON object with the figures.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# benchmarks/dask.py is named like the dask package: keep this folder off the import path
+# (worker processes inherit sys.path) so that "import dask" finds the real package
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
 import argparse
 import json
 import os
 import resource
-import threading
 import time
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from stgeo.testing import RssSampler
 
 MiB = 2**20
 THRESHOLDS = [16, 74, 133, 160, 181, 219]
@@ -70,30 +79,6 @@ def _numpy_reference(f: np.ndarray, o: np.ndarray) -> tuple[dict, float]:
     err = f.astype(np.float64) - o
     out["mse"] = float(np.mean(err * err))
     return out, time.perf_counter() - t0
-
-
-class _RssSampler(threading.Thread):
-    def __init__(self, pids: list[int], every: float = 0.05) -> None:
-        super().__init__(daemon=True)
-        import psutil
-
-        self.procs = [psutil.Process(p) for p in pids]
-        self.every = every
-        self.peak = 0
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            try:
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in self.procs))
-            except Exception:  # a process went away
-                pass
-            time.sleep(self.every)
-
-    def stop(self) -> int:
-        self._halt.set()
-        self.join()
-        return self.peak
 
 
 def _peak_rss_mib() -> float:
@@ -140,12 +125,12 @@ def main(argv: list[str] | None = None) -> dict:
         # import it first so the baseline excludes that fixed cost
         client.run(lambda: __import__("stgeo.metrics"))
         base = sum(__import__("psutil").Process(p).memory_info().rss for p in pids)
-        sampler = _RssSampler(pids)
+        sampler = RssSampler(pids)
         sampler.start()
         t0 = time.perf_counter()
         res = sm.score(fc, obs, metrics=["csi", "csi_m", "mse"], thresholds=THRESHOLDS)
         seconds = time.perf_counter() - t0
-        sampled = sampler.stop()
+        sampled = sampler.stop().peak_total
         # sampled RSS (ru_maxrss is useless here: Linux keeps the parent's high-water mark
         # across fork + exec, so a fresh worker "inherits" the client's peak)
         worker_peak = max(sampled, base) / MiB

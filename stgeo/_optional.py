@@ -13,6 +13,7 @@ _EXTRAS = {
     "pysteps": "radar",
     "cv2": "radar",
     "distributed": "distributed",
+    "psutil": "distributed",
     "cartopy": "(core dependency) cartopy",
 }
 

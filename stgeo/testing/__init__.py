@@ -8,5 +8,6 @@ Examples
 """
 
 from ..datasets.synthetic import crowd_flows, storm_cells
+from .memory import RssSampler
 
-__all__ = ["crowd_flows", "storm_cells"]
+__all__ = ["RssSampler", "crowd_flows", "storm_cells"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import xarray as xr
 
 import stgeo.metrics as sm
+from stgeo.testing import RssSampler
 
 MiB = 2**20
 
@@ -107,9 +107,8 @@ def test_dask_localcluster_worker_memory_stays_below_forecast_size():
     )
 
     import os
-    import threading
 
-    psutil = pytest.importorskip("psutil")
+    pytest.importorskip("psutil")
 
     with (
         distributed.LocalCluster(
@@ -122,25 +121,15 @@ def test_dask_localcluster_worker_memory_stays_below_forecast_size():
         distributed.Client(cluster) as client,
     ):
         client.run(lambda: __import__("stgeo.metrics"))
-        (pid,) = client.run(os.getpid).values()
-        proc = psutil.Process(pid)
-        before = proc.memory_info().rss / MiB
-        peak = [before]
-        done = threading.Event()
-
-        def sample() -> None:  # RSS of the worker process, sampled from here
-            while not done.is_set():
-                peak[0] = max(peak[0], proc.memory_info().rss / MiB)
-                time.sleep(0.02)
-
-        sampler = threading.Thread(target=sample, daemon=True)
+        sampler = RssSampler(list(client.run(os.getpid).values()), every=0.02)
+        sampler.sample()
+        before = sampler.peak_each / MiB
         sampler.start()
         try:
             res = sm.score(fc, obs, metrics=["csi", "mse"], thresholds=[16, 74, 133])
         finally:
-            done.set()
-            sampler.join()
-    after = peak[0]
+            sampler.stop()
+    after = sampler.peak_each / MiB
     assert res.csi.dims == ("threshold", "lead_time")
     # random fields: CSI at 16 is about P(both >= 16) / P(either >= 16)
     p = 1 - 16 / 255
