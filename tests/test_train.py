@@ -355,51 +355,18 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert b["metrics"] == a["metrics"]
     assert load_model(tmp_path / "ck" / "model").spec.extra["history"] == b["history"]
     # a finished run resumes to the same result without training again
-    again = train(
-        store,
-        "simvp",
-        variable="rain_rate",
-        in_steps=3,
-        out_steps=2,
-        epochs=3,
-        batch_size=4,
-        max_steps_per_epoch=3,
-        lr=3e-3,
-        precision="fp32",
-        seed=7,
-        checkpoint_dir=tmp_path / "ck",
-        progress=False,
-        augment=_main_hook,
-        hid_S=4,
-        hid_T=8,
-        N_S=2,
-        N_T=1,
-        drop_path=0.2,
-    )
+    # the settings of SCRIPT
+    same = dict(
+        variable="rain_rate", in_steps=3, out_steps=2, epochs=3, batch_size=4,
+        max_steps_per_epoch=3, lr=3e-3, precision="fp32", seed=7,
+        checkpoint_dir=tmp_path / "ck", progress=False, augment=_main_hook,
+        hid_S=4, hid_T=8, N_S=2, N_T=1, drop_path=0.2,
+    )  # fmt: skip
+    again = train(store, "simvp", **same)
     assert again.metrics == a["metrics"]
     # different settings refuse to resume from the checkpoint
     with pytest.raises(DataValidationError, match="different settings"):
-        train(
-            store,
-            "simvp",
-            variable="rain_rate",
-            in_steps=3,
-            out_steps=2,
-            epochs=4,
-            batch_size=4,
-            max_steps_per_epoch=3,
-            lr=3e-3,
-            precision="fp32",
-            seed=7,
-            checkpoint_dir=tmp_path / "ck",
-            progress=False,
-            augment=_main_hook,
-            hid_S=4,
-            hid_T=8,
-            N_S=2,
-            N_T=1,
-            drop_path=0.2,
-        )
+        train(store, "simvp", **{**same, "epochs": 4})
 
 
 def _main_hook(x, y):
