@@ -229,23 +229,24 @@ class _ForecastJob:
         self.batch_size = int(batch_size)
         self.device = device
 
+    def batch(self, idx: np.ndarray) -> np.ndarray:
+        """Forecasts of the windows ``idx`` (one forward pass per ``out_steps`` of leads)."""
+        return forecast_array(
+            self.module,
+            self.spec,
+            self.windows.inputs(idx),
+            self.leads,
+            input_offsets=self.offsets,
+            device=self.device,
+            precision=None,
+        )
+
     def __call__(self, start: int, stop: int) -> np.ndarray:
         _match_worker_threads()
-        parts = []
-        for s in range(start, stop, self.batch_size):
-            idx = np.arange(s, min(s + self.batch_size, stop))
-            parts.append(
-                forecast_array(
-                    self.module,
-                    self.spec,
-                    self.windows.inputs(idx),
-                    self.leads,
-                    input_offsets=self.offsets,
-                    device=self.device,
-                    precision=None,
-                )
-            )
-        return np.concatenate(parts)
+        bs = self.batch_size
+        return np.concatenate(
+            [self.batch(np.arange(s, min(s + bs, stop))) for s in range(start, stop, bs)]
+        )
 
 
 def _match_worker_threads() -> None:
@@ -713,16 +714,12 @@ def forecast(
             if bar is not None:
                 bar.close()
 
-    def compute(idx: np.ndarray) -> np.ndarray:
-        return forecast_array(
-            fast, spec, win.inputs(idx), leads, input_offsets=hist_off, device=dev, precision=None
-        )
-
+    job = _ForecastJob(fast, spec, win, leads, hist_off, batch_size, dev)
+    compute = job.batch
     shape = (n, len(leads), len(channels), *frames.shape[-2:])
     if lazy:
         from .data import to_zarr
 
-        job = _ForecastJob(fast, spec, win, leads, hist_off, batch_size, dev)
         arr = _lazy_forecasts(job, n, chunk_size or 8 * batch_size, shape[1:])
         out = label_batch(arr, win.init_times)
         result = out[spec.variables[0]] if len(out) == 1 else xr.Dataset(out)
