@@ -113,7 +113,7 @@ def on_cluster(
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        client.run(lambda: __import__("stgeo.forecast"))  # imports are not part of the run
+        client.run(lambda: __import__("stgeo.forecasting"))  # imports are not part of the run
         pids = list(client.run(__import__("os").getpid).values())
         sampler = stgeo.testing.RssSampler(pids)
         sampler.start()

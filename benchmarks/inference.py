@@ -46,7 +46,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import stgeo
 from stgeo.models import runtime
 from stgeo.models.losses import aux_loss_of
-from stgeo.train import make_optimizer
+from stgeo.training.fit import make_optimizer
 
 SHAPES = {
     "taxibj": {"batch": 16, "in_steps": 4, "out_steps": 4, "channels": 2, "grid": (32, 32)},

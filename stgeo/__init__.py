@@ -13,8 +13,6 @@ Examples
 """
 
 import importlib
-import sys
-import types
 from typing import Any
 
 from . import accessor as _accessor  # noqa: F401  (registers .st)
@@ -29,8 +27,8 @@ __version__ = "0.1.0"
 # torch-backed parts load on first use, so `import stgeo` (CLI start-up, Dask workers that
 # only read or score data) does not pay for importing torch
 _LAZY = {
-    "forecast": ("stgeo.forecast", "forecast"),
-    "train": ("stgeo.train", "train"),
+    "forecast": ("stgeo.forecasting", "forecast"),
+    "train": ("stgeo.training", "train"),
     "ModelSpec": ("stgeo.models", "ModelSpec"),
     "TrainedModel": ("stgeo.models", "TrainedModel"),
     "create_model": ("stgeo.models", "create_model"),
@@ -53,23 +51,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
-
-
-class _Package(types.ModuleType):
-    """Keeps ``stgeo.forecast``/``stgeo.train`` the functions: importing the submodules of the
-    same name would otherwise rebind the package attributes to the modules."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("forecast", "train") and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        # pickled by reference, like any module (cloudpickle/Dask ship functions using stgeo)
-        return importlib.import_module, (self.__name__,)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

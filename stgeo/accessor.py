@@ -32,13 +32,13 @@ class _Base:
 
     def forecast(self, model: Any = "persistence", **kwargs: Any) -> Any:
         """Forecast from this data: :func:`stgeo.forecast`."""
-        from .forecast import forecast
+        from .forecasting import forecast
 
         return forecast(self._obj, model, **kwargs)
 
     def train(self, model: str = "simvp", **kwargs: Any) -> Any:
         """Train a model on this data: :func:`stgeo.train`."""
-        from .train import train
+        from .training import train
 
         return train(self._obj, model=model, **kwargs)
 

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .conventions import LEAD_TIME_DIM, VALID_TIME_COORD
 from .errors import StgeoError
 
 __all__ = ["main"]
@@ -250,7 +251,7 @@ def _pick_variable(ds: Any, variable: str | None) -> Any:
 
 def _cmd_train(a: argparse.Namespace) -> int:
     from .data import open_dataset
-    from .train import train
+    from .training import train
 
     ds = open_dataset(a.data)
     kw = _parse_kv(a.option)
@@ -275,7 +276,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 def _cmd_forecast(a: argparse.Namespace) -> int:
     from .data import open_dataset
-    from .forecast import forecast
+    from .forecasting import forecast
 
     ds = open_dataset(a.data)
     if a.fillna is not None:
@@ -317,12 +318,12 @@ def _cmd_score(a: argparse.Namespace) -> int:
     obs = open_dataset(a.obs)
     if a.fillna is not None:
         fcds, obs = fcds.fillna(a.fillna), obs.fillna(a.fillna)
-    names = [v for v in fcds.data_vars if "lead_time" in fcds[v].dims]
+    names = [v for v in fcds.data_vars if LEAD_TIME_DIM in fcds[v].dims]
     var = a.variable or (names[0] if len(names) == 1 else None)
     if var is None:
         raise StgeoError(f"the forecast store holds {names}; choose one with --variable")
     # score the forecasts whose every valid time is observed (e.g. the last ones run past the data)
-    ok = fcds["valid_time"].load().isin(obs["time"].values).all("lead_time")
+    ok = fcds[VALID_TIME_COORD].load().isin(obs["time"].values).all(LEAD_TIME_DIM)
     if not bool(ok.any()):
         raise StgeoError("no forecast in the store has all its valid times in the observations")
     if not bool(ok.all()):

@@ -41,9 +41,15 @@ from .errors import DataValidationError, StgeoTypeError, UnknownNameError
 __all__ = [
     "CHANNEL_DIM",
     "EVENT_COORD",
+    "INIT_TIME_DIM",
+    "LEAD_TIME_DIM",
     "TIME_DIM",
+    "VALID_TIME_COORD",
     "add_latlon",
+    "as_dataset",
     "data_variables",
+    "find_spatial_dims",
+    "freq_string",
     "segments",
     "set_crs",
     "spatial_dims",
@@ -54,6 +60,11 @@ __all__ = [
 TIME_DIM = "time"
 CHANNEL_DIM = "channel"
 EVENT_COORD = "event"
+# forecast output: one forecast per init_time, one frame per lead_time (a timedelta), and
+# valid_time = init_time + lead_time as a coordinate
+INIT_TIME_DIM = "init_time"
+LEAD_TIME_DIM = "lead_time"
+VALID_TIME_COORD = "valid_time"
 SPATIAL_DIM_PAIRS: tuple[tuple[str, str], ...] = (("y", "x"), ("lat", "lon"))
 
 # common misnamings -> canonical name, used for "how to fix" hints
@@ -79,7 +90,20 @@ _ALIASES = {
 }
 
 
-def _as_dataset(obj: xr.Dataset | xr.DataArray) -> xr.Dataset:
+def as_dataset(obj: xr.Dataset | xr.DataArray) -> xr.Dataset:
+    """``obj`` as a Dataset (a DataArray becomes its only variable, named ``"data"`` if unnamed).
+
+    Raises
+    ------
+    StgeoTypeError
+        If ``obj`` is neither a Dataset nor a DataArray.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> list(as_dataset(xr.DataArray([1.0], dims="time", name="rain")).data_vars)
+    ['rain']
+    """
     if isinstance(obj, xr.DataArray):
         return obj.to_dataset(name=obj.name if obj.name is not None else "data")
     if isinstance(obj, xr.Dataset):
@@ -111,19 +135,35 @@ def spatial_dims(obj: xr.Dataset | xr.DataArray) -> tuple[str, str]:
     >>> spatial_dims(xr.DataArray(np.zeros((2, 3, 4)), dims=("time", "lat", "lon")))
     ('lat', 'lon')
     """
+    pair = find_spatial_dims(obj)
+    if pair is not None:
+        return pair
     dims = set(obj.dims)
-    for pair in SPATIAL_DIM_PAIRS:
-        if set(pair) <= dims:
-            return pair
     raise DataValidationError(
         f"no spatial dimensions found: dims are {tuple(obj.dims)}, expected ('y', 'x') for "
         "projected/index grids or ('lat', 'lon') for regular lat/lon grids." + _rename_hint(dims)
     )
 
 
+def find_spatial_dims(obj: xr.Dataset | xr.DataArray) -> tuple[str, str] | None:
+    """Like :func:`spatial_dims`, but None when ``obj`` has no spatial dim pair.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> find_spatial_dims(xr.DataArray([1.0], dims="time")) is None
+    True
+    """
+    dims = set(obj.dims)
+    for pair in SPATIAL_DIM_PAIRS:
+        if set(pair) <= dims:
+            return pair
+    return None
+
+
 def data_variables(ds: xr.Dataset | xr.DataArray) -> list[str]:
     """Names of the gridded data variables (those with time and both spatial dims)."""
-    ds = _as_dataset(ds)
+    ds = as_dataset(ds)
     try:
         sdims = spatial_dims(ds)
     except DataValidationError:
@@ -257,21 +297,35 @@ def _check_time(ds: xr.Dataset, allow_gaps: bool) -> None:
         raise DataValidationError(
             f"irregular time axis: {pd.Timestamp(tn[i - 1])} -> {pd.Timestamp(tn[i])} is not a "
             f"multiple of the time step {step}; resample to a regular step, e.g. "
-            f"ds.resample(time='{_freq(step)}').mean()"
+            f"ds.resample(time='{freq_string(step)}').mean()"
         )
     gaps = same & (d > stepn)
     if gaps.any() and not allow_gaps:
         i = int(np.argmax(gaps)) + 1
         raise DataValidationError(
-            f"the time axis has {int(gaps.sum())} gap(s), the first from {pd.Timestamp(tn[i - 1])} "
-            f"to {pd.Timestamp(tn[i])} (step {step}). Fill them (ds.resample(time='{_freq(step)}')"
-            ".asfreq() inserts NaN frames), mark independent sequences with an 'event' "
+            f"the time axis has {int(gaps.sum())} gap(s), the first from "
+            f"{pd.Timestamp(tn[i - 1])} to {pd.Timestamp(tn[i])} (step {step}). Fill them "
+            f"(ds.resample(time='{freq_string(step)}').asfreq() inserts NaN frames), mark "
+            "independent sequences with an 'event' "
             "coordinate along time, or pass allow_gaps=True: windows never cross a gap."
         )
 
 
-def _freq(step: pd.Timedelta) -> str:
-    return pd.tseries.frequencies.to_offset(step).freqstr
+def freq_string(step: pd.Timedelta) -> str:
+    """A compact string for a time step that pandas parses back to the same step.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> [freq_string(pd.Timedelta(s)) for s in ("5min", "1h", "30s", "1D")]
+    ['5min', '1h', '30s', '1D']
+    """
+    try:
+        s = pd.tseries.frequencies.to_offset(step).freqstr
+    except ValueError:  # pragma: no cover - exotic steps
+        return str(step)
+    s = s if s[:1].isdigit() else f"1{s}"
+    return s if pd.Timedelta(s) == step else str(step)
 
 
 def _check_latlon(ds: xr.Dataset, sdims: tuple[str, str], require: bool) -> None:
@@ -384,7 +438,7 @@ def validate(
     ...     print(str(err)[:30])
     missing the 'time' dimension:
     """
-    dset = _as_dataset(ds)
+    dset = as_dataset(ds)
     _check_time(dset, allow_gaps)
     sdims = spatial_dims(dset)
     gridded = data_variables(dset)

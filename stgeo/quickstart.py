@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .conventions import INIT_TIME_DIM, LEAD_TIME_DIM
 from .data import open_dataset, to_zarr
 from .datasets.synthetic import storm_cells
 
@@ -95,7 +96,7 @@ def quickstart(
     dict
         ``{"report": path, "scores": path, "store": path, "forecasts": {...}, "table": [...]}``.
     """
-    from .forecast import forecast
+    from .forecasting import forecast
     from .metrics import score
 
     t_start = time.perf_counter()
@@ -129,7 +130,7 @@ def quickstart(
 
     summary: dict[str, Any] = {"store": store, "forecasts": {}}
     if train_model:
-        from .train import train
+        from .training import train
 
         cfg = dict(QUICKSTART_MODEL)
         name = cfg.pop("model")
@@ -185,10 +186,10 @@ def quickstart(
     # maps of the most skilful model's forecast next to the observations, and score plots
     from .plot import performance_diagram, plot_csi_vs_lead, plot_forecast
 
-    best = str(allscores.mse.mean("lead_time").idxmin("model").values)
+    best = str(allscores.mse.mean(LEAD_TIME_DIM).idxmin("model").values)
     fc_best = open_dataset(summary["forecasts"][best])["rain_rate"]
     wet = (fc_best.isel(lead_time=0) >= 1.0).mean(("y", "x")).compute()
-    init = fc_best.init_time.values[int(wet.argmax("init_time"))]
+    init = fc_best.init_time.values[int(wet.argmax(INIT_TIME_DIM))]
     figures = {
         "map": out / f"map_{best}.png",
         "csi": out / "csi_vs_lead.png",

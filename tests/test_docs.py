@@ -117,8 +117,8 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     warnings = [ln for ln in log.splitlines() if ln.startswith(("WARNING", "ERROR"))]
     assert not warnings, "\n".join(warnings)
     # the API reference was generated from the docstrings, not left empty
-    api = (site / "reference" / "forecast" / "index.html").read_text()
-    assert 'id="stgeo.forecast.forecast"' in api
+    api = (site / "reference" / "forecasting" / "index.html").read_text()
+    assert 'id="stgeo.forecasting.forecast"' in api
     assert "lead_steps" in api
     metrics = (site / "reference" / "metrics" / "index.html").read_text()
     assert 'id="stgeo.metrics.categorical.csi"' in metrics

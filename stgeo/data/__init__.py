@@ -1,11 +1,11 @@
 """Data access: Zarr stores, catalogs, windowing, splits and normalisation."""
 
-from .adapter import from_frames, to_frames
+from .adapter import from_frames, to_frames, variables_of
 from .catalog import CatalogEntry, get_entry, list_catalog
 from .loader import BatchLoader
 from .normalize import Normalizer
 from .splits import split_by_time
-from .store import StoreBuilder, open_dataset, to_zarr
+from .store import StoreBuilder, open_data, open_dataset, to_zarr
 from .windows import Windows, read_frames
 
 __all__ = [
@@ -17,9 +17,11 @@ __all__ = [
     "from_frames",
     "get_entry",
     "list_catalog",
+    "open_data",
     "open_dataset",
     "read_frames",
     "split_by_time",
     "to_frames",
     "to_zarr",
+    "variables_of",
 ]

@@ -32,7 +32,7 @@ from ..conventions import (
     CHANNEL_DIM,
     EVENT_COORD,
     TIME_DIM,
-    _as_dataset,
+    as_dataset,
     data_variables,
     spatial_dims,
     validate,
@@ -40,9 +40,28 @@ from ..conventions import (
 from ..errors import DataValidationError, UnknownNameError
 from .store import SOURCE_KEY
 
-__all__ = ["from_frames", "to_frames"]
+__all__ = ["from_frames", "to_frames", "variables_of"]
 
 _SEP = ":"
+
+
+def variables_of(channels: Sequence[str]) -> list[str]:
+    """The variable names behind frame channel labels, in first-seen order.
+
+    A channel is a variable (``"rain_rate"``) or a variable and a value of its extra dim
+    (``"flow:inflow"``), as :func:`to_frames` labels them.
+
+    Examples
+    --------
+    >>> variables_of(["flow:inflow", "flow:outflow", "rain_rate"])
+    ['flow', 'rain_rate']
+    """
+    out: list[str] = []
+    for c in channels:
+        v = str(c).split(_SEP, 1)[0]
+        if v not in out:
+            out.append(v)
+    return out
 
 
 def _extra_dim(da: xr.DataArray, name: str, sdims: tuple[str, str]) -> str | None:
@@ -93,7 +112,7 @@ def to_frames(
     >>> fr.shape, fr.dtype, fr.channel.values.tolist()
     ((4, 1, 16, 16), dtype('float32'), ['rain_rate'])
     """
-    dset = _as_dataset(ds)
+    dset = as_dataset(ds)
     validate(dset, variables=variables, strict=False, allow_gaps=True)
     sdims = spatial_dims(dset)
     names = (
@@ -223,7 +242,7 @@ def from_frames(
             f"the array has {data.shape[-3]} channels (axis -3, shape {data.shape}) but "
             f"{len(channels)} channel names were given: {channels}"
         )
-    tpl = _as_dataset(template)
+    tpl = as_dataset(template)
     sdims = spatial_dims(tpl)
     if tuple(data.shape[-2:]) != (tpl.sizes[sdims[0]], tpl.sizes[sdims[1]]):
         raise DataValidationError(

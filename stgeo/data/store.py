@@ -29,9 +29,10 @@ from typing import Any
 
 import xarray as xr
 
+from ..conventions import as_dataset
 from ..errors import IncompleteStoreError, StgeoTypeError
 
-__all__ = ["StoreBuilder", "open_dataset", "to_zarr"]
+__all__ = ["StoreBuilder", "open_data", "open_dataset", "to_zarr"]
 
 COMPLETE_ATTR = "stgeo_complete"
 #: encoding key recording where an opened variable lives: (store path, array name); lets the
@@ -362,3 +363,30 @@ def open_dataset(
     if split is not None:
         ds = entry.select_split(ds, split)
     return ds
+
+
+def open_data(data: xr.Dataset | xr.DataArray | str | os.PathLike) -> xr.Dataset:
+    """A Dataset from what a workflow accepts as data: a Dataset, a DataArray, a catalog
+    name or a Zarr store path (opened lazily with :func:`open_dataset`).
+
+    Raises
+    ------
+    StgeoTypeError
+        For any other type.
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> from stgeo.data import open_data
+    >>> ds = stgeo.testing.storm_cells(n_times=4, shape=(8, 8), seed=0)
+    >>> open_data(ds.rain_rate).rain_rate.dims
+    ('time', 'y', 'x')
+    """
+    if isinstance(data, (str, os.PathLike)):
+        return open_dataset(data)
+    if isinstance(data, (xr.Dataset, xr.DataArray)):
+        return as_dataset(data)
+    raise StgeoTypeError(
+        "data must be an xarray Dataset/DataArray, a catalog name or a store path, "
+        f"got {type(data).__name__}"
+    )

@@ -14,20 +14,21 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..conventions import SPATIAL_DIM_PAIRS
+from ..conventions import (
+    INIT_TIME_DIM,
+    LEAD_TIME_DIM,
+    TIME_DIM,
+    VALID_TIME_COORD,
+    find_spatial_dims,
+)
 from ..errors import DataValidationError, StgeoTypeError
 
 __all__ = [
     "MergeableSums",
     "align",
     "resolve_reduce_dims",
-    "spatial_dims_of",
 ]
 
-INIT_DIM = "init_time"
-LEAD_DIM = "lead_time"
-VALID_COORD = "valid_time"
-TIME_DIM = "time"
 THRESHOLD_DIM = "threshold"
 
 
@@ -57,17 +58,8 @@ def as_dataarray(obj: Any, name: str, variable: str | None = None) -> xr.DataArr
     )
 
 
-def spatial_dims_of(obj: xr.DataArray) -> tuple[str, str] | None:
-    """The spatial dim pair of ``obj`` (``('y', 'x')`` or ``('lat', 'lon')``), or None."""
-    dims = set(obj.dims)
-    for pair in SPATIAL_DIM_PAIRS:
-        if set(pair) <= dims:
-            return tuple(pair)  # type: ignore[return-value]
-    return None
-
-
 def require_spatial_dims(obj: xr.DataArray, what: str) -> tuple[str, str]:
-    sd = spatial_dims_of(obj)
+    sd = find_spatial_dims(obj)
     if sd is None:
         raise DataValidationError(
             f"{what} needs two spatial dims ('y', 'x') or ('lat', 'lon'); the data have dims "
@@ -101,7 +93,7 @@ def _coords_close(a: xr.DataArray, b: xr.DataArray) -> bool:
 
 
 def _check_grid(fcst: xr.DataArray, obs: xr.DataArray) -> None:
-    fs, os_ = spatial_dims_of(fcst), spatial_dims_of(obs)
+    fs, os_ = find_spatial_dims(fcst), find_spatial_dims(obs)
     if fs is None and os_ is None:
         return
     if fs != os_:
@@ -189,13 +181,13 @@ def align(
     fcst = as_dataarray(fcst, "fcst")
     obs = as_dataarray(obs, "obs")
     _check_grid(fcst, obs)
-    handled = set(spatial_dims_of(fcst) or ())
-    if LEAD_DIM in fcst.dims and TIME_DIM in obs.dims and TIME_DIM not in fcst.dims:
+    handled = set(find_spatial_dims(fcst) or ())
+    if LEAD_TIME_DIM in fcst.dims and TIME_DIM in obs.dims and TIME_DIM not in fcst.dims:
         if fcst.chunks is not None and obs.chunks is None and not load:
             # never expand in-memory observations to the (lazy) forecast's full size
             obs = obs.chunk({TIME_DIM: 16})
         obs = _align_valid_time(fcst, obs, load, order_with_forecast)
-        handled |= {INIT_DIM, LEAD_DIM}
+        handled |= {INIT_TIME_DIM, LEAD_TIME_DIM}
     for d in fcst.dims:
         if d in handled or d not in obs.dims or d not in fcst.indexes:
             continue
@@ -234,10 +226,10 @@ def align(
 def _align_valid_time(
     fcst: xr.DataArray, obs: xr.DataArray, load: bool, order: bool = False
 ) -> xr.DataArray:
-    if VALID_COORD in fcst.coords:
-        vt = fcst.coords[VALID_COORD]
-    elif INIT_DIM in fcst.coords:
-        vt = fcst[INIT_DIM] + fcst[LEAD_DIM]
+    if VALID_TIME_COORD in fcst.coords:
+        vt = fcst.coords[VALID_TIME_COORD]
+    elif INIT_TIME_DIM in fcst.coords:
+        vt = fcst[INIT_TIME_DIM] + fcst[LEAD_TIME_DIM]
     else:
         raise DataValidationError(
             "the forecast has a 'lead_time' dim but neither a 'valid_time' coordinate nor an "
@@ -249,8 +241,8 @@ def _align_valid_time(
     index = obs.indexes[TIME_DIM]
     if not index.is_unique:
         raise DataValidationError("the observations' 'time' coordinate has duplicate values.")
-    vdims = [d for d in (INIT_DIM, LEAD_DIM) if d in vt.dims] + [
-        d for d in vt.dims if d not in (INIT_DIM, LEAD_DIM)
+    vdims = [d for d in (INIT_TIME_DIM, LEAD_TIME_DIM) if d in vt.dims] + [
+        d for d in vt.dims if d not in (INIT_TIME_DIM, LEAD_TIME_DIM)
     ]
     vt = vt.transpose(*vdims)
     flat = np.asarray(vt.values).ravel()

@@ -32,6 +32,7 @@ from collections.abc import Hashable, Iterable, Sequence
 import numpy as np
 import xarray as xr
 
+from ..conventions import find_spatial_dims
 from ..errors import DataValidationError, StgeoTypeError
 from ._base import (
     MergeableSums,
@@ -42,7 +43,6 @@ from ._base import (
     resolve_reduce_dims,
     restore_coords,
     safe_divide,
-    spatial_dims_of,
 )
 
 __all__ = [
@@ -159,7 +159,7 @@ def error_stats(
         else:
             arrays.append(np.broadcast_to(wv, fc.shape))
     sums, kept = blockwise_sums(_error_kernel, arrays, dims, list(reduce), (5,), np.float64)
-    sd = spatial_dims_of(fc) or ()
+    sd = find_spatial_dims(fc) or ()
     frame = [d for d in fc.dims if d in (*sd, "channel") and d in reduce]
     points = int(np.prod([fc.sizes[d] for d in frame])) if frame else 1
     ds = xr.Dataset(

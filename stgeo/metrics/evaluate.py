@@ -15,12 +15,11 @@ import numpy as np
 import xarray as xr
 
 from .._registry import METRICS
+from ..conventions import INIT_TIME_DIM, LEAD_TIME_DIM, TIME_DIM
 from ..errors import DataValidationError, StgeoTypeError, StgeoWarning
 from . import categorical, continuous, image, spatial
 from ._base import (
-    INIT_DIM,
     THRESHOLD_DIM,
-    TIME_DIM,
     align,
     as_dataarray,
     as_positive_ints,
@@ -36,7 +35,7 @@ from .spatial import FSSSums, fss_stats
 
 __all__ = ["list_metrics", "score"]
 
-DEFAULT_PRESERVE = ("lead_time",)
+DEFAULT_PRESERVE = (LEAD_TIME_DIM,)
 BLOCK_BYTES = 64 * 2**20  # target size of one forecast block on the eager streaming path
 
 _FAMILY_CLASS: dict[str, type] = {
@@ -200,7 +199,7 @@ def score(
         ``thresholds``, ``windows``, ``pool`` and ``data_range`` are ignored by metrics
         that do not use them.
     preserve_dims : str or sequence of str, optional
-        Dims kept in the result (default ``("lead_time",)``, ignored when absent); every
+        Dims kept in the result (default ``(LEAD_TIME_DIM,)``, ignored when absent); every
         other dim is reduced. ``()`` or None reduces everything.
     reduce_dims : str or sequence of str, optional
         Alternatively, the dims to reduce (all others kept); overrides ``preserve_dims``.
@@ -310,7 +309,9 @@ def score(
                 out[kind] = frame_stats(kind, fc, ob, reduce, rng)  # type: ignore[arg-type]
         return out
 
-    batch_dim = INIT_DIM if INIT_DIM in fc0.dims else (TIME_DIM if TIME_DIM in fc0.dims else None)
+    batch_dim = (
+        INIT_TIME_DIM if INIT_TIME_DIM in fc0.dims else (TIME_DIM if TIME_DIM in fc0.dims else None)
+    )
     if batch_init_times is not None:
         (batch_init_times,) = as_positive_ints(batch_init_times, "batch_init_times")
     lazy = batch_init_times is None and (is_dask(fc0) or is_dask(ob0))

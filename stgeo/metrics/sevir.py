@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import xarray as xr
 
+from ..conventions import LEAD_TIME_DIM
 from ..errors import DataValidationError, StgeoWarning
 from .evaluate import score
 
@@ -80,7 +81,7 @@ def sevir_scores(
             metrics=["csi", "csi_m", "hits", "misses", "false_alarms"],
             thresholds=list(thresholds),
             pool=pool,
-            preserve_dims=("lead_time",) if per_lead else (),
+            preserve_dims=(LEAD_TIME_DIM,) if per_lead else (),
             batch_init_times=batch_init_times,
         )
     lowest = res.sel(threshold=min(thresholds))

@@ -276,12 +276,6 @@ class TrainedModel:
         self.module.to(device)
         return self
 
-    def forecast(self, data: Any, **kwargs: Any) -> Any:
-        """Shortcut for :func:`stgeo.forecast` ``(data, self, **kwargs)``."""
-        from ..forecast import forecast
-
-        return forecast(data, self, **kwargs)
-
     def spec_dict(self) -> dict[str, Any]:
         """The spec as saved: ``ModelSpec.to_dict()`` with the history in ``extra``."""
         d = self.spec.to_dict()

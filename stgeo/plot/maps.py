@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..conventions import get_crs, spatial_dims
+from ..conventions import INIT_TIME_DIM, LEAD_TIME_DIM, VALID_TIME_COORD, get_crs, spatial_dims
 from ..errors import DataValidationError, StgeoTypeError, UnknownNameError
 from .mapdata import add_map_features
 from .styles import FieldStyle, error_style, field_style, label_of
@@ -523,7 +523,7 @@ class _Plan:
 
 
 def _select_init(fc: xr.DataArray, init_time: Any) -> xr.DataArray:
-    inits = pd.DatetimeIndex(fc["init_time"].values)
+    inits = pd.DatetimeIndex(fc[INIT_TIME_DIM].values)
     if init_time is None:
         pos = 0
     elif isinstance(init_time, (int, np.integer)) and not isinstance(init_time, bool):
@@ -547,7 +547,7 @@ def _select_init(fc: xr.DataArray, init_time: Any) -> xr.DataArray:
 
 
 def _select_leads(fc: xr.DataArray, lead_time: Any) -> list[int]:
-    leads = pd.TimedeltaIndex(fc["lead_time"].values)
+    leads = pd.TimedeltaIndex(fc[LEAD_TIME_DIM].values)
     if lead_time is None:
         return _default_positions(len(leads))
     wanted = (
@@ -629,25 +629,25 @@ def _plan(
         obs_da = _select_extra(obs_da, ["time"], channel, "the observations")
     model = str(da.attrs.get("model", "") or da.attrs.get("model_name", "") or "forecast")
     frames: list[_Frame] = []
-    if "init_time" in da.dims or "lead_time" in da.dims:
-        if "lead_time" not in da.dims:
+    if INIT_TIME_DIM in da.dims or LEAD_TIME_DIM in da.dims:
+        if LEAD_TIME_DIM not in da.dims:
             raise DataValidationError(
                 f"a forecast needs a 'lead_time' dimension, got dims {tuple(da.dims)}"
             )
-        if "init_time" in da.dims:
+        if INIT_TIME_DIM in da.dims:
             da = _select_init(da, init_time)
         elif init_time is not None:
             raise DataValidationError("init_time given but the forecast has no init_time dim")
-        da = _select_extra(da, ["lead_time"], channel, "the forecast")
-        init = pd.Timestamp(da["init_time"].values) if "init_time" in da.coords else None
+        da = _select_extra(da, [LEAD_TIME_DIM], channel, "the forecast")
+        init = pd.Timestamp(da[INIT_TIME_DIM].values) if INIT_TIME_DIM in da.coords else None
         positions = (
-            list(range(da.sizes["lead_time"])) if all_frames else _select_leads(da, lead_time)
+            list(range(da.sizes[LEAD_TIME_DIM])) if all_frames else _select_leads(da, lead_time)
         )
         for p in positions:
             one = da.isel(lead_time=p)
-            lead = pd.Timedelta(one["lead_time"].values)
-            if "valid_time" in one.coords:
-                valid = pd.Timestamp(one["valid_time"].values)
+            lead = pd.Timedelta(one[LEAD_TIME_DIM].values)
+            if VALID_TIME_COORD in one.coords:
+                valid = pd.Timestamp(one[VALID_TIME_COORD].values)
             else:
                 valid = init + lead if init is not None else None
             arr = np.asarray(one.values, dtype=float)
@@ -810,7 +810,7 @@ def plot_field(
     )
     if title is None:
         title = ""
-        for c in ("valid_time", "time"):
+        for c in (VALID_TIME_COORD, "time"):
             if c in field2d.coords and field2d[c].ndim == 0:
                 title = _fmt_time(field2d[c].values)
                 break

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..conventions import LEAD_TIME_DIM
 from ..errors import DataValidationError, StgeoTypeError, UnknownNameError
 from .maps import _save
 
@@ -235,15 +236,15 @@ def plot_csi_vs_lead(
         ax = axes.flat[k]
         for i, (model, ds) in enumerate(tables.items()):
             da = _variable(ds, score, model)
-            if "lead_time" not in da.dims:
+            if LEAD_TIME_DIM not in da.dims:
                 raise DataValidationError(
                     f"the {score!r} scores of {model!r} have no 'lead_time' dim (dims "
                     f"{tuple(da.dims)}); score with preserve_dims=('lead_time',)"
                 )
             if t is not None and "threshold" in da.dims:
                 da = da.sel(threshold=t)
-            da = _reduce_to(da, ["lead_time"], select, model)
-            x, xlabel, _ = _lead_axis(da["lead_time"])
+            da = _reduce_to(da, [LEAD_TIME_DIM], select, model)
+            x, xlabel, _ = _lead_axis(da[LEAD_TIME_DIM])
             order = np.argsort(x)
             ax.plot(
                 x[order],
@@ -377,9 +378,9 @@ def performance_diagram(
             pod, sr = pod_all, sr_all
             if t is not None:
                 pod, sr = pod.sel(threshold=t), sr.sel(threshold=t)
-            if lead_time is not None and "lead_time" in pod.dims:
+            if lead_time is not None and LEAD_TIME_DIM in pod.dims:
                 wanted = [pd.Timedelta(v) for v in np.atleast_1d(lead_time)]
-                have = pd.TimedeltaIndex(pod["lead_time"].values)
+                have = pd.TimedeltaIndex(pod[LEAD_TIME_DIM].values)
                 bad = [w for w in wanted if w not in have]
                 if bad:
                     raise UnknownNameError(
@@ -387,8 +388,8 @@ def performance_diagram(
                         f"{[str(h) for h in have]}"
                     )
                 pod, sr = pod.sel(lead_time=wanted), sr.sel(lead_time=wanted)
-            pod = _reduce_to(pod, ["lead_time"], select, model)
-            sr = _reduce_to(sr, ["lead_time"], select, model)
+            pod = _reduce_to(pod, [LEAD_TIME_DIM], select, model)
+            sr = _reduce_to(sr, [LEAD_TIME_DIM], select, model)
             pv, sv = (
                 np.atleast_1d(np.asarray(pod.values, float)),
                 np.atleast_1d(np.asarray(sr.values, float)),
@@ -405,8 +406,8 @@ def performance_diagram(
                 markeredgewidth=0.4,
                 zorder=4,
             )
-            if "lead_time" in pod.dims and pv.size > 1 and k == 0:
-                x, _, fmt = _lead_axis(pod["lead_time"])
+            if LEAD_TIME_DIM in pod.dims and pv.size > 1 and k == 0:
+                x, _, fmt = _lead_axis(pod[LEAD_TIME_DIM])
                 for j in (0, pv.size - 1):
                     if np.isfinite(pv[j]) and np.isfinite(sv[j]):
                         ax.annotate(

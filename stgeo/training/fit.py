@@ -40,56 +40,22 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import DataValidationError, StgeoTypeError
-from .models.artifact import (
+from ..conventions import freq_string
+from ..data import open_data, variables_of
+from ..errors import DataValidationError, StgeoTypeError
+from ..models.artifact import (
     TrainedModel,
     atomic_directory,
     load_state,
     load_strict,
     save_state,
 )
-from .models.base import ModelSpec
+from ..models.base import ModelSpec
 
-__all__ = ["make_optimizer", "train"]
+__all__ = ["data_fingerprint", "make_optimizer", "train"]
 
 _CKPT_FORMAT = "stgeo-checkpoint"
 _LATEST = "latest.json"
-
-
-# -- helpers shared with forecast.py ---------------------------------------------------------
-def _open(data: Any) -> xr.Dataset:
-    """A Dataset from a Dataset, DataArray, catalog name or store path."""
-    if isinstance(data, (str, os.PathLike)):
-        from .data import open_dataset
-
-        return open_dataset(data)
-    if isinstance(data, xr.DataArray):
-        return data.to_dataset(name=data.name if data.name is not None else "data")
-    if isinstance(data, xr.Dataset):
-        return data
-    raise StgeoTypeError(
-        f"data must be an xarray Dataset/DataArray, a catalog name or a store path, "
-        f"got {type(data).__name__}"
-    )
-
-
-def _freq(step: pd.Timedelta) -> str:
-    """A compact, parseable string for a time step ('5min', '1h', '30s')."""
-    try:
-        s = pd.tseries.frequencies.to_offset(step).freqstr
-    except ValueError:  # pragma: no cover - exotic steps
-        return str(step)
-    s = s if s[:1].isdigit() else f"1{s}"
-    return s if pd.Timedelta(s) == step else str(step)
-
-
-def _variables_of(channels: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    for c in channels:
-        v = str(c).split(":", 1)[0]
-        if v not in out:
-            out.append(v)
-    return out
 
 
 def data_fingerprint(frames: xr.DataArray, extra: Mapping[str, Any] | None = None) -> str:
@@ -97,7 +63,7 @@ def data_fingerprint(frames: xr.DataArray, extra: Mapping[str, Any] | None = Non
 
     It identifies the training data without reading the values (cheap on any size).
     """
-    from .conventions import spatial_dims
+    from ..conventions import spatial_dims
 
     sd = spatial_dims(frames)
     t = frames["time"].values
@@ -127,14 +93,14 @@ def _split_ranges(
     ds: xr.Dataset, splits: Any
 ) -> tuple[dict[str, tuple[pd.Timestamp, pd.Timestamp]], str]:
     """Resolve ``splits`` into inclusive (start, end) time ranges; return them and the source."""
-    from .data import split_by_time
+    from ..data import split_by_time
 
     source = "argument"
     if splits is None:
         name = ds.attrs.get("stgeo_catalog")
         entry = None
         if name:
-            from .data.catalog import get_entry
+            from ..data.catalog import get_entry
 
             with contextlib.suppress(KeyError, ValueError):
                 entry = get_entry(str(name))
@@ -430,7 +396,7 @@ def _augmentation(augment: Any) -> Callable[..., Any] | None:
     if callable(augment) and not isinstance(augment, str):
         return augment
     if isinstance(augment, str):
-        from ._registry import AUGMENTATIONS
+        from .._registry import AUGMENTATIONS
 
         return AUGMENTATIONS.get(augment)
     raise StgeoTypeError(
@@ -449,7 +415,7 @@ def _augment_name(augment: Any) -> str | None:
 
 def _auxiliary_loss(module: Any) -> Callable[..., Any] | None:
     """The model's own extra training term (e.g. TAU's differential divergence), if any."""
-    from .models.losses import aux_loss_of
+    from ..models.losses import aux_loss_of
 
     found = aux_loss_of(module)
     if found is None:
@@ -638,11 +604,11 @@ def train(
     """
     import torch
 
-    from .data import BatchLoader, Normalizer, Windows, to_frames
-    from .models.base import create_model
-    from .models.losses import LOSSES, pointwise_loss, threshold_weights, weight_table
-    from .models.runtime import autocast
-    from .options import resolve_device, show_progress
+    from ..data import BatchLoader, Normalizer, Windows, to_frames
+    from ..models.base import create_model
+    from ..models.losses import LOSSES, pointwise_loss, threshold_weights, weight_table
+    from ..models.runtime import autocast
+    from ..options import resolve_device, show_progress
 
     # -- arguments ----------------------------------------------------------------------
     if out_steps is None:
@@ -673,7 +639,7 @@ def train(
             f"warmup must be a fraction (< 1) or a number of steps, got {warmup!r}"
         )
     aug = _augmentation(augment)
-    from ._registry import MODELS
+    from .._registry import MODELS
 
     entry = MODELS.entry(model) if isinstance(model, str) else None
     if entry is None:
@@ -681,18 +647,18 @@ def train(
             f"model must be a registered model name (str), got {type(model).__name__}"
         )
 
-    ds = _open(data)
+    ds = open_data(data)
     frames = to_frames(ds, variable)
     channels = [str(c) for c in frames["channel"].values]
-    variables = _variables_of(channels)
-    from .conventions import spatial_dims, time_step
+    variables = variables_of(channels)
+    from ..conventions import spatial_dims, time_step
 
     sdims = spatial_dims(frames)
     grid = (int(frames.sizes[sdims[0]]), int(frames.sizes[sdims[1]]))
     step = time_step(frames)
     catalog = ds.attrs.get("stgeo_catalog")
     if thresholds is None and catalog:
-        from .data.catalog import get_entry
+        from ..data.catalog import get_entry
 
         with contextlib.suppress(KeyError, ValueError):
             thresholds = list(get_entry(str(catalog)).thresholds) or None
@@ -743,7 +709,7 @@ def train(
         grid_shape=grid,
         **model_kwargs,
     )
-    from .models.runtime import prepare_for_training
+    from ..models.runtime import prepare_for_training
 
     prepare_for_training(module, dev)  # device, channels-last layout, CPU allocator tuning
     params = [p for p in module.parameters() if p.requires_grad]
@@ -802,7 +768,7 @@ def train(
         "target_offsets": out_off,
         "channels": channels,
         "grid": list(grid),
-        "time_step": _freq(step),
+        "time_step": freq_string(step),
         "normalization": normalizer.to_dict(),
         "data_fingerprint": fingerprint,
         **settings,
@@ -881,7 +847,7 @@ def train(
             out_steps=len(out_off),
             variables=variables,
             channels=channels,
-            time_step=_freq(step),
+            time_step=freq_string(step),
             grid_shape=grid,
             spatial_dims=tuple(sdims),
             hyperparameters=json.loads(json.dumps(hp, default=str)),

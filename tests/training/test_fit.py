@@ -1,4 +1,4 @@
-"""stgeo.train: the one training loop (splits, normaliser, schedule, early stopping, resume)."""
+"""stgeo.training: the one training loop (splits, normaliser, schedule, early stopping, resume)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from stgeo._registry import AUGMENTATIONS
 from stgeo.data import Normalizer, to_frames
 from stgeo.errors import DataValidationError, UnknownNameError
 from stgeo.models import load_model, register_model
-from stgeo.train import _lr_factor, train
+from stgeo.training.fit import _lr_factor, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"hid_S": 4, "hid_T": 8, "N_S": 2, "N_T": 1}
@@ -295,7 +295,7 @@ SCRIPT = """
 import json, os, signal, sys
 import torch
 torch.set_num_threads(1)
-from stgeo.train import train
+from stgeo.training.fit import train
 
 store, ckdir, kill_at, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 calls = {"n": 0}
@@ -386,7 +386,7 @@ def test_optimizer_state_round_trip_keeps_channels_last_layout(tmp_path):
     import torch
 
     from stgeo.models.artifact import load_state, save_state
-    from stgeo.train import _load_optimizer_state, _optimizer_state, make_optimizer
+    from stgeo.training.fit import _load_optimizer_state, _optimizer_state, make_optimizer
 
     torch.manual_seed(0)
     m = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3), torch.nn.Conv2d(8, 2, 1))

@@ -1,4 +1,4 @@
-"""stgeo.forecast: labels, baselines, rollout, Zarr output, and errors raised before compute."""
+"""stgeo.forecasting: labels, baselines, rollout, Zarr output, and errors raised before compute."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import xarray as xr
 import stgeo
 from stgeo.data import Normalizer, to_frames
 from stgeo.errors import DataValidationError, StgeoTypeError, UnknownNameError
-from stgeo.forecast import forecast, forecast_array, rollout_offsets
+from stgeo.forecasting import forecast, forecast_array, rollout_offsets
 from stgeo.models import ModelSpec, TrainedModel, load_model, register_model
 
 CALLS = {"n": 0}
@@ -265,8 +265,8 @@ def test_valid_time_matches_pandas(storms):
 
 
 def test_zarr_output_is_atomic_and_resumes(tmp_path, storms, monkeypatch):
-    # the module, not the function stgeo.forecast that shadows it on the package
-    fmod = importlib.import_module("stgeo.forecast")
+    # the module that holds forecast_array
+    fmod = importlib.import_module("stgeo.forecasting.api")
     tm, _ = _step_model(storms)
     real = fmod.forecast_array
     seen = {"n": 0}

@@ -28,10 +28,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import DataValidationError, StgeoTypeError, StgeoWarning
-from .models.artifact import TrainedModel, load_model
-from .models.base import ModelSpec
-from .train import _freq, _open, _variables_of
+from ..conventions import INIT_TIME_DIM, LEAD_TIME_DIM, VALID_TIME_COORD, freq_string
+from ..data import open_data, variables_of
+from ..errors import DataValidationError, StgeoTypeError, StgeoWarning
+from ..models.artifact import TrainedModel, load_model
+from ..models.base import ModelSpec
 
 __all__ = ["forecast", "forecast_array", "rollout_offsets"]
 
@@ -138,7 +139,7 @@ def forecast_array(
     """
     import torch
 
-    from .models.runtime import predict
+    from ..models.runtime import predict
 
     leads = _leads(lead_steps)
     inp_off, out_off = _spec_offsets(spec)
@@ -162,7 +163,7 @@ def forecast_array(
         )
     normalizer = None
     if normalize and spec.normalization:
-        from .data import Normalizer
+        from ..data import Normalizer
 
         normalizer = Normalizer.from_dict(spec.normalization)
     t = torch.from_numpy(x)
@@ -316,11 +317,11 @@ def _resolve_model(
     """(module, spec, label) for a name, path, TrainedModel or nn.Module."""
     import torch
 
-    from ._registry import MODELS
-    from .models.base import create_model
+    from .._registry import MODELS
+    from ..models.base import create_model
 
     channels = [str(c) for c in frames["channel"].values]
-    variables = _variables_of(channels)
+    variables = variables_of(channels)
     if isinstance(model, TrainedModel) or (
         isinstance(model, (str, os.PathLike)) and _is_path(model)
     ):
@@ -381,7 +382,7 @@ def _resolve_model(
         entry.name, in_steps=n_in, out_steps=n_out, channels=len(channels), grid_shape=None, **kw
     )
     spec = ModelSpec(
-        entry.name, n_in, n_out, variables, channels, _freq(step), None, hyperparameters=kw
+        entry.name, n_in, n_out, variables, channels, freq_string(step), None, hyperparameters=kw
     )
     return module, spec, entry.name
 
@@ -409,9 +410,9 @@ def _bare_spec(module: Any, frames: xr.DataArray, step: pd.Timedelta, in_steps: 
         type(module).__name__,
         in_steps,
         int(y.shape[1]),
-        _variables_of(channels),
+        variables_of(channels),
         channels,
-        _freq(step),
+        freq_string(step),
         tuple(frames.shape[-2:]),
     )
 
@@ -428,7 +429,8 @@ def _check_compat(
     if pd.Timedelta(spec.time_step) != step:
         raise DataValidationError(
             f"the model {label!r} was trained on a time step of {spec.time_step}, the data have "
-            f"{_freq(step)}; resample the data, e.g. ds.resample(time={spec.time_step!r}).mean()"
+            f"{freq_string(step)}; resample the data, e.g. "
+            f"ds.resample(time={spec.time_step!r}).mean()"
         )
     grid = tuple(int(v) for v in frames.shape[-2:])
     if spec.grid_shape is not None and tuple(spec.grid_shape) != grid:
@@ -443,7 +445,7 @@ def _check_compat(
             f"the data have {sdims}"
         )
     if spec.normalization:  # a malformed normaliser fails here, not inside the first batch
-        from .data import Normalizer
+        from ..data import Normalizer
 
         try:
             Normalizer.from_dict(spec.normalization)
@@ -584,10 +586,10 @@ def forecast(
     >>> fc.valid_time.shape
     (2, 2)
     """
-    from .conventions import spatial_dims, time_step
-    from .data import StoreBuilder, Windows, from_frames, open_dataset, to_frames
-    from .models.runtime import prepare_for_inference, resolve_precision
-    from .options import resolve_device, show_progress
+    from ..conventions import spatial_dims, time_step
+    from ..data import StoreBuilder, Windows, from_frames, open_dataset, to_frames
+    from ..models.runtime import prepare_for_inference, resolve_precision
+    from ..options import resolve_device, show_progress
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise DataValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -608,7 +610,7 @@ def forecast(
         isinstance(in_steps, bool) or not isinstance(in_steps, int) or in_steps < 1
     ):
         raise DataValidationError(f"in_steps must be a positive integer, got {in_steps!r}")
-    ds = _open(data)
+    ds = open_data(data)
     # the variables: the model's, unless asked otherwise
     trained_vars = None
     if isinstance(model, TrainedModel):
@@ -672,7 +674,7 @@ def forecast(
     attrs_extra = {
         "model": label if len(label) < 300 else spec.model,
         "model_name": spec.model,
-        "time_step": _freq(step),
+        "time_step": freq_string(step),
         "in_steps": spec.in_steps,
         "out_steps": spec.out_steps,
     }
@@ -682,19 +684,19 @@ def forecast(
         lt = np.asarray(lead_td, dtype="timedelta64[ns]")
         da = xr.DataArray(
             arr,
-            dims=("init_time", "lead_time", "channel", *sdims),
+            dims=(INIT_TIME_DIM, LEAD_TIME_DIM, "channel", *sdims),
             coords={
-                "init_time": it,
-                "lead_time": lt,
-                "valid_time": (("init_time", "lead_time"), it[:, None] + lt[None, :]),
+                INIT_TIME_DIM: it,
+                LEAD_TIME_DIM: lt,
+                VALID_TIME_COORD: ((INIT_TIME_DIM, LEAD_TIME_DIM), it[:, None] + lt[None, :]),
             },
         )
         out = from_frames(da, channels, ds)
         for v in out.values():
             v.attrs.update(attrs_extra)
-            v["init_time"].attrs.update(long_name="forecast initial time (last input time)")
-            v["lead_time"].attrs.update(long_name="forecast lead time")
-            v["valid_time"].attrs.update(long_name="time the forecast is valid for")
+            v[INIT_TIME_DIM].attrs.update(long_name="forecast initial time (last input time)")
+            v[LEAD_TIME_DIM].attrs.update(long_name="forecast lead time")
+            v[VALID_TIME_COORD].attrs.update(long_name="time the forecast is valid for")
         return out
 
     def batches():
@@ -718,7 +720,7 @@ def forecast(
     compute = job.batch
     shape = (n, len(leads), len(channels), *frames.shape[-2:])
     if lazy:
-        from .data import to_zarr
+        from ..data import to_zarr
 
         arr = _lazy_forecasts(job, n, chunk_size or 8 * batch_size, shape[1:])
         out = label_batch(arr, win.init_times)
@@ -752,7 +754,7 @@ def forecast(
     )
     template = xr.Dataset(label_batch(lazy, win.init_times))
     template.attrs.update(title="stgeo forecast", **attrs_extra)
-    builder = StoreBuilder(output, template, dim="init_time", chunks={"init_time": batch_size})
+    builder = StoreBuilder(output, template, dim=INIT_TIME_DIM, chunks={INIT_TIME_DIM: batch_size})
     for s, idx in batches():
         if builder.is_done(s):
             continue
