@@ -1,0 +1,1 @@
+"""Augmentations: transforms of training batches (not models), registered by name."""
