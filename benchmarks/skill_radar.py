@@ -1,0 +1,130 @@
+"""Radar nowcasting skill with the protocol of specs/evaluation.md (``skill_radar``).
+
+Builds the three test events' Zarr stores from ``../shared/data`` with the catalog recipes (once,
+into ``--cache``), forecasts 12 steps from every origin t0 = 3, 7, 11, ... (4 input frames) on
+the full native grid with each method, and scores them with ``stgeo.score``: NaN (no data) is
+0 mm/h in both fields, event = value >= threshold, hits/misses/false alarms summed over all
+pixels and origins of an event per lead step, CSI per event, then the unweighted mean over the
+events at ~30 and ~60 min (steps 6/12 for 5-min data, 5/10 for the 6-min BoM event).
+
+Baselines (persistence, Lucas-Kanade extrapolation, S-PROG) are recomputed in the same run with
+the same code; learned models are given as trained model directories (``--model DIR``, their
+registry name is taken from the spec).
+
+    python benchmarks/skill_radar.py [--quick] [--model DIR ...] [--cache DIR]
+
+``--quick`` scores one event (MeteoSwiss 2017-01-31) from 2 origins: a smoke test of the
+pipeline, not a skill figure. Ends with one JSON line (keys of specs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# keep this folder off sys.path: benchmarks/dask.py would shadow the dask package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+
+import argparse
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+import stgeo
+from stgeo.datasets import build_from_catalog
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+TEST_EVENTS = ("radar-fmi-20160928", "radar-bom2-20180616", "radar-mch-20170131")
+BASELINES = ("persistence", "extrapolation", "sprog")
+THRESHOLDS = (0.1, 1.0, 5.0)
+IN_STEPS, OUT_STEPS, STRIDE = 4, 12, 4
+
+
+def origins(n_times: int, quick: bool) -> list[int]:
+    """Protocol origins t0 = 3, 7, 11, ... with 12 future frames inside the event."""
+    idx = list(range(IN_STEPS - 1, n_times - OUT_STEPS, STRIDE))
+    return idx[:2] if quick else idx
+
+
+def report_leads(step: pd.Timedelta) -> dict[str, int]:
+    """Lead steps reported as ~30 and ~60 min for a time step."""
+    k30 = round(pd.Timedelta("30min") / step)
+    return {"30min": k30, "60min": 2 * k30}
+
+
+def open_event(name: str, cache: Path) -> xr.Dataset:
+    with stgeo.set_options(cache_dir=str(cache)):
+        build_from_catalog(name, data_root=SHARED)
+        return stgeo.open_dataset(name)
+
+
+def forecast_event(ds: xr.Dataset, model: str, quick: bool) -> xr.DataArray:
+    rr = ds.rain_rate.fillna(0.0)  # the protocol: no data is 0 mm/h
+    t0 = origins(rr.sizes["time"], quick)
+    kw = {"in_steps": IN_STEPS} if not Path(model).exists() else {}
+    return stgeo.forecast(
+        rr, model, init_times=rr.time.values[t0], lead_steps=OUT_STEPS, progress=False, **kw
+    )
+
+
+def score_event(fc: xr.DataArray, obs: xr.DataArray) -> xr.Dataset:
+    """CSI and frequency bias per threshold and lead, pooled over pixels and origins."""
+    fc = fc.fillna(0.0)
+    obs = obs.fillna(0.0)
+    return stgeo.score(
+        fc, obs, metrics=["csi", "frequency_bias"], thresholds=list(THRESHOLDS)
+    ).compute()
+
+
+def method_row(per_event: dict[str, xr.Dataset], steps: dict[str, pd.Timedelta]) -> dict:
+    row: dict[str, float] = {}
+    for label in ("30min", "60min"):
+        for thr, key in ((1.0, "1"), (5.0, "5"), (0.1, "01")):
+            csis, biases = [], []
+            for ev, sc in per_event.items():
+                lead = pd.Timedelta(steps[ev]) * report_leads(steps[ev])[label]
+                sel = {"threshold": thr, "lead_time": lead}
+                csis.append(float(sc.csi.sel(sel)))
+                biases.append(float(sc.frequency_bias.sel(sel)))
+            row[f"csi{key}_{label}"] = round(float(np.mean(csis)), 4)
+            row[f"bias{key}_{label}"] = round(float(np.mean(biases)), 3)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--model", action="append", default=[], help="trained model directory")
+    ap.add_argument("--cache", default=str(Path.home() / ".cache" / "stgeo"))
+    args = ap.parse_args()
+    if not SHARED.is_dir():
+        sys.exit(f"needs the real radar data in {SHARED}")
+    events = TEST_EVENTS[2:] if args.quick else TEST_EVENTS
+    data = {ev: open_event(ev, Path(args.cache)) for ev in events}
+    steps = {ev: pd.Timedelta(stgeo.conventions.time_step(ds)) for ev, ds in data.items()}
+    methods = [*BASELINES, *args.model]
+    results: dict[str, dict] = {}
+    for m in methods:
+        name = stgeo.load_model(m).spec.model if Path(m).exists() else m
+        t = time.perf_counter()
+        per_event = {
+            ev: score_event(forecast_event(ds, m, args.quick), ds.rain_rate)
+            for ev, ds in data.items()
+        }
+        results[name] = method_row(per_event, steps)
+        results[name]["forecast_seconds"] = round(time.perf_counter() - t, 1)
+        print(f"{name:14s}", json.dumps(results[name]), flush=True)
+    cols = ["csi1_30min", "csi1_60min", "csi5_30min", "csi5_60min", "bias1_30min", "bias1_60min"]
+    print(f"\nmean over {len(events)} test event(s): " + ", ".join(events))
+    print(f"{'method':14s}" + "".join(f"{c:>12s}" for c in cols))
+    for name, row in results.items():
+        print(f"{name:14s}" + "".join(f"{row[c]:12.3f}" for c in cols))
+    print(json.dumps({**results, "events": list(events), "quick": args.quick}))
+
+
+if __name__ == "__main__":
+    main()
