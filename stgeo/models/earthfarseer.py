@@ -47,7 +47,7 @@ from .layers import (
 from .layers.afno import FourierBlock, interpolate_pos_embed
 from .layers.inception import InceptionBlock, check_kernels
 
-__all__ = ["FoTF", "EarthFarseer", "TeDev"]
+__all__ = ["EarthFarseer", "FoTF", "TeDev"]
 
 
 class FoTF(nn.Module):
@@ -298,9 +298,12 @@ class EarthFarseer(ForecastModule):
         )
         self.decoder = FrameDecoder(hid_S, channels, N_S, spatio_kernel)
         self.multiple = math.lcm(patch, self.encoder.factor)
-        # output skip from the input frames, initialised to persistence (last frame repeated)
+        # output skip from the input frames, initialised to persistence (last frame repeated);
+        # with the decoder's read-out zeroed the untrained model *is* persistence
         self.persist = nn.Conv2d(in_steps * channels, out_steps * channels, 1)
         with torch.no_grad():
+            self.decoder.readout.weight.zero_()
+            self.decoder.readout.bias.zero_()
             self.persist.weight.zero_()
             self.persist.bias.zero_()
             for j in range(out_steps):
