@@ -131,29 +131,30 @@ class FourierMixer(nn.Module):
             self.b1 = nn.Parameter(torch.zeros(num_blocks, hb))
             self.b2 = None
 
-    def _matrix(self, w: torch.Tensor) -> torch.Tensor:
-        """The dense block-diagonal real form of a complex block weight (float32)."""
-        return torch.block_diag(*_realify(w.float()))
+    def _matrix(self, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The dense block-diagonal real form of a complex block weight."""
+        return torch.block_diag(*_realify(w.to(dtype)))
 
     def _hidden(self, z: torch.Tensor) -> torch.Tensor:
         if self.activation == "split":
-            return F.relu(z + self.b1.float().flatten())
-        return _modrelu(z.unflatten(-1, (-1, 2)), self.b1.float().flatten()).flatten(-2)
+            return F.relu(z + self.b1.to(z.dtype).flatten())
+        return _modrelu(z.unflatten(-1, (-1, 2)), self.b1.to(z.dtype).flatten()).flatten(-2)
 
     def _shrink(self, z: torch.Tensor) -> torch.Tensor:
         if self.activation == "split":
-            return F.softshrink(z + self.b2.float().flatten(), self.sparsity)
+            return F.softshrink(z + self.b2.to(z.dtype).flatten(), self.sparsity)
         return _modrelu(z.unflatten(-1, (-1, 2)), -self.sparsity).flatten(-2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, d = x.shape
-        # all in float32: torch.fft has no bf16 CPU kernels, and the mode MLP is small
+        # float32 (float64 for float64 input): torch.fft has no bf16 CPU kernels
         with torch.autocast(x.device.type, enabled=False):
-            spec = torch.fft.rfft2(x.float(), dim=(1, 2), norm="ortho")
+            ct = torch.float64 if x.dtype == torch.float64 else torch.float32
+            spec = torch.fft.rfft2(x.to(ct), dim=(1, 2), norm="ortho")
             # (B, h, w//2+1, d) complex -> (modes, 2d), real/imag interleaved per channel
             z = torch.view_as_real(spec).reshape(-1, 2 * d)
-            z = self._hidden(z @ self._matrix(self.w1))
-            z = self._shrink(z @ self._matrix(self.w2)).reshape(b, h, w // 2 + 1, d, 2)
+            z = self._hidden(z @ self._matrix(self.w1, ct))
+            z = self._shrink(z @ self._matrix(self.w2, ct)).reshape(b, h, w // 2 + 1, d, 2)
             out = torch.fft.irfft2(torch.view_as_complex(z), s=(h, w), dim=(1, 2), norm="ortho")
         return out.to(x.dtype)
 
