@@ -75,8 +75,14 @@ def test_small_variant_on_sevir_and_latlon_grids(shape, tokens, latent):
 
 @pytest.mark.parametrize(
     ("shape", "padded"),
-    [((1, 1), (8, 8)), ((5, 3), (8, 8)), ((27, 45), (32, 48)), ((33, 70), (40, 72)),
-     ((48, 36), (48, 40)), ((81, 9), (88, 16))],
+    [
+        ((1, 1), (8, 8)),
+        ((5, 3), (8, 8)),
+        ((27, 45), (32, 48)),
+        ((33, 70), (40, 72)),
+        ((48, 36), (48, 40)),
+        ((81, 9), (88, 16)),
+    ],
 )
 def test_any_grid_latent_from_the_tensors(shape, padded):
     """Odd sizes, sizes divisible by 3, not multiples of the patch, H != W, a single pixel."""
@@ -183,8 +189,9 @@ def test_phase_mixer_is_shift_equivariant_and_split_is_not():
         worst_split = 0.0
         for shift in ((1, 0), (3, 5), (-2, 7)):
             xs = x.roll(shift, dims=(1, 2))
-            torch.testing.assert_close(phase(xs), phase(x).roll(shift, dims=(1, 2)), atol=1e-5,
-                                       rtol=1e-5)
+            torch.testing.assert_close(
+                phase(xs), phase(x).roll(shift, dims=(1, 2)), atol=1e-5, rtol=1e-5
+            )
             d = (split(xs) - split(x).roll(shift, dims=(1, 2))).abs().max()
             worst_split = max(worst_split, float(d))
     assert worst_split > 1e-2
@@ -348,6 +355,10 @@ def test_trained_on_small_grid_forecasts_a_larger_grid(trained):
     a_in = a[..., 4 + margin : 48 - margin, 4 + margin : 80 - margin]
     b_in = b[..., margin : 44 - margin, margin : 76 - margin]
     gap = float((a_in - b_in).square().mean().sqrt())
-    change = float((a_in - x[:, -1:, :, 4 + margin : 48 - margin, 4 + margin : 80 - margin])
-                   .square().mean().sqrt())
-    assert gap < 0.5 * change
+    change = float(
+        (a_in - x[:, -1:, :, 4 + margin : 48 - margin, 4 + margin : 80 - margin])
+        .square()
+        .mean()
+        .sqrt()
+    )
+    assert gap < 0.25 * change
