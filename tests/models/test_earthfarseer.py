@@ -282,6 +282,15 @@ def test_bad_hyperparameters(hp):
         stgeo.create_model("earthfarseer", **hp)
 
 
+def test_split_activation_model_trains_and_runs_in_bf16():
+    m = tiny(fourier_act="split", fotf_rounds=2)
+    x = torch.randn(2, 4, 1, 19, 26)
+    m(x).square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in m.parameters())
+    with torch.no_grad(), runtime.autocast("cpu", "bf16"):
+        assert torch.isfinite(m.eval()(x)).all()
+
+
 def test_interaction_rounds_reuse_the_same_weights():
     one, two = tiny(fotf_rounds=1), tiny(fotf_rounds=2)
     assert n_params(one) == n_params(two)
