@@ -1,6 +1,13 @@
 """Models: the Forecaster protocol, ModelSpec, the model registry, baselines and networks."""
 
-from . import baselines, convlstm, extrapolation, simvp, sprog  # noqa: F401  (register the models)
+from . import (  # noqa: F401  (importing a model module registers its names)
+    baselines,
+    convlstm,
+    earthfarseer,
+    extrapolation,
+    simvp,
+    sprog,
+)
 from .artifact import TrainedModel, load_model
 from .base import (
     Forecaster,
