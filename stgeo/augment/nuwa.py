@@ -138,13 +138,18 @@ class _Block(nn.Module):
         hidden = max(1, int(dim * mlp_ratio))
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
-    def forward(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, t: torch.Tensor, need_weights: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         b, n, d = t.shape
         qkv = self.qkv(self.norm1(t)).view(b, n, 3, self.heads, d // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, d_head)
-        attn = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1)
-        out = (attn.to(v.dtype) @ v).transpose(1, 2).reshape(b, n, d)
-        t = t + self.proj(out)
+        if need_weights:
+            attn = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1)
+            out = attn.to(v.dtype) @ v
+        else:  # the same attention, fused (no N x N matrix kept for backward)
+            attn, out = None, F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        t = t + self.proj(out.transpose(1, 2).reshape(b, n, d))
         return t + self.mlp(self.norm2(t)), attn
 
 
@@ -244,12 +249,15 @@ class DiscoveryViT(nn.Module):
             return self.pos
         return F.interpolate(self.pos, size=(gh, gw), mode="bilinear", align_corners=False)
 
-    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward_with_attention(
+        self, x: torch.Tensor, need_weights: bool = True
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The reconstruction ``(B, T, C, H, W)`` and every block's attention ``(B, heads, N, N)``.
 
         Tokens are numbered row-major over the patch grid (``N = gh * gw``); row ``i`` of an
         attention matrix is how token ``i`` (the query) distributes its attention over all
-        tokens (the keys), so every row sums to 1.
+        tokens (the keys), so every row sums to 1. With ``need_weights=False`` the attention
+        is fused (faster, no ``N x N`` matrix kept) and the list is empty.
         """
         _check_window(x)
         b, t, c, h, w = x.shape
@@ -264,15 +272,16 @@ class DiscoveryViT(nn.Module):
         tokens = (self.embed(z) + self._pos(gh, gw)).flatten(2).transpose(1, 2)  # (B, N, D)
         maps = []
         for block in self.blocks:
-            tokens, attn = block(tokens)
-            maps.append(attn)
+            tokens, attn = block(tokens, need_weights)
+            if attn is not None:
+                maps.append(attn)
         tokens = self.norm(tokens).transpose(1, 2).reshape(b, self.embed_dim, gh, gw)
         out = self.head(tokens)[..., :h, :w]
         return out.reshape(b, t, c, h, w), maps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The reconstruction of ``x`` (same shape)."""
-        return self.forward_with_attention(x)[0]
+        """The reconstruction of ``x`` (same shape), with fused attention."""
+        return self.forward_with_attention(x, need_weights=False)[0]
 
 
 def _first_tensor(batch: Any) -> torch.Tensor:

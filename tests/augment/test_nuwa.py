@@ -428,3 +428,36 @@ def test_fit_discovery_inputs():
         fit_discovery([], steps=3)
     with pytest.raises(DataValidationError):
         fit_discovery([torch.randn(2, 8, 8)], steps=1)
+
+
+def test_fused_and_explicit_attention_agree():
+    vit = _vit(heads=2, depth=2)
+    x = torch.randn(2, 3, 2, 13, 21)
+    with torch.no_grad():
+        fused, none = vit.forward_with_attention(x, need_weights=False)
+        explicit, maps = vit.forward_with_attention(x)
+    assert none == [] and len(maps) == 2
+    assert torch.allclose(fused, explicit, atol=1e-5)
+    assert torch.equal(vit(x), fused)
+
+
+def test_train_accepts_the_augmentation_as_a_callable():
+    """The current loop's ``augment=`` slot takes the transform as it is (batches grow)."""
+    ds = stgeo.testing.storm_cells(n_times=30, shape=(16, 16), seed=0, resolution_km=12)
+    vit = DiscoveryViT(3, 1, patch_size=2, embed_dim=8)
+    calls = []
+
+    class Counting(NuwaAugment):
+        def __call__(self, x, y, keys=None):
+            xa, ya = super().__call__(x, y, keys)
+            calls.append((x.shape[0], xa.shape[0], ya.shape[0]))
+            return xa, ya
+
+    m = stgeo.train(
+        ds, "simvp", variable="rain_rate", in_steps=3, out_steps=2, epochs=1,
+        max_steps_per_epoch=2, max_val_steps=1, batch_size=4, precision="fp32",
+        progress=False, augment=Counting(vit, k=4, p=0.5, seed=0),
+        hid_S=4, hid_T=8, N_S=2, N_T=1,
+    )  # fmt: skip
+    assert calls == [(4, 6, 6), (4, 6, 6)]
+    assert np.isfinite(m.history[-1]["train_loss"])
