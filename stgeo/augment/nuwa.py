@@ -450,13 +450,24 @@ def _shifted(z: torch.Tensor, p: int, h: int, w: int) -> list[torch.Tensor]:
     ]
 
 
+def _neighbour_sum(z: torch.Tensor, p: int) -> torch.Tensor:
+    """Sum over the 8 neighbour patches of the pixel at the same position (zero outside).
+
+    Separable: ``side`` = left + right neighbours, then the rows above and below of
+    ``z + side`` (3 patches each) are added — 5 additions instead of 8, no subtraction.
+    """
+    h, w = z.shape[-2:]
+    zp = F.pad(z, (p, p, 0, 0))
+    side = zp[..., :w] + zp[..., 2 * p : 2 * p + w]
+    rows = F.pad(z + side, (0, 0, p, p))
+    return rows[..., :h, :] + rows[..., 2 * p : 2 * p + h, :] + side
+
+
 def _neighbour_mean(z: torch.Tensor, p: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean over the 8 neighbour patches at the same pixel position; and where one exists."""
     h, w = z.shape[-2:]
-    ones = torch.ones(1, 1, h, w, dtype=z.dtype, device=z.device)
-    total = torch.stack(_shifted(z, p, h, w)).sum(dim=0)
-    count = torch.stack(_shifted(ones, p, h, w)).sum(dim=0)
-    return total / count.clamp(min=1), count > 0
+    count = _neighbour_sum(torch.ones(1, 1, h, w, dtype=z.dtype, device=z.device), p)
+    return _neighbour_sum(z, p) / count.clamp(min=1), count > 0
 
 
 def _random_neighbour(
