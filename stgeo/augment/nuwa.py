@@ -615,8 +615,9 @@ class NuwaAugment:
     patch_size : int, optional
         Must equal the model's (the default); accepted so settings can be spelled out.
     cache : bool
-        Keep importance maps by ``keys`` passed to :meth:`__call__` (window ids that identify
-        the exact input, crop included) and reuse them; saved with :meth:`save`.
+        Keep importance maps by ``keys`` passed to :meth:`__call__` (int or str window ids
+        that identify the exact input, crop included) and reuse them; saved with
+        :meth:`save`. Only valid while the discovery model stays fixed.
 
     Examples
     --------
@@ -691,6 +692,8 @@ class NuwaAugment:
             return patch_importance(self.model, x)
         if len(keys) != x.shape[0]:
             raise DataValidationError(f"got {len(keys)} keys for {x.shape[0]} samples")
+        if any(isinstance(key, bool) or not isinstance(key, (int, str)) for key in keys):
+            raise StgeoTypeError("cache keys must be ints or strings (window ids), e.g. [0, 1]")
         todo = [i for i, key in enumerate(keys) if key not in self.cache]
         if todo:
             fresh = patch_importance(self.model, x[todo])
@@ -737,8 +740,8 @@ class NuwaAugment:
 
         ``discovery.safetensors`` holds the model's state dict, ``nuwa.json`` the format,
         the model's constructor keywords and the augmentation settings,
-        ``importance.safetensors`` the cached importance maps (when caching with int or
-        str keys). Nothing is pickled. Files are written under temporary names and renamed.
+        ``importance.safetensors`` the cached importance maps (when caching). Nothing is
+        pickled. Files are written under temporary names and renamed.
         """
         from safetensors.torch import save_file
 

@@ -385,6 +385,10 @@ def test_importance_cache_reuses_maps():
     aug.cache[1] = torch.zeros(2, 3)  # a cached map is used, not recomputed
     again = aug.importance(x, keys=[0, 1, 2])
     assert torch.equal(again[0], first[0]) and torch.equal(again[1], torch.zeros(2, 3))
+    with pytest.raises(StgeoTypeError, match="ints or strings"):
+        aug.importance(x, keys=[(0, 1), 1, 2])
+    with pytest.raises(DataValidationError, match="2 keys for 3"):
+        aug.importance(x, keys=[0, 1])
 
 
 # -- fitting ---------------------------------------------------------------------------------
