@@ -1,6 +1,6 @@
 """Models: the Forecaster protocol, ModelSpec, the model registry, baselines and networks."""
 
-from . import baselines, convlstm, extrapolation, simvp  # noqa: F401  (register the baselines)  # noqa: F401  (register the learned models)
+from . import baselines, convlstm, extrapolation, predformer, simvp, swin  # noqa: F401  (register the baselines)  # noqa: F401  (register the learned models)
 from .artifact import TrainedModel, load_model
 from .base import (
     Forecaster,
