@@ -132,14 +132,14 @@ class PredFormer(ForecastModule):
     def _mix(self, z: torch.Tensor) -> torch.Tensor:
         """Run the layers on ``(B, T, L, dim)``, transposing only when the axis changes."""
         spatial = True  # z is (B, T, L, dim): attention over L
-        for axis, layer in zip(self.axes, self.layers):
+        for axis, layer in zip(self.axes, self.layers, strict=True):
             if (axis == "s") != spatial:
                 z, spatial = z.transpose(1, 2).contiguous(), not spatial
             z = layer(z)
         return z if spatial else z.transpose(1, 2)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, c, h0, w0 = x.shape
+        b, _, c, h0, w0 = x.shape
         p = self.patch
         x = pad_to_multiple(x, p)
         z, h, w = self._tokens(x)

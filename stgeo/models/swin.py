@@ -230,5 +230,5 @@ register_model(
     "swin-taxibj",
     _build_swin,
     defaults=_TAXIBJ,
-    description="Swin translator, TaxiBJ benchmark scale (hid_S 32, hid_T 256, N_T 8, drop path 0.1)",
+    description="Swin translator, TaxiBJ scale (hid_S 32, hid_T 256, N_T 8, drop path 0.1)",
 )

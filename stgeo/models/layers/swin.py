@@ -222,11 +222,10 @@ class WindowAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, geo: WindowGeometry) -> torch.Tensor:
         """Attend within the windows of ``geo``; ``x`` is ``(B, h*w, dim)``, row-major tokens."""
-        b, length, dim = x.shape
+        b, _, dim = x.shape
         n = geo.tokens
-        qkv = (
-            self.qkv(x).index_select(1, geo.gather).view(b, -1, n, 3, self.heads, dim // self.heads)
-        )
+        qkv = self.qkv(x).index_select(1, geo.gather)
+        qkv = qkv.view(b, -1, n, 3, self.heads, dim // self.heads)
         q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).flatten(1, 2).unbind(0)
         bias = self.attention_bias(geo, b, q.dtype)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
