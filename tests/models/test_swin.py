@@ -52,8 +52,10 @@ def brute_force_window_attention(att: WindowAttention, x: torch.Tensor, h: int, 
     ix = px[None, :].expand(h, w).flatten()
     same = (win[:, None] == win[None, :]) & (reg[:, None] == reg[None, :])
     k = 2 * att.window - 1
-    rel = (iy[:, None] - iy[None, :] + att.window - 1) * k + (ix[:, None] - ix[None, :]) + (
-        att.window - 1
+    rel = (
+        (iy[:, None] - iy[None, :] + att.window - 1) * k
+        + (ix[:, None] - ix[None, :])
+        + (att.window - 1)
     )
     bias = att.bias_table[rel].permute(2, 0, 1)  # (heads, HW, HW)
     q, kk, v = att.qkv(x).view(b, hw, 3, heads, d).permute(2, 0, 3, 1, 4)
