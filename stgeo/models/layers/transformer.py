@@ -32,7 +32,7 @@ def init_transformer_weights(module: nn.Module) -> None:
     --------
     >>> lin = torch.nn.Linear(4, 4)
     >>> init_transformer_weights(lin)
-    >>> float(lin.bias.abs().sum())
+    >>> float(lin.bias.detach().abs().sum())
     0.0
     """
     for m in module.modules():
