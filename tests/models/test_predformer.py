@@ -157,7 +157,7 @@ def test_predformer_learns_storms_better_than_persistence():
         variable="rain_rate",
         in_steps=4,
         out_steps=2,
-        epochs=5,
+        epochs=7,
         batch_size=8,
         lr=3e-3,
         patch=4,
