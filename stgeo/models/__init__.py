@@ -5,8 +5,10 @@ from . import (  # noqa: F401  (importing a model module registers its names)
     convlstm,
     earthfarseer,
     extrapolation,
+    predformer,
     simvp,
     sprog,
+    swin,
 )
 from .artifact import TrainedModel, load_model
 from .base import (

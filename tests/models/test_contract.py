@@ -17,6 +17,8 @@ SMALL = {
     "tau": {"hid_S": 8, "hid_T": 16, "N_T": 2},
     "convlstm": {"hidden": 8, "num_layers": 2, "kernel_size": 3},
     "earthfarseer": {"hid_S": 8, "fotf_dim": 16, "hid_T": 16, "N_T": 2, "tedev_depth": 1},
+    "swin": {"hid_S": 8, "hid_T": 16, "N_T": 2, "heads": 2, "window": 4},
+    "predformer": {"dim": 16, "heads": 2, "depth": 1},
 }
 MODELS = stgeo.list_models()
 LEARNED = stgeo.list_models(baselines=False)
