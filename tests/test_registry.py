@@ -66,13 +66,12 @@ def test_cache_dir_env(monkeypatch, tmp_path):
 
 
 def test_package_pickles_by_reference_for_dask():
-    import pickle
-
     import cloudpickle
 
     import stgeo
 
-    assert pickle.loads(pickle.dumps(stgeo)) is stgeo
+    # Dask pickles task closures with cloudpickle, which sends an importable module by name
+    assert cloudpickle.loads(cloudpickle.dumps(stgeo)) is stgeo
     f = lambda: stgeo.forecast  # noqa: E731 - a task closure referring to the package
     assert cloudpickle.loads(cloudpickle.dumps(f))() is stgeo.forecast
     assert callable(stgeo.train) and callable(stgeo.forecast)
