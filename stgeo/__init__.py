@@ -19,7 +19,7 @@ from . import accessor as _accessor  # noqa: F401  (registers .st)
 from . import conventions, errors, metrics, plot, testing
 from .conventions import validate
 from .data import list_catalog, open_dataset, to_zarr
-from .metrics import list_metrics, score
+from .metrics import list_metrics, register_metric, score
 from .options import get_options, set_options
 
 __version__ = "0.1.0"
@@ -70,6 +70,7 @@ __all__ = [
     "models",
     "open_dataset",
     "plot",
+    "register_metric",
     "register_model",
     "score",
     "set_options",
