@@ -16,7 +16,7 @@ import importlib
 from typing import Any
 
 from . import accessor as _accessor  # noqa: F401  (registers .st)
-from . import conventions, errors, metrics, plot, testing
+from . import augment, conventions, errors, metrics, plot, testing
 from .conventions import validate
 from .data import list_catalog, open_dataset, to_zarr
 from .metrics import list_metrics, register_metric, score
@@ -57,6 +57,7 @@ __all__ = [
     "ModelSpec",
     "TrainedModel",
     "__version__",
+    "augment",
     "conventions",
     "create_model",
     "errors",
