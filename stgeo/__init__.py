@@ -19,6 +19,7 @@ from . import accessor as _accessor  # noqa: F401  (registers .st)
 from . import augment, conventions, errors, metrics, plot, testing
 from .conventions import validate
 from .data import list_catalog, open_dataset, to_zarr
+from .data.catalog import register_catalog
 from .metrics import list_metrics, register_metric, score
 from .options import get_options, set_options
 
@@ -71,6 +72,7 @@ __all__ = [
     "models",
     "open_dataset",
     "plot",
+    "register_catalog",
     "register_metric",
     "register_model",
     "score",

@@ -29,6 +29,8 @@ True
 ...                                           torch.zeros(1, 2, 1, 1, 4))
 >>> x.flatten().tolist()
 [3.0, 2.0, 1.0, 0.0]
+>>> from stgeo._registry import AUGMENTATIONS
+>>> AUGMENTATIONS.remove("example-mirror")
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ def register_augmentation(
     ...                           overwrite=True)
     >>> get_augmentation("example-double")(torch.ones(1), torch.ones(1))
     (tensor([2.]), tensor([2.]))
+    >>> from stgeo._registry import AUGMENTATIONS
+    >>> AUGMENTATIONS.remove("example-double")
     """
 
     def deco(f: Augmentation) -> Augmentation:

@@ -32,6 +32,8 @@ scored with it:
 >>> o = xr.DataArray(np.array([[2.0, 4.0], [6.0, 1.0]]), dims=("y", "x"))
 >>> float(stgeo.score(f, o, metrics="example_mean_ratio").example_mean_ratio)
 0.5
+>>> from stgeo._registry import METRIC_FAMILIES, METRICS
+>>> METRICS.remove("example_mean_ratio"); METRIC_FAMILIES.remove("example-means")
 """
 
 from __future__ import annotations
@@ -170,6 +172,8 @@ def register_metric_family(family: MetricFamily, *, overwrite: bool = False) -> 
     ...         {"n": (f.notnull() & o.notnull()).sum(s.reduce)})), overwrite=True)
     >>> fam.name
     'example-count'
+    >>> from stgeo._registry import METRIC_FAMILIES
+    >>> METRIC_FAMILIES.remove("example-count")
     """
     if not isinstance(family, MetricFamily):
         raise StgeoTypeError(
@@ -268,6 +272,8 @@ def register_metric(
     >>> f = xr.DataArray(np.zeros((2, 2)), dims=("y", "x"))
     >>> float(stgeo.score(f, f + 10.0, metrics=["example_mse_db"]).example_mse_db)
     20.0
+    >>> from stgeo._registry import METRICS
+    >>> METRICS.remove("example_mse_db")
     """
     fam = _family_name(family)
     for what, f in (("finalize", finalize), ("func", func)):
