@@ -3,6 +3,11 @@
 Scores are computed from mergeable sums (contingency counts, error sums, FSS sums, per-frame
 sums), so the result of streaming over blocks of ``init_time`` - or of Dask reducing chunk by
 chunk - is identical to scoring everything at once, while memory stays bounded.
+
+``score`` knows no metric by name: every requested metric names its registered
+:class:`~stgeo.metrics.MetricFamily`; the settings those families use are validated, each
+family's sums are computed once per block and merged, and every metric is finalized from its
+family's sums (see :mod:`stgeo.metrics.family`).
 """
 
 from __future__ import annotations
@@ -245,8 +250,9 @@ def score(
     pool : int or sequence of int, optional
         Max-pool sizes (kernel = stride) for categorical scores; adds a ``pool`` dim
         (1 = native resolution), e.g. ``pool=[1, 4, 16]`` for SEVIR pooled CSI.
-        ``thresholds``, ``windows``, ``pool`` and ``data_range`` are ignored by metrics
-        that do not use them.
+        ``thresholds``, ``windows``, ``pool``, ``weights`` and ``data_range`` are
+        validated only when a requested metric's family uses them, and ignored otherwise
+        (see :class:`~stgeo.metrics.MetricFamily`).
     preserve_dims : str or sequence of str, optional
         Dims kept in the result (default ``(LEAD_TIME_DIM,)``, ignored when absent); every
         other dim is reduced. ``()`` or None reduces everything.
