@@ -16,10 +16,11 @@ import importlib
 from typing import Any
 
 from . import accessor as _accessor  # noqa: F401  (registers .st)
-from . import conventions, errors, metrics, plot, testing
+from . import augment, conventions, errors, metrics, plot, testing
 from .conventions import validate
 from .data import list_catalog, open_dataset, to_zarr
-from .metrics import list_metrics, score
+from .data.catalog import register_catalog
+from .metrics import list_metrics, register_metric, score
 from .options import get_options, set_options
 
 __version__ = "0.1.0"
@@ -57,6 +58,7 @@ __all__ = [
     "ModelSpec",
     "TrainedModel",
     "__version__",
+    "augment",
     "conventions",
     "create_model",
     "errors",
@@ -70,6 +72,8 @@ __all__ = [
     "models",
     "open_dataset",
     "plot",
+    "register_catalog",
+    "register_metric",
     "register_model",
     "score",
     "set_options",

@@ -152,9 +152,17 @@ def test_examples_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     import stgeo
     import stgeo.models  # registers the built-in models (stgeo imports them lazily)
-    from stgeo._registry import MODELS
+    from stgeo import _registry
 
-    models_before = set(MODELS.list())
+    registries = [
+        _registry.MODELS,
+        _registry.METRICS,
+        _registry.METRIC_FAMILIES,
+        _registry.CATALOGS,
+        _registry.AUGMENTATIONS,
+        _registry.RECIPES,
+    ]
+    before = [set(reg.list()) for reg in registries]
     ns: dict[str, object] = {"__name__": f"docs_{page}"}
     threads = torch.get_num_threads()
     # the examples use tiny tensors: one thread is faster and avoids oversubscription
@@ -170,8 +178,9 @@ def test_examples_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                     ) from err
     finally:
         torch.set_num_threads(threads)
-        for name in set(MODELS.list()) - models_before:  # models registered by an example
-            MODELS.remove(name)
+        for reg, names in zip(registries, before, strict=True):  # registered by an example
+            for name in set(reg.list()) - names:
+                reg.remove(name)
 
 
 def _cli_flags() -> dict[str, set[str]]:

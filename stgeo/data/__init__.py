@@ -1,7 +1,7 @@
 """Data access: Zarr stores, catalogs, windowing, splits and normalisation."""
 
 from .adapter import from_frames, to_frames, variables_of
-from .catalog import CatalogEntry, get_entry, list_catalog
+from .catalog import CatalogEntry, catalog_registry, get_entry, list_catalog, register_catalog
 from .loader import BatchLoader
 from .normalize import Normalizer
 from .splits import split_by_time
@@ -14,12 +14,14 @@ __all__ = [
     "Normalizer",
     "StoreBuilder",
     "Windows",
+    "catalog_registry",
     "from_frames",
     "get_entry",
     "list_catalog",
     "open_data",
     "open_dataset",
     "read_frames",
+    "register_catalog",
     "split_by_time",
     "to_frames",
     "to_zarr",

@@ -4,6 +4,8 @@ Metrics are counts first: categorical scores derive from a :class:`ContingencyTa
 (hits, misses, false alarms, correct negatives), continuous scores from :class:`ErrorSums`,
 FSS from :class:`FSSSums`, SSIM/PSNR from :class:`FrameSums`. All of them add up with ``+``,
 so scores streamed over batches, chunks or Dask workers equal the scores of the whole.
+Each set of sums is a registered :class:`MetricFamily`; :func:`register_metric` adds a metric
+(of an existing or a new family) that :func:`score` computes like the built-in ones.
 
 Conventions: an event is ``value >= threshold`` (0 is a real threshold); a pixel that is NaN
 in either field is excluded; 0/0 scores are NaN. Every metric returns a DataArray with
@@ -49,6 +51,13 @@ from .continuous import (
     rmse,
 )
 from .evaluate import list_metrics, score
+from .family import (
+    MetricFamily,
+    ScoreSettings,
+    get_metric_family,
+    register_metric,
+    register_metric_family,
+)
 from .image import FrameSums, psnr, ssim
 from .sevir import SEVIR_THRESHOLDS, sevir_scores
 from .spatial import FSSSums, fss, fss_sums, max_pool
@@ -59,6 +68,8 @@ __all__ = [
     "ErrorSums",
     "FSSSums",
     "FrameSums",
+    "MetricFamily",
+    "ScoreSettings",
     "align",
     "contingency_table",
     "correct_negatives",
@@ -71,6 +82,7 @@ __all__ = [
     "frequency_bias",
     "fss",
     "fss_sums",
+    "get_metric_family",
     "hits",
     "hss",
     "latitude_weights",
@@ -84,6 +96,8 @@ __all__ = [
     "mse_frame",
     "pod",
     "psnr",
+    "register_metric",
+    "register_metric_family",
     "rmse",
     "score",
     "sevir_scores",

@@ -23,13 +23,16 @@ csi_m              mean of csi over the thresholds               [0, 1]        1
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 import xarray as xr
 
+from ..errors import StgeoWarning
 from ._base import THRESHOLD_DIM
-from .contingency import contingency_table
+from .contingency import ContingencyTable, contingency_table, pooled_counts
+from .family import MetricFamily, ScoreSettings, register_metric, register_metric_family
 
 __all__ = [
     "correct_negatives",
@@ -290,3 +293,61 @@ false_alarms = _count_function("false_alarms", "false alarms (event forecast, no
 correct_negatives = _count_function(
     "correct_negatives", "correct negatives (event neither forecast nor observed)"
 )
+
+
+# -- registration: the contingency family and its metrics (for stgeo.metrics.score) ----------
+def _contingency_sums(fc: xr.DataArray, ob: xr.DataArray, s: ScoreSettings) -> xr.Dataset:
+    return pooled_counts(fc, ob, s.thresholds, s.reduce, s.pool)  # type: ignore[arg-type]
+
+
+def _warn_no_events(counts: xr.Dataset, fc: xr.DataArray, ob: xr.DataArray) -> None:
+    events = (counts.hits + counts.misses + counts.false_alarms).sum()
+    if int(events) == 0 and int((counts.correct_negatives).sum()) > 0:
+        thr = counts[THRESHOLD_DIM].values
+        units = fc.attrs.get("units", ob.attrs.get("units", "unknown"))
+        warnings.warn(
+            f"no forecast or observed value reaches any threshold (smallest "
+            f"{float(np.min(thr))}); categorical scores are NaN. Check the thresholds are in "
+            f"the data's units (units={units!r}).",
+            StgeoWarning,
+            stacklevel=4,  # check <- _finalize <- score <- the caller of score
+        )
+
+
+register_metric_family(
+    MetricFamily(
+        "contingency",
+        sums=_contingency_sums,
+        container=ContingencyTable,
+        settings=("thresholds", "pool"),
+        check=_warn_no_events,
+        description="contingency-table scores (hits, misses, false alarms, correct negatives)",
+    ),
+    overwrite=True,
+)
+for _name, _aliases in {
+    "csi": ["ts", "threat_score", "critical_success_index"],
+    "pod": ["hit_rate", "probability_of_detection"],
+    "far": ["false_alarm_ratio"],
+    "sr": ["success_ratio"],
+    "frequency_bias": ["bias", "fbias", "freq_bias"],
+    "hss": ["heidke_skill_score"],
+    "ets": ["gss", "equitable_threat_score", "gilbert_skill_score"],
+    "csi_m": ["csim", "csi-m", "mean_csi"],
+}.items():
+    register_metric(
+        _name,
+        globals()[_name],
+        family="contingency",
+        finalize=getattr(ContingencyTable, _name),
+        aliases=_aliases,
+        overwrite=True,
+    )
+for _count in ("hits", "misses", "false_alarms", "correct_negatives"):
+    register_metric(
+        _count,
+        globals()[_count],
+        family="contingency",
+        finalize=lambda t, _c=_count: t.data[_c].rename(_c),
+        overwrite=True,
+    )

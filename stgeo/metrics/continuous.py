@@ -44,6 +44,7 @@ from ._base import (
     restore_coords,
     safe_divide,
 )
+from .family import MetricFamily, ScoreSettings, register_metric, register_metric_family
 
 __all__ = [
     "ErrorSums",
@@ -411,3 +412,36 @@ mae.__doc__ = (mae.__doc__ or "") + _doc_example("mae", "1.3333333333333333")
 mae_frame.__doc__ = (mae_frame.__doc__ or "") + _doc_example("mae_frame", "4.0")
 rmse.__doc__ = (rmse.__doc__ or "") + _doc_example("rmse", "1.8257418583505538")
 mean_error.__doc__ = (mean_error.__doc__ or "") + _doc_example("mean_error", "1.3333333333333333")
+
+
+# -- registration: the continuous family and its metrics (for stgeo.metrics.score) -----------
+def _continuous_sums(fc: xr.DataArray, ob: xr.DataArray, s: ScoreSettings) -> xr.Dataset:
+    return error_stats(fc, ob, s.reduce, s.weights)
+
+
+register_metric_family(
+    MetricFamily(
+        "continuous",
+        sums=_continuous_sums,
+        container=ErrorSums,
+        settings=("weights",),
+        description="error sums (MSE, MAE, RMSE, mean error)",
+    ),
+    overwrite=True,
+)
+for _func, _aliases in (
+    (mse, ["mse_pixel"]),
+    (mse_frame, ["mse_sum", "frame_mse"]),
+    (mae, ["mae_pixel"]),
+    (mae_frame, ["mae_sum", "frame_mae"]),
+    (rmse, []),
+    (mean_error, ["me", "additive_bias", "bias_mean"]),
+):
+    register_metric(
+        _func.__name__,
+        _func,
+        family="continuous",
+        finalize=getattr(ErrorSums, _func.__name__),
+        aliases=_aliases,
+        overwrite=True,
+    )

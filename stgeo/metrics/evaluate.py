@@ -3,23 +3,27 @@
 Scores are computed from mergeable sums (contingency counts, error sums, FSS sums, per-frame
 sums), so the result of streaming over blocks of ``init_time`` - or of Dask reducing chunk by
 chunk - is identical to scoring everything at once, while memory stays bounded.
+
+``score`` knows no metric by name: every requested metric names its registered
+:class:`~stgeo.metrics.MetricFamily`; the settings those families use are validated, each
+family's sums are computed once per block and merged, and every metric is finalized from its
+family's sums (see :mod:`stgeo.metrics.family`).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
-from .._registry import METRICS
+from .._registry import METRIC_FAMILIES, METRICS, Entry
 from ..conventions import INIT_TIME_DIM, LEAD_TIME_DIM, TIME_DIM
-from ..errors import DataValidationError, StgeoTypeError, StgeoWarning
-from . import categorical, continuous, image, spatial
+from ..errors import DataValidationError, StgeoTypeError
+
+# importing the metric modules registers their families and metrics
+from . import categorical, continuous, image, spatial  # noqa: F401
 from ._base import (
-    THRESHOLD_DIM,
     align,
     as_dataarray,
     as_positive_ints,
@@ -28,91 +32,14 @@ from ._base import (
     is_dask,
     resolve_reduce_dims,
 )
-from .contingency import ContingencyTable, pooled_counts
-from .continuous import ErrorSums, _weights, error_stats
-from .image import FrameSums, frame_stats, resolve_data_range
-from .spatial import FSSSums, fss_stats
+from .continuous import _weights
+from .family import MetricFamily, ScoreSettings
+from .image import resolve_data_range
 
 __all__ = ["list_metrics", "score"]
 
 DEFAULT_PRESERVE = (LEAD_TIME_DIM,)
 BLOCK_BYTES = 64 * 2**20  # target size of one forecast block on the eager streaming path
-
-_FAMILY_CLASS: dict[str, type] = {
-    "contingency": ContingencyTable,
-    "continuous": ErrorSums,
-    "fss": FSSSums,
-    "ssim": FrameSums,
-    "psnr": FrameSums,
-}
-
-
-def _register(
-    name: str, func: Callable, family: str, finalize: Callable, aliases: Sequence[str] = ()
-) -> None:
-    METRICS.add(name, func, aliases=list(aliases), family=family, finalize=finalize, overwrite=True)
-
-
-_register(
-    "csi",
-    categorical.csi,
-    "contingency",
-    ContingencyTable.csi,
-    ["ts", "threat_score", "critical_success_index"],
-)
-_register(
-    "pod",
-    categorical.pod,
-    "contingency",
-    ContingencyTable.pod,
-    ["hit_rate", "probability_of_detection"],
-)
-_register("far", categorical.far, "contingency", ContingencyTable.far, ["false_alarm_ratio"])
-_register("sr", categorical.sr, "contingency", ContingencyTable.sr, ["success_ratio"])
-_register(
-    "frequency_bias",
-    categorical.frequency_bias,
-    "contingency",
-    ContingencyTable.frequency_bias,
-    ["bias", "fbias", "freq_bias"],
-)
-_register("hss", categorical.hss, "contingency", ContingencyTable.hss, ["heidke_skill_score"])
-_register(
-    "ets",
-    categorical.ets,
-    "contingency",
-    ContingencyTable.ets,
-    ["gss", "equitable_threat_score", "gilbert_skill_score"],
-)
-_register(
-    "csi_m", categorical.csi_m, "contingency", ContingencyTable.csi_m, ["csim", "csi-m", "mean_csi"]
-)
-for _count in ("hits", "misses", "false_alarms", "correct_negatives"):
-    _register(
-        _count,
-        getattr(categorical, _count),
-        "contingency",
-        lambda t, _c=_count: t.data[_c].rename(_c),
-    )
-_register("fss", spatial.fss, "fss", FSSSums.fss, ["fractions_skill_score"])
-_register("mse", continuous.mse, "continuous", ErrorSums.mse, ["mse_pixel"])
-_register(
-    "mse_frame", continuous.mse_frame, "continuous", ErrorSums.mse_frame, ["mse_sum", "frame_mse"]
-)
-_register("mae", continuous.mae, "continuous", ErrorSums.mae, ["mae_pixel"])
-_register(
-    "mae_frame", continuous.mae_frame, "continuous", ErrorSums.mae_frame, ["mae_sum", "frame_mae"]
-)
-_register("rmse", continuous.rmse, "continuous", ErrorSums.rmse)
-_register(
-    "mean_error",
-    continuous.mean_error,
-    "continuous",
-    ErrorSums.mean_error,
-    ["me", "additive_bias", "bias_mean"],
-)
-_register("ssim", image.ssim, "ssim", FrameSums.mean, ["structural_similarity"])
-_register("psnr", image.psnr, "psnr", FrameSums.mean, ["peak_signal_to_noise_ratio"])
 
 
 def list_metrics(pattern: str = "*") -> list[str]:
@@ -126,7 +53,7 @@ def list_metrics(pattern: str = "*") -> list[str]:
     return METRICS.list(pattern)
 
 
-def _resolve_metrics(metrics: str | Iterable[str]) -> list[Any]:
+def _resolve_metrics(metrics: str | Iterable[str]) -> list[Entry[Any]]:
     if isinstance(metrics, str):
         metrics = [metrics]
     try:
@@ -141,9 +68,136 @@ def _resolve_metrics(metrics: str | Iterable[str]) -> list[Any]:
     for n in names:
         e = METRICS.entry(n)  # UnknownNameError with "did you mean" and the valid names
         if "family" not in e.meta:
-            raise DataValidationError(f"metric {e.name!r} cannot be used by score().")
+            raise DataValidationError(
+                f"metric {e.name!r} cannot be used by score(): it was registered without a "
+                "family; register it with stgeo.register_metric(name, func, family=..., "
+                "finalize=...)."
+            )
         entries[e.name] = e
     return list(entries.values())
+
+
+# -- settings: each resolver validates one score() argument for the families declaring it ---
+Resolver = Callable[[Any, xr.DataArray, xr.DataArray, list[str]], Any]
+
+
+def _thresholds(value: Any, fc: xr.DataArray, ob: xr.DataArray, names: list[str]) -> Any:
+    if value is None:
+        hint = (
+            " ('bias' is the frequency bias; for the additive bias use 'mean_error')"
+            if "frequency_bias" in names
+            else ""
+        )
+        raise DataValidationError(
+            f"metrics {names} need thresholds=[...] (event: value >= threshold, in the "
+            f"data's units; 0 is a valid threshold){hint}."
+        )
+    thr, _ = as_thresholds(value, "threshold")
+    check_threshold_range(thr, fc, ob)
+    return thr
+
+
+def _windows(value: Any, fc: xr.DataArray, ob: xr.DataArray, names: list[str]) -> Any:
+    if value is None:
+        need = "needs" if len(names) == 1 else "need"
+        raise DataValidationError(
+            f"{' and '.join(names)} {need} windows=[...] (window sizes in pixels, >= 1)."
+        )
+    return as_positive_ints(value, "window sizes")
+
+
+_RESOLVERS: dict[str, Resolver] = {
+    "thresholds": _thresholds,
+    "windows": _windows,
+    "pool": lambda v, fc, ob, names: None if v is None else as_positive_ints(v, "pool sizes"),
+    "data_range": lambda v, fc, ob, names: resolve_data_range(v, fc, ob),
+    "weights": lambda v, fc, ob, names: _weights(fc, v),
+}
+
+
+def _reduce_dims(
+    fc: xr.DataArray,
+    preserve_dims: str | Iterable[Hashable] | None,
+    reduce_dims: str | Iterable[Hashable] | None,
+) -> list[str]:
+    if reduce_dims is not None:
+        return resolve_reduce_dims(fc.dims, reduce_dims, None)
+    default = (
+        preserve_dims is not None
+        and tuple([preserve_dims] if isinstance(preserve_dims, str) else preserve_dims)
+        == DEFAULT_PRESERVE
+    )
+    return resolve_reduce_dims(fc.dims, None, preserve_dims or (), ignore_missing_preserve=default)
+
+
+def _settings(
+    entries: list[Entry[Any]],
+    families: list[MetricFamily],
+    fc: xr.DataArray,
+    ob: xr.DataArray,
+    values: dict[str, Any],
+    reduce: list[str],
+) -> ScoreSettings:
+    """Validate the settings the requested families declare (in :data:`SETTINGS` order)."""
+    resolved: dict[str, Any] = {}
+    for setting, resolve in _RESOLVERS.items():
+        users = {f.name for f in families if setting in f.settings}
+        if users:
+            names = [e.name for e in entries if e.meta["family"] in users]
+            resolved[setting] = resolve(values[setting], fc, ob, names)
+    return ScoreSettings(reduce=tuple(reduce), **resolved)
+
+
+# -- sums: every requested family's mergeable sums, lazily or streamed over blocks ----------
+def _family_sums(
+    families: list[MetricFamily], fc: xr.DataArray, ob: xr.DataArray, settings: ScoreSettings
+) -> dict[str, xr.Dataset]:
+    return {f.name: f.sums(fc, ob, settings) for f in families}
+
+
+def _lazy_sums(
+    families: list[MetricFamily],
+    fc0: xr.DataArray,
+    ob0: xr.DataArray,
+    settings: ScoreSettings,
+    compute: bool,
+) -> dict[str, xr.Dataset]:
+    fc, ob = align(fc0, ob0, order_with_forecast=True)
+    stats = _family_sums(families, fc, ob, settings)
+    if compute:
+        import dask
+
+        keys = list(stats)
+        stats = dict(zip(keys, dask.compute(*[stats[k] for k in keys]), strict=True))
+    return stats
+
+
+def _blocks(fc0: xr.DataArray, batch_dim: str | None, per_block: int | None) -> list[slice]:
+    if batch_dim is None:
+        return [slice(None)]
+    n = fc0.sizes[batch_dim]
+    if per_block is None:
+        per = max(1, fc0.dtype.itemsize * fc0.size // max(n, 1))
+        per_block = max(1, int(BLOCK_BYTES // per))
+    return [slice(i, i + per_block) for i in range(0, n, per_block)]
+
+
+def _streamed_sums(
+    families: list[MetricFamily],
+    fc0: xr.DataArray,
+    ob0: xr.DataArray,
+    settings: ScoreSettings,
+    batch_dim: str | None,
+    per_block: int | None,
+) -> dict[str, xr.Dataset]:
+    parts: dict[str, list[xr.Dataset]] = {}
+    for sl in _blocks(fc0, batch_dim, per_block):
+        fb = fc0 if batch_dim is None else fc0.isel({batch_dim: sl})
+        fb, obb = align(fb, ob0, load=True)
+        for k, v in _family_sums(families, fb, obb, settings).items():
+            parts.setdefault(k, []).append(v.compute())
+        del fb, obb
+    return {k: _merge(v, batch_dim, settings.reduce) for k, v in parts.items()}
 
 
 def _merge(parts: list[xr.Dataset], batch_dim: str | None, reduce: Sequence[str]) -> xr.Dataset:
@@ -196,8 +250,9 @@ def score(
     pool : int or sequence of int, optional
         Max-pool sizes (kernel = stride) for categorical scores; adds a ``pool`` dim
         (1 = native resolution), e.g. ``pool=[1, 4, 16]`` for SEVIR pooled CSI.
-        ``thresholds``, ``windows``, ``pool`` and ``data_range`` are ignored by metrics
-        that do not use them.
+        ``thresholds``, ``windows``, ``pool``, ``weights`` and ``data_range`` are
+        validated only when a requested metric's family uses them, and ignored otherwise
+        (see :class:`~stgeo.metrics.MetricFamily`).
     preserve_dims : str or sequence of str, optional
         Dims kept in the result (default ``(LEAD_TIME_DIM,)``, ignored when absent); every
         other dim is reduced. ``()`` or None reduces everything.
@@ -254,116 +309,46 @@ def score(
     fc0 = as_dataarray(fcst, "fcst", variable)
     ob0 = as_dataarray(obs, "obs", variable)
     entries = _resolve_metrics(metrics)
-    families = {e.meta["family"] for e in entries}
+    families = [METRIC_FAMILIES.get(n) for n in dict.fromkeys(e.meta["family"] for e in entries)]
+    values = {
+        "thresholds": thresholds,
+        "windows": windows,
+        "pool": pool,
+        "data_range": data_range,
+        "weights": weights,
+    }
+    reduce = _reduce_dims(fc0, preserve_dims, reduce_dims)
+    settings = _settings(entries, families, fc0, ob0, values, reduce)
 
-    thr: list[float] | None = None
-    if families & {"contingency", "fss"}:
-        if thresholds is None:
-            names = [e.name for e in entries if e.meta["family"] in ("contingency", "fss")]
-            hint = (
-                " ('bias' is the frequency bias; for the additive bias use 'mean_error')"
-                if "frequency_bias" in names
-                else ""
-            )
-            raise DataValidationError(
-                f"metrics {names} need thresholds=[...] (event: value >= threshold, in the "
-                f"data's units; 0 is a valid threshold){hint}."
-            )
-        thr, _ = as_thresholds(thresholds, "threshold")
-        check_threshold_range(thr, fc0, ob0)
-    win = None
-    if "fss" in families:
-        if windows is None:
-            raise DataValidationError("fss needs windows=[...] (window sizes in pixels, >= 1).")
-        win = as_positive_ints(windows, "window sizes")
-    pools = None
-    if pool is not None and "contingency" in families:
-        pools = as_positive_ints(pool, "pool sizes")
-    rng = None
-    if families & {"ssim", "psnr"}:
-        rng = resolve_data_range(data_range, fc0, ob0)
-    w = _weights(fc0, weights) if weights is not None else None
-
-    if reduce_dims is not None:
-        reduce = resolve_reduce_dims(fc0.dims, reduce_dims, None)
-    else:
-        default = (
-            preserve_dims is not None
-            and tuple([preserve_dims] if isinstance(preserve_dims, str) else preserve_dims)
-            == DEFAULT_PRESERVE
-        )
-        reduce = resolve_reduce_dims(
-            fc0.dims, None, preserve_dims or (), ignore_missing_preserve=default
-        )
-
-    def stats_of(fc: xr.DataArray, ob: xr.DataArray) -> dict[str, xr.Dataset]:
-        out: dict[str, xr.Dataset] = {}
-        if "contingency" in families:
-            out["contingency"] = pooled_counts(fc, ob, thr, reduce, pools)  # type: ignore[arg-type]
-        if "continuous" in families:
-            out["continuous"] = error_stats(fc, ob, reduce, w)
-        if "fss" in families:
-            out["fss"] = fss_stats(fc, ob, thr, win, reduce)  # type: ignore[arg-type]
-        for kind in ("ssim", "psnr"):
-            if kind in families:
-                out[kind] = frame_stats(kind, fc, ob, reduce, rng)  # type: ignore[arg-type]
-        return out
-
-    batch_dim = (
-        INIT_TIME_DIM if INIT_TIME_DIM in fc0.dims else (TIME_DIM if TIME_DIM in fc0.dims else None)
-    )
     if batch_init_times is not None:
         (batch_init_times,) = as_positive_ints(batch_init_times, "batch_init_times")
-    lazy = batch_init_times is None and (is_dask(fc0) or is_dask(ob0))
-    if lazy:
-        fc, ob = align(fc0, ob0, order_with_forecast=True)
-        stats = stats_of(fc, ob)
-        if compute:
-            import dask
-
-            keys = list(stats)
-            stats = dict(zip(keys, dask.compute(*[stats[k] for k in keys]), strict=True))
+    if batch_init_times is None and (is_dask(fc0) or is_dask(ob0)):
+        stats = _lazy_sums(families, fc0, ob0, settings, compute)
     else:
-        if batch_dim is None:
-            blocks = [slice(None)]
-        else:
-            n = fc0.sizes[batch_dim]
-            if batch_init_times is None:
-                per = max(1, fc0.dtype.itemsize * fc0.size // max(n, 1))
-                batch_init_times = max(1, int(BLOCK_BYTES // per))
-            blocks = [slice(i, i + batch_init_times) for i in range(0, n, batch_init_times)]
-        parts: dict[str, list[xr.Dataset]] = {}
-        for sl in blocks:
-            fb = fc0 if batch_dim is None else fc0.isel({batch_dim: sl})
-            fb, obb = align(fb, ob0, load=True)
-            for k, v in stats_of(fb, obb).items():
-                parts.setdefault(k, []).append(v.compute())
-            del fb, obb
-        stats = {k: _merge(v, batch_dim, reduce) for k, v in parts.items()}
+        batch_dim = next((d for d in (INIT_TIME_DIM, TIME_DIM) if d in fc0.dims), None)
+        stats = _streamed_sums(families, fc0, ob0, settings, batch_dim, batch_init_times)
+    return _finalize(entries, families, stats, fc0, ob0, compute)
 
-    wrapped = {k: _FAMILY_CLASS[k](v) for k, v in stats.items()}
+
+def _finalize(
+    entries: list[Entry[Any]],
+    families: list[MetricFamily],
+    stats: dict[str, xr.Dataset],
+    fc: xr.DataArray,
+    ob: xr.DataArray,
+    compute: bool,
+) -> xr.Dataset:
+    """One variable per requested metric from its family's merged sums; the families' checks."""
+    sums = {f.name: f.container(stats[f.name]) for f in families}
     result = xr.Dataset()
     for e in entries:
-        result[e.name] = e.meta["finalize"](wrapped[e.meta["family"]])
+        result[e.name] = e.meta["finalize"](sums[e.meta["family"]])
     result.attrs = {
         "event_definition": "value >= threshold",
         "nan_policy": "pixels that are NaN in either field are excluded",
         "metrics": ", ".join(e.name for e in entries),
     }
-    if compute and "contingency" in stats:
-        _warn_no_events(stats["contingency"], fc0, ob0)
+    for f in families:
+        if compute and f.check is not None:
+            f.check(stats[f.name], fc, ob)
     return result
-
-
-def _warn_no_events(counts: xr.Dataset, fc: xr.DataArray, ob: xr.DataArray) -> None:
-    events = (counts.hits + counts.misses + counts.false_alarms).sum()
-    if int(events) == 0 and int((counts.correct_negatives).sum()) > 0:
-        thr = counts[THRESHOLD_DIM].values
-        units = fc.attrs.get("units", ob.attrs.get("units", "unknown"))
-        warnings.warn(
-            f"no forecast or observed value reaches any threshold (smallest "
-            f"{float(np.min(thr))}); categorical scores are NaN. Check the thresholds are in "
-            f"the data's units (units={units!r}).",
-            StgeoWarning,
-            stacklevel=3,
-        )

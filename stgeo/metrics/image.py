@@ -11,7 +11,7 @@ must be given or declared by the data (``valid_range`` or ``valid_min``/``valid_
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 import xarray as xr
@@ -27,6 +27,7 @@ from ._base import (
     restore_coords,
     safe_divide,
 )
+from .family import MetricFamily, ScoreSettings, register_metric, register_metric_family
 
 __all__ = ["FrameSums", "psnr", "ssim"]
 
@@ -224,3 +225,25 @@ def psnr(
     reduce = resolve_reduce_dims(fc.dims, reduce_dims, preserve_dims)
     rng = resolve_data_range(data_range, fc, ob)
     return FrameSums(frame_stats("psnr", fc, ob, reduce, rng)).mean()
+
+
+# -- registration: the SSIM and PSNR families (for stgeo.metrics.score) ----------------------
+def _frame_family(kind: str, func: Callable[..., xr.DataArray], aliases: list[str]) -> None:
+    def sums(fc: xr.DataArray, ob: xr.DataArray, s: ScoreSettings) -> xr.Dataset:
+        return frame_stats(kind, fc, ob, s.reduce, s.data_range)  # type: ignore[arg-type]
+
+    family = MetricFamily(
+        kind,
+        sums=sums,
+        container=FrameSums,
+        settings=("data_range",),
+        description=f"per-frame {kind.upper()} sums",
+    )
+    register_metric_family(family, overwrite=True)
+    register_metric(
+        kind, func, family=kind, finalize=FrameSums.mean, aliases=aliases, overwrite=True
+    )
+
+
+_frame_family("ssim", ssim, ["structural_similarity"])
+_frame_family("psnr", psnr, ["peak_signal_to_noise_ratio"])

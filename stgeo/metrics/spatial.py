@@ -35,6 +35,7 @@ from ._base import (
     restore_coords,
     safe_divide,
 )
+from .family import MetricFamily, ScoreSettings, register_metric, register_metric_family
 
 __all__ = ["FSSSums", "fss", "fss_sums", "max_pool"]
 
@@ -247,3 +248,28 @@ def fss(
     if np.ndim(window) == 0:
         out = out.squeeze(WINDOW_DIM)
     return out
+
+
+# -- registration: the FSS family (for stgeo.metrics.score) ----------------------------------
+def _fss_sums(fc: xr.DataArray, ob: xr.DataArray, s: ScoreSettings) -> xr.Dataset:
+    return fss_stats(fc, ob, s.thresholds, s.windows, s.reduce)  # type: ignore[arg-type]
+
+
+register_metric_family(
+    MetricFamily(
+        "fss",
+        sums=_fss_sums,
+        container=FSSSums,
+        settings=("thresholds", "windows"),
+        description="fractions skill score sums",
+    ),
+    overwrite=True,
+)
+register_metric(
+    "fss",
+    fss,
+    family="fss",
+    finalize=FSSSums.fss,
+    aliases=["fractions_skill_score"],
+    overwrite=True,
+)

@@ -10,7 +10,7 @@ from metrics_helpers import make_pair
 
 import stgeo.metrics as sm
 from stgeo._registry import METRICS
-from stgeo.errors import DataValidationError, StgeoWarning, UnknownNameError
+from stgeo.errors import DataValidationError, StgeoTypeError, StgeoWarning, UnknownNameError
 
 ALL = [
     "csi",
@@ -232,3 +232,95 @@ def test_slabbed_kernels_equal_whole_blocks(monkeypatch):
             monkeypatch.setattr(base, "SLAB_BYTES", 2048)
             xr.testing.assert_allclose(a, b, rtol=1e-12)
     xr.testing.assert_allclose(whole, whole_dask, rtol=1e-12)
+
+
+# -- registered metric families: score() is a loop over them ------------------------------------
+@pytest.fixture
+def clean_metrics(monkeypatch):
+    """Metrics and families registered by a test vanish after it."""
+    from stgeo._registry import METRIC_FAMILIES
+
+    for reg in (METRICS, METRIC_FAMILIES):
+        monkeypatch.setattr(reg, "_entries", dict(reg._entries))
+        monkeypatch.setattr(reg, "_aliases", dict(reg._aliases))
+
+
+def _exceedance_sums(fc, ob, s):
+    """Forecast and observed exceedance counts per threshold: additive sums."""
+    thr = xr.DataArray(s.thresholds, dims="threshold", coords={"threshold": s.thresholds})
+    ok = fc.notnull() & ob.notnull()
+    return xr.Dataset(
+        {
+            "fcst_events": ((fc >= thr) & ok).sum(s.reduce),
+            "obs_events": ((ob >= thr) & ok).sum(s.reduce),
+        }
+    )
+
+
+def test_every_builtin_metric_names_a_registered_family():
+    from stgeo.metrics import evaluate
+
+    for name in ALL:
+        fam = sm.get_metric_family(METRICS.entry(name).meta["family"])
+        assert set(fam.settings) <= set(sm.family.SETTINGS)
+    assert tuple(evaluate._RESOLVERS) == sm.family.SETTINGS
+    assert sm.get_metric_family("contingency").container is sm.ContingencyTable
+    assert stgeo_register_metric() is sm.register_metric
+
+
+def stgeo_register_metric():
+    import stgeo
+
+    return stgeo.register_metric
+
+
+def test_register_a_metric_of_a_new_family_streams_and_runs_on_dask(clean_metrics):
+    fam = sm.MetricFamily("test-exceedance", sums=_exceedance_sums, settings=("thresholds",))
+    sm.register_metric(
+        "test_event_ratio",
+        family=fam,
+        finalize=lambda s: (s.fcst_events / s.obs_events).rename("test_event_ratio"),
+        aliases=["test_er"],
+    )
+    fc, obs = make_pair(n_times=10, nan_fraction=0.05)
+    kw = {"metrics": ["test_er", "frequency_bias"], "thresholds": [0.5, 2.0]}
+    eager = sm.score(fc, obs, batch_init_times=100, **kw)
+    # the same numbers as the built-in frequency bias (H + F) / (H + M)
+    ratio = eager.test_event_ratio.transpose(*eager.frequency_bias.dims)
+    np.testing.assert_allclose(ratio, eager.frequency_bias, rtol=1e-12)
+    xr.testing.assert_allclose(sm.score(fc, obs, batch_init_times=1, **kw), eager)
+    xr.testing.assert_allclose(sm.score(fc.chunk(init_time=3), obs.chunk(time=4), **kw), eager)
+    with pytest.raises(DataValidationError, match=r"metrics \['test_event_ratio'\] need thresh"):
+        sm.score(fc, obs, metrics=["test_event_ratio"])
+    # a second metric of the now registered family, by family name
+    sm.register_metric(
+        "test_fcst_events", family="Test-Exceedance", finalize=lambda s: s.fcst_events
+    )
+    res = sm.score(fc, obs, metrics=["test_fcst_events"], thresholds=[0.5], preserve_dims=())
+    assert res.test_fcst_events.dims == ("threshold",) and int(res.test_fcst_events[0]) > 0
+
+
+def test_register_metric_errors(clean_metrics):
+    with pytest.raises(UnknownNameError, match="unknown metric family 'continous'.*'continuous'"):
+        sm.register_metric("test_x", family="continous", finalize=lambda s: s.mse())
+    with pytest.raises(ValueError, match="'csi' is already registered"):
+        sm.register_metric("csi", family="contingency", finalize=sm.ContingencyTable.csi)
+    with pytest.raises(StgeoTypeError, match="finalize must be callable"):
+        sm.register_metric("test_x", family="continuous", finalize="mse")
+    with pytest.raises(StgeoTypeError, match=r"unknown settings \['scales'\]"):
+        sm.MetricFamily("test-bad", sums=_exceedance_sums, settings=("scales",))
+    other = sm.MetricFamily("continuous", sums=_exceedance_sums)
+    with pytest.raises(ValueError, match="a different metric family named 'continuous'"):
+        sm.register_metric("test_x", family=other, finalize=lambda s: s)
+    METRICS.add("test_plain", lambda f, o: f - o)
+    with pytest.raises(DataValidationError, match="registered without a family"):
+        sm.score(*make_pair(), metrics=["test_plain"])
+
+
+def test_settings_only_validated_for_families_that_use_them(pair):
+    fc, obs = pair
+    # windows, pool and data_range are ignored by metrics that do not use them
+    res = sm.score(fc, obs, metrics=["mse"], windows=[-1], pool=0, data_range=-5.0)
+    assert "mse" in res
+    with pytest.raises(DataValidationError, match="positive"):
+        sm.score(fc, obs, metrics=["csi"], thresholds=[1], pool=0)
