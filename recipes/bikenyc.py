@@ -2,13 +2,14 @@
 
     python recipes/bikenyc.py --source ../shared/data/bikenyc --dest bikenyc/bikenyc.zarr
 
-Same as `stgeo recipe bikenyc ...` and `stgeo.datasets.run_recipe("bikenyc", source, dest, ...)`;
-`--help` lists the options.
+A thin entry point: the same arguments as `stgeo recipe bikenyc ...` (both run
+`stgeo.datasets.command.run_recipe_args`), and the same as
+`stgeo.datasets.run_recipe("bikenyc", source, dest, **options)`; `--help` lists the options.
 """
 
 import sys
 
-from stgeo.datasets.recipes import recipe_main
+from stgeo.datasets.command import recipe_main
 
 if __name__ == "__main__":
     sys.exit(recipe_main("bikenyc"))

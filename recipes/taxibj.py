@@ -2,13 +2,14 @@
 
     python recipes/taxibj.py --source TaxiBJ --dest taxibj/taxibj.zarr
 
-Same as `stgeo recipe taxibj ...` and `stgeo.datasets.run_recipe("taxibj", source, dest, ...)`;
-`--help` lists the options.
+A thin entry point: the same arguments as `stgeo recipe taxibj ...` (both run
+`stgeo.datasets.command.run_recipe_args`), and the same as
+`stgeo.datasets.run_recipe("taxibj", source, dest, **options)`; `--help` lists the options.
 """
 
 import sys
 
-from stgeo.datasets.recipes import recipe_main
+from stgeo.datasets.command import recipe_main
 
 if __name__ == "__main__":
     sys.exit(recipe_main("taxibj"))

@@ -17,57 +17,53 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .conventions import LEAD_TIME_DIM, VALID_TIME_COORD
+from .datasets.command import EXAMPLES as RECIPE_EXAMPLES
+from .datasets.command import add_recipe_arguments
+from .datasets.options import parse_options
 from .errors import StgeoError
 
 __all__ = ["main"]
 
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 _EXAMPLES = {
-    "quickstart": "stgeo quickstart --out ./stgeo-quickstart",
-    "catalog": (
-        "stgeo catalog list\n  stgeo catalog show synthetic-storms\n"
-        "  stgeo catalog build synthetic-storms"
+    "quickstart": _examples("stgeo quickstart --out ./stgeo-quickstart"),
+    "catalog": _examples(
+        "stgeo catalog list",
+        "stgeo catalog show synthetic-storms",
+        "stgeo catalog build synthetic-storms",
+        "stgeo catalog build synthetic-crowd --option n_days=7",
+        "stgeo catalog build radar-fmi-20160928 --data-root ../shared/data",
     ),
-    "recipe": (
-        "stgeo recipe radar --source ../shared/data/radar/radar/fmi/pgm/20160928 "
-        "--dest fmi.zarr\n  stgeo recipe synthetic --dest storms.zarr --option kind=storms"
-    ),
-    "train": (
+    "recipe": RECIPE_EXAMPLES,
+    "train": _examples(
         "stgeo train storms.zarr --model simvp --variable rain_rate --in-steps 4 "
-        "--out-steps 12 --epochs 5 --out model/"
+        "--out-steps 12 --epochs 5 --out model/",
+        "stgeo train storms.zarr --model convlstm --out model/ --option hidden=32 "
+        "--option progress=false",
     ),
-    "forecast": (
-        "stgeo forecast storms.zarr --model model/ --lead-steps 12 --out fc.zarr\n"
-        "  stgeo forecast storms.zarr --model persistence --lead-steps 6 --out fc.zarr\n"
-        "  stgeo forecast storms.zarr --model model/ --out fc.zarr --dask tcp://scheduler:8786"
+    "forecast": _examples(
+        "stgeo forecast storms.zarr --model model/ --lead-steps 12 --out fc.zarr",
+        "stgeo forecast storms.zarr --model persistence --lead-steps 6 --out fc.zarr",
+        "stgeo forecast storms.zarr --model model/ --out fc.zarr --dask tcp://scheduler:8786",
     ),
-    "plot": (
-        "stgeo plot fc.zarr --obs storms.zarr --lead-time 30min --lead-time 60min --out map.png\n"
-        "  stgeo plot fc.zarr --animate --out forecast.gif"
+    "plot": _examples(
+        "stgeo plot fc.zarr --obs storms.zarr --lead-time 30min --lead-time 60min --out map.png",
+        "stgeo plot fc.zarr --animate --out forecast.gif",
     ),
-    "score": (
+    "score": _examples(
         "stgeo score fc.zarr storms.zarr --metrics csi,pod,mse --thresholds 0.1,1,5 --out scores.nc"
     ),
 }
-
-
-def _parse_kv(items: Sequence[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items or ():
-        if "=" not in item:
-            raise StgeoError(f"--option expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
 
 
 def _floats(text: str | None) -> list[float] | None:
@@ -84,32 +80,20 @@ def _sub(sp: Any, name: str, help_: str) -> argparse.ArgumentParser:
         name,
         help=help_,
         description=help_,
-        epilog="example:\n  " + _EXAMPLES[name],
+        epilog=_EXAMPLES[name],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="stgeo",
-        description="xarray-native spatio-temporal forecasting of gridded geoscience/urban data",
-        epilog="example:\n  stgeo quickstart",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    p.add_argument("--version", action="store_true", help="print the version and exit")
-    sp = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    q = _sub(
-        sp, "quickstart", "generate synthetic storms, forecast, score and report (the main job)"
-    )
+def _add_quickstart(q: argparse.ArgumentParser) -> None:
     q.add_argument("--out", default="stgeo-quickstart", help="output folder (default: %(default)s)")
     q.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     q.add_argument(
         "--no-train", action="store_true", help="baselines only (skip the learned model)"
     )
 
-    c = _sub(sp, "catalog", "list catalog entries or show one")
+
+def _add_catalog(c: argparse.ArgumentParser) -> None:
     csp = c.add_subparsers(dest="action", metavar="ACTION", required=True)
     cl = csp.add_parser("list", help="list entry names")
     cl.add_argument("pattern", nargs="?", default="*", help="shell wildcard (default: all)")
@@ -120,13 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     cb.add_argument("--data-root", default=None, help="folder of the raw sources")
     cb.add_argument("--option", action="append", metavar="KEY=VALUE", help="recipe option")
 
-    r = _sub(sp, "recipe", "build a canonical Zarr store from raw files")
-    r.add_argument("name", help="recipe name (radar, sevir, taxibj, bikenyc, era5, synthetic)")
-    r.add_argument("--source", help="raw input file or folder")
-    r.add_argument("--dest", required=True, help="output Zarr store")
-    r.add_argument("--option", action="append", metavar="KEY=VALUE", help="recipe option")
 
-    t = _sub(sp, "train", "train a model on a store or catalog entry")
+def _add_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("data", help="Zarr store path or catalog name")
     t.add_argument("--model", default="simvp")
     t.add_argument("--variable", default=None)
@@ -139,7 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="folder for the trained model")
     t.add_argument("--option", action="append", metavar="KEY=VALUE", help="model/training option")
 
-    f = _sub(sp, "forecast", "forecast from a store with a trained model or a baseline")
+
+def _add_forecast(f: argparse.ArgumentParser) -> None:
     f.add_argument("data", help="Zarr store path or catalog name")
     f.add_argument("--model", required=True, help="model folder or baseline name")
     f.add_argument("--variable", default=None)
@@ -162,7 +142,8 @@ def _parser() -> argparse.ArgumentParser:
         "(one single-threaded worker per core); chunks are written to --out by the workers",
     )
 
-    s = _sub(sp, "score", "score a forecast store against observations")
+
+def _add_score(s: argparse.ArgumentParser) -> None:
     s.add_argument("forecast", help="forecast Zarr store")
     s.add_argument("obs", help="observation store path or catalog name")
     s.add_argument("--variable", default=None)
@@ -176,7 +157,8 @@ def _parser() -> argparse.ArgumentParser:
         help="replace missing values in both fields by this value (radar protocol: 0)",
     )
 
-    pl = _sub(sp, "plot", "draw maps of a forecast store (with observations and errors), or a GIF")
+
+def _add_plot(pl: argparse.ArgumentParser) -> None:
     pl.add_argument("forecast", help="forecast Zarr store")
     pl.add_argument("--obs", default=None, help="observation store path or catalog name")
     pl.add_argument("--variable", default=None)
@@ -186,6 +168,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     pl.add_argument("--animate", action="store_true", help="write an animation (.gif or .mp4)")
     pl.add_argument("--out", required=True, help="output PNG (or GIF/MP4 with --animate)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="stgeo",
+        description="xarray-native spatio-temporal forecasting of gridded geoscience/urban data",
+        epilog="example:\n  stgeo quickstart",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sp = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_, add_arguments, _) in _SUBCOMMANDS.items():
+        add_arguments(_sub(sp, name, help_))
     return p
 
 
@@ -225,7 +221,8 @@ def _cmd_catalog(a: argparse.Namespace) -> int:
     if a.action == "build":
         from .datasets import build_from_catalog
 
-        path = build_from_catalog(a.name, data_root=a.data_root, **_parse_kv(a.option))
+        options = parse_options(a.option, str)  # typed by the entry's recipe
+        path = build_from_catalog(a.name, data_root=a.data_root, **options)
         print(f"built {a.name} -> {path}")
         return 0
     import yaml
@@ -238,11 +235,9 @@ def _cmd_catalog(a: argparse.Namespace) -> int:
 
 
 def _cmd_recipe(a: argparse.Namespace) -> int:
-    from .datasets import run_recipe
+    from .datasets.command import run_recipe_args
 
-    path = run_recipe(a.name, a.source, a.dest, **_parse_kv(a.option))
-    print(f"wrote {path}")
-    return 0
+    return run_recipe_args(a)
 
 
 def _pick_variable(ds: Any, variable: str | None) -> Any:
@@ -254,7 +249,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from .training import train
 
     ds = open_dataset(a.data)
-    kw = _parse_kv(a.option)
+    kw = parse_options(a.option)
     if a.lr is not None:
         kw["lr"] = a.lr
     tm = train(
@@ -283,7 +278,7 @@ def _cmd_forecast(a: argparse.Namespace) -> int:
         ds = ds.fillna(a.fillna)
     init = slice(a.start, a.end) if (a.start or a.end) else None
     kw = dict(variable=a.variable, lead_steps=a.lead_steps, init_times=init, output=a.out)
-    kw.update(_parse_kv(a.option))
+    kw.update(parse_options(a.option))
     if a.dask is None:
         fc = forecast(ds, a.model, **kw)
     else:
@@ -352,14 +347,30 @@ def _cmd_quickstart(a: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {
-    "quickstart": _cmd_quickstart,
-    "catalog": _cmd_catalog,
-    "recipe": _cmd_recipe,
-    "train": _cmd_train,
-    "forecast": _cmd_forecast,
-    "score": _cmd_score,
-    "plot": _cmd_plot,
+_SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {
+    "quickstart": (
+        "generate synthetic storms, forecast, score and report (the main job)",
+        _add_quickstart,
+        _cmd_quickstart,
+    ),
+    "catalog": ("list catalog entries, show one, or build its store", _add_catalog, _cmd_catalog),
+    "recipe": (
+        "build a canonical Zarr store from raw files (one source, or a recipe's named events)",
+        add_recipe_arguments,
+        _cmd_recipe,
+    ),
+    "train": ("train a model on a store or catalog entry", _add_train, _cmd_train),
+    "forecast": (
+        "forecast from a store with a trained model or a baseline",
+        _add_forecast,
+        _cmd_forecast,
+    ),
+    "score": ("score a forecast store against observations", _add_score, _cmd_score),
+    "plot": (
+        "draw maps of a forecast store (with observations and errors), or a GIF",
+        _add_plot,
+        _cmd_plot,
+    ),
 }
 
 
@@ -376,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return _COMMANDS[a.command](a)
+        return _SUBCOMMANDS[a.command][2](a)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

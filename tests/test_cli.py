@@ -234,6 +234,11 @@ def test_catalog_build_then_open_by_name(tmp_path, capsys):
         assert "built synthetic-crowd" in capsys.readouterr().out
         ds = stgeo.open_dataset("synthetic-crowd")
         assert ds.flow.sizes["time"] == 96
+        # the entry's recipe types the options: a typo or a bad value is named
+        assert main(["catalog", "build", "synthetic-crowd", "--option", "n_day=2"]) == 1
+        assert "Did you mean 'n_days'" in capsys.readouterr().err
+        assert main(["catalog", "build", "synthetic-crowd", "--option", "n_days=two"]) == 1
+        assert "n_days='two': expected int" in capsys.readouterr().err
 
 
 def test_forecast_and_score_fillna_for_no_data(tmp_path):

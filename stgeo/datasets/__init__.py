@@ -1,14 +1,33 @@
-"""Readers and generators producing canonical xarray datasets."""
+"""Recipes turning raw provider formats into canonical xarray stores, and synthetic data.
 
-from .recipes import build_from_catalog, list_recipes, recipe_info, register_recipe, run_recipe
+* :func:`register_recipe`, :func:`run_recipe`, :func:`list_recipes`, :func:`recipe_info`,
+  :func:`run_events` — the recipe registry (:mod:`stgeo.datasets.registry`);
+* :class:`Recipe`, :class:`RecipeInputs`, :class:`RecipeOutput` — the protocol every recipe
+  follows (:mod:`stgeo.datasets.protocol`);
+* :func:`parse_options` — the ``KEY=VALUE`` option parser (:mod:`stgeo.datasets.options`);
+* :func:`build_from_catalog`, :func:`verify_checksums`;
+* :func:`storm_cells`, :func:`crowd_flows` — deterministic synthetic data.
+"""
+
+from .catalog_build import build_from_catalog
+from .checksums import verify_checksums
+from .options import parse_options
+from .protocol import Recipe, RecipeInputs, RecipeOutput
+from .registry import list_recipes, recipe_info, register_recipe, run_events, run_recipe
 from .synthetic import crowd_flows, storm_cells
 
 __all__ = [
+    "Recipe",
+    "RecipeInputs",
+    "RecipeOutput",
     "build_from_catalog",
     "crowd_flows",
     "list_recipes",
+    "parse_options",
     "recipe_info",
     "register_recipe",
+    "run_events",
     "run_recipe",
     "storm_cells",
+    "verify_checksums",
 ]

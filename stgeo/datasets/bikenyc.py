@@ -35,17 +35,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataValidationError
-from .recipes import (
-    existing_store_matches,
-    fingerprint,
-    recipe_attrs,
-    register_recipe,
-    require_file,
-    verify_checksums,
-)
-from .taxibj import complete_days, grid_latlon, read_flow_file, write_flows
+from .protocol import Recipe, RecipeInputs, RecipeOutput, require_file
+from .registry import register_recipe
+from .taxibj import complete_days, flows_output, grid_latlon, read_flow_file
 
-__all__ = ["MANHATTAN_BBOX", "bikenyc_recipe"]
+__all__ = ["MANHATTAN_BBOX", "BikeNYCRecipe"]
 
 #: (south, west, north, east) of the assumed BikeNYC 16x8 grid
 MANHATTAN_BBOX = (40.68, -74.02, 40.78, -73.95)
@@ -98,29 +92,54 @@ def _read_netcdf(path: Path):
     return arr, times, names
 
 
-def bikenyc_recipe(
-    source: str,
-    dest: str,
-    *,
-    drop_incomplete_days: bool = False,
-    overwrite: bool = False,
-    verify: bool = True,
-) -> str:
+def _find_source(src: Path) -> Path:
+    if not src.is_dir():
+        return src
+    cands = sorted(src.glob("NYC14_M16x8_T60_NewEnd.h5")) + sorted(src.glob("*.nc"))
+    cands += sorted(p for p in src.glob("*.h5") if p not in cands)
+    if not cands:
+        raise DataValidationError(
+            f"no BikeNYC file in {src}: expected NYC14_M16x8_T60_NewEnd.h5 or a .nc file"
+        )
+    return cands[0]
+
+
+def _open_flows(src: Path, per_day: int):
+    """``(handle or None, flow data (N, 2, H, W), times)`` from the HDF5 or netCDF file."""
+    with open(src, "rb") as fh:
+        magic = fh.read(8)
+    if magic.startswith(b"\x89HDF") and src.suffix in (".h5", ".hdf5", ".hdf"):
+        handle, times = read_flow_file(src, per_day, "BikeNYC (NYC14_M16x8_T60_NewEnd.h5)")
+        return handle, handle["data"], times
+    if magic.startswith((b"\x89HDF", b"CDF")):
+        arr, times, names = _read_netcdf(src)
+        if names and names != ["new_flow", "end_flow"]:
+            raise DataValidationError(
+                f"{src}: flow_type is {names}, expected ['new_flow', 'end_flow']"
+            )
+        return None, _ArraySource(arr, str(src)), times
+    raise DataValidationError(
+        f"{src} is neither HDF5 nor netCDF (first bytes {magic!r}); expected "
+        "NYC14_M16x8_T60_NewEnd.h5 or the BikeNYC netCDF"
+    )
+
+
+_ATTRS = {
+    "title": "BikeNYC crowd flows (Citi Bike trips, hourly, Manhattan)",
+    "Conventions": "CF-1.8",
+    "channel_source": "inflow=end_flow (source channel 1), outflow=new_flow (source channel 0)",
+    "grid_bbox_south_west_north_east": list(MANHATTAN_BBOX),
+    "grid_note": "bounding box assumed (not published); row 0 = north",
+    "citation": "Zhang, Zheng, Qi (2017) Deep spatio-temporal residual networks for "
+    "citywide crowd flows prediction, AAAI; trips: Citi Bike System Data",
+}
+
+
+class BikeNYCRecipe(Recipe):
     """Convert BikeNYC (original HDF5 or the netCDF tail) into a canonical ``flow`` store.
 
-    Parameters
-    ----------
-    source : str
-        ``NYC14_M16x8_T60_NewEnd.h5`` or ``bikenyc_tail_*.nc`` (or a folder holding one).
-    dest : str
-        The Zarr store to write.
-    drop_incomplete_days : bool
-        Keep only days with all 24 hours.
-
-    Returns
-    -------
-    str
-        The store path.
+    Source: ``NYC14_M16x8_T60_NewEnd.h5`` or ``bikenyc_tail_*.nc`` (or a folder holding
+    one). Option: ``drop_incomplete_days`` (keep only days with all 24 hours).
 
     Examples
     --------
@@ -128,79 +147,48 @@ def bikenyc_recipe(
     >>> run_recipe("bikenyc", "../shared/data/bikenyc", "bikenyc.zarr")  # doctest: +SKIP
     'bikenyc.zarr'
     """
-    src = require_file(source, "BikeNYC source")
-    if src.is_dir():
-        cands = sorted(src.glob("NYC14_M16x8_T60_NewEnd.h5")) + sorted(src.glob("*.nc"))
-        cands += sorted(p for p in src.glob("*.h5") if p not in cands)
-        if not cands:
-            raise DataValidationError(
-                f"no BikeNYC file in {src}: expected NYC14_M16x8_T60_NewEnd.h5 or a .nc file"
+
+    def inputs(self, source: str | None, *, drop_incomplete_days: bool = False) -> RecipeInputs:
+        src = _find_source(require_file(str(source), "BikeNYC source"))
+        opts = {"drop_incomplete_days": drop_incomplete_days}
+        return RecipeInputs(files=[src], options=opts, root=src.parent, plan=src)
+
+    def build(self, inputs: RecipeInputs) -> RecipeOutput:
+        src: Path = inputs.plan
+        per_day, step = 24, pd.Timedelta("1h")
+        handle = None
+        try:
+            handle, data, times = _open_flows(src, per_day)
+            drop = inputs.options["drop_incomplete_days"]
+            keep = complete_days(times, per_day) if drop else ~times.duplicated()
+            idx = np.flatnonzero(keep)
+            idx = idx[np.argsort(times.values[idx], kind="stable")]
+            if idx.size == 0:
+                raise DataValidationError(f"{src}: no frames left (no complete day)")
+            ny, nx = data.shape[2:]
+            lat, lon = grid_latlon(MANHATTAN_BBOX, ny, nx)
+            attrs = {**_ATTRS, "source": src.name}
+            out = flows_output(
+                [(data, idx)],
+                times[idx],
+                step=step,
+                lat=lat,
+                lon=lon,
+                extra={},
+                attrs=attrs,
+                swap_channels=True,
             )
-        src = cands[0]
-    opts = {"drop_incomplete_days": drop_incomplete_days}
-    fp = fingerprint([src], recipe="bikenyc", **opts)
-    if not overwrite and existing_store_matches(dest, "bikenyc", fp):
-        return str(dest)
-    if verify:
-        verify_checksums([src], root=src.parent)
-    per_day, step = 24, pd.Timedelta("1h")
-    handle = None
-    try:
-        with open(src, "rb") as fh:
-            magic = fh.read(8)
-        if magic.startswith(b"\x89HDF") and src.suffix in (".h5", ".hdf5", ".hdf"):
-            handle, times = read_flow_file(src, per_day, "BikeNYC (NYC14_M16x8_T60_NewEnd.h5)")
-            data = handle["data"]
-        elif magic.startswith((b"\x89HDF", b"CDF")):
-            arr, times, names = _read_netcdf(src)
-            if names and names != ["new_flow", "end_flow"]:
-                raise DataValidationError(
-                    f"{src}: flow_type is {names}, expected ['new_flow', 'end_flow']"
-                )
-            data = _ArraySource(arr, str(src))
-        else:
-            raise DataValidationError(
-                f"{src} is neither HDF5 nor netCDF (first bytes {magic!r}); expected "
-                "NYC14_M16x8_T60_NewEnd.h5 or the BikeNYC netCDF"
-            )
-        keep = complete_days(times, per_day) if drop_incomplete_days else ~times.duplicated()
-        idx = np.flatnonzero(keep)
-        idx = idx[np.argsort(times.values[idx], kind="stable")]
-        if idx.size == 0:
-            raise DataValidationError(f"{src}: no frames left (no complete day)")
-        ny, nx = data.shape[2:]
-        lat, lon = grid_latlon(MANHATTAN_BBOX, ny, nx)
-        attrs = {
-            "title": "BikeNYC crowd flows (Citi Bike trips, hourly, Manhattan)",
-            "source": src.name,
-            "Conventions": "CF-1.8",
-            "channel_source": "inflow=end_flow (source channel 1), outflow=new_flow (source "
-            "channel 0)",
-            "grid_bbox_south_west_north_east": list(MANHATTAN_BBOX),
-            "grid_note": "bounding box assumed (not published); row 0 = north",
-            "citation": "Zhang, Zheng, Qi (2017) Deep spatio-temporal residual networks for "
-            "citywide crowd flows prediction, AAAI; trips: Citi Bike System Data",
-            **recipe_attrs("bikenyc", fp, source, **opts),
-        }
-        return write_flows(
-            dest,
-            [(data, idx)],
-            times[idx],
-            step=step,
-            lat=lat,
-            lon=lon,
-            extra={},
-            attrs=attrs,
-            swap_channels=True,
-        )
-    finally:
-        if handle is not None:
-            handle.close()
+        except BaseException:
+            if handle is not None:
+                handle.close()
+            raise
+        out.close = handle.close if handle is not None else None
+        return out
 
 
 register_recipe(
     "bikenyc",
-    bikenyc_recipe,
+    BikeNYCRecipe,
     options={"drop_incomplete_days": bool},
     description="BikeNYC NYC14_M16x8_T60_NewEnd.h5 or netCDF tail -> flow",
 )

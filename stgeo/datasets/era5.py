@@ -27,17 +27,10 @@ import numpy as np
 import xarray as xr
 
 from ..errors import DataValidationError, DependencyError, UnknownNameError
-from .recipes import (
-    existing_store_matches,
-    fingerprint,
-    recipe_attrs,
-    register_recipe,
-    require_file,
-    time_chunk,
-    verify_checksums,
-)
+from .protocol import Recipe, RecipeInputs, RecipeOutput, require_file, time_chunk
+from .registry import register_recipe
 
-__all__ = ["KNOWN_VARIABLES", "era5_recipe", "read_era5"]
+__all__ = ["KNOWN_VARIABLES", "Era5Recipe", "read_era5"]
 
 KNOWN_VARIABLES: dict[str, dict[str, str]] = {
     "t2m": {"units": "K", "standard_name": "air_temperature", "long_name": "2 metre temperature"},
@@ -126,39 +119,9 @@ def read_era5(path: str, variables: tuple = ()) -> xr.Dataset:
     True
     """
     p = require_file(path, "ERA5 file")
-    ds = _open(p)
-    ren = {k: v for k, v in _RENAME.items() if k in ds.dims or k in ds.coords}
-    if "valid_time" in ren and "time" in ds.dims:
-        ren.pop("valid_time")
-    if "time" in ds.coords and "time" not in ds.dims and "valid_time" in ds.dims:
-        ds = ds.drop_vars("time")
-    ds = ds.rename(ren)
-    missing = [d for d in ("time", "lat", "lon") if d not in ds.dims]
-    if missing:
-        raise DataValidationError(
-            f"{p} is not an ERA5 single-level file: dims {missing} are missing (it has "
-            f"{dict(ds.sizes)}); expected time, latitude and longitude"
-        )
-    gridded = [str(k) for k, v in ds.data_vars.items() if {"time", "lat", "lon"} <= set(v.dims)]
-    names = list(variables) or gridded
-    for n in names:
-        if n not in gridded:
-            raise UnknownNameError(
-                f"variable {n!r} not in {p.name}; it has {', '.join(gridded) or '(none)'}"
-            )
-    if not names:
-        raise DataValidationError(f"{p} has no variable on (time, latitude, longitude)")
-    ds = ds[names]
-    extra = [d for v in names for d in ds[v].dims if d not in ("time", "lat", "lon")]
-    for d in set(extra):
-        if ds.sizes[d] != 1:
-            raise DataValidationError(
-                f"{p}: variables have the extra dimension {d!r} of size {ds.sizes[d]}; "
-                "select one level/member before converting"
-            )
-        ds = ds.isel({d: 0})
-    drop = [c for c in ds.coords if c not in ("time", "lat", "lon")]
-    ds = ds.drop_vars(drop).transpose("time", "lat", "lon")
+    ds = _rename_dims(_open(p), p)
+    names = _pick_variables(ds, p, variables)
+    ds = _drop_extra_dims(ds[names], p, names)
     if not np.issubdtype(ds["time"].dtype, np.datetime64):
         raise DataValidationError(f"{p}: the time coordinate could not be decoded")
     ds = ds.sortby("lat").sortby("time")
@@ -183,29 +146,56 @@ def read_era5(path: str, variables: tuple = ()) -> xr.Dataset:
     return ds
 
 
-def era5_recipe(
-    source: str,
-    dest: str,
-    *,
-    variables: tuple = (),
-    overwrite: bool = False,
-    verify: bool = True,
-) -> str:
+def _rename_dims(ds: xr.Dataset, p: Path) -> xr.Dataset:
+    """latitude/longitude/valid_time -> lat/lon/time; time, lat and lon must then exist."""
+    ren = {k: v for k, v in _RENAME.items() if k in ds.dims or k in ds.coords}
+    if "valid_time" in ren and "time" in ds.dims:
+        ren.pop("valid_time")
+    if "time" in ds.coords and "time" not in ds.dims and "valid_time" in ds.dims:
+        ds = ds.drop_vars("time")
+    ds = ds.rename(ren)
+    missing = [d for d in ("time", "lat", "lon") if d not in ds.dims]
+    if missing:
+        raise DataValidationError(
+            f"{p} is not an ERA5 single-level file: dims {missing} are missing (it has "
+            f"{dict(ds.sizes)}); expected time, latitude and longitude"
+        )
+    return ds
+
+
+def _pick_variables(ds: xr.Dataset, p: Path, variables: tuple) -> list[str]:
+    gridded = [str(k) for k, v in ds.data_vars.items() if {"time", "lat", "lon"} <= set(v.dims)]
+    names = list(variables) or gridded
+    for n in names:
+        if n not in gridded:
+            raise UnknownNameError(
+                f"variable {n!r} not in {p.name}; it has {', '.join(gridded) or '(none)'}"
+            )
+    if not names:
+        raise DataValidationError(f"{p} has no variable on (time, latitude, longitude)")
+    return names
+
+
+def _drop_extra_dims(ds: xr.Dataset, p: Path, names: list[str]) -> xr.Dataset:
+    """Drop size-1 extra dims and scalar coords; refuse levels/members to choose from."""
+    extra = [d for v in names for d in ds[v].dims if d not in ("time", "lat", "lon")]
+    for d in set(extra):
+        if ds.sizes[d] != 1:
+            raise DataValidationError(
+                f"{p}: variables have the extra dimension {d!r} of size {ds.sizes[d]}; "
+                "select one level/member before converting"
+            )
+        ds = ds.isel({d: 0})
+    drop = [c for c in ds.coords if c not in ("time", "lat", "lon")]
+    return ds.drop_vars(drop).transpose("time", "lat", "lon")
+
+
+class Era5Recipe(Recipe):
     """Convert an ERA5 netCDF/GRIB file into a canonical store (ascending latitude).
 
-    Parameters
-    ----------
-    source : str
-        The file (or a folder holding exactly one ``.nc``, else one ``.grib``).
-    dest : str
-        The Zarr store to write.
-    variables : tuple of str
-        Variables to keep (default all on time/latitude/longitude), e.g. ``("t2m",)``.
-
-    Returns
-    -------
-    str
-        The store path.
+    Source: the file (or a folder holding exactly one ``.nc``, else one ``.grib``).
+    Option: ``variables`` (variables to keep, default all on time/latitude/longitude,
+    e.g. ``t2m``).
 
     Examples
     --------
@@ -214,39 +204,39 @@ def era5_recipe(
     >>> run_recipe("era5", src, "t2m.zarr")  # doctest: +SKIP
     't2m.zarr'
     """
-    from ..data.store import to_zarr
 
-    src = require_file(source, "ERA5 source")
-    if src.is_dir():
-        cands = sorted(src.glob("*.nc")) or sorted(src.glob("*.grib")) + sorted(src.glob("*.grb"))
-        if len(cands) != 1:
-            raise DataValidationError(
-                f"{src} holds {len(cands)} ERA5 files ({[c.name for c in cands]}); give one file"
+    def inputs(self, source: str | None, *, variables: tuple = ()) -> RecipeInputs:
+        src = require_file(str(source), "ERA5 source")
+        if src.is_dir():
+            cands = sorted(src.glob("*.nc")) or sorted(src.glob("*.grib")) + sorted(
+                src.glob("*.grb")
             )
-        src = cands[0]
-    opts: dict[str, Any] = {"variables": list(variables)}
-    fp = fingerprint([src], recipe="era5", **opts)
-    if not overwrite and existing_store_matches(dest, "era5", fp):
-        return str(dest)
-    if verify:
-        verify_checksums([src], root=src.parent)
-    ds = read_era5(str(src), tuple(variables))
-    try:
+            if len(cands) != 1:
+                raise DataValidationError(
+                    f"{src} holds {len(cands)} ERA5 files ({[c.name for c in cands]}); give "
+                    "one file"
+                )
+            src = cands[0]
+        opts: dict[str, Any] = {"variables": list(variables)}
+        return RecipeInputs(files=[src], options=opts, root=src.parent, plan=src)
+
+    def build(self, inputs: RecipeInputs) -> RecipeOutput:
+        ds = read_era5(str(inputs.plan), tuple(inputs.options["variables"]))
         frame = sum(ds[v].dtype.itemsize for v in ds.data_vars) * ds.sizes["lat"] * ds.sizes["lon"]
-        ds.attrs.update(recipe_attrs("era5", fp, source, **opts))
+        return RecipeOutput(ds, chunks={"time": time_chunk(frame)}, close=ds.close)
+
+    def write(self, inputs: RecipeInputs, output: RecipeOutput, dest: str) -> str:
         try:
-            return to_zarr(ds, dest, chunks={"time": time_chunk(frame)})
+            return super().write(inputs, output, dest)
         except (OSError, RuntimeError, ValueError) as e:
             raise DataValidationError(
-                f"cannot read the data of {src} ({type(e).__name__}: {e}); truncated file?"
+                f"cannot read the data of {inputs.plan} ({type(e).__name__}: {e}); truncated file?"
             ) from None
-    finally:
-        ds.close()
 
 
 register_recipe(
     "era5",
-    era5_recipe,
+    Era5Recipe,
     options={"variables": tuple},
     description="ERA5 single-level netCDF/GRIB (e.g. t2m) -> (time, lat, lon), ascending lat",
 )

@@ -49,6 +49,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import warnings
@@ -65,16 +66,10 @@ import xarray as xr
 
 from ..conventions import add_latlon, set_crs
 from ..errors import DataValidationError, DependencyError, UnknownNameError
-from .recipes import (
-    existing_store_matches,
-    fingerprint,
-    recipe_attrs,
-    register_recipe,
-    require_file,
-    verify_checksums,
-)
+from .protocol import Recipe, RecipeInputs, RecipeOutput, list_files, require_file
+from .registry import register_recipe, run_events
 
-__all__ = ["RADAR_EVENTS", "convert_radar_events", "radar_recipe", "read_radar_frame"]
+__all__ = ["RADAR_EVENTS", "RadarRecipe", "convert_radar_events", "read_radar_frame"]
 
 #: The 8 real events of the pysteps example data (store name -> folder relative to the
 #: shared data root, i.e. ``../shared/data``).
@@ -350,77 +345,19 @@ def _latlon32(ds: xr.Dataset) -> xr.Dataset:
     return ds.assign_coords(lat=ds["lat"].astype(np.float32), lon=ds["lon"].astype(np.float32))
 
 
-def _list_files(source: Path) -> list[Path]:
-    if source.is_file():
-        return [source]
-    return sorted(f for f in source.iterdir() if f.is_file() and not f.name.startswith("."))
+@dataclass(frozen=True)
+class _RadarPlan:
+    src: Path
+    product: _Product
+    files: list[Path]
+    times: pd.DatetimeIndex
+    chunk_time: int
 
 
-def radar_recipe(
-    source: str,
-    dest: str,
-    *,
-    product: str | None = None,
-    chunk_time: int = 8,
-    overwrite: bool = False,
-    verify: bool = True,
-) -> str:
-    """Convert one radar event (a folder of product files) into a ``rain_rate`` store.
-
-    Parameters
-    ----------
-    source : str
-        Folder holding one event's files (all of one product), e.g.
-        ``../shared/data/radar/radar/fmi/pgm/20160928``.
-    dest : str
-        The Zarr store to write.
-    product : {"fmi", "knmi", "bom", "mch", "rmi"}, optional
-        Force the product instead of detecting it from file names.
-    chunk_time : int
-        Frames per chunk (default 8; chunks span the full grid).
-    overwrite : bool
-        Rebuild even if ``dest`` is a complete store of the same inputs.
-    verify : bool
-        Check inputs against SHA256SUMS found in the folder or its parents.
-
-    Returns
-    -------
-    str
-        The store path.
-
-    Raises
-    ------
-    DataValidationError
-        No recognised files, unreadable/truncated files, checksum mismatch, changing grid.
-
-    Examples
-    --------
-    >>> from stgeo.datasets import run_recipe  # doctest: +SKIP
-    >>> run_recipe("radar", "../shared/data/radar/radar/mch/20150515", "mch.zarr")  # doctest: +SKIP
-    'mch.zarr'
-    """
-    from ..data.store import StoreBuilder
-
-    src = require_file(source, "radar source folder")
-    prod, files = _detect(_list_files(src), product)
-    times = [_file_time(prod, f) for f in files]
-    order = np.argsort(np.asarray(times, dtype="datetime64[ns]"), kind="stable")
-    files = [files[i] for i in order]
-    times = pd.DatetimeIndex([times[i] for i in order])
-    if times.has_duplicates:
-        raise DataValidationError(
-            f"{src}: several files for the same time {times[times.duplicated()][0]}"
-        )
-    chunk_time = max(1, int(chunk_time))
-    opts = {"product": prod.name, "chunk_time": chunk_time}
-    fp = fingerprint(files, recipe="radar", **opts)
-    if not overwrite and existing_store_matches(dest, "radar", fp):
-        return str(dest)
-    if verify:
-        verify_checksums(files, root=src)
-
-    first, md0 = read_radar_frame(files[0], prod.name)
-    ny, nx = first.shape
+def _time_axis(
+    times: pd.DatetimeIndex, md0: dict[str, Any], src: Path
+) -> tuple[pd.Timedelta, pd.DatetimeIndex]:
+    """The event's regular step and full time axis (gaps included)."""
     step = (
         pd.Timedelta(pd.Series(np.diff(times.values)).mode().iloc[0])
         if len(times) > 1
@@ -431,11 +368,11 @@ def radar_recipe(
         raise DataValidationError(
             f"{src}: file times are not on a regular {step} grid; give one event per folder"
         )
-    missing = full.difference(times)
-    proj, x, y = _proj_and_coords(md0, ny, nx, files[0], prod.name)
-    flip = md0.get("yorigin", "upper") == "upper"
+    return step, full
 
-    rr_attrs = {
+
+def _rain_attrs(md0: dict[str, Any], prod: _Product) -> dict[str, Any]:
+    attrs = {
         "units": "mm h-1",
         "standard_name": "rainfall_rate",
         "long_name": "rain rate",
@@ -446,19 +383,23 @@ def radar_recipe(
         "time_reference": "nominal file time (end of the accumulation period)",
     }
     if "accumulation_minutes" in md0:
-        rr_attrs["accumulation_minutes"] = md0["accumulation_minutes"]
+        attrs["accumulation_minutes"] = md0["accumulation_minutes"]
     if md0["source_units"] == "dBZ":
-        rr_attrs.update(zr_a=MP_A, zr_b=MP_B)
+        attrs.update(zr_a=MP_A, zr_b=MP_B)
+    return attrs
+
+
+def _template(
+    plan: _RadarPlan, full: pd.DatetimeIndex, step: pd.Timedelta, md0: dict[str, Any], shape
+) -> xr.Dataset:
     import dask.array as da
 
+    ny, nx = shape
+    prod, times = plan.product, plan.times
+    proj, x, y = _proj_and_coords(md0, ny, nx, plan.files[0], prod.name)
+    data = da.zeros((len(full), ny, nx), dtype=np.float32, chunks=(plan.chunk_time, ny, nx))
     tpl = xr.Dataset(
-        {
-            "rain_rate": (
-                ("time", "y", "x"),
-                da.zeros((len(full), ny, nx), dtype=np.float32, chunks=(chunk_time, ny, nx)),
-                rr_attrs,
-            )
-        },
+        {"rain_rate": (("time", "y", "x"), data, _rain_attrs(md0, prod))},
         coords={
             "time": ("time", full.values, {"long_name": "time", "step": str(step)}),
             "y": ("y", y, {"units": "m", "standard_name": "projection_y_coordinate"}),
@@ -473,44 +414,93 @@ def radar_recipe(
         institution=prod.provider,
         source=f"{prod.name} files converted by stgeo (pysteps importers)",
         Conventions="CF-1.8",
-        missing_frames=",".join(str(t) for t in missing),
-        **recipe_attrs("radar", fp, source, **opts),
+        missing_frames=",".join(str(t) for t in full.difference(times)),
     )
-    by_time = dict(zip(times, files, strict=True))
-    builder = StoreBuilder(dest, tpl, chunks={"time": chunk_time})
-    # gzip/PIL decoding overlaps in threads; netCDF4/HDF5 are not thread-safe: one worker
-    pool = ThreadPoolExecutor(max_workers=2 if prod.name in ("fmi", "mch") else 1)
-    try:
-        for start in range(0, len(full), chunk_time):
-            if builder.is_done(start):
-                continue
-            block = full[start : start + chunk_time]
-            _write_block(
-                builder, start, block, by_time, files[0], first, prod.name, ny, nx, flip, pool
-            )
-    finally:
-        pool.shutdown(wait=True)
-    return builder.commit()
+    return tpl
 
 
-def _write_block(
-    builder, start, block, by_time, first_file, first, product, ny, nx, flip, pool
-) -> None:
-    arr = np.full((len(block), ny, nx), np.nan, dtype=np.float32)
-    todo = [(i, by_time[t]) for i, t in enumerate(block) if t in by_time]
-    frames = pool.map(
-        lambda f: first if f == first_file else read_radar_frame(f, product)[0],
-        [f for _, f in todo],
-    )
-    for (i, f), frame in zip(todo, frames, strict=True):
-        if frame.shape != (ny, nx):
+class RadarRecipe(Recipe):
+    """Convert one radar event (a folder of product files) into a ``rain_rate`` store.
+
+    Source: the folder holding one event's files (all of one product), e.g.
+    ``../shared/data/radar/radar/fmi/pgm/20160928``. Options: ``product`` (``fmi``,
+    ``knmi``, ``bom``, ``mch`` or ``rmi``; default: detected from file names) and
+    ``chunk_time`` (frames per chunk, default 8; chunks span the full grid). Named events
+    (``--all-events``): :data:`RADAR_EVENTS`.
+
+    Raises :class:`~stgeo.errors.DataValidationError` on no recognised files,
+    unreadable/truncated files, checksum mismatch or a changing grid.
+
+    Examples
+    --------
+    >>> from stgeo.datasets import run_recipe  # doctest: +SKIP
+    >>> run_recipe("radar", "../shared/data/radar/radar/mch/20150515", "mch.zarr")  # doctest: +SKIP
+    'mch.zarr'
+    """
+
+    def inputs(
+        self, source: str | None, *, product: str | None = None, chunk_time: int = 8
+    ) -> RecipeInputs:
+        src = require_file(str(source), "radar source folder")
+        prod, files = _detect(list_files(src), product)
+        times = [_file_time(prod, f) for f in files]
+        order = np.argsort(np.asarray(times, dtype="datetime64[ns]"), kind="stable")
+        files = [files[i] for i in order]
+        times = pd.DatetimeIndex([times[i] for i in order])
+        if times.has_duplicates:
             raise DataValidationError(
-                f"{f}: image shape {frame.shape} differs from the event's {(ny, nx)}; "
-                "one folder must hold one product on one grid"
+                f"{src}: several files for the same time {times[times.duplicated()][0]}"
             )
-        arr[i] = frame[::-1] if flip else frame
-    part = xr.Dataset({"rain_rate": (("time", "y", "x"), arr)}, coords={"time": block.values})
-    builder.write_region(part, start=start)
+        chunk_time = max(1, int(chunk_time))
+        plan = _RadarPlan(src, prod, files, times, chunk_time)
+        opts = {"product": prod.name, "chunk_time": chunk_time}
+        return RecipeInputs(files=files, options=opts, root=src, plan=plan)
+
+    def build(self, inputs: RecipeInputs) -> RecipeOutput:
+        plan: _RadarPlan = inputs.plan
+        first, md0 = read_radar_frame(plan.files[0], plan.product.name)
+        step, full = _time_axis(plan.times, md0, plan.src)
+        tpl = _template(plan, full, step, md0, first.shape)
+        reader = _BlockReader(plan, first, flip=md0.get("yorigin", "upper") == "upper")
+        regions = [
+            (start, functools.partial(reader.block, full[start : start + plan.chunk_time]))
+            for start in range(0, len(full), plan.chunk_time)
+        ]
+        return RecipeOutput(
+            tpl, chunks={"time": plan.chunk_time}, regions=regions, close=reader.close
+        )
+
+
+class _BlockReader:
+    """Reads the frames of a block of times (NaN where a file is missing)."""
+
+    def __init__(self, plan: _RadarPlan, first: np.ndarray, *, flip: bool) -> None:
+        self.by_time = dict(zip(plan.times, plan.files, strict=True))
+        self.first_file, self.first = plan.files[0], first
+        self.product, self.flip = plan.product.name, flip
+        # gzip/PIL decoding overlaps in threads; netCDF4/HDF5 are not thread-safe: one worker
+        workers = 2 if self.product in ("fmi", "mch") else 1
+        self.pool = ThreadPoolExecutor(max_workers=workers)
+
+    def _read(self, f: Path) -> np.ndarray:
+        return self.first if f == self.first_file else read_radar_frame(f, self.product)[0]
+
+    def block(self, block: pd.DatetimeIndex) -> xr.Dataset:
+        ny, nx = self.first.shape
+        arr = np.full((len(block), ny, nx), np.nan, dtype=np.float32)
+        todo = [(i, self.by_time[t]) for i, t in enumerate(block) if t in self.by_time]
+        frames = self.pool.map(self._read, [f for _, f in todo])
+        for (i, f), frame in zip(todo, frames, strict=True):
+            if frame.shape != (ny, nx):
+                raise DataValidationError(
+                    f"{f}: image shape {frame.shape} differs from the event's {(ny, nx)}; "
+                    "one folder must hold one product on one grid"
+                )
+            arr[i] = frame[::-1] if self.flip else frame
+        return xr.Dataset({"rain_rate": (("time", "y", "x"), arr)}, coords={"time": block.values})
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
 
 
 def convert_radar_events(
@@ -521,6 +511,9 @@ def convert_radar_events(
     **options: Any,
 ) -> dict[str, str]:
     """Convert the pysteps example events under ``root`` (the shared data folder).
+
+    The same as :func:`stgeo.datasets.run_events` for ``"radar"`` and
+    ``stgeo recipe radar --all-events ROOT --dest-dir DIR``.
 
     Parameters
     ----------
@@ -541,22 +534,14 @@ def convert_radar_events(
     >>> convert_radar_events("../shared/data", "stores", events=["rmi-20210704"])  # doctest: +SKIP
     {'rmi-20210704': 'stores/rmi-20210704.zarr'}
     """
-    out = {}
-    for name in events or list(RADAR_EVENTS):
-        if name not in RADAR_EVENTS:
-            raise UnknownNameError(
-                f"unknown radar event {name!r}; known: {', '.join(RADAR_EVENTS)}"
-            )
-        out[name] = radar_recipe(
-            str(Path(root) / RADAR_EVENTS[name]), str(Path(dest_dir) / f"{name}.zarr"), **options
-        )
-    return out
+    return run_events("radar", root, dest_dir, events=events, **options)
 
 
 register_recipe(
     "radar",
-    radar_recipe,
+    RadarRecipe,
     options={"product": str, "chunk_time": int},
     description="radar event folder (FMI PGM, KNMI HDF5, BoM netCDF, MeteoSwiss GIF, RMI ODIM) "
     "-> rain_rate mm/h",
+    events=RADAR_EVENTS,
 )

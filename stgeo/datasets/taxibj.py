@@ -35,8 +35,10 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +47,16 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import DataValidationError
-from .recipes import (
-    existing_store_matches,
-    fingerprint,
-    recipe_attrs,
-    register_recipe,
-    require_file,
-    verify_checksums,
-)
+from .protocol import Recipe, RecipeInputs, RecipeOutput, require_file
+from .registry import register_recipe
 
 __all__ = [
     "BEIJING_BBOX",
+    "TaxiBJRecipe",
     "complete_days",
     "grid_latlon",
     "parse_slots",
     "read_holidays",
-    "taxibj_recipe",
 ]
 
 #: (south, west, north, east) in degrees of the assumed TaxiBJ 32x32 grid
@@ -223,8 +219,57 @@ def segment_labels(times: pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray:
     return np.cumsum(brk).astype(np.int32)
 
 
-def write_flows(
-    dest: str,
+class _FlowBlocks:
+    """Reads blocks of kept rows from the flow sources (contiguous reads per file)."""
+
+    def __init__(self, sources: list[tuple[Any, np.ndarray]], swap_channels: bool) -> None:
+        self.sources = sources
+        self.rows = [(k, int(r)) for k, (_, idx) in enumerate(sources) for r in idx]
+        self.swap = swap_channels
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        block = self.rows[start:stop]
+        _, _, ny, nx = self.sources[0][0].shape
+        out = np.empty((len(block), 2, ny, nx), dtype=np.float32)
+        k0 = 0
+        while k0 < len(block):
+            fi, r0 = block[k0]
+            k1 = k0
+            while k1 + 1 < len(block) and block[k1 + 1] == (fi, block[k1][1] + 1):
+                k1 += 1
+            try:
+                vals = self.sources[fi][0][r0 : block[k1][1] + 1]
+                out[k0 : k1 + 1] = vals[:, ::-1] if self.swap else vals
+            except (OSError, KeyError, RuntimeError) as e:
+                raise DataValidationError(
+                    f"cannot read frames {r0}..{block[k1][1]} of "
+                    f"{self.sources[fi][0].file.filename} ({e}); the file is truncated or "
+                    "corrupted"
+                ) from None
+            k0 = k1 + 1
+        return out
+
+
+def _flow_region(
+    blocks: _FlowBlocks,
+    times: pd.DatetimeIndex,
+    labels: np.ndarray | None,
+    extra: dict[str, tuple[tuple[str, ...], np.ndarray, dict[str, Any]]],
+    start: int,
+    stop: int,
+) -> xr.Dataset:
+    part = xr.Dataset(
+        {"flow": (("time", "channel", "y", "x"), blocks.read(start, stop))},
+        coords={"time": times.values[start:stop]},
+    )
+    if labels is not None:  # time-dependent coords travel with each region
+        part = part.assign_coords(event=("time", labels[start:stop]))
+    for k, (dims, arr, _) in extra.items():  # time-dependent side variables too
+        part[k] = (dims, np.asarray(arr)[start:stop])
+    return part
+
+
+def flows_output(
     sources: list[tuple[Any, np.ndarray]],
     times: pd.DatetimeIndex,
     *,
@@ -236,14 +281,12 @@ def write_flows(
     chunk_time: int = 256,
     events: bool = True,
     swap_channels: bool = False,
-) -> str:
-    """Write flows gathered from ``sources`` ((h5 dataset, kept row indices) per file)."""
+) -> RecipeOutput:
+    """The flow store (template + regions) gathered from ``sources`` ((h5 dataset, rows))."""
     import dask.array as da
 
-    from ..data.store import StoreBuilder
-
-    rows = [(k, int(r)) for k, (_, idx) in enumerate(sources) for r in idx]
-    n = len(rows)
+    blocks = _FlowBlocks(sources, swap_channels)
+    n = len(blocks.rows)
     if n != len(times):  # pragma: no cover - internal consistency
         raise DataValidationError("internal error: rows and times differ")
     _, _, ny, nx = sources[0][0].shape
@@ -280,70 +323,96 @@ def write_flows(
         coords=coords,
         attrs=attrs,
     )
-    builder = StoreBuilder(dest, tpl, chunks={"time": chunk_time})
-    for start in range(0, n, chunk_time):
-        if builder.is_done(start):
-            continue
-        block = rows[start : start + chunk_time]
-        out = np.empty((len(block), 2, ny, nx), dtype=np.float32)
-        k0 = 0
-        while k0 < len(block):  # contiguous reads per file
-            fi, r0 = block[k0]
-            k1 = k0
-            while k1 + 1 < len(block) and block[k1 + 1] == (fi, block[k1][1] + 1):
-                k1 += 1
-            try:
-                vals = sources[fi][0][r0 : block[k1][1] + 1]
-                out[k0 : k1 + 1] = vals[:, ::-1] if swap_channels else vals
-            except (OSError, KeyError, RuntimeError) as e:
-                raise DataValidationError(
-                    f"cannot read frames {r0}..{block[k1][1]} of "
-                    f"{sources[fi][0].file.filename} ({e}); the file is truncated or corrupted"
-                ) from None
-            k0 = k1 + 1
-        part = xr.Dataset(
-            {"flow": (("time", "channel", "y", "x"), out)},
-            coords={"time": times.values[start : start + len(block)]},
+    region_labels = labels if "event" in coords else None
+    regions = [
+        (
+            start,
+            functools.partial(
+                _flow_region, blocks, times, region_labels, extra, start, min(start + chunk_time, n)
+            ),
         )
-        if "event" in coords:  # time-dependent coords travel with each region
-            part = part.assign_coords(event=("time", labels[start : start + len(block)]))
-        for k, (dims, arr, _) in extra.items():  # time-dependent side variables too
-            part[k] = (dims, np.asarray(arr)[start : start + len(block)])
-        builder.write_region(part, start=start)
-    return builder.commit()
+        for start in range(0, n, chunk_time)
+    ]
+    return RecipeOutput(tpl, chunks={"time": chunk_time}, regions=regions)
 
 
-def taxibj_recipe(
-    source: str,
-    dest: str,
-    *,
-    years: tuple = ("13", "14", "15", "16"),
-    holidays: str | None = None,
-    meteorology: str | None = None,
-    drop_incomplete_days: bool = True,
-    overwrite: bool = False,
-    verify: bool = True,
-) -> str:
+@dataclass(frozen=True)
+class _TaxiBJPlan:
+    source: str
+    flow_files: list[Path]
+    holidays: Path
+    meteorology: Path
+    drop_incomplete_days: bool
+
+
+def _flow_files(src: Path, years: Sequence[Any]) -> list[Path]:
+    if src.is_file():
+        return [src]
+    want = {f"BJ{str(y).strip()[-2:]}_M32x32_T30_InOut.h5" for y in years}
+    found = [src / n for n in TAXIBJ_FILES if n in want and (src / n).exists()]
+    if not found:
+        raise DataValidationError(
+            f"no TaxiBJ flow files in {src}: expected some of {list(TAXIBJ_FILES)}"
+        )
+    return found
+
+
+def _side_file(given: str | None, default: Path, what: str) -> Path:
+    path = Path(given) if given else default
+    if given and not path.exists():
+        raise DataValidationError(f"{what} file not found: {path}")
+    return path
+
+
+def _read_flows(plan: _TaxiBJPlan, handles: list[Any], per_day: int):
+    """Open the flow files (into ``handles``); kept (dataset, rows) per file and their times."""
+    sources, all_t = [], []
+    for p in plan.flow_files:
+        f, t = read_flow_file(p, per_day, "TaxiBJ flow (BJxx_M32x32_T30_InOut.h5)")
+        handles.append(f)
+        keep = complete_days(t, per_day) if plan.drop_incomplete_days else ~t.duplicated()
+        idx = np.flatnonzero(keep)
+        idx = idx[np.argsort(t.values[idx], kind="stable")]
+        sources.append((f["data"], idx))
+        all_t.append(t[idx])
+    times = pd.DatetimeIndex(np.concatenate([t.values for t in all_t]))
+    if len(times) == 0:
+        raise DataValidationError(f"{plan.source}: no complete day of 48 slots in the input")
+    order = np.argsort(times.values, kind="stable")
+    if (order != np.arange(len(order))).any() or times.duplicated().any():
+        raise DataValidationError(
+            "the flow files overlap in time or are out of order; give each period once"
+        )
+    shapes = {s[0].shape[1:] for s in sources}
+    if len(shapes) != 1:
+        raise DataValidationError(f"the flow files have different grids: {sorted(shapes)}")
+    return sources, times
+
+
+def _side_variables(plan: _TaxiBJPlan, times: pd.DatetimeIndex, per_day: int) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if plan.holidays.exists():
+        hol = read_holidays(plan.holidays)
+        flag = times.normalize().isin(hol).astype(np.int8)
+        extra["holiday"] = (
+            ("time",),
+            flag,
+            {"units": "1", "long_name": "holiday flag (BJ_Holiday.txt)", "flag_values": "0 1"},
+        )
+    if plan.meteorology.exists():
+        extra.update(_meteorology(plan.meteorology, times, per_day))
+    return extra
+
+
+class TaxiBJRecipe(Recipe):
     """Convert the TaxiBJ files in ``source`` into a canonical ``flow`` store.
 
-    Parameters
-    ----------
-    source : str
-        Folder with ``BJ{13..16}_M32x32_T30_InOut.h5`` (and optionally ``BJ_Meteorology.h5``
-        and ``BJ_Holiday.txt``), or a single flow file.
-    dest : str
-        The Zarr store to write.
-    years : tuple of str
-        Which of ``13, 14, 15, 16`` to include (those present; at least one is needed).
-    holidays, meteorology : str, optional
-        Paths of ``BJ_Holiday.txt`` / ``BJ_Meteorology.h5`` if not in ``source``.
-    drop_incomplete_days : bool
-        Keep only days with all 48 slots (the paper's protocol).
-
-    Returns
-    -------
-    str
-        The store path.
+    Source: the folder with ``BJ{13..16}_M32x32_T30_InOut.h5`` (and optionally
+    ``BJ_Meteorology.h5`` and ``BJ_Holiday.txt``), or a single flow file. Options:
+    ``years`` (which of ``13, 14, 15, 16`` to include, those present; at least one is
+    needed), ``holidays``/``meteorology`` (paths of ``BJ_Holiday.txt`` /
+    ``BJ_Meteorology.h5`` if not in the source folder), ``drop_incomplete_days`` (keep only
+    days with all 48 slots, the paper's protocol; default true).
 
     Examples
     --------
@@ -351,83 +420,61 @@ def taxibj_recipe(
     >>> run_recipe("taxibj", "TaxiBJ/", "taxibj.zarr", years="15,16")  # doctest: +SKIP
     'taxibj.zarr'
     """
-    src = require_file(source, "TaxiBJ source")
-    folder = src if src.is_dir() else src.parent
-    if src.is_file():
-        flow_files = [src]
-    else:
-        want = {f"BJ{str(y).strip()[-2:]}_M32x32_T30_InOut.h5" for y in years}
-        flow_files = [folder / n for n in TAXIBJ_FILES if n in want and (folder / n).exists()]
-        if not flow_files:
-            raise DataValidationError(
-                f"no TaxiBJ flow files in {folder}: expected some of {list(TAXIBJ_FILES)}"
-            )
-    hol_path = Path(holidays) if holidays else folder / "BJ_Holiday.txt"
-    met_path = Path(meteorology) if meteorology else folder / "BJ_Meteorology.h5"
-    if holidays and not hol_path.exists():
-        raise DataValidationError(f"holiday file not found: {hol_path}")
-    if meteorology and not met_path.exists():
-        raise DataValidationError(f"meteorology file not found: {met_path}")
-    inputs = flow_files + [p for p in (hol_path, met_path) if p.exists()]
-    opts = {"years": sorted(str(y) for y in years), "drop_incomplete_days": drop_incomplete_days}
-    fp = fingerprint(inputs, recipe="taxibj", **opts)
-    if not overwrite and existing_store_matches(dest, "taxibj", fp):
-        return str(dest)
-    if verify:
-        verify_checksums(inputs, root=folder)
 
-    per_day, step = 48, pd.Timedelta("30min")
-    handles, sources, all_t = [], [], []
-    try:
-        for p in flow_files:
-            f, t = read_flow_file(p, per_day, "TaxiBJ flow (BJxx_M32x32_T30_InOut.h5)")
-            handles.append(f)
-            keep = complete_days(t, per_day) if drop_incomplete_days else ~t.duplicated()
-            idx = np.flatnonzero(keep)
-            idx = idx[np.argsort(t.values[idx], kind="stable")]
-            sources.append((f["data"], idx))
-            all_t.append(t[idx])
-        times = pd.DatetimeIndex(np.concatenate([t.values for t in all_t]))
-        if len(times) == 0:
-            raise DataValidationError(f"{source}: no complete day of 48 slots in the input")
-        order = np.argsort(times.values, kind="stable")
-        if (order != np.arange(len(order))).any() or times.duplicated().any():
-            raise DataValidationError(
-                "the flow files overlap in time or are out of order; give each period once"
-            )
-        shapes = {s[0].shape[1:] for s in sources}
-        if len(shapes) != 1:
-            raise DataValidationError(f"the flow files have different grids: {sorted(shapes)}")
-        ny, nx = sources[0][0].shape[2:]
-        lat, lon = grid_latlon(BEIJING_BBOX, ny, nx)
-        extra: dict[str, Any] = {}
-        if hol_path.exists():
-            hol = read_holidays(hol_path)
-            flag = times.normalize().isin(hol).astype(np.int8)
-            extra["holiday"] = (
-                ("time",),
-                flag,
-                {"units": "1", "long_name": "holiday flag (BJ_Holiday.txt)", "flag_values": "0 1"},
-            )
-        if met_path.exists():
-            extra.update(_meteorology(met_path, times, per_day))
-        attrs = {
-            "title": "TaxiBJ crowd flows (Beijing taxi GPS, 30 min, 32x32)",
-            "source": ", ".join(p.name for p in flow_files),
-            "Conventions": "CF-1.8",
-            "grid_bbox_south_west_north_east": list(BEIJING_BBOX),
-            "grid_note": "bounding box assumed (not published); row 0 = north",
-            "dropped_incomplete_days": str(drop_incomplete_days),
-            "citation": "Zhang, Zheng, Qi (2017) Deep spatio-temporal residual networks for "
-            "citywide crowd flows prediction, AAAI",
-            **recipe_attrs("taxibj", fp, source, **opts),
+    def inputs(
+        self,
+        source: str | None,
+        *,
+        years: Sequence[Any] = ("13", "14", "15", "16"),
+        holidays: str | None = None,
+        meteorology: str | None = None,
+        drop_incomplete_days: bool = True,
+    ) -> RecipeInputs:
+        src = require_file(str(source), "TaxiBJ source")
+        folder = src if src.is_dir() else src.parent
+        flow_files = _flow_files(src, years)
+        hol_path = _side_file(holidays, folder / "BJ_Holiday.txt", "holiday")
+        met_path = _side_file(meteorology, folder / "BJ_Meteorology.h5", "meteorology")
+        files = flow_files + [p for p in (hol_path, met_path) if p.exists()]
+        opts = {
+            "years": sorted(str(y) for y in years),
+            "drop_incomplete_days": drop_incomplete_days,
         }
-        return write_flows(
-            dest, sources, times, step=step, lat=lat, lon=lon, extra=extra, attrs=attrs
-        )
-    finally:
-        for f in handles:
-            f.close()
+        plan = _TaxiBJPlan(str(source), flow_files, hol_path, met_path, drop_incomplete_days)
+        return RecipeInputs(files=files, options=opts, root=folder, plan=plan)
+
+    def build(self, inputs: RecipeInputs) -> RecipeOutput:
+        plan: _TaxiBJPlan = inputs.plan
+        per_day, step = 48, pd.Timedelta("30min")
+        handles: list[Any] = []
+
+        def close() -> None:
+            for f in handles:
+                f.close()
+
+        try:
+            sources, times = _read_flows(plan, handles, per_day)
+            ny, nx = sources[0][0].shape[2:]
+            lat, lon = grid_latlon(BEIJING_BBOX, ny, nx)
+            attrs = {
+                "title": "TaxiBJ crowd flows (Beijing taxi GPS, 30 min, 32x32)",
+                "source": ", ".join(p.name for p in plan.flow_files),
+                "Conventions": "CF-1.8",
+                "grid_bbox_south_west_north_east": list(BEIJING_BBOX),
+                "grid_note": "bounding box assumed (not published); row 0 = north",
+                "dropped_incomplete_days": str(plan.drop_incomplete_days),
+                "citation": "Zhang, Zheng, Qi (2017) Deep spatio-temporal residual networks "
+                "for citywide crowd flows prediction, AAAI",
+            }
+            extra = _side_variables(plan, times, per_day)
+            out = flows_output(
+                sources, times, step=step, lat=lat, lon=lon, extra=extra, attrs=attrs
+            )
+        except BaseException:
+            close()
+            raise
+        out.close = close
+        return out
 
 
 def _meteorology(path: Path, times: pd.DatetimeIndex, per_day: int) -> dict[str, Any]:
@@ -470,7 +517,7 @@ def _meteorology(path: Path, times: pd.DatetimeIndex, per_day: int) -> dict[str,
 
 register_recipe(
     "taxibj",
-    taxibj_recipe,
+    TaxiBJRecipe,
     options={"years": tuple, "holidays": str, "meteorology": str, "drop_incomplete_days": bool},
     description="TaxiBJ BJ{13..16}_M32x32_T30_InOut.h5 (+ meteorology, holidays) -> flow",
 )

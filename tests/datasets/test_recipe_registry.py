@@ -10,16 +10,25 @@ import pytest
 
 import stgeo
 from stgeo._registry import RECIPES
-from stgeo.datasets import list_recipes, recipe_info, register_recipe, run_recipe
-from stgeo.datasets.recipes import build_from_catalog, verify_checksums
+from stgeo.datasets import (
+    build_from_catalog,
+    list_recipes,
+    recipe_info,
+    register_recipe,
+    run_recipe,
+    verify_checksums,
+)
 from stgeo.errors import DataValidationError, StgeoTypeError, UnknownNameError
 
 
 def test_builtin_recipes_are_registered():
-    assert list_recipes() == ["bikenyc", "era5", "radar", "sevir", "synthetic", "taxibj"]
+    builtin = ["bikenyc", "era5", "radar", "sevir", "synthetic", "taxibj"]
+    assert [n for n in list_recipes() if n in builtin] == builtin
+    assert list_recipes("r*") == ["radar"] and list_recipes("tax*") == ["taxibj"]
     assert "radar" in RECIPES
     info = recipe_info("SEVIR")
-    assert info["options"]["max_events"] == "int"
+    assert info["options"]["max_events"] == "int" and info["options"]["start"] == "date"
+    assert recipe_info("radar")["events"][0] == "fmi-20160928"
     assert {"overwrite", "verify"} <= set(info["options"])
 
 
@@ -36,20 +45,25 @@ def test_unknown_recipe_and_option_suggest(tmp_path):
         run_recipe("era5", None, tmp_path / "x.zarr")
 
 
-def test_custom_recipe_gets_converted_options(tmp_path):
+def test_custom_function_recipe_gets_converted_options(tmp_path):
     seen = {}
 
-    def rec(source, dest, *, k: int = 0, names: tuple = (), flag: bool = False, **kw):
-        seen.update(k=k, names=names, flag=flag, **kw)
-        return dest
+    def rec(source, *, k: int = 0, names: tuple = (), flag: bool = False):
+        seen.update(source=source, k=k, names=names, flag=flag)
+        return stgeo.testing.storm_cells(n_times=2, shape=(8, 8))
 
     register_recipe("test-dummy", rec, options={"k": int, "names": tuple, "flag": bool})
     try:
-        out = run_recipe(
-            "test-dummy", "src", "d.zarr", k="3", names="a, b", flag="yes", verify="false"
-        )
-        assert out == "d.zarr"
-        assert seen == {"k": 3, "names": ("a", "b"), "flag": True, "verify": False}
+        src = tmp_path / "in.txt"
+        src.write_text("raw")
+        dest = tmp_path / "d.zarr"
+        out = run_recipe("test-dummy", src, dest, k="3", names="a, b", flag="yes", verify="false")
+        assert out == str(dest)
+        assert seen == {"source": str(src), "k": 3, "names": ("a", "b"), "flag": True}
+        assert recipe_info("test-dummy")["options"]["names"] == "tuple"
+        assert stgeo.open_dataset(dest).attrs["stgeo_recipe"] == "test-dummy"
+        with pytest.raises(StgeoTypeError, match="flag='maybe'"):
+            run_recipe("test-dummy", src, dest, flag="maybe")
     finally:
         RECIPES.remove("test-dummy")
 
