@@ -543,7 +543,7 @@ def _select_init(fc: xr.DataArray, init_time: Any) -> xr.DataArray:
                 f"from {inits.min()} to {inits.max()} ({shown})"
             )
         pos = int(where[0])
-    return fc.isel(init_time=pos)
+    return fc.isel({INIT_TIME_DIM: pos})
 
 
 def _select_leads(fc: xr.DataArray, lead_time: Any) -> list[int]:

@@ -322,7 +322,7 @@ def _select_lead_times(
             f"lead time(s) {[str(b) for b in bad]} not in the scores; available: "
             f"{[str(h) for h in have]}"
         )
-    return pod.sel(lead_time=wanted), sr.sel(lead_time=wanted)
+    return pod.sel({LEAD_TIME_DIM: wanted}), sr.sel({LEAD_TIME_DIM: wanted})
 
 
 def _plot_pod_sr(
