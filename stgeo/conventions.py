@@ -317,8 +317,10 @@ def freq_string(step: pd.Timedelta) -> str:
     Examples
     --------
     >>> import pandas as pd
-    >>> [freq_string(pd.Timedelta(s)) for s in ("5min", "1h", "30s", "1D")]
-    ['5min', '1h', '30s', '1D']
+    >>> [freq_string(pd.Timedelta(s)) for s in ("5min", "1h", "30s")]
+    ['5min', '1h', '30s']
+    >>> pd.Timedelta(freq_string(pd.Timedelta("1D"))) == pd.Timedelta("1D")
+    True
     """
     try:
         s = pd.tseries.frequencies.to_offset(step).freqstr
@@ -382,6 +384,67 @@ def _check_values(ds: xr.Dataset, names: Sequence[str]) -> None:
             )
 
 
+def _checked_variables(
+    dset: xr.Dataset, variables: str | Sequence[str] | None, sdims: tuple[str, str]
+) -> list[str]:
+    """The variables to check: ``variables`` (each must be gridded), default every gridded one."""
+    gridded = data_variables(dset)
+    if variables is None:
+        if not gridded:
+            raise DataValidationError(
+                f"no data variable has the dims ('time', {sdims[0]!r}, {sdims[1]!r}); variables: "
+                f"{ {k: v.dims for k, v in dset.data_vars.items()} }"
+            )
+        names = list(gridded)
+    else:
+        names = [variables] if isinstance(variables, str) else list(variables)
+        for n in names:
+            if n not in dset.data_vars:
+                raise UnknownNameError(
+                    f"unknown variable {n!r}; valid variables are: {', '.join(gridded) or '(none)'}"
+                )
+            if n not in gridded:
+                raise DataValidationError(
+                    f"variable {n!r} has dims {dset[n].dims}; it needs 'time' and {sdims}"
+                )
+    for n in names:
+        v = dset[n]
+        if v.dims[-2:] != sdims:
+            raise DataValidationError(
+                f"variable {n!r} has dims {v.dims}; the spatial dims {sdims} must come last. "
+                f"Fix with ds[{n!r}] = ds[{n!r}].transpose(..., {sdims[0]!r}, {sdims[1]!r})"
+            )
+    return names
+
+
+def _check_sizes(
+    dset: xr.Dataset,
+    sdims: tuple[str, str],
+    min_grid: tuple[int, int] | None,
+    min_times: int | None,
+) -> None:
+    ny, nx = dset.sizes[sdims[0]], dset.sizes[sdims[1]]
+    if min_grid is not None and (ny < min_grid[0] or nx < min_grid[1]):
+        raise DataValidationError(
+            f"the grid is {ny}x{nx} but at least {min_grid[0]}x{min_grid[1]} is needed; use a "
+            "larger domain or a model configured for smaller grids"
+        )
+    if min_times is not None and dset.sizes[TIME_DIM] < min_times:
+        raise DataValidationError(
+            f"only {dset.sizes[TIME_DIM]} time steps, at least {min_times} are needed "
+            "(input steps + output steps)"
+        )
+
+
+def _check_units(dset: xr.Dataset, names: Sequence[str]) -> None:
+    for n in names:
+        if "units" not in dset[n].attrs:
+            raise DataValidationError(
+                f"variable {n!r} has no 'units' attribute (CF); set it, e.g. "
+                f"ds[{n!r}].attrs['units'] = 'mm h-1', or pass strict=False"
+            )
+
+
 def validate(
     ds: xr.Dataset | xr.DataArray,
     *,
@@ -441,51 +504,11 @@ def validate(
     dset = as_dataset(ds)
     _check_time(dset, allow_gaps)
     sdims = spatial_dims(dset)
-    gridded = data_variables(dset)
-    if variables is None:
-        names = gridded
-        if not names:
-            raise DataValidationError(
-                f"no data variable has the dims ('time', {sdims[0]!r}, {sdims[1]!r}); variables: "
-                f"{ {k: v.dims for k, v in dset.data_vars.items()} }"
-            )
-    else:
-        names = [variables] if isinstance(variables, str) else list(variables)
-        for n in names:
-            if n not in dset.data_vars:
-                raise UnknownNameError(
-                    f"unknown variable {n!r}; valid variables are: {', '.join(gridded) or '(none)'}"
-                )
-            if n not in gridded:
-                raise DataValidationError(
-                    f"variable {n!r} has dims {dset[n].dims}; it needs 'time' and {sdims}"
-                )
-    for n in names:
-        v = dset[n]
-        if v.dims[-2:] != sdims:
-            raise DataValidationError(
-                f"variable {n!r} has dims {v.dims}; the spatial dims {sdims} must come last. "
-                f"Fix with ds[{n!r}] = ds[{n!r}].transpose(..., {sdims[0]!r}, {sdims[1]!r})"
-            )
-    ny, nx = dset.sizes[sdims[0]], dset.sizes[sdims[1]]
-    if min_grid is not None and (ny < min_grid[0] or nx < min_grid[1]):
-        raise DataValidationError(
-            f"the grid is {ny}x{nx} but at least {min_grid[0]}x{min_grid[1]} is needed; use a "
-            "larger domain or a model configured for smaller grids"
-        )
-    if min_times is not None and dset.sizes[TIME_DIM] < min_times:
-        raise DataValidationError(
-            f"only {dset.sizes[TIME_DIM]} time steps, at least {min_times} are needed "
-            "(input steps + output steps)"
-        )
+    names = _checked_variables(dset, variables, sdims)
+    _check_sizes(dset, sdims, min_grid, min_times)
     _check_latlon(dset, sdims, require=strict)
     if strict:
-        for n in names:
-            if "units" not in dset[n].attrs:
-                raise DataValidationError(
-                    f"variable {n!r} has no 'units' attribute (CF); set it, e.g. "
-                    f"ds[{n!r}].attrs['units'] = 'mm h-1', or pass strict=False"
-                )
+        _check_units(dset, names)
     if check_values:
         _check_values(dset, names)
     return ds

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,206 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+@dataclass(frozen=True)
+class _Period:
+    """The quickstart's time split: train, validate, then test forecasts."""
+
+    n: int
+    train_end: pd.Timestamp
+    val_start: pd.Timestamp
+    val_end: pd.Timestamp
+    test_inits: pd.DatetimeIndex
+
+    @classmethod
+    def of(cls, times: pd.DatetimeIndex) -> _Period:
+        """70 % train, 10 % validation, forecasts every other step of the last 20 %."""
+        n = len(times)
+        return cls(
+            n=n,
+            train_end=times[int(0.7 * n) - 1],
+            val_start=times[int(0.7 * n)],
+            val_end=times[int(0.8 * n) - 1],
+            test_inits=times[int(0.8 * n) + IN_STEPS - 1 : n - LEAD_STEPS : 2],
+        )
+
+
+def _baselines(verbose: bool) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """The baselines to run: persistence, and extrapolation when pysteps is installed."""
+    models: dict[str, tuple[Any, dict[str, Any]]] = {"persistence": ("persistence", {})}
+    try:
+        from ._optional import import_optional
+
+        import_optional("pysteps")
+        models["extrapolation"] = ("extrapolation", {"in_steps": IN_STEPS})
+    except ImportError:
+        _say(verbose, "  (pysteps not installed: skipping the extrapolation baseline)")
+    return models
+
+
+def _train_model(
+    ds: xr.Dataset,
+    period: _Period,
+    seed: int,
+    out: Path,
+    summary: dict[str, Any],
+    verbose: bool,
+) -> tuple[str, Any]:
+    """Train :data:`QUICKSTART_MODEL` on the train/validation period and save it in ``out``."""
+    from .training import train
+
+    cfg = dict(QUICKSTART_MODEL)
+    name = cfg.pop("model")
+    t0 = time.perf_counter()
+    trained = train(
+        ds.sel(time=slice(None, period.val_end)),
+        model=name,
+        variable="rain_rate",
+        in_steps=IN_STEPS,
+        out_steps=LEAD_STEPS,
+        splits={"train": (None, period.train_end), "val": (period.val_start, period.val_end)},
+        seed=seed,
+        **cfg,
+    )
+    summary["train_seconds"] = round(time.perf_counter() - t0, 1)
+    summary["model"] = trained.save(out / "model")
+    _say(verbose, f"  trained {name} in {summary['train_seconds']} s -> {summary['model']}")
+    return name, trained
+
+
+def _forecast_and_score(
+    ds: xr.Dataset,
+    models: dict[str, tuple[Any, dict[str, Any]]],
+    test_inits: pd.DatetimeIndex,
+    out: Path,
+    summary: dict[str, Any],
+    verbose: bool,
+) -> xr.Dataset:
+    """Forecast the test period with every model into ``out/forecasts`` and score them all."""
+    from .forecasting import forecast
+    from .metrics import score
+
+    (out / "forecasts").mkdir(exist_ok=True)
+    scores = []
+    for label, (model, kwargs) in models.items():
+        t0 = time.perf_counter()
+        path = out / "forecasts" / f"{label}.zarr"
+        fc = forecast(
+            ds,
+            model,
+            variable="rain_rate",
+            init_times=test_inits,
+            lead_steps=LEAD_STEPS,
+            output=path,
+            progress=False,
+            **kwargs,
+        )
+        summary["forecasts"][label] = str(path)
+        s = score(
+            fc,
+            ds.rain_rate,
+            metrics=["mse", "csi", "pod", "sr", "frequency_bias"],
+            thresholds=list(THRESHOLDS),
+        ).compute()
+        scores.append(s.expand_dims(model=[label]))
+        _say(verbose, f"  forecast + scored {label} in {time.perf_counter() - t0:.1f} s")
+    allscores = xr.concat(scores, "model")
+    allscores.attrs.update(
+        title="stgeo quickstart scores",
+        thresholds_units="mm h-1",
+        description="MSE per lead (mm2 h-2); CSI etc. per lead and threshold (event: >= threshold)",
+    )
+    return allscores
+
+
+def _plot_figures(
+    allscores: xr.Dataset, ds: xr.Dataset, summary: dict[str, Any], out: Path
+) -> tuple[str, dict[str, Path]]:
+    """Maps of the most skilful model's forecast next to the observations, and score plots."""
+    from .plot import performance_diagram, plot_csi_vs_lead, plot_forecast
+
+    best = str(allscores.mse.mean(LEAD_TIME_DIM).idxmin("model").values)
+    fc_best = open_dataset(summary["forecasts"][best])["rain_rate"]
+    wet = (fc_best.isel({LEAD_TIME_DIM: 0}) >= 1.0).mean(("y", "x")).compute()
+    init = fc_best[INIT_TIME_DIM].values[int(wet.argmax(INIT_TIME_DIM))]
+    figures = {
+        "map": out / f"map_{best}.png",
+        "csi": out / "csi_vs_lead.png",
+        "performance": out / "performance_diagram.png",
+    }
+    plot_forecast(
+        fc_best,
+        ds.rain_rate,
+        init_time=init,
+        lead_time=["15min", "30min", "60min"],
+        path=figures["map"],
+    )
+    plot_csi_vs_lead(allscores, path=figures["csi"])
+    performance_diagram(allscores, path=figures["performance"])
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    return best, figures
+
+
+def _table_rows(allscores: xr.Dataset) -> list[dict[str, Any]]:
+    """One row per model: mean MSE and CSI at 1 and 5 mm/h at +30 and +60 min."""
+    leads = pd.to_timedelta(allscores[LEAD_TIME_DIM].values)
+
+    def nearest(delta: str | pd.Timedelta) -> int:
+        return int(np.argmin(np.abs(leads - pd.Timedelta(delta))))
+
+    rows = []
+    for label in allscores.model.values:
+        s = allscores.sel(model=label)
+        row: dict[str, Any] = {"model": str(label), "MSE (mean over leads)": float(s.mse.mean())}
+        for minutes in (30, 60):
+            k = nearest(pd.Timedelta(minutes=minutes))
+            row[f"CSI 1 mm/h +{minutes} min"] = float(
+                s.csi.sel(threshold=1.0).isel({LEAD_TIME_DIM: k})
+            )
+        row["CSI 5 mm/h +30 min"] = float(
+            s.csi.sel(threshold=5.0).isel({LEAD_TIME_DIM: nearest("30min")})
+        )
+        rows.append(row)
+    return rows
+
+
+def _report(
+    table: str,
+    *,
+    seed: int,
+    shape: tuple[int, int],
+    period: _Period,
+    out: Path,
+    model_path: str | None,
+    best: str,
+    figures: dict[str, Path],
+    elapsed: float,
+) -> str:
+    """The markdown report."""
+    inits = period.test_inits
+    return "\n".join(
+        [
+            "# stgeo quickstart report",
+            "",
+            f"Synthetic storm cells (`stgeo.testing.storm_cells(seed={seed})`), {period.n} "
+            f"frames of {shape[0]}x{shape[1]} at 5 min, 2 km LAEA grid over Belgium.",
+            f"Test period: {len(inits)} forecasts initialised {inits[0]} .. "
+            f"{inits[-1]}, {LEAD_STEPS} leads of 5 min. Scores pooled over all pixels and "
+            "forecasts; CSI event = rain rate >= threshold.",
+            "",
+            table,
+            "",
+            f"Files: scores `{out / 'scores.nc'}`, forecasts `{out / 'forecasts'}`"
+            + (f", model `{model_path}`" if model_path is not None else ""),
+            f"Figures: map of {best} vs observed `{figures['map'].name}`, CSI vs lead "
+            f"`{figures['csi'].name}`, performance diagram `{figures['performance'].name}`.",
+            f"Total time: {elapsed:.0f} s.",
+            "",
+        ]
+    )
+
+
 def quickstart(
     out: str | Path = "stgeo-quickstart",
     *,
@@ -96,9 +297,6 @@ def quickstart(
     dict
         ``{"report": path, "scores": path, "store": path, "forecasts": {...}, "table": [...]}``.
     """
-    from .forecasting import forecast
-    from .metrics import score
-
     t_start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,144 +305,38 @@ def quickstart(
     storms = storm_cells(n_times=n_times, shape=shape, seed=seed)
     store = to_zarr(storms, out / "storms.zarr", chunks={"time": 16})
     ds = open_dataset(store)
-    times = pd.DatetimeIndex(ds.time.values)
-    n = len(times)
-    t_train_end = times[int(0.7 * n) - 1]
-    t_val_end = times[int(0.8 * n) - 1]
-    test_inits = times[int(0.8 * n) + IN_STEPS - 1 : n - LEAD_STEPS : 2]
+    period = _Period.of(pd.DatetimeIndex(ds.time.values))
     _say(
         verbose,
-        f"  data: {n} frames of {shape[0]}x{shape[1]} at 5 min -> {store}\n"
-        f"  train until {t_train_end}, validate until {t_val_end}, "
-        f"test: {len(test_inits)} forecasts from {test_inits[0]} ({LEAD_STEPS} x 5 min ahead)",
+        f"  data: {period.n} frames of {shape[0]}x{shape[1]} at 5 min -> {store}\n"
+        f"  train until {period.train_end}, validate until {period.val_end}, "
+        f"test: {len(period.test_inits)} forecasts from {period.test_inits[0]} "
+        f"({LEAD_STEPS} x 5 min ahead)",
     )
 
-    models: dict[str, tuple[Any, dict[str, Any]]] = {"persistence": ("persistence", {})}
-    try:
-        from ._optional import import_optional
-
-        import_optional("pysteps")
-        models["extrapolation"] = ("extrapolation", {"in_steps": IN_STEPS})
-    except ImportError:
-        _say(verbose, "  (pysteps not installed: skipping the extrapolation baseline)")
-
+    models = _baselines(verbose)
     summary: dict[str, Any] = {"store": store, "forecasts": {}}
     if train_model:
-        from .training import train
-
-        cfg = dict(QUICKSTART_MODEL)
-        name = cfg.pop("model")
-        t0 = time.perf_counter()
-        trained = train(
-            ds.sel(time=slice(None, t_val_end)),
-            model=name,
-            variable="rain_rate",
-            in_steps=IN_STEPS,
-            out_steps=LEAD_STEPS,
-            splits={"train": (None, t_train_end), "val": (times[int(0.7 * n)], t_val_end)},
-            seed=seed,
-            **cfg,
-        )
-        summary["train_seconds"] = round(time.perf_counter() - t0, 1)
-        summary["model"] = trained.save(out / "model")
+        name, trained = _train_model(ds, period, seed, out, summary, verbose)
         models[name] = (trained, {})
-        _say(verbose, f"  trained {name} in {summary['train_seconds']} s -> {summary['model']}")
 
-    (out / "forecasts").mkdir(exist_ok=True)
-    scores = []
-    for label, (model, kwargs) in models.items():
-        t0 = time.perf_counter()
-        path = out / "forecasts" / f"{label}.zarr"
-        fc = forecast(
-            ds,
-            model,
-            variable="rain_rate",
-            init_times=test_inits,
-            lead_steps=LEAD_STEPS,
-            output=path,
-            progress=False,
-            **kwargs,
-        )
-        summary["forecasts"][label] = str(path)
-        s = score(
-            fc,
-            ds.rain_rate,
-            metrics=["mse", "csi", "pod", "sr", "frequency_bias"],
-            thresholds=list(THRESHOLDS),
-        ).compute()
-        scores.append(s.expand_dims(model=[label]))
-        _say(verbose, f"  forecast + scored {label} in {time.perf_counter() - t0:.1f} s")
-
-    allscores = xr.concat(scores, "model")
-    allscores.attrs.update(
-        title="stgeo quickstart scores",
-        thresholds_units="mm h-1",
-        description="MSE per lead (mm2 h-2); CSI etc. per lead and threshold (event: >= threshold)",
-    )
+    allscores = _forecast_and_score(ds, models, period.test_inits, out, summary, verbose)
     allscores.to_netcdf(out / "scores.nc")
-
-    # maps of the most skilful model's forecast next to the observations, and score plots
-    from .plot import performance_diagram, plot_csi_vs_lead, plot_forecast
-
-    best = str(allscores.mse.mean(LEAD_TIME_DIM).idxmin("model").values)
-    fc_best = open_dataset(summary["forecasts"][best])["rain_rate"]
-    wet = (fc_best.isel(lead_time=0) >= 1.0).mean(("y", "x")).compute()
-    init = fc_best.init_time.values[int(wet.argmax(INIT_TIME_DIM))]
-    figures = {
-        "map": out / f"map_{best}.png",
-        "csi": out / "csi_vs_lead.png",
-        "performance": out / "performance_diagram.png",
-    }
-    plot_forecast(
-        fc_best,
-        ds.rain_rate,
-        init_time=init,
-        lead_time=["15min", "30min", "60min"],
-        path=figures["map"],
-    )
-    plot_csi_vs_lead(allscores, path=figures["csi"])
-    performance_diagram(allscores, path=figures["performance"])
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
+    best, figures = _plot_figures(allscores, ds, summary, out)
     summary["figures"] = {k: str(v) for k, v in figures.items()}
 
-    leads = pd.to_timedelta(allscores.lead_time.values)
-    rows = []
-    for label in allscores.model.values:
-        s = allscores.sel(model=label)
-        row: dict[str, Any] = {"model": str(label), "MSE (mean over leads)": float(s.mse.mean())}
-        for minutes in (30, 60):
-            k = int(np.argmin(np.abs(leads - pd.Timedelta(minutes=minutes))))
-            row[f"CSI 1 mm/h +{minutes} min"] = float(s.csi.sel(threshold=1.0).isel(lead_time=k))
-        row["CSI 5 mm/h +30 min"] = float(
-            s.csi.sel(threshold=5.0).isel(
-                lead_time=int(np.argmin(np.abs(leads - pd.Timedelta("30min"))))
-            )
-        )
-        rows.append(row)
-    cols = list(rows[0])
-    table = _table(rows, cols)
+    rows = _table_rows(allscores)
     elapsed = time.perf_counter() - t_start
-    report = "\n".join(
-        [
-            "# stgeo quickstart report",
-            "",
-            f"Synthetic storm cells (`stgeo.testing.storm_cells(seed={seed})`), {n} frames of "
-            f"{shape[0]}x{shape[1]} at 5 min, 2 km LAEA grid over Belgium.",
-            f"Test period: {len(test_inits)} forecasts initialised {test_inits[0]} .. "
-            f"{test_inits[-1]}, {LEAD_STEPS} leads of 5 min. Scores pooled over all pixels and "
-            "forecasts; CSI event = rain rate >= threshold.",
-            "",
-            table,
-            "",
-            f"Files: scores `{out / 'scores.nc'}`, forecasts `{out / 'forecasts'}`"
-            + (f", model `{summary.get('model')}`" if "model" in summary else ""),
-            f"Figures: map of {best} vs observed `{figures['map'].name}`, CSI vs lead "
-            f"`{figures['csi'].name}`, performance diagram `{figures['performance'].name}`.",
-            f"Total time: {elapsed:.0f} s.",
-            "",
-        ]
+    report = _report(
+        _table(rows, list(rows[0])),
+        seed=seed,
+        shape=shape,
+        period=period,
+        out=out,
+        model_path=summary.get("model"),
+        best=best,
+        figures=figures,
+        elapsed=elapsed,
     )
     (out / "report.md").write_text(report)
     summary.update(

@@ -225,14 +225,41 @@ def from_frames(
     ('dim_0', 'channel', 'y', 'x')
     """
     channels = [str(c) for c in channels]
+    data, lead_dims, lead_coords = _leading_axes(arr)
+    _check_frames_shape(data, channels)
+    tpl = as_dataset(template)
+    sdims = spatial_dims(tpl)
+    if tuple(data.shape[-2:]) != (tpl.sizes[sdims[0]], tpl.sizes[sdims[1]]):
+        raise DataValidationError(
+            f"the array grid {data.shape[-2:]} does not match the template grid "
+            f"{(tpl.sizes[sdims[0]], tpl.sizes[sdims[1]])}"
+        )
+    coords = {**lead_coords, **_space_coords(tpl, sdims)}
+    out: dict[str, xr.DataArray] = {}
+    for var, items in _channel_groups(channels).items():
+        if var not in tpl.data_vars:
+            raise UnknownNameError(
+                f"channel {channels[items[0][0]]!r} names variable {var!r}, which the "
+                "template does not have; template variables: "
+                f"{', '.join(map(str, tpl.data_vars)) or '(none)'}"
+            )
+        out[var] = _variable_from_channels(
+            data, var, items, tpl[var], channels, lead_dims, sdims, coords
+        )
+    return out
+
+
+def _leading_axes(arr: np.ndarray | xr.DataArray) -> tuple[np.ndarray, list, dict]:
+    """``(data, leading dim names, leading coords)`` of an array ``(..., channel, y, x)``."""
     if isinstance(arr, xr.DataArray):
         lead_dims = list(arr.dims[:-3])
         lead_coords = {k: v for k, v in arr.coords.items() if set(v.dims) <= set(lead_dims)}
-        data = arr.data
-    else:
-        data = np.asarray(arr)
-        lead_dims = [f"dim_{i}" for i in range(data.ndim - 3)]
-        lead_coords = {}
+        return arr.data, lead_dims, lead_coords
+    data = np.asarray(arr)
+    return data, [f"dim_{i}" for i in range(data.ndim - 3)], {}
+
+
+def _check_frames_shape(data: np.ndarray, channels: list[str]) -> None:
     if data.ndim < 3:
         raise DataValidationError(
             f"expected an array (..., channel, y, x) with at least 3 dims, got shape {data.shape}"
@@ -242,57 +269,65 @@ def from_frames(
             f"the array has {data.shape[-3]} channels (axis -3, shape {data.shape}) but "
             f"{len(channels)} channel names were given: {channels}"
         )
-    tpl = as_dataset(template)
-    sdims = spatial_dims(tpl)
-    if tuple(data.shape[-2:]) != (tpl.sizes[sdims[0]], tpl.sizes[sdims[1]]):
-        raise DataValidationError(
-            f"the array grid {data.shape[-2:]} does not match the template grid "
-            f"{(tpl.sizes[sdims[0]], tpl.sizes[sdims[1]])}"
-        )
-    space_coords = {k: v for k, v in tpl.coords.items() if v.dims and set(v.dims) <= set(sdims)}
+
+
+def _space_coords(tpl: xr.Dataset, sdims: tuple[str, str]) -> dict:
+    """The template's coords on the spatial dims, plus its scalar grid-mapping coords."""
+    space = {k: v for k, v in tpl.coords.items() if v.dims and set(v.dims) <= set(sdims)}
     for c in ("crs", "spatial_ref"):
         if c in tpl.coords:
-            space_coords[c] = tpl[c]
+            space[c] = tpl[c]
+    return space
+
+
+def _channel_groups(channels: list[str]) -> dict[str, list[tuple[int, str | None]]]:
+    """Channel positions grouped by variable: ``{var: [(index, extra value or None), ...]}``."""
     groups: dict[str, list[tuple[int, str | None]]] = {}
     for i, ch in enumerate(channels):
-        var, _, val = ch.partition(_SEP)
-        groups.setdefault(var, []).append((i, val if _ else None))
-    out: dict[str, xr.DataArray] = {}
-    for var, items in groups.items():
-        if var not in tpl.data_vars:
-            raise UnknownNameError(
-                f"channel {channels[items[0][0]]!r} names variable {var!r}, which the "
-                "template does not have; template variables: "
-                f"{', '.join(map(str, tpl.data_vars)) or '(none)'}"
+        var, sep, val = ch.partition(_SEP)
+        groups.setdefault(var, []).append((i, val if sep else None))
+    return groups
+
+
+def _variable_from_channels(
+    data: np.ndarray,
+    var: str,
+    items: list[tuple[int, str | None]],
+    tv: xr.DataArray,
+    channels: list[str],
+    lead_dims: list,
+    sdims: tuple[str, str],
+    base_coords: dict,
+) -> xr.DataArray:
+    """The variable ``var`` (template ``tv``) rebuilt from its channels ``items`` of ``data``."""
+    idx = [i for i, _ in items]
+    extra = _extra_dim(tv, var, sdims)
+    coords = dict(base_coords)
+    if extra is None:
+        if len(items) != 1 or items[0][1] is not None:
+            raise DataValidationError(
+                f"variable {var!r} has no extra dim in the template, so it maps to exactly "
+                f"one channel named {var!r}; got {[channels[i] for i in idx]}"
             )
-        tv = tpl[var]
-        idx = [i for i, _ in items]
-        extra = _extra_dim(tv, var, sdims)
-        coords = {**lead_coords, **space_coords}
-        if extra is None:
-            if len(items) != 1 or items[0][1] is not None:
-                raise DataValidationError(
-                    f"variable {var!r} has no extra dim in the template, so it maps to exactly "
-                    f"one channel named {var!r}; got {[channels[i] for i in idx]}"
-                )
-            vals = data[..., idx[0], :, :]
-            dims = [*lead_dims, *sdims]
-        else:
-            vals = data[..., idx, :, :]
-            dims = [*lead_dims, extra, *sdims]
-            labels = [v for _, v in items]
-            if extra in tv.coords:
-                tvals = tv[extra].values
-                by_str = {str(v): v for v in tvals}
-                missing = [v for v in labels if v not in by_str]
-                if missing:
-                    raise DataValidationError(
-                        f"channels {[f'{var}:{m}' for m in missing]} do not match the values "
-                        f"of {var}.{extra} in the template: {list(tvals)}"
-                    )
-                coords[extra] = [by_str[v] for v in labels]
-            else:
-                coords[extra] = [int(v) for v in labels]
-        da = xr.DataArray(vals, dims=dims, coords=coords, name=var, attrs=dict(tv.attrs))
-        out[var] = da
-    return out
+        vals = data[..., idx[0], :, :]
+        dims = [*lead_dims, *sdims]
+    else:
+        vals = data[..., idx, :, :]
+        dims = [*lead_dims, extra, *sdims]
+        coords[extra] = _extra_labels(tv, var, extra, [v for _, v in items])
+    return xr.DataArray(vals, dims=dims, coords=coords, name=var, attrs=dict(tv.attrs))
+
+
+def _extra_labels(tv: xr.DataArray, var: str, extra: str, labels: list) -> list:
+    """The template's values of the extra dim named by the channel ``labels`` (or their ints)."""
+    if extra not in tv.coords:
+        return [int(v) for v in labels]
+    tvals = tv[extra].values
+    by_str = {str(v): v for v in tvals}
+    missing = [v for v in labels if v not in by_str]
+    if missing:
+        raise DataValidationError(
+            f"channels {[f'{var}:{m}' for m in missing]} do not match the values "
+            f"of {var}.{extra} in the template: {list(tvals)}"
+        )
+    return [by_str[v] for v in labels]

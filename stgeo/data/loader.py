@@ -262,6 +262,14 @@ class BatchLoader:
                 release.acquire()
             yield (g, *self._read_group(g))
 
+    def _check_normalizer_channels(self, c: int) -> None:
+        norm = self.normalizer
+        if norm is not None and norm.method != "none" and len(norm._scale_shift()[0]) != c:
+            raise DataValidationError(
+                f"the normalizer was fitted on {len(norm._scale_shift()[0])} channel(s) "
+                f"{norm.channels} but the windows have {c}: {self.windows.channels}"
+            )
+
     def _batches(
         self, groups: Iterator[tuple], done: threading.Semaphore | None = None
     ) -> Iterator[tuple[Any, Any]]:
@@ -271,11 +279,7 @@ class BatchLoader:
         c, h, wd = self.windows.frames.shape[1:]
         t_in, t_out = self.windows.input_offsets.size, self.windows.target_offsets.size
         norm = self.normalizer
-        if norm is not None and norm.method != "none" and len(norm._scale_shift()[0]) != c:
-            raise DataValidationError(
-                f"the normalizer was fitted on {len(norm._scale_shift()[0])} channel(s) "
-                f"{norm.channels} but the windows have {c}: {self.windows.channels}"
-            )
+        self._check_normalizer_channels(c)
 
         def finish(x: np.ndarray, y: np.ndarray):
             # numpy (single-threaded, in place) rather than torch ops: torch's intra-op

@@ -82,50 +82,10 @@ def split_by_time(
     n = len(t)
     if len(t) > 1 and not t.is_monotonic_increasing:
         raise DataValidationError("the time coordinate is not sorted; use ds.sortby('time')")
-    bounds: dict[str, tuple[int, int]] = {}  # [start, stop) positions
     if all(kinds.values()):
-        fr = {k: float(v) for k, v in given.items()}
-        for k, v in fr.items():
-            if not 0 < v <= 1:
-                raise DataValidationError(f"{k}={v} must be a fraction in (0, 1]")
-        if sum(fr.values()) > 1 + 1e-9:
-            raise DataValidationError(f"the split fractions sum to {sum(fr.values()):g} > 1: {fr}")
-        start, acc = 0, 0.0
-        for k in _ORDER:
-            if k in fr:
-                acc += fr[k]
-                stop = min(n, round(acc * n))
-                bounds[k] = (start, stop)
-                start = stop
+        bounds = _fraction_bounds(given, n)
     elif not any(kinds.values()):
-        for k, v in given.items():
-            if not isinstance(v, (tuple, list)) or len(v) != 2:
-                raise DataValidationError(
-                    f"{k} must be an inclusive (start, end) pair of times or a fraction, got {v!r}"
-                )
-            try:
-                lo = pd.Timestamp(v[0]) if v[0] is not None else None
-                hi = pd.Timestamp(v[1]) if v[1] is not None else None
-            except (TypeError, ValueError):
-                raise DataValidationError(f"{k}: cannot read {v!r} as times") from None
-            if lo is not None and hi is not None and lo > hi:
-                raise DataValidationError(f"{k}: start {lo} is after end {hi}")
-            a = 0 if lo is None else int(t.searchsorted(lo, side="left"))
-            b = n if hi is None else int(t.searchsorted(hi, side="right"))
-            bounds[k] = (a, b)
-        # overlapping ranges are checked on the requested times, not only the data
-        spans = []
-        for k, v in given.items():
-            lo = pd.Timestamp(v[0]) if v[0] is not None else pd.Timestamp.min
-            hi = pd.Timestamp(v[1]) if v[1] is not None else pd.Timestamp.max
-            spans.append((lo, hi, k))
-        spans.sort()
-        for (_lo1, hi1, k1), (lo2, _hi2, k2) in itertools.pairwise(spans):
-            if lo2 <= hi1:
-                raise DataValidationError(
-                    f"the {k1} and {k2} time ranges overlap ({k1}: {given[k1]}, {k2}: "
-                    f"{given[k2]}); splits must be disjoint so no test data leaks into training"
-                )
+        bounds = _time_range_bounds(given, t)
     else:
         raise DataValidationError(
             "give every split either as fractions or as (start, end) time pairs, not a mix: "
@@ -140,3 +100,65 @@ def split_by_time(
             )
         out[k] = ds.isel({TIME_DIM: slice(a, b)})
     return out
+
+
+def _fraction_bounds(given: dict[str, Any], n: int) -> dict[str, tuple[int, int]]:
+    """``[start, stop)`` positions of splits given as fractions, taken in ``_ORDER``."""
+    fr = {k: float(v) for k, v in given.items()}
+    for k, v in fr.items():
+        if not 0 < v <= 1:
+            raise DataValidationError(f"{k}={v} must be a fraction in (0, 1]")
+    if sum(fr.values()) > 1 + 1e-9:
+        raise DataValidationError(f"the split fractions sum to {sum(fr.values()):g} > 1: {fr}")
+    bounds: dict[str, tuple[int, int]] = {}
+    start, acc = 0, 0.0
+    for k in _ORDER:
+        if k in fr:
+            acc += fr[k]
+            stop = min(n, round(acc * n))
+            bounds[k] = (start, stop)
+            start = stop
+    return bounds
+
+
+def _time_pair(k: str, v: Any) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """The inclusive ``(start, end)`` times of split ``k`` (None = open end)."""
+    if not isinstance(v, (tuple, list)) or len(v) != 2:
+        raise DataValidationError(
+            f"{k} must be an inclusive (start, end) pair of times or a fraction, got {v!r}"
+        )
+    try:
+        lo = pd.Timestamp(v[0]) if v[0] is not None else None
+        hi = pd.Timestamp(v[1]) if v[1] is not None else None
+    except (TypeError, ValueError):
+        raise DataValidationError(f"{k}: cannot read {v!r} as times") from None
+    if lo is not None and hi is not None and lo > hi:
+        raise DataValidationError(f"{k}: start {lo} is after end {hi}")
+    return lo, hi
+
+
+def _time_range_bounds(given: dict[str, Any], t: pd.DatetimeIndex) -> dict[str, tuple[int, int]]:
+    """``[start, stop)`` positions in ``t`` of splits given as disjoint ``(start, end)`` pairs."""
+    n = len(t)
+    pairs, bounds = {}, {}
+    for k, v in given.items():
+        lo, hi = pairs[k] = _time_pair(k, v)
+        a = 0 if lo is None else int(t.searchsorted(lo, side="left"))
+        b = n if hi is None else int(t.searchsorted(hi, side="right"))
+        bounds[k] = (a, b)
+    # overlapping ranges are checked on the requested times, not only the data
+    spans = sorted(
+        (
+            pd.Timestamp.min if lo is None else lo,
+            pd.Timestamp.max if hi is None else hi,
+            k,
+        )
+        for k, (lo, hi) in pairs.items()
+    )
+    for (_lo1, hi1, k1), (lo2, _hi2, k2) in itertools.pairwise(spans):
+        if lo2 <= hi1:
+            raise DataValidationError(
+                f"the {k1} and {k2} time ranges overlap ({k1}: {given[k1]}, {k2}: "
+                f"{given[k2]}); splits must be disjoint so no test data leaks into training"
+            )
+    return bounds

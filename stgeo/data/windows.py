@@ -174,6 +174,70 @@ def _parse_offsets(name: str, offsets: Any) -> np.ndarray:
     return arr
 
 
+def _positions_of(req: pd.DatetimeIndex, time: pd.DatetimeIndex) -> np.ndarray:
+    """Positions of the times ``req`` in ``time`` (-1 where absent).
+
+    Events may reuse times (e.g. SEVIR): then only times that occur once can be named.
+    """
+    if time.is_unique:
+        return time.get_indexer(req)
+    first = pd.Series(np.arange(len(time))).groupby(time.values).agg(["first", "size"])
+    hit = first.reindex(req.values)
+    amb = req[(hit["size"] > 1).to_numpy()]
+    if len(amb):
+        raise DataValidationError(
+            f"init_times {list(amb[:3].astype(str))} occur in several events of the "
+            "data and are ambiguous; select one event first, e.g. "
+            "frames.where(frames.event == e, drop=True)"
+        )
+    return hit["first"].fillna(-1).to_numpy().astype(np.int64)
+
+
+def _input_offsets(in_steps, input_offsets) -> np.ndarray:
+    """Input offsets from ``in_steps`` or explicit ``input_offsets`` (<= 0, ending with 0)."""
+    if input_offsets is None:
+        if in_steps is None or in_steps < 1:
+            raise DataValidationError(
+                "give in_steps >= 1 (number of input frames) or input_offsets "
+                f"(e.g. [-2, -1, 0]); got in_steps={in_steps!r}"
+            )
+        inp = np.arange(-int(in_steps) + 1, 1, dtype=np.int64)
+    else:
+        inp = _parse_offsets("input_offsets", input_offsets)
+        if in_steps is not None and in_steps != inp.size:
+            raise DataValidationError(
+                f"in_steps={in_steps} contradicts input_offsets={inp.tolist()} "
+                f"({inp.size} inputs); give only one of them"
+            )
+    if inp.size == 0:
+        raise DataValidationError("input_offsets is empty; a window needs at least one input")
+    if inp[-1] != 0 or inp[0] > 0:
+        raise DataValidationError(
+            f"input_offsets are relative to t0, the last input time: they must be <= 0 and "
+            f"end with 0, got {inp.tolist()}. Shift them, e.g. "
+            f"{(inp - inp[-1]).tolist()}"
+        )
+    return inp
+
+
+def _target_offsets(out_steps, target_offsets) -> np.ndarray:
+    """Target offsets from ``out_steps`` or explicit ``target_offsets`` (>= 1)."""
+    if target_offsets is None:
+        tgt = np.arange(1, int(out_steps) + 1, dtype=np.int64)
+    else:
+        tgt = _parse_offsets("target_offsets", target_offsets)
+        if out_steps and out_steps != tgt.size:
+            raise DataValidationError(
+                f"out_steps={out_steps} contradicts target_offsets={tgt.tolist()} "
+                f"({tgt.size} targets); give only one of them"
+            )
+    if tgt.size and tgt[0] < 1:
+        raise DataValidationError(
+            f"target_offsets must be >= 1 (after t0, the last input time), got {tgt.tolist()}"
+        )
+    return tgt
+
+
 def _as_frames(frames: Any) -> xr.DataArray:
     from .adapter import to_frames
 
@@ -316,41 +380,8 @@ class Windows:
                 isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0
             ):
                 raise DataValidationError(f"{nm} must be a non-negative integer, got {v!r}")
-        if input_offsets is None:
-            if in_steps is None or in_steps < 1:
-                raise DataValidationError(
-                    "give in_steps >= 1 (number of input frames) or input_offsets "
-                    f"(e.g. [-2, -1, 0]); got in_steps={in_steps!r}"
-                )
-            inp = np.arange(-int(in_steps) + 1, 1, dtype=np.int64)
-        else:
-            inp = _parse_offsets("input_offsets", input_offsets)
-            if in_steps is not None and in_steps != inp.size:
-                raise DataValidationError(
-                    f"in_steps={in_steps} contradicts input_offsets={inp.tolist()} "
-                    f"({inp.size} inputs); give only one of them"
-                )
-        if inp.size == 0:
-            raise DataValidationError("input_offsets is empty; a window needs at least one input")
-        if inp[-1] != 0 or inp[0] > 0:
-            raise DataValidationError(
-                f"input_offsets are relative to t0, the last input time: they must be <= 0 and "
-                f"end with 0, got {inp.tolist()}. Shift them, e.g. "
-                f"{(inp - inp[-1]).tolist()}"
-            )
-        if target_offsets is None:
-            tgt = np.arange(1, int(out_steps) + 1, dtype=np.int64)
-        else:
-            tgt = _parse_offsets("target_offsets", target_offsets)
-            if out_steps and out_steps != tgt.size:
-                raise DataValidationError(
-                    f"out_steps={out_steps} contradicts target_offsets={tgt.tolist()} "
-                    f"({tgt.size} targets); give only one of them"
-                )
-        if tgt.size and tgt[0] < 1:
-            raise DataValidationError(
-                f"target_offsets must be >= 1 (after t0, the last input time), got {tgt.tolist()}"
-            )
+        inp = _input_offsets(in_steps, input_offsets)
+        tgt = _target_offsets(out_steps, target_offsets)
         return inp, tgt
 
     @staticmethod
@@ -430,6 +461,21 @@ class Windows:
             "in_steps/out_steps, a wider time_range, or more data."
         )
 
+    def _invalid_reason(self, p: int, why: dict[str, np.ndarray]) -> str:
+        """Why position ``p`` is not a valid window origin (``why`` as made by ``_validity``)."""
+        if not why["inputs"][p]:
+            return (
+                f"its inputs (offsets {self.input_offsets.tolist()}) fall outside the "
+                "data or across a gap/event change"
+            )
+        if not why["targets"][p]:
+            return (
+                f"its targets (offsets {self.target_offsets.tolist()}) fall outside the "
+                "data or across a gap/event change (pass require_targets=False for "
+                "inference)"
+            )
+        return f"the window is not inside time_range {self.time_range}"
+
     def _from_init_times(self, init_times, time, valid, why) -> np.ndarray:
         try:
             req = pd.DatetimeIndex(pd.to_datetime(list(np.atleast_1d(np.asarray(init_times)))))
@@ -437,38 +483,13 @@ class Windows:
             raise DataValidationError(f"init_times must be times: {err}") from None
         if len(req) == 0:
             raise DataValidationError("init_times is empty; pass at least one t0 time")
-        if time.is_unique:
-            pos = time.get_indexer(req)
-        else:  # events may reuse times (e.g. SEVIR): only unambiguous times can be named
-            first = pd.Series(np.arange(len(time))).groupby(time.values).agg(["first", "size"])
-            hit = first.reindex(req.values)
-            amb = req[(hit["size"] > 1).to_numpy()]
-            if len(amb):
-                raise DataValidationError(
-                    f"init_times {list(amb[:3].astype(str))} occur in several events of the "
-                    "data and are ambiguous; select one event first, e.g. "
-                    "frames.where(frames.event == e, drop=True)"
-                )
-            pos = hit["first"].fillna(-1).to_numpy().astype(np.int64)
+        pos = _positions_of(req, time)
         problems = []
         for t, p in zip(req, pos, strict=False):
             if p < 0:
                 problems.append(f"{t} is not a time of the data")
             elif not valid[p]:
-                if not why["inputs"][p]:
-                    reason = (
-                        f"its inputs (offsets {self.input_offsets.tolist()}) fall outside the "
-                        "data or across a gap/event change"
-                    )
-                elif not why["targets"][p]:
-                    reason = (
-                        f"its targets (offsets {self.target_offsets.tolist()}) fall outside the "
-                        "data or across a gap/event change (pass require_targets=False for "
-                        "inference)"
-                    )
-                else:
-                    reason = f"the window is not inside time_range {self.time_range}"
-                problems.append(f"{t}: {reason}")
+                problems.append(f"{t}: {self._invalid_reason(p, why)}")
         if problems:
             shown = "; ".join(problems[:5])
             more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""

@@ -194,6 +194,20 @@ def align(
         if d in obs.indexes and obs.indexes[d].equals(fcst.indexes[d]):
             continue
         obs = _select_labels(obs, str(d), fcst[d], "cannot align")
+    obs = _same_dims_as(fcst, obs)
+    # the forecast's coordinates for both (grids were checked above)
+    dim_coords = {k: v for k, v in fcst.coords.items() if set(v.dims) <= set(fcst.dims)}
+    obs = xr.DataArray(obs.data, dims=fcst.dims, coords=dim_coords, attrs=obs.attrs, name=obs.name)
+    if load:
+        fcst, obs = fcst.compute(), obs.compute()
+    elif obs.chunks is not None and fcst.chunks is not None and obs.chunks != fcst.chunks:
+        # give the observations the forecast's chunks so elementwise work lines up
+        obs = obs.chunk(dict(zip(fcst.dims, fcst.chunks, strict=True)))
+    return fcst, obs
+
+
+def _same_dims_as(fcst: xr.DataArray, obs: xr.DataArray) -> xr.DataArray:
+    """``obs`` transposed to the forecast's dims, which must be the same names and sizes."""
     extra = [d for d in obs.dims if d not in fcst.dims]
     missing = [d for d in fcst.dims if d not in obs.dims]
     if extra or missing:
@@ -212,20 +226,28 @@ def align(
                 f"dim {d!r} has {fcst.sizes[d]} entries in the forecast and {obs.sizes[d]} in "
                 "the observations; give both the same labels (coordinates) so they can align."
             )
-    # the forecast's coordinates for both (grids were checked above)
-    dim_coords = {k: v for k, v in fcst.coords.items() if set(v.dims) <= set(fcst.dims)}
-    obs = xr.DataArray(obs.data, dims=fcst.dims, coords=dim_coords, attrs=obs.attrs, name=obs.name)
-    if load:
-        fcst, obs = fcst.compute(), obs.compute()
-    elif obs.chunks is not None and fcst.chunks is not None and obs.chunks != fcst.chunks:
-        # give the observations the forecast's chunks so elementwise work lines up
-        obs = obs.chunk(dict(zip(fcst.dims, fcst.chunks, strict=True)))
-    return fcst, obs
+    return obs
 
 
 def _align_valid_time(
     fcst: xr.DataArray, obs: xr.DataArray, load: bool, order: bool = False
 ) -> xr.DataArray:
+    vt = _valid_times(fcst)
+    pos = _valid_time_positions(obs, vt)
+    if vt.ndim == 2 and pos.size and obs.chunks is not None and not load:
+        return _align_dask_blocks(fcst, obs, vt, pos, order_with_forecast=order)
+    if vt.ndim == 2 and pos.size:
+        # read every needed observation once (one sorted selection), then index into it
+        uniq, inverse = np.unique(pos, return_inverse=True)
+        obs = obs.isel({TIME_DIM: uniq})
+        if load:
+            obs = obs.load()
+        pos = inverse.reshape(vt.shape)
+    return _select_times(obs, vt, pos)
+
+
+def _valid_times(fcst: xr.DataArray) -> xr.DataArray:
+    """The forecast's valid times, dims ordered (init_time, lead_time, others)."""
     if VALID_TIME_COORD in fcst.coords:
         vt = fcst.coords[VALID_TIME_COORD]
     elif INIT_TIME_DIM in fcst.coords:
@@ -236,15 +258,19 @@ def _align_valid_time(
             "'init_time' coordinate, so its valid times are unknown. Add one, e.g. "
             "fc.assign_coords(valid_time=fc.init_time + fc.lead_time)."
         )
+    vdims = [d for d in (INIT_TIME_DIM, LEAD_TIME_DIM) if d in vt.dims] + [
+        d for d in vt.dims if d not in (INIT_TIME_DIM, LEAD_TIME_DIM)
+    ]
+    return vt.transpose(*vdims)
+
+
+def _valid_time_positions(obs: xr.DataArray, vt: xr.DataArray) -> np.ndarray:
+    """Positions along the observations' time of the valid times ``vt`` (shape of ``vt``)."""
     if TIME_DIM not in obs.indexes:
         raise DataValidationError("the observations need a 'time' coordinate to be aligned.")
     index = obs.indexes[TIME_DIM]
     if not index.is_unique:
         raise DataValidationError("the observations' 'time' coordinate has duplicate values.")
-    vdims = [d for d in (INIT_TIME_DIM, LEAD_TIME_DIM) if d in vt.dims] + [
-        d for d in vt.dims if d not in (INIT_TIME_DIM, LEAD_TIME_DIM)
-    ]
-    vt = vt.transpose(*vdims)
     flat = np.asarray(vt.values).ravel()
     try:
         pos = index.get_indexer(flat)
@@ -258,16 +284,11 @@ def _align_valid_time(
             f"{_fmt_times(index.values[-1:])}. Trim the forecast (e.g. fc.sel(init_time=...)) "
             "or provide observations covering every init_time + lead_time."
         )
-    pos = pos.reshape(vt.shape)
-    if vt.ndim == 2 and pos.size and obs.chunks is not None and not load:
-        return _align_dask_blocks(fcst, obs, vt, pos, order_with_forecast=order)
-    if vt.ndim == 2 and pos.size:
-        # read every needed observation once (one sorted selection), then index into it
-        uniq, inverse = np.unique(pos, return_inverse=True)
-        obs = obs.isel({TIME_DIM: uniq})
-        if load:
-            obs = obs.load()
-        pos = inverse.reshape(vt.shape)
+    return pos.reshape(vt.shape)
+
+
+def _select_times(obs: xr.DataArray, vt: xr.DataArray, pos: np.ndarray) -> xr.DataArray:
+    """The observations at time positions ``pos``, laid out on the dims of ``vt``."""
     if vt.ndim == 0:
         out = obs.isel({TIME_DIM: int(pos)})
     elif vt.ndim == 1:

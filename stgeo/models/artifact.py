@@ -353,6 +353,53 @@ def _read_spec(path: Path, meta: Mapping[str, str]) -> dict[str, Any]:
     )
 
 
+def _weights_path(p: Path) -> Path:
+    """The weights file of the artefact at ``p`` (its directory or the file itself)."""
+    if not p.exists():
+        raise FileNotFoundError(f"no model at {p}; give the directory written by TrainedModel.save")
+    if not p.is_dir():
+        return p
+    weights = p / WEIGHTS_FILE
+    if not weights.is_file():
+        found = sorted(x.name for x in p.iterdir())[:10]
+        for name in found:  # a folder of torch.save checkpoints: say why it is refused
+            if name.endswith((".pt", ".pth", ".bin", ".ckpt")) and (p / name).is_file():
+                _sniff(p / name)
+        raise ModelFileError(
+            f"{p} is not a stgeo model directory: it has no {WEIGHTS_FILE} (found {found})"
+        )
+    return weights
+
+
+def _load_spec(p: Path, meta: Mapping[str, str]) -> ModelSpec:
+    """The artefact's :class:`ModelSpec`, refused when malformed or from a newer format."""
+    raw = _read_spec(p, meta)
+    if not isinstance(raw, dict):
+        raise ModelFileError(f"the spec of {p} must be a JSON object, got {type(raw).__name__}")
+    try:
+        spec = ModelSpec.from_dict(raw)
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(f"the spec of {p} is not a valid ModelSpec: {err}") from None
+    version = spec.extra.get("format_version", FORMAT_VERSION)
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{p} was written by a newer stgeo (format version {version}, this stgeo reads "
+            f"<= {FORMAT_VERSION}); upgrade stgeo"
+        )
+    return spec
+
+
+def _build_module(p: Path, spec: ModelSpec) -> Any:
+    """The untrained architecture ``spec`` names; a clear error when it is not registered."""
+    try:
+        return spec.build()
+    except UnknownNameError as err:
+        raise ModelFileError(
+            f"{p} needs the model architecture {spec.model!r}, which is not registered here "
+            f"({err}); install or import the package that provides it"
+        ) from None
+
+
 def load_model(path: str | os.PathLike, *, device: Any = None) -> TrainedModel:
     """Load a model saved with :meth:`TrainedModel.save`.
 
@@ -390,43 +437,12 @@ def load_model(path: str | os.PathLike, *, device: Any = None) -> TrainedModel:
     a zip archive, most likely a pickled PyT
     """
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"no model at {p}; give the directory written by TrainedModel.save")
-    if p.is_dir():
-        weights = p / WEIGHTS_FILE
-        if not weights.is_file():
-            found = sorted(x.name for x in p.iterdir())[:10]
-            for name in found:  # a folder of torch.save checkpoints: say why it is refused
-                if name.endswith((".pt", ".pth", ".bin", ".ckpt")) and (p / name).is_file():
-                    _sniff(p / name)
-            raise ModelFileError(
-                f"{p} is not a stgeo model directory: it has no {WEIGHTS_FILE} (found {found})"
-            )
-    else:
-        weights = p
+    weights = _weights_path(p)
     tensors, meta = load_state(weights)
     if meta.get("format") not in (None, FORMAT):
         raise ModelFileError(f"{weights} is a {meta['format']!r} file, not a {FORMAT!r} artefact")
-    raw = _read_spec(p, meta)
-    if not isinstance(raw, dict):
-        raise ModelFileError(f"the spec of {p} must be a JSON object, got {type(raw).__name__}")
-    try:
-        spec = ModelSpec.from_dict(raw)
-    except (TypeError, ValueError) as err:
-        raise ModelFileError(f"the spec of {p} is not a valid ModelSpec: {err}") from None
-    version = spec.extra.get("format_version", FORMAT_VERSION)
-    if isinstance(version, int) and version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{p} was written by a newer stgeo (format version {version}, this stgeo reads "
-            f"<= {FORMAT_VERSION}); upgrade stgeo"
-        )
-    try:
-        module = spec.build()
-    except UnknownNameError as err:
-        raise ModelFileError(
-            f"{p} needs the model architecture {spec.model!r}, which is not registered here "
-            f"({err}); install or import the package that provides it"
-        ) from None
+    spec = _load_spec(p, meta)
+    module = _build_module(p, spec)
     load_strict(module, tensors, source=str(weights))
     module.eval()
     if device is not None:

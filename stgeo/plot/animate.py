@@ -39,6 +39,7 @@ from .maps import (
     _setup_axes,
     _styles,
 )
+from .styles import FieldStyle
 
 __all__ = ["animate_forecast"]
 
@@ -76,6 +77,38 @@ def _freeze_layout(fig: Any, axes: Any) -> None:
         for gl in ax.artists:
             if type(gl).__name__ == "Gridliner" and hasattr(gl, "_auto_update"):
                 gl._auto_update = False
+
+
+def _colorbars(
+    fig: Any,
+    axes: Any,
+    artists: list[Any],
+    style: FieldStyle,
+    estyle: FieldStyle | None,
+    has_obs: bool,
+) -> None:
+    """Colour bars of the animation: under the field and error panels, or beside one panel."""
+    if has_obs and estyle is not None:
+        fig.colorbar(
+            artists[0],
+            ax=list(axes[:2]),
+            orientation="horizontal",
+            shrink=0.7,
+            aspect=40,
+            **style.colorbar_kwargs(),
+        )
+        fig.colorbar(
+            artists[2],
+            ax=axes[2],
+            orientation="horizontal",
+            shrink=0.9,
+            aspect=20,
+            **estyle.colorbar_kwargs(),
+        )
+    else:
+        fig.colorbar(
+            artists[0], ax=axes[0], orientation="vertical", shrink=0.85, **style.colorbar_kwargs()
+        )
 
 
 def animate_forecast(
@@ -191,27 +224,7 @@ def animate_forecast(
             map_data_dir=map_data_dir,
             labels={"left": j == 0, "bottom": True},
         )
-    if plan.has_obs:
-        fig.colorbar(
-            artists[0],
-            ax=list(axes[:2]),
-            orientation="horizontal",
-            shrink=0.7,
-            aspect=40,
-            **style.colorbar_kwargs(),
-        )
-        fig.colorbar(
-            artists[2],
-            ax=axes[2],
-            orientation="horizontal",
-            shrink=0.9,
-            aspect=20,
-            **estyle.colorbar_kwargs(),
-        )
-    else:
-        fig.colorbar(
-            artists[0], ax=axes[0], orientation="vertical", shrink=0.85, **style.colorbar_kwargs()
-        )
+    _colorbars(fig, axes, artists, style, estyle, plan.has_obs)
     fig.suptitle(plan.title if title is None else title, fontsize=10)
     fig.get_layout_engine().set(h_pad=0.06)
     _freeze_layout(fig, axes)

@@ -140,31 +140,44 @@ def _candidates(dirs: Sequence[Path]) -> tuple[list[tuple], list[tuple]]:
     for d in dirs:
         if not d.is_dir():
             continue
-        for res, km in _NE_KM.items():
-            for p in _ne_candidates(d, "physical", f"ne_{res}_coastline"):
-                if p.is_file():
-                    coast.append((km, "natural_earth", f"natural_earth_{res}", p))
-                    break
-            for p in _ne_candidates(d, "cultural", f"ne_{res}_admin_0_boundary_lines_land"):
-                if p.is_file():
-                    borders.append((km, "natural_earth", f"natural_earth_{res}", p))
-                    break
-        for scale, km in _GSHHS_KM.items():
-            p = d / f"binned_GSHHS_{scale}.nc"
-            if p.is_file():
-                coast.append((km, "gmt", f"gshhg_{scale}", p))
-            p = d / f"binned_border_{scale}.nc"
-            if p.is_file():
-                borders.append((km, "gmt", f"gshhg_{scale}", p))
-            for p in (
+        _add_natural_earth(d, coast, borders)
+        _add_gshhg(d, coast, borders)
+    return coast, borders
+
+
+def _first_file(paths: Sequence[Path]) -> Path | None:
+    return next((p for p in paths if p.is_file()), None)
+
+
+def _add_natural_earth(d: Path, coast: list[tuple], borders: list[tuple]) -> None:
+    """Append the Natural Earth coastline and border shapefiles of folder ``d``."""
+    for res, km in _NE_KM.items():
+        p = _first_file(_ne_candidates(d, "physical", f"ne_{res}_coastline"))
+        if p is not None:
+            coast.append((km, "natural_earth", f"natural_earth_{res}", p))
+        p = _first_file(_ne_candidates(d, "cultural", f"ne_{res}_admin_0_boundary_lines_land"))
+        if p is not None:
+            borders.append((km, "natural_earth", f"natural_earth_{res}", p))
+
+
+def _add_gshhg(d: Path, coast: list[tuple], borders: list[tuple]) -> None:
+    """Append GMT's binned GSHHG files and the GSHHS shapefiles of folder ``d``."""
+    for scale, km in _GSHHS_KM.items():
+        p = d / f"binned_GSHHS_{scale}.nc"
+        if p.is_file():
+            coast.append((km, "gmt", f"gshhg_{scale}", p))
+        p = d / f"binned_border_{scale}.nc"
+        if p.is_file():
+            borders.append((km, "gmt", f"gshhg_{scale}", p))
+        p = _first_file(
+            (
                 d / "shapefiles" / "gshhs" / scale / f"GSHHS_{scale}_L1.shp",
                 d / "gshhs" / scale / f"GSHHS_{scale}_L1.shp",
                 d / f"GSHHS_{scale}_L1.shp",
-            ):
-                if p.is_file():
-                    coast.append((km, "gshhs", f"gshhs_{scale}", p))
-                    break
-    return coast, borders
+            )
+        )
+        if p is not None:
+            coast.append((km, "gshhs", f"gshhs_{scale}", p))
 
 
 def _pick(cands: list[tuple], span_deg: float | None) -> tuple | None:

@@ -543,7 +543,7 @@ def _select_init(fc: xr.DataArray, init_time: Any) -> xr.DataArray:
                 f"from {inits.min()} to {inits.max()} ({shown})"
             )
         pos = int(where[0])
-    return fc.isel(init_time=pos)
+    return fc.isel({INIT_TIME_DIM: pos})
 
 
 def _select_leads(fc: xr.DataArray, lead_time: Any) -> list[int]:
@@ -615,79 +615,100 @@ def _plan(
 ) -> _Plan:
     da = _pick_variable(fc, variable, "the forecast")
     name = str(da.name) if da.name is not None else variable
-    obs_da = None
-    if obs is not None:
-        obs_da = _pick_variable(
-            obs,
-            variable or (name if isinstance(obs, xr.Dataset) and name in obs else None),
-            "the observations",
-        )
-        if "time" not in obs_da.dims:
-            raise DataValidationError(
-                f"observations need a 'time' dimension, got dims {tuple(obs_da.dims)}"
-            )
-        obs_da = _select_extra(obs_da, ["time"], channel, "the observations")
-    model = str(da.attrs.get("model", "") or da.attrs.get("model_name", "") or "forecast")
-    frames: list[_Frame] = []
+    obs_da = None if obs is None else _pick_obs(obs, variable, name, channel)
     if INIT_TIME_DIM in da.dims or LEAD_TIME_DIM in da.dims:
-        if LEAD_TIME_DIM not in da.dims:
-            raise DataValidationError(
-                f"a forecast needs a 'lead_time' dimension, got dims {tuple(da.dims)}"
-            )
-        if INIT_TIME_DIM in da.dims:
-            da = _select_init(da, init_time)
-        elif init_time is not None:
-            raise DataValidationError("init_time given but the forecast has no init_time dim")
-        da = _select_extra(da, [LEAD_TIME_DIM], channel, "the forecast")
-        init = pd.Timestamp(da[INIT_TIME_DIM].values) if INIT_TIME_DIM in da.coords else None
-        positions = (
-            list(range(da.sizes[LEAD_TIME_DIM])) if all_frames else _select_leads(da, lead_time)
-        )
-        for p in positions:
-            one = da.isel(lead_time=p)
-            lead = pd.Timedelta(one[LEAD_TIME_DIM].values)
-            if VALID_TIME_COORD in one.coords:
-                valid = pd.Timestamp(one[VALID_TIME_COORD].values)
-            else:
-                valid = init + lead if init is not None else None
-            arr = np.asarray(one.values, dtype=float)
-            o, missing = _obs_at(obs_da, valid, arr.shape)
-            frames.append(_Frame(_fmt_lead(lead), valid, arr, o, missing))
-        title = f"{model} forecast of {label_of(da)}"
-        if init is not None:
-            title += f", initialised {_fmt_time(init)}"
-        template = da.isel(lead_time=0)
-        is_fc = True
+        plan = _forecast_plan(da, obs_da, init_time, lead_time, channel, all_frames)
     elif "time" in da.dims:
         if lead_time is not None:
             raise DataValidationError(
                 "lead_time given but the data have no lead_time dimension (dims "
                 f"{tuple(da.dims)}); use time=... to choose frames of a time series"
             )
-        da = _select_extra(da, ["time"], channel, "the data")
-        positions = list(range(da.sizes["time"])) if all_frames else _select_times(da, time)
-        for p in positions:
-            one = da.isel(time=p)
-            valid = pd.Timestamp(one["time"].values)
-            arr = np.asarray(one.values, dtype=float)
-            o, missing = _obs_at(obs_da, valid, arr.shape)
-            frames.append(_Frame(_fmt_time(valid), valid, arr, o, missing))
-        title = label_of(da)
-        template = da.isel(time=0)
-        is_fc = obs_da is not None
-        model = str(da.attrs.get("model", "") or ("forecast" if is_fc else "observed"))
+        plan = _series_plan(da, obs_da, time, channel, all_frames)
     else:
         da = _select_extra(da, [], channel, "the data")
-        frames.append(_Frame("", None, np.asarray(da.values, dtype=float)))
-        title = label_of(da)
-        template = da
-        is_fc = False
-        model = str(da.attrs.get("model", "") or "")
-    if not frames:
+        frame = _Frame("", None, np.asarray(da.values, dtype=float))
+        plan = _Plan(da, [frame], False, False, label_of(da), str(da.attrs.get("model", "") or ""))
+    if not plan.frames:
         raise DataValidationError("nothing to draw: no frames selected")
+    template = plan.template
     if "channel" in template.coords and template["channel"].ndim == 0:
-        title += f" ({template['channel'].values.item()})"
-    return _Plan(template, frames, is_fc, obs_da is not None, title, model)
+        plan.title += f" ({template['channel'].values.item()})"
+    return plan
+
+
+def _pick_obs(obs: Any, variable: str | None, name: str | None, channel: Any) -> xr.DataArray:
+    """The observed field matching the forecast variable ``name``, one channel, with time."""
+    obs_da = _pick_variable(
+        obs,
+        variable or (name if isinstance(obs, xr.Dataset) and name in obs else None),
+        "the observations",
+    )
+    if "time" not in obs_da.dims:
+        raise DataValidationError(
+            f"observations need a 'time' dimension, got dims {tuple(obs_da.dims)}"
+        )
+    return _select_extra(obs_da, ["time"], channel, "the observations")
+
+
+def _forecast_plan(
+    da: xr.DataArray,
+    obs_da: xr.DataArray | None,
+    init_time: Any,
+    lead_time: Any,
+    channel: Any,
+    all_frames: bool,
+) -> _Plan:
+    """Frames of one forecast run, one per selected lead time."""
+    model = str(da.attrs.get("model", "") or da.attrs.get("model_name", "") or "forecast")
+    if LEAD_TIME_DIM not in da.dims:
+        raise DataValidationError(
+            f"a forecast needs a 'lead_time' dimension, got dims {tuple(da.dims)}"
+        )
+    if INIT_TIME_DIM in da.dims:
+        da = _select_init(da, init_time)
+    elif init_time is not None:
+        raise DataValidationError("init_time given but the forecast has no init_time dim")
+    da = _select_extra(da, [LEAD_TIME_DIM], channel, "the forecast")
+    init = pd.Timestamp(da[INIT_TIME_DIM].values) if INIT_TIME_DIM in da.coords else None
+    positions = list(range(da.sizes[LEAD_TIME_DIM])) if all_frames else _select_leads(da, lead_time)
+    frames = [_lead_frame(da.isel({LEAD_TIME_DIM: p}), init, obs_da) for p in positions]
+    title = f"{model} forecast of {label_of(da)}"
+    if init is not None:
+        title += f", initialised {_fmt_time(init)}"
+    return _Plan(da.isel({LEAD_TIME_DIM: 0}), frames, True, obs_da is not None, title, model)
+
+
+def _lead_frame(
+    one: xr.DataArray, init: pd.Timestamp | None, obs_da: xr.DataArray | None
+) -> _Frame:
+    """The frame of one lead time, with the observation valid at the same time."""
+    lead = pd.Timedelta(one[LEAD_TIME_DIM].values)
+    if VALID_TIME_COORD in one.coords:
+        valid = pd.Timestamp(one[VALID_TIME_COORD].values)
+    else:
+        valid = init + lead if init is not None else None
+    arr = np.asarray(one.values, dtype=float)
+    o, missing = _obs_at(obs_da, valid, arr.shape)
+    return _Frame(_fmt_lead(lead), valid, arr, o, missing)
+
+
+def _series_plan(
+    da: xr.DataArray, obs_da: xr.DataArray | None, time: Any, channel: Any, all_frames: bool
+) -> _Plan:
+    """Frames of a plain time series at the selected times."""
+    da = _select_extra(da, ["time"], channel, "the data")
+    positions = list(range(da.sizes["time"])) if all_frames else _select_times(da, time)
+    frames = []
+    for p in positions:
+        one = da.isel(time=p)
+        valid = pd.Timestamp(one["time"].values)
+        arr = np.asarray(one.values, dtype=float)
+        o, missing = _obs_at(obs_da, valid, arr.shape)
+        frames.append(_Frame(_fmt_time(valid), valid, arr, o, missing))
+    is_fc = obs_da is not None
+    model = str(da.attrs.get("model", "") or ("forecast" if is_fc else "observed"))
+    return _Plan(da.isel(time=0), frames, is_fc, obs_da is not None, label_of(da), model)
 
 
 def _styles(
@@ -836,6 +857,90 @@ def _panel_titles(plan: _Plan, frame: _Frame) -> tuple[str, str, str]:
     return fc_t, obs_t, err_t
 
 
+def _draw_comparison_rows(
+    axes: np.ndarray,
+    plan: _Plan,
+    grid: _Grid,
+    style: FieldStyle,
+    estyle: FieldStyle | None,
+    decorations: dict[str, Any],
+) -> tuple[Any, Any]:
+    """One row per frame: forecast, observation, forecast - observation.
+
+    Returns the last forecast artist and the last error artist (None when no frame has an
+    observation), for the colour bars.
+    """
+    field_artist = err_artist = None
+    nrows = len(plan.frames)
+    for i, frame in enumerate(plan.frames):
+        fc_t, obs_t, err_t = _panel_titles(plan, frame)
+        row = axes[i]
+        field_artist = _draw(row[0], grid, frame.fc, style)
+        row[0].set_title(fc_t, fontsize=9)
+        if frame.obs is not None:
+            _draw(row[1], grid, frame.obs, style)
+            err_artist = _draw(row[2], grid, _masked_error(frame, style), estyle)
+        else:
+            for ax in row[1:]:
+                ax.text(
+                    0.5,
+                    0.5,
+                    frame.obs_missing,
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                    fontsize=9,
+                    color="0.3",
+                )
+        row[1].set_title(obs_t, fontsize=9)
+        row[2].set_title(err_t, fontsize=9)
+        for j, ax in enumerate(row):
+            _setup_axes(ax, grid, **decorations, labels={"left": j == 0, "bottom": i == nrows - 1})
+    return field_artist, err_artist
+
+
+def _draw_field_strip(
+    axes: np.ndarray, plan: _Plan, grid: _Grid, style: FieldStyle, decorations: dict[str, Any]
+) -> Any:
+    """The frames side by side in one row; returns the last artist (for the colour bar)."""
+    field_artist = None
+    for i, frame in enumerate(plan.frames):
+        fc_t, _, _ = _panel_titles(plan, frame)
+        ax = axes[0, i]
+        field_artist = _draw(ax, grid, frame.fc, style)
+        ax.set_title(fc_t, fontsize=9)
+        _setup_axes(ax, grid, **decorations, labels={"left": i == 0, "bottom": True})
+    return field_artist
+
+
+def _comparison_colorbars(
+    fig: Any,
+    axes: np.ndarray,
+    style: FieldStyle,
+    estyle: FieldStyle | None,
+    field_artist: Any,
+    err_artist: Any,
+) -> None:
+    """One shared colour bar under the field columns and one under the error column."""
+    fig.colorbar(
+        field_artist,
+        ax=list(axes[:, :2].ravel()),
+        orientation="horizontal",
+        shrink=0.7,
+        aspect=40,
+        **style.colorbar_kwargs(),
+    )
+    if err_artist is not None and estyle is not None:
+        fig.colorbar(
+            err_artist,
+            ax=list(axes[:, 2].ravel()),
+            orientation="horizontal",
+            shrink=0.9,
+            aspect=20,
+            **estyle.colorbar_kwargs(),
+        )
+
+
 def plot_forecast(
     fc: xr.DataArray | xr.Dataset,
     obs: xr.DataArray | xr.Dataset | None = None,
@@ -928,79 +1033,23 @@ def plot_forecast(
         plan, cmap=cmap, levels=levels, vmin=vmin, vmax=vmax, error_limit=error_limit
     )
     n = len(plan.frames)
-    if plan.has_obs:
-        nrows, ncols = n, 3
-    else:
-        nrows, ncols = 1, n
+    nrows, ncols = (n, 3) if plan.has_obs else (1, n)
     ph = _panel_height(grid)
     fig = plt.figure(figsize=(ncols * PANEL_WIDTH + 0.4, nrows * ph + 1.5), layout="constrained")
     axes = _make_axes(fig, nrows, ncols, grid)
-    field_artist = err_artist = None
-    for i, frame in enumerate(plan.frames):
-        fc_t, obs_t, err_t = _panel_titles(plan, frame)
-        if plan.has_obs:
-            row = axes[i]
-            field_artist = _draw(row[0], grid, frame.fc, style)
-            row[0].set_title(fc_t, fontsize=9)
-            if frame.obs is not None:
-                _draw(row[1], grid, frame.obs, style)
-                err_artist = _draw(row[2], grid, _masked_error(frame, style), estyle)
-            else:
-                for ax in row[1:]:
-                    ax.text(
-                        0.5,
-                        0.5,
-                        frame.obs_missing,
-                        ha="center",
-                        va="center",
-                        transform=ax.transAxes,
-                        fontsize=9,
-                        color="0.3",
-                    )
-            row[1].set_title(obs_t, fontsize=9)
-            row[2].set_title(err_t, fontsize=9)
-            for j, ax in enumerate(row):
-                _setup_axes(
-                    ax,
-                    grid,
-                    coastlines=coastlines,
-                    borders=borders,
-                    gridlines=gridlines,
-                    map_data_dir=map_data_dir,
-                    labels={"left": j == 0, "bottom": i == nrows - 1},
-                )
-        else:
-            ax = axes[0, i]
-            field_artist = _draw(ax, grid, frame.fc, style)
-            ax.set_title(fc_t, fontsize=9)
-            _setup_axes(
-                ax,
-                grid,
-                coastlines=coastlines,
-                borders=borders,
-                gridlines=gridlines,
-                map_data_dir=map_data_dir,
-                labels={"left": i == 0, "bottom": True},
-            )
+    decorations = {
+        "coastlines": coastlines,
+        "borders": borders,
+        "gridlines": gridlines,
+        "map_data_dir": map_data_dir,
+    }
     if plan.has_obs:
-        fig.colorbar(
-            field_artist,
-            ax=list(axes[:, :2].ravel()),
-            orientation="horizontal",
-            shrink=0.7,
-            aspect=40,
-            **style.colorbar_kwargs(),
+        field_artist, err_artist = _draw_comparison_rows(
+            axes, plan, grid, style, estyle, decorations
         )
-        if err_artist is not None and estyle is not None:
-            fig.colorbar(
-                err_artist,
-                ax=list(axes[:, 2].ravel()),
-                orientation="horizontal",
-                shrink=0.9,
-                aspect=20,
-                **estyle.colorbar_kwargs(),
-            )
+        _comparison_colorbars(fig, axes, style, estyle, field_artist, err_artist)
     else:
+        field_artist = _draw_field_strip(axes, plan, grid, style, decorations)
         fig.colorbar(
             field_artist,
             ax=list(axes.ravel()),

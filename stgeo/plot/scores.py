@@ -46,7 +46,7 @@ _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 def _tables(scores: Any) -> dict[str, xr.Dataset]:
     """Normalise the input to ``{model name: Dataset}``."""
     if isinstance(scores, xr.DataArray):
-        scores = scores.to_dataset(name=scores.name if scores.name is not None else "score")
+        scores = _as_score_dataset(scores)
     if isinstance(scores, xr.Dataset):
         if "model" in scores.dims:
             labels = (
@@ -60,28 +60,34 @@ def _tables(scores: Any) -> dict[str, xr.Dataset]:
     if isinstance(scores, Mapping):
         if not scores:
             raise DataValidationError("no scores to plot: the dict is empty")
-        out: dict[str, xr.Dataset] = {}
-        for k, v in scores.items():
-            if isinstance(v, xr.DataArray):
-                v = v.to_dataset(name=v.name if v.name is not None else "score")
-            if not isinstance(v, xr.Dataset):
-                raise StgeoTypeError(
-                    f"scores[{k!r}] must be an xarray Dataset (from stgeo.metrics.score), got "
-                    f"{type(v).__name__}"
-                )
-            if "model" in v.dims:
-                if v.sizes["model"] != 1:
-                    raise DataValidationError(
-                        f"scores[{k!r}] has a 'model' dim of size {v.sizes['model']}; pass "
-                        "either one Dataset with a model dim or a dict of single-model Datasets"
-                    )
-                v = v.isel(model=0, drop=True)
-            out[str(k)] = v
-        return out
+        return {str(k): _single_model_table(k, v) for k, v in scores.items()}
     raise StgeoTypeError(
         "scores must be an xarray Dataset from stgeo.metrics.score (optionally with a 'model' "
         f"dim) or a dict {{model name: Dataset}}, got {type(scores).__name__}"
     )
+
+
+def _as_score_dataset(da: xr.DataArray) -> xr.Dataset:
+    return da.to_dataset(name=da.name if da.name is not None else "score")
+
+
+def _single_model_table(key: Any, v: Any) -> xr.Dataset:
+    """The scores of one model given as ``scores[key]`` (a model dim must have size 1)."""
+    if isinstance(v, xr.DataArray):
+        v = _as_score_dataset(v)
+    if not isinstance(v, xr.Dataset):
+        raise StgeoTypeError(
+            f"scores[{key!r}] must be an xarray Dataset (from stgeo.metrics.score), got "
+            f"{type(v).__name__}"
+        )
+    if "model" in v.dims:
+        if v.sizes["model"] != 1:
+            raise DataValidationError(
+                f"scores[{key!r}] has a 'model' dim of size {v.sizes['model']}; pass "
+                "either one Dataset with a model dim or a dict of single-model Datasets"
+            )
+        v = v.isel(model=0, drop=True)
+    return v
 
 
 def _variable(ds: xr.Dataset, name: str, model: str) -> xr.DataArray:
@@ -302,6 +308,57 @@ def _csi_background(ax: Any) -> None:
     return cf
 
 
+def _select_lead_times(
+    pod: xr.DataArray, sr: xr.DataArray, lead_time: Any
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """``pod`` and ``sr`` at the requested lead times (all when ``lead_time`` is None)."""
+    if lead_time is None or LEAD_TIME_DIM not in pod.dims:
+        return pod, sr
+    wanted = [pd.Timedelta(v) for v in np.atleast_1d(lead_time)]
+    have = pd.TimedeltaIndex(pod[LEAD_TIME_DIM].values)
+    bad = [w for w in wanted if w not in have]
+    if bad:
+        raise UnknownNameError(
+            f"lead time(s) {[str(b) for b in bad]} not in the scores; available: "
+            f"{[str(h) for h in have]}"
+        )
+    return pod.sel({LEAD_TIME_DIM: wanted}), sr.sel({LEAD_TIME_DIM: wanted})
+
+
+def _plot_pod_sr(
+    ax: Any, pod: xr.DataArray, sr: xr.DataArray, marker: str, color: Any, *, label_leads: bool
+) -> None:
+    """One line of (SR, POD) points through the lead times; optionally label its two ends."""
+    pv, sv = (
+        np.atleast_1d(np.asarray(pod.values, float)),
+        np.atleast_1d(np.asarray(sr.values, float)),
+    )
+    ax.plot(
+        sv,
+        pv,
+        marker=marker,
+        color=color,
+        lw=1.2,
+        markersize=6,
+        markeredgecolor="k",
+        markeredgewidth=0.4,
+        zorder=4,
+    )
+    if not (LEAD_TIME_DIM in pod.dims and pv.size > 1 and label_leads):
+        return
+    x, _, fmt = _lead_axis(pod[LEAD_TIME_DIM])
+    for j in (0, pv.size - 1):
+        if np.isfinite(pv[j]) and np.isfinite(sv[j]):
+            ax.annotate(
+                fmt(x[j]),
+                (sv[j], pv[j]),
+                xytext=(4, -8),
+                textcoords="offset points",
+                fontsize=6.5,
+                color=color,
+            )
+
+
 def performance_diagram(
     scores: xr.Dataset | Mapping[str, xr.Dataset],
     path: str | os.PathLike | None = None,
@@ -378,46 +435,10 @@ def performance_diagram(
             pod, sr = pod_all, sr_all
             if t is not None:
                 pod, sr = pod.sel(threshold=t), sr.sel(threshold=t)
-            if lead_time is not None and LEAD_TIME_DIM in pod.dims:
-                wanted = [pd.Timedelta(v) for v in np.atleast_1d(lead_time)]
-                have = pd.TimedeltaIndex(pod[LEAD_TIME_DIM].values)
-                bad = [w for w in wanted if w not in have]
-                if bad:
-                    raise UnknownNameError(
-                        f"lead time(s) {[str(b) for b in bad]} not in the scores; available: "
-                        f"{[str(h) for h in have]}"
-                    )
-                pod, sr = pod.sel(lead_time=wanted), sr.sel(lead_time=wanted)
+            pod, sr = _select_lead_times(pod, sr, lead_time)
             pod = _reduce_to(pod, [LEAD_TIME_DIM], select, model)
             sr = _reduce_to(sr, [LEAD_TIME_DIM], select, model)
-            pv, sv = (
-                np.atleast_1d(np.asarray(pod.values, float)),
-                np.atleast_1d(np.asarray(sr.values, float)),
-            )
-            marker = _MARKERS[k % len(_MARKERS)]
-            ax.plot(
-                sv,
-                pv,
-                marker=marker,
-                color=color,
-                lw=1.2,
-                markersize=6,
-                markeredgecolor="k",
-                markeredgewidth=0.4,
-                zorder=4,
-            )
-            if LEAD_TIME_DIM in pod.dims and pv.size > 1 and k == 0:
-                x, _, fmt = _lead_axis(pod[LEAD_TIME_DIM])
-                for j in (0, pv.size - 1):
-                    if np.isfinite(pv[j]) and np.isfinite(sv[j]):
-                        ax.annotate(
-                            fmt(x[j]),
-                            (sv[j], pv[j]),
-                            xytext=(4, -8),
-                            textcoords="offset points",
-                            fontsize=6.5,
-                            color=color,
-                        )
+            _plot_pod_sr(ax, pod, sr, _MARKERS[k % len(_MARKERS)], color, label_leads=k == 0)
     handles = [
         Line2D([], [], color=colors[i % len(colors)], lw=2, label=m) for i, m in enumerate(tables)
     ]

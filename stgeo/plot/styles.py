@@ -210,6 +210,36 @@ def _robust_limits(values: Sequence[np.ndarray]) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _named_discrete_style(da: Any, units: str, name: str, label: str) -> FieldStyle | None:
+    """The discrete style of a variable recognised by name/units (rain, dBZ, VIL), or None."""
+    if is_precipitation(da):
+        return _discrete("precipitation", RAIN_LEVELS, RAIN_COLORS, None, label)
+    if units == "dbz":
+        return _discrete("reflectivity", DBZ_LEVELS, None, "turbo", label)
+    if name == "vil" and units in ("", "1"):
+        return _discrete("vil", VIL_LEVELS, RAIN_COLORS, None, label)
+    return None
+
+
+def _continuous_kind(
+    units: str, name: str, std: str, lo: float, hi: float
+) -> tuple[str, str, float, float]:
+    """``(kind, default colour map, lo, hi)`` of a continuous style (limits symmetric if signed)."""
+    if (units in ("k", "1", "") and name.startswith("ir")) or (
+        units == "k" and ("brightness" in std or "brightness" in name or name == "bt")
+    ):
+        # infrared: cold (high) clouds white
+        return "brightness_temperature", "Greys", lo, hi
+    if name == "vis" or "reflectance" in std:
+        return "reflectance", "gray", lo, hi
+    if units in {"k", "degc", "celsius", "°c", "deg_c"} or "temperature" in std:
+        return "continuous", "RdYlBu_r", lo, hi
+    if lo < 0 < hi:
+        m = max(abs(lo), abs(hi))
+        return "continuous", "RdBu_r", -m, m
+    return "continuous", "viridis", lo, hi
+
+
 def field_style(
     da: Any,
     values: Sequence[np.ndarray] | None = None,
@@ -259,30 +289,13 @@ def field_style(
     if levels is not None:
         return _discrete("levels", levels, None, cmap or "viridis", label)
     if vmin is None and vmax is None and cmap is None:
-        if is_precipitation(da):
-            return _discrete("precipitation", RAIN_LEVELS, RAIN_COLORS, None, label)
-        if units == "dbz":
-            return _discrete("reflectivity", DBZ_LEVELS, None, "turbo", label)
-        if name == "vil" and units in ("", "1"):
-            return _discrete("vil", VIL_LEVELS, RAIN_COLORS, None, label)
+        named = _named_discrete_style(da, units, name, label)
+        if named is not None:
+            return named
     if values is None:
         values = [np.asarray(da.values)] if hasattr(da, "values") else []
     lo, hi = _robust_limits(values)
-    kind = "continuous"
-    default_cmap = "viridis"
-    if (units in ("k", "1", "") and name.startswith("ir")) or (
-        units == "k" and ("brightness" in std or "brightness" in name or name == "bt")
-    ):
-        # infrared: cold (high) clouds white
-        kind, default_cmap = "brightness_temperature", "Greys"
-    elif name == "vis" or "reflectance" in std:
-        kind, default_cmap = "reflectance", "gray"
-    elif units in {"k", "degc", "celsius", "°c", "deg_c"} or "temperature" in std:
-        default_cmap = "RdYlBu_r"
-    elif lo < 0 < hi:
-        m = max(abs(lo), abs(hi))
-        lo, hi = -m, m
-        default_cmap = "RdBu_r"
+    kind, default_cmap, lo, hi = _continuous_kind(units, name, std, lo, hi)
     lo = lo if vmin is None else float(vmin)
     hi = hi if vmax is None else float(vmax)
     if hi <= lo:

@@ -47,7 +47,7 @@ def test_ssim_matches_brute_force_and_is_perfect_for_identical_frames():
     per = sm.ssim(fa, fb, data_range=1.0, preserve_dims="time")
     for t in range(3):
         assert float(per[t]) == pytest.approx(_ssim_brute(a[t], b[t], 1.0), abs=1e-10)
-    assert float(sm.ssim(fa, fb, data_range=1.0)) == pytest.approx(per.mean(), abs=1e-12)
+    assert float(sm.ssim(fa, fb, data_range=1.0)) == pytest.approx(float(per.mean()), abs=1e-12)
     assert float(sm.ssim(fa, fa, data_range=1.0)) == pytest.approx(1.0, abs=1e-12)
     assert float(sm.ssim(fb, fa, data_range=1.0)) == pytest.approx(float(per.mean()), abs=1e-12)
     with pytest.raises(DataValidationError, match="too small"):
