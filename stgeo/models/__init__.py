@@ -3,8 +3,10 @@
 from . import baselines, convlstm, extrapolation, simvp  # noqa: F401  (register the baselines)  # noqa: F401  (register the learned models)
 from .artifact import TrainedModel, load_model
 from .base import (
+    BaselineSettings,
     Forecaster,
     ModelSpec,
+    baseline_settings,
     create_model,
     list_models,
     model_info,
@@ -12,9 +14,11 @@ from .base import (
 )
 
 __all__ = [
+    "BaselineSettings",
     "Forecaster",
     "ModelSpec",
     "TrainedModel",
+    "baseline_settings",
     "create_model",
     "list_models",
     "load_model",

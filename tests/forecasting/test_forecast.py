@@ -265,8 +265,8 @@ def test_valid_time_matches_pandas(storms):
 
 
 def test_zarr_output_is_atomic_and_resumes(tmp_path, storms, monkeypatch):
-    # the module that holds forecast_array
-    fmod = importlib.import_module("stgeo.forecasting.api")
+    # the module that holds forecast_array (the batch job calls it by its global name)
+    fmod = importlib.import_module("stgeo.forecasting.core")
     tm, _ = _step_model(storms)
     real = fmod.forecast_array
     seen = {"n": 0}
