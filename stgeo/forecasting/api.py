@@ -29,7 +29,8 @@ from typing import Any
 
 import xarray as xr
 
-from ..data import open_data
+from ..conventions import spatial_dims
+from ..data import open_data, to_frames
 from .core import _leads, _prepared_job, rollout_offsets
 from .inputs import _check_arguments, _time_step, _windows
 from .output import _in_memory_result, _Labels, _lazy_result, _store_result
@@ -63,10 +64,12 @@ def forecast(
         Observations (catalog name or store path accepted), read lazily. They need not be
         the training data and need no future frames: only the inputs of each window.
     model : str, path, TrainedModel or torch.nn.Module
-        A baseline name (``"persistence"`` uses 1 input step; ``"climatology"`` uses one
-        ``period`` of inputs, default ``"1D"``, e.g. ``period="7D"``), the path of a model
-        saved with :meth:`TrainedModel.save`, a :class:`TrainedModel`, or a bare module
-        (then give ``in_steps``; no normalisation is applied).
+        A registered baseline's name (``"persistence"`` uses 1 input step; ``"climatology"``
+        uses one ``period`` of inputs, default ``"1D"``, e.g. ``period="7D"``; each baseline
+        declares its settings in its registration, see
+        :func:`stgeo.models.baseline_settings`), the path of a model saved with
+        :meth:`TrainedModel.save`, a :class:`TrainedModel`, or a bare module (then give
+        ``in_steps``; no normalisation is applied).
     variable : str or list of str, optional
         Variables to forecast; default: the model's (trained models) or all (baselines).
     init_times : time, list of times or slice, optional
@@ -101,7 +104,7 @@ def forecast(
         ``init_time`` values per Dask chunk (a multiple of ``batch_size``; default
         ``8 * batch_size``). Only with ``lazy=True``.
     **model_kwargs
-        Options of a baseline (e.g. ``period="7D"``).
+        Options of a baseline, handed to its settings hook (e.g. ``period="7D"``).
 
     Returns
     -------
@@ -134,9 +137,6 @@ def forecast(
     >>> fc.valid_time.shape
     (2, 2)
     """
-    from ..conventions import spatial_dims
-    from ..data import to_frames
-
     _check_arguments(batch_size, chunk_size, lazy, in_steps)
     ds = open_data(data)
     model = _load_if_path(model)
