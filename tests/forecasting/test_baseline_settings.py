@@ -42,9 +42,21 @@ def window_mean_settings(step, in_steps, lead_steps, window="15min", **kwargs):
     return BaselineSettings(in_steps or int(n), lead_steps or 2, {"scale": 1.0, **kwargs})
 
 
-@register_model("test-window-mean", baseline=True, settings=window_mean_settings, overwrite=True)
 def _build_window_mean(in_steps, out_steps, channels, grid_shape=None, scale=1.0):
     return WindowMean(out_steps, scale)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registered():
+    """Registered when the tests run, not at import: the registry-generated contract tests
+    (tests/models/test_contract.py) are collected from the registered names."""
+    register_model(
+        "test-window-mean",
+        _build_window_mean,
+        baseline=True,
+        settings=window_mean_settings,
+        overwrite=True,
+    )
 
 
 @pytest.fixture(scope="module")
