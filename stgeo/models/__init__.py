@@ -12,8 +12,10 @@ from . import (  # noqa: F401  (importing a model module registers its names)
 )
 from .artifact import TrainedModel, load_model
 from .base import (
+    BaselineSettings,
     Forecaster,
     ModelSpec,
+    baseline_settings,
     create_model,
     list_models,
     model_info,
@@ -21,9 +23,11 @@ from .base import (
 )
 
 __all__ = [
+    "BaselineSettings",
     "Forecaster",
     "ModelSpec",
     "TrainedModel",
+    "baseline_settings",
     "create_model",
     "list_models",
     "load_model",

@@ -26,8 +26,10 @@ from .._registry import MODELS
 from ..errors import DataValidationError, StgeoTypeError
 
 __all__ = [
+    "BaselineSettings",
     "Forecaster",
     "ModelSpec",
+    "baseline_settings",
     "create_model",
     "list_models",
     "model_info",
@@ -128,6 +130,112 @@ class ModelSpec:
         )
 
 
+@dataclass(frozen=True)
+class BaselineSettings:
+    """How a baseline runs on given data: what its settings hook returns.
+
+    A baseline (a model that needs no training, e.g. ``"persistence"``) is forecast by name:
+    its registration's ``settings`` hook (see :func:`register_model`) turns the data's time
+    step, the ``in_steps`` and ``lead_steps`` asked for and the user's extra keywords into
+    the sizes and constructor keywords of the module to build.
+
+    Attributes
+    ----------
+    in_steps : int
+        Input frames of one forward pass.
+    out_steps : int
+        Output frames of one forward pass.
+    hyperparameters : dict
+        Keyword arguments of the builder (recorded in the forecast's ``ModelSpec``).
+
+    Examples
+    --------
+    >>> BaselineSettings(1, 6)
+    BaselineSettings(in_steps=1, out_steps=6, hyperparameters={})
+    """
+
+    in_steps: int
+    out_steps: int
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+
+#: signature of a baseline's settings hook: ``(step, in_steps, lead_steps, **kwargs)``
+SettingsHook = Callable[..., BaselineSettings]
+
+
+def _default_settings(
+    name: str, step: Any, in_steps: int | None, lead_steps: int | None, **kwargs: Any
+) -> BaselineSettings:
+    """Settings of a baseline registered without a hook: ``in_steps`` must be given."""
+    if in_steps is None:
+        raise DataValidationError(f"baseline {name!r} needs in_steps=...")
+    return BaselineSettings(in_steps, lead_steps or 1, dict(kwargs))
+
+
+def baseline_settings(
+    name: str,
+    *,
+    step: Any,
+    in_steps: int | None = None,
+    lead_steps: int | None = None,
+    **kwargs: Any,
+) -> BaselineSettings:
+    """The sizes and constructor keywords of the registered baseline ``name`` for some data.
+
+    Calls the ``settings`` hook the baseline was registered with; a baseline registered
+    without one needs ``in_steps`` and predicts ``lead_steps`` frames (default 1) per pass,
+    its keywords passed to the builder unchanged.
+
+    Parameters
+    ----------
+    name : str
+        Registry name or alias of a baseline.
+    step : pandas.Timedelta
+        Time step of the data.
+    in_steps : int, optional
+        Input frames asked for (``None``: the baseline's own choice).
+    lead_steps : int, optional
+        The furthest lead asked for, in time steps (``None``: the baseline's own default).
+    **kwargs
+        The baseline's options (e.g. ``period="7D"`` for climatology).
+
+    Returns
+    -------
+    BaselineSettings
+
+    Raises
+    ------
+    StgeoTypeError
+        ``name`` is not a baseline, or its hook returned something else than
+        :class:`BaselineSettings`.
+    DataValidationError
+        The options do not fit the data (raised by the hook).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> baseline_settings("climatology", step=pd.Timedelta("1h"), period="1D")
+    BaselineSettings(in_steps=24, out_steps=24, hyperparameters={'period_steps': 24})
+    >>> baseline_settings("persistence", step=pd.Timedelta("1h"), lead_steps=3)
+    BaselineSettings(in_steps=1, out_steps=3, hyperparameters={})
+    """
+    e = MODELS.entry(name)
+    if not e.meta.get("baseline"):
+        raise StgeoTypeError(
+            f"{e.name!r} is not a baseline: it needs trained weights, not settings"
+        )
+    hook = e.meta.get("settings")
+    if hook is None:
+        return _default_settings(e.name, step, in_steps, lead_steps, **kwargs)
+    out = hook(step, in_steps, lead_steps, **kwargs)
+    if not isinstance(out, BaselineSettings):
+        raise StgeoTypeError(
+            f"the settings hook of baseline {e.name!r} returned {type(out).__name__}; it must "
+            "return stgeo.models.BaselineSettings(in_steps, out_steps, hyperparameters)"
+        )
+    return out
+
+
 def register_model(
     name: str,
     builder: Callable[..., Any] | None = None,
@@ -135,6 +243,7 @@ def register_model(
     aliases: list[str] | tuple[str, ...] = (),
     defaults: dict[str, Any] | None = None,
     baseline: bool = False,
+    settings: SettingsHook | None = None,
     description: str = "",
     overwrite: bool = False,
 ):
@@ -143,6 +252,15 @@ def register_model(
     The builder is called as ``builder(in_steps=, out_steps=, channels=, grid_shape=, **hp)``
     and returns a ``torch.nn.Module``. ``defaults`` are hyperparameters of a named variant
     (e.g. ``"simvp-taxibj"`` registers the ``simvp`` builder with the TaxiBJ config).
+
+    A ``baseline=True`` model needs no training and is forecast by name
+    (``stgeo.forecast(ds, "persistence")``). Its ``settings`` hook declares how it runs on
+    given data: ``settings(step, in_steps, lead_steps, **kwargs)`` gets the data's time step
+    (``pandas.Timedelta``), the ``in_steps`` asked for and the furthest lead asked for (each
+    ``None`` when not given) and the user's extra keywords, and returns a
+    :class:`BaselineSettings` (input and output frames per pass, builder keywords). Without
+    a hook, ``in_steps`` must be given, ``out_steps`` is the furthest lead (default 1) and the
+    keywords go to the builder unchanged (see :func:`baseline_settings`).
 
     Examples
     --------
@@ -156,7 +274,29 @@ def register_model(
     >>> m = stgeo.create_model("MY-ZERO", in_steps=2, out_steps=3, channels=1)
     >>> m(torch.ones(1, 2, 1, 4, 4)).sum()
     tensor(0.)
+
+    A baseline whose input window is one hour of data, whatever the time step:
+
+    >>> import pandas as pd
+    >>> def hourly(step, in_steps, lead_steps, **kwargs):
+    ...     return stgeo.models.BaselineSettings(
+    ...         in_steps or int(pd.Timedelta("1h") / step), lead_steps or 1, kwargs)
+    >>> @stgeo.register_model("my-hourly-zero", baseline=True, settings=hourly, overwrite=True)
+    ... def build_hourly(in_steps, out_steps, channels, grid_shape=None):
+    ...     return build(in_steps, out_steps, channels)
+    >>> stgeo.models.baseline_settings("my-hourly-zero", step=pd.Timedelta("10min"))
+    BaselineSettings(in_steps=6, out_steps=1, hyperparameters={})
     """
+    if settings is not None and not baseline:
+        raise StgeoTypeError(
+            f"settings= declares how a baseline runs on given data; register {name!r} with "
+            "baseline=True too (a trained model's settings come from its ModelSpec)"
+        )
+    if settings is not None and not callable(settings):
+        raise StgeoTypeError(
+            f"settings must be a function (step, in_steps, lead_steps, **kwargs) -> "
+            f"BaselineSettings, got {type(settings).__name__}"
+        )
 
     def deco(b: Callable[..., Any]) -> Callable[..., Any]:
         MODELS.add(
@@ -167,6 +307,7 @@ def register_model(
             overwrite=overwrite,
             defaults=dict(defaults or {}),
             baseline=baseline,
+            settings=settings,
         )
         return b
 

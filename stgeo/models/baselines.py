@@ -1,7 +1,9 @@
 """Reference baselines every learned model is judged against.
 
 They follow the Forecaster protocol (pure torch modules), so they run through the same
-forecasting path as learned models.
+forecasting path as learned models. Each registration declares its settings (how many input
+and output frames, which constructor keywords) for given data: see
+:func:`stgeo.models.baseline_settings`.
 
 Examples
 --------
@@ -12,18 +14,24 @@ Examples
 >>> clim = stgeo.create_model("climatology", in_steps=6, out_steps=8, period_steps=3)
 >>> clim(x).flatten().tolist()                            # same phase one period earlier
 [3.0, 4.0, 5.0, 3.0, 4.0, 5.0, 3.0, 4.0]
+>>> import pandas as pd
+>>> stgeo.models.baseline_settings("climatology", step=pd.Timedelta("30min"), period="1D")
+BaselineSettings(in_steps=48, out_steps=48, hyperparameters={'period_steps': 48})
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import pandas as pd
 import torch
 from torch import nn
 
 from ..errors import DataValidationError
-from .base import register_model
+from .base import BaselineSettings, register_model
 from .layers.common import check_input
 
-__all__ = ["Climatology", "Persistence"]
+__all__ = ["Climatology", "Persistence", "climatology_settings", "persistence_settings"]
 
 
 class Persistence(nn.Module):
@@ -65,7 +73,61 @@ class Climatology(nn.Module):
         return x.index_select(1, self.index)
 
 
-@register_model("persistence", baseline=True, description="last frame repeated")
+def persistence_settings(
+    step: pd.Timedelta, in_steps: int | None, lead_steps: int | None, **kwargs: Any
+) -> BaselineSettings:
+    """Persistence needs one input frame (unless told otherwise) and predicts every lead at once.
+
+    Examples
+    --------
+    >>> persistence_settings(pd.Timedelta("5min"), None, 6)
+    BaselineSettings(in_steps=1, out_steps=6, hyperparameters={})
+    """
+    return BaselineSettings(in_steps or 1, lead_steps or 1, dict(kwargs))
+
+
+def _period_steps(step: pd.Timedelta, kwargs: dict[str, Any]) -> int:
+    """Pop ``period_steps=`` (time steps) or ``period=`` (a duration, default one day)."""
+    if "period_steps" in kwargs:
+        return int(kwargs.pop("period_steps"))
+    period = pd.Timedelta(kwargs.pop("period", "1D"))
+    ratio = period / step
+    if ratio < 1 or ratio != int(ratio):
+        raise DataValidationError(
+            f"climatology period {period} is not a whole multiple of the data's time "
+            f"step {step}; give period= as a multiple (e.g. '1D', '7D')"
+        )
+    return int(ratio)
+
+
+def climatology_settings(
+    step: pd.Timedelta, in_steps: int | None, lead_steps: int | None, **kwargs: Any
+) -> BaselineSettings:
+    """Climatology: one ``period`` (default ``"1D"``; or ``period_steps``) of input frames.
+
+    Without ``lead_steps`` it forecasts one period ahead.
+
+    Examples
+    --------
+    >>> climatology_settings(pd.Timedelta("1h"), None, 3, period="7D")
+    BaselineSettings(in_steps=168, out_steps=3, hyperparameters={'period_steps': 168})
+    >>> climatology_settings(pd.Timedelta("1h"), None, None, period="90min")
+    Traceback (most recent call last):
+    ...
+    stgeo.errors.DataValidationError: climatology period 0 days 01:30:00 is not a whole ...
+    """
+    kw = dict(kwargs)
+    period_steps = _period_steps(step, kw)
+    kw["period_steps"] = period_steps
+    return BaselineSettings(in_steps or period_steps, lead_steps or period_steps, kw)
+
+
+@register_model(
+    "persistence",
+    baseline=True,
+    settings=persistence_settings,
+    description="last frame repeated",
+)
 def _build_persistence(in_steps, out_steps, channels, grid_shape=None) -> nn.Module:
     return Persistence(out_steps)
 
@@ -74,6 +136,7 @@ def _build_persistence(in_steps, out_steps, channels, grid_shape=None) -> nn.Mod
     "climatology",
     aliases=("diurnal-persistence",),
     baseline=True,
+    settings=climatology_settings,
     description="same time of day (week) one period earlier",
 )
 def _build_climatology(in_steps, out_steps, channels, grid_shape=None, period_steps=None):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import stgeo
-from stgeo.errors import StgeoError
-from stgeo.models import model_info
+from stgeo.errors import DataValidationError, StgeoError
+from stgeo.models import BaselineSettings, baseline_settings, model_info
 from stgeo.models.base import MODELS as REGISTRY
 
 # small hyperparameters per family so that the whole contract suite runs in seconds;
@@ -31,6 +32,7 @@ def _not_from_tests(names: list[str]) -> list[str]:
 
 MODELS = _not_from_tests(stgeo.list_models())
 LEARNED = _not_from_tests(stgeo.list_models(baselines=False))
+BASELINES = sorted(set(MODELS) - set(LEARNED))
 
 
 def build(
@@ -142,3 +144,28 @@ def test_bad_sizes_raise_stgeo_error(name):
         stgeo.create_model(name, in_steps=0, **SMALL.get(family, {}))
     with pytest.raises(StgeoError):
         stgeo.create_model(name, not_a_hyperparameter=1, **SMALL.get(family, {}))
+
+
+def test_baselines_are_registered():
+    assert {"persistence", "climatology", "extrapolation"} <= set(BASELINES)
+    assert model_info("persistence")["baseline"]
+
+
+@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("step", ["5min", "1h"])
+def test_baseline_settings_build_a_forecaster(name, step):
+    """Every baseline declares settings for given data, and they build a working model."""
+    step = pd.Timedelta(step)
+    try:
+        s = baseline_settings(name, step=step, lead_steps=3)
+    except DataValidationError as err:  # a baseline may insist on in_steps=, and must say so
+        assert "in_steps" in str(err)
+        s = baseline_settings(name, step=step, in_steps=4, lead_steps=3)
+    assert isinstance(s, BaselineSettings)
+    assert s.in_steps >= 1 and s.out_steps >= 1
+    m = stgeo.create_model(
+        name, in_steps=s.in_steps, out_steps=s.out_steps, channels=2, **s.hyperparameters
+    ).eval()
+    y = m(torch.rand(2, s.in_steps, 2, 9, 13))
+    assert y.shape == (2, s.out_steps, 2, 9, 13)
+    assert torch.isfinite(y).all()

@@ -1,0 +1,312 @@
+"""The numerical core: numpy input windows -> numpy forecasts, and the batch job that runs it.
+
+:func:`forecast_array` is a pure function (no xarray, no I/O), so the same code runs in the
+calling process and chunk by chunk on Dask workers; :class:`_ForecastJob` is what both call
+per batch of windows.
+
+Examples
+--------
+>>> import numpy as np
+>>> from stgeo.models import ModelSpec
+>>> spec = ModelSpec("persistence", 1, 1, ["v"], ["v"], "1h")
+>>> forecast_array(spec.build(), spec, np.ones((2, 1, 1, 3, 3), "float32"), 2).shape
+(2, 2, 1, 3, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataValidationError, StgeoTypeError
+from ..models.base import ModelSpec
+
+__all__ = ["forecast_array", "rollout_offsets"]
+
+
+def _spec_offsets(spec: ModelSpec) -> tuple[list[int], list[int]]:
+    inp = list(spec.input_offsets) if spec.input_offsets else list(range(-spec.in_steps + 1, 1))
+    out = list(spec.target_offsets) if spec.target_offsets else list(range(1, spec.out_steps + 1))
+    return [int(o) for o in inp], [int(o) for o in out]
+
+
+def _is_contiguous(out_offsets: list[int]) -> bool:
+    return out_offsets == list(range(1, len(out_offsets) + 1))
+
+
+def _leads(lead_steps: int | Sequence[int]) -> list[int]:
+    """The leads (time steps) of ``lead_steps``: ``N`` -> ``1..N``, or a checked list."""
+    if isinstance(lead_steps, (int, np.integer)) and not isinstance(lead_steps, bool):
+        if lead_steps < 1:
+            raise DataValidationError(f"lead_steps must be >= 1, got {lead_steps}")
+        return list(range(1, int(lead_steps) + 1))
+    try:
+        leads = [int(v) for v in lead_steps]  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise StgeoTypeError(
+            f"lead_steps must be an int (1..N) or a list of positive ints, got {lead_steps!r}"
+        ) from None
+    if not leads or min(leads) < 1 or sorted(set(leads)) != leads:
+        raise DataValidationError(
+            f"lead_steps must be increasing positive integers without repeats, got {leads}"
+        )
+    return leads
+
+
+def rollout_offsets(spec: ModelSpec, lead_steps: int | Sequence[int]) -> list[int]:
+    """Offsets (<= 0, relative to ``t0``) of the observed frames a forecast to ``lead_steps`` needs.
+
+    For a contiguous model (``in_steps`` consecutive inputs) this is just its input window;
+    with non-contiguous inputs (e.g. period/trend offsets) rolling out further needs more
+    history.
+
+    Examples
+    --------
+    >>> from stgeo.models import ModelSpec
+    >>> s = ModelSpec("m", 2, 1, ["v"], ["v"], "1h", input_offsets=[-24, 0])
+    >>> rollout_offsets(s, 3)
+    [-24, -23, -22, 0]
+    """
+    leads = _leads(lead_steps)
+    inp, out = _spec_offsets(spec)
+    if not _is_contiguous(out):
+        return inp
+    n_out = len(out)
+    chunks = -(-max(leads) // n_out)
+    need = {k * n_out + o for k in range(chunks) for o in inp}
+    return sorted(o for o in need if o <= 0)
+
+
+def _checked_inputs(inputs: Any, hist_off: list[int], spec: ModelSpec) -> np.ndarray:
+    x = np.asarray(inputs, dtype=np.float32)
+    if x.ndim != 5 or x.shape[1] != len(hist_off):
+        raise DataValidationError(
+            f"inputs must be (B, {len(hist_off)}, C, H, W) for input offsets {hist_off}, "
+            f"got shape {x.shape}"
+        )
+    if len(spec.channels) and x.shape[2] != len(spec.channels):
+        raise DataValidationError(
+            f"inputs have {x.shape[2]} channels, the model expects {len(spec.channels)} "
+            f"({spec.channels})"
+        )
+    return x
+
+
+class _Runner:
+    """One checked forward pass: ``(B, T_in, C, H, W)`` -> ``(B, n_out, C, H, W)`` on ``device``."""
+
+    def __init__(self, model: Any, precision: str | None, n_out: int, device: Any) -> None:
+        self.model = model
+        self.precision = precision
+        self.n_out = n_out
+        self.device = device
+
+    def __call__(self, inp: Any) -> Any:
+        from ..models.runtime import predict
+
+        y = predict(self.model, inp, self.precision)
+        if y.ndim != 5 or y.shape[0] != inp.shape[0] or y.shape[2:] != inp.shape[2:]:
+            raise DataValidationError(
+                f"the model returned shape {tuple(y.shape)} for input {tuple(inp.shape)}; "
+                "a forecaster must map (B, T_in, C, H, W) to (B, T_out, C, H, W)"
+            )
+        if y.shape[1] != self.n_out:
+            raise DataValidationError(
+                f"the model returned {y.shape[1]} frames, its spec says out_steps={self.n_out}"
+            )
+        return y.to(self.device)
+
+
+def _direct(run: _Runner, hist: dict[int, Any], inp_off: list[int], out_off: list[int]) -> dict:
+    """Predictions of a model with non-contiguous outputs: one pass, no rollout."""
+    import torch
+
+    missing = [o for o in inp_off if o not in hist]
+    if missing:
+        raise DataValidationError(f"inputs lack the offsets {missing} the model needs")
+    y = run(torch.stack([hist[o] for o in inp_off], 1))
+    return {o: y[:, i] for i, o in enumerate(out_off)}
+
+
+def _rollout(run: _Runner, hist: dict[int, Any], inp_off: list[int], last_lead: int) -> dict:
+    """Predictions to ``last_lead``, feeding predictions back in chunks of ``run.n_out``."""
+    import torch
+
+    n_out = run.n_out
+    preds: dict[int, Any] = {}
+    for k in range(-(-last_lead // n_out)):
+        frames = []
+        for o in inp_off:
+            s = k * n_out + o
+            if s > 0:
+                frames.append(preds[s])
+            elif s in hist:
+                frames.append(hist[s])
+            else:
+                raise DataValidationError(
+                    f"rolling out to lead {last_lead} needs the observed frame at offset "
+                    f"{s}, which the inputs lack; pass input_offsets=rollout_offsets(...)"
+                )
+        y = run(torch.stack(frames, 1))
+        for i in range(n_out):
+            preds[k * n_out + i + 1] = y[:, i]
+    return preds
+
+
+def _normalizer(spec: ModelSpec, normalize: bool) -> Any:
+    if not (normalize and spec.normalization):
+        return None
+    from ..data import Normalizer
+
+    return Normalizer.from_dict(spec.normalization)
+
+
+def forecast_array(
+    model: Any,
+    spec: ModelSpec,
+    inputs: np.ndarray,
+    lead_steps: int | Sequence[int],
+    *,
+    input_offsets: Sequence[int] | None = None,
+    device: Any = None,
+    precision: str | None = "auto",
+    normalize: bool = True,
+) -> np.ndarray:
+    """Forecast from input windows: the pure numerical core of :func:`stgeo.forecast`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A forecaster (plain, or prepared by ``stgeo.models.runtime.prepare_for_inference``).
+    spec : ModelSpec
+        Its spec (sizes, offsets, normalisation).
+    inputs : numpy.ndarray
+        ``(B, T_hist, C, H, W)`` observed frames in physical units at ``input_offsets``
+        relative to each ``t0``.
+    lead_steps : int or sequence of int
+        ``N`` (leads 1..N) or explicit leads in time steps. Beyond the model's ``out_steps``
+        predictions are fed back in chunks of ``out_steps`` (autoregressive rollout).
+    input_offsets : sequence of int, optional
+        Offsets of the ``T_hist`` input frames; default the model's own input offsets
+        (use :func:`rollout_offsets` for non-contiguous inputs and long rollouts).
+    device : str or torch.device, optional
+        Where to compute (default: the module's device).
+    precision : {"auto", "bf16", "fp32"} or None
+        Autocast precision for a plain module; None for a prepared one.
+    normalize : bool
+        Apply the spec's normaliser to the inputs and its inverse to the outputs.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(B, len(leads), C, H, W)`` float32 in physical units.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from stgeo.models import ModelSpec
+    >>> spec = ModelSpec("persistence", 1, 2, ["v"], ["v"], "1h")
+    >>> x = np.arange(4, dtype="float32").reshape(4, 1, 1, 1, 1)
+    >>> forecast_array(spec.build(), spec, x, 5).shape
+    (4, 5, 1, 1, 1)
+    """
+    import torch
+
+    leads = _leads(lead_steps)
+    inp_off, out_off = _spec_offsets(spec)
+    hist_off = [int(o) for o in (input_offsets if input_offsets is not None else inp_off)]
+    x = _checked_inputs(inputs, hist_off, spec)
+    contiguous = _is_contiguous(out_off)
+    if not contiguous and not set(leads) <= set(out_off):
+        raise DataValidationError(
+            f"this model predicts only the offsets {out_off}; it cannot roll out to leads "
+            f"{[v for v in leads if v not in out_off]}"
+        )
+    normalizer = _normalizer(spec, normalize)
+    t = torch.from_numpy(x)
+    if device is not None:
+        t = t.to(device)
+    if normalizer is not None:
+        t = normalizer.transform(t)
+    hist = {o: t[:, i] for i, o in enumerate(hist_off)}
+    run = _Runner(model, precision, len(out_off), t.device)
+    if contiguous:
+        preds = _rollout(run, hist, inp_off, max(leads))
+    else:
+        preds = _direct(run, hist, inp_off, out_off)
+    out = torch.stack([preds[v] for v in leads], 1)
+    if normalizer is not None:
+        out = normalizer.inverse(out)
+    return out.float().cpu().numpy()
+
+
+class _ForecastJob:
+    """Everything needed to forecast a block of windows: called per batch in process, and per
+    chunk on Dask workers (pickled once per worker)."""
+
+    def __init__(self, module, spec, windows, leads, offsets, batch_size, device) -> None:
+        self.module = module
+        self.spec = spec
+        self.windows = windows
+        self.leads = list(leads)
+        self.offsets = list(offsets)
+        self.batch_size = int(batch_size)
+        self.device = device
+
+    def batch(self, idx: np.ndarray) -> np.ndarray:
+        """Forecasts of the windows ``idx`` (one forward pass per ``out_steps`` of leads)."""
+        return forecast_array(
+            self.module,
+            self.spec,
+            self.windows.inputs(idx),
+            self.leads,
+            input_offsets=self.offsets,
+            device=self.device,
+            precision=None,
+        )
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        _match_worker_threads()
+        bs = self.batch_size
+        return np.concatenate(
+            [self.batch(np.arange(s, min(s + bs, stop))) for s in range(start, stop, bs)]
+        )
+
+
+def _match_worker_threads() -> None:
+    """On a Dask ``distributed`` worker, let torch use that worker's threads, not every core
+    of the machine (several workers on one machine would otherwise oversubscribe it)."""
+    try:
+        from distributed import get_worker
+
+        n = int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def _prepared_job(
+    module: Any,
+    spec: ModelSpec,
+    windows: Any,
+    leads: list[int],
+    offsets: list[int],
+    batch_size: int,
+    device: str,
+    precision: str,
+) -> _ForecastJob:
+    """The batch job with the module prepared for inference on the resolved device."""
+    from ..models.runtime import prepare_for_inference, resolve_precision
+    from ..options import resolve_device
+
+    dev = resolve_device(device)
+    prec = resolve_precision(dev, precision)
+    if not any(True for _ in module.parameters()):
+        prec = "fp32"  # baselines: nothing to accelerate, keep the values exact
+    fast = prepare_for_inference(module, dev, prec)
+    return _ForecastJob(fast, spec, windows, leads, offsets, batch_size, dev)

@@ -1,0 +1,232 @@
+"""What ``model=`` means: a path, a TrainedModel, a bare module or a registered baseline name,
+turned into ``(module, spec, label)``; and the checks that the data fit that spec.
+
+Baselines are resolved by one generic path: their registration declares their settings
+(:func:`stgeo.models.baseline_settings`), nothing here knows any baseline by name.
+
+Examples
+--------
+>>> import stgeo
+>>> from stgeo.data import to_frames
+>>> from stgeo.conventions import time_step
+>>> ds = stgeo.testing.storm_cells(n_times=12, shape=(16, 16), seed=0)
+>>> frames = to_frames(ds)
+>>> module, spec, label = _resolve_model(
+...     "climatology", frames=frames, step=time_step(frames), in_steps=None, lead_steps=2,
+...     model_kwargs={"period": "30min"})
+>>> spec.in_steps, spec.out_steps, spec.hyperparameters
+(6, 2, {'period_steps': 6})
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import xarray as xr
+
+from ..conventions import freq_string
+from ..data import variables_of
+from ..errors import DataValidationError, StgeoTypeError
+from ..models.artifact import TrainedModel, load_model
+from ..models.base import ModelSpec, baseline_settings, create_model, model_info
+from .core import _leads
+
+__all__: list[str] = []
+
+_MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
+
+
+def _is_path(model: Any) -> bool:
+    if isinstance(model, os.PathLike):
+        return True
+    s = str(model)
+    return Path(s).exists() or os.sep in s or s.endswith(_MODEL_SUFFIXES)
+
+
+def _load_if_path(model: Any) -> Any:
+    """A saved model's path loaded as a :class:`TrainedModel`; anything else unchanged."""
+    if isinstance(model, (str, os.PathLike)) and _is_path(model):
+        return load_model(model)
+    return model
+
+
+def _variables(model: Any, variable: str | Sequence[str] | None) -> Any:
+    """The variables to read: a trained model's own (``variable`` must agree), else ``variable``."""
+    if not isinstance(model, TrainedModel):
+        return variable
+    trained = model.spec.variables
+    if variable is not None:
+        asked = [variable] if isinstance(variable, str) else list(variable)
+        if asked != list(trained):
+            raise DataValidationError(
+                f"the model was trained on variables {trained}, not {asked}; forecast "
+                "those variables (or train a model for these)"
+            )
+    return trained
+
+
+def _resolve_model(
+    model: Any,
+    *,
+    frames: xr.DataArray,
+    step: pd.Timedelta,
+    in_steps: int | None,
+    lead_steps: int | Sequence[int] | None,
+    model_kwargs: dict[str, Any],
+) -> tuple[Any, ModelSpec, str]:
+    """(module, spec, label) for a TrainedModel, a torch module or a baseline name."""
+    import torch
+
+    if isinstance(model, TrainedModel):
+        if model_kwargs:
+            raise StgeoTypeError(
+                f"extra keyword arguments {sorted(model_kwargs)} only apply to baseline models "
+                "given by name; a trained model carries its own settings"
+            )
+        return model.module, model.spec, model.spec.model
+    if isinstance(model, torch.nn.Module):
+        return _from_module(model, frames, step, in_steps, model_kwargs)
+    if not isinstance(model, str):
+        raise StgeoTypeError(
+            "model must be a registered baseline name, a path to a saved model, a TrainedModel "
+            f"or a torch.nn.Module, got {type(model).__name__}"
+        )
+    return _from_name(model, frames, step, in_steps, lead_steps, model_kwargs)
+
+
+def _from_name(
+    name: str,
+    frames: xr.DataArray,
+    step: pd.Timedelta,
+    in_steps: int | None,
+    lead_steps: int | Sequence[int] | None,
+    model_kwargs: dict[str, Any],
+) -> tuple[Any, ModelSpec, str]:
+    """A registered baseline, sized by the settings its registration declares."""
+    info = model_info(name)
+    name = info["name"]
+    if not info["baseline"]:
+        raise StgeoTypeError(
+            f"{name!r} is an architecture with untrained weights; train it first "
+            f"(m = stgeo.train(ds, model={name!r}, ...)) and pass the result or its path"
+        )
+    last_lead = max(_leads(lead_steps)) if lead_steps is not None else None
+    settings = baseline_settings(
+        name, step=step, in_steps=in_steps, lead_steps=last_lead, **model_kwargs
+    )
+    channels = [str(c) for c in frames["channel"].values]
+    kw = dict(settings.hyperparameters)
+    module = create_model(
+        name,
+        in_steps=settings.in_steps,
+        out_steps=settings.out_steps,
+        channels=len(channels),
+        grid_shape=None,
+        **kw,
+    )
+    spec = ModelSpec(
+        name,
+        settings.in_steps,
+        settings.out_steps,
+        variables_of(channels),
+        channels,
+        freq_string(step),
+        None,
+        hyperparameters=kw,
+    )
+    return module, spec, name
+
+
+def _from_module(
+    module: Any,
+    frames: xr.DataArray,
+    step: pd.Timedelta,
+    in_steps: int | None,
+    model_kwargs: dict[str, Any],
+) -> tuple[Any, ModelSpec, str]:
+    if in_steps is None:
+        raise DataValidationError(
+            "a bare torch module needs in_steps=...; better, pass a TrainedModel or a path"
+        )
+    if model_kwargs:
+        raise StgeoTypeError(f"unexpected keyword arguments {sorted(model_kwargs)}")
+    return module, _bare_spec(module, frames, step, in_steps), type(module).__name__
+
+
+def _bare_spec(module: Any, frames: xr.DataArray, step: pd.Timedelta, in_steps: int) -> ModelSpec:
+    """The spec of a bare module, its ``out_steps`` found by one forward pass on zeros."""
+    import torch
+
+    channels = [str(c) for c in frames["channel"].values]
+    shape = (1, in_steps, len(channels), *frames.shape[-2:])
+    try:
+        with torch.no_grad():
+            p = next(iter(module.parameters()), None)
+            dev = p.device if p is not None else torch.device("cpu")
+            y = module(torch.zeros(shape, device=dev, dtype=p.dtype if p is not None else None))
+    except Exception as err:
+        raise DataValidationError(
+            f"the module cannot forecast input of shape {shape} (B, T_in, C, H, W): {err}"
+        ) from None
+    if y.ndim != 5 or tuple(y.shape[2:]) != shape[2:]:
+        raise DataValidationError(
+            f"the module maps {shape} to {tuple(y.shape)}; a forecaster must return "
+            "(B, T_out, C, H, W)"
+        )
+    return ModelSpec(
+        type(module).__name__,
+        in_steps,
+        int(y.shape[1]),
+        variables_of(channels),
+        channels,
+        freq_string(step),
+        tuple(frames.shape[-2:]),
+    )
+
+
+def _check_compat(
+    spec: ModelSpec, frames: xr.DataArray, step: pd.Timedelta, sdims: tuple[str, str], label: str
+) -> None:
+    """Raise unless the data have the model's channels, time step, grid and normaliser."""
+    channels = [str(c) for c in frames["channel"].values]
+    if channels != list(spec.channels):
+        raise DataValidationError(
+            f"the model {label!r} was trained on channels {spec.channels}, the data give "
+            f"{channels}; select the same variables (variable={spec.variables!r})"
+        )
+    if pd.Timedelta(spec.time_step) != step:
+        raise DataValidationError(
+            f"the model {label!r} was trained on a time step of {spec.time_step}, the data have "
+            f"{freq_string(step)}; resample the data, e.g. "
+            f"ds.resample(time={spec.time_step!r}).mean()"
+        )
+    _check_grid(spec, frames, sdims, label)
+    if spec.normalization:  # a malformed normaliser fails here, not inside the first batch
+        from ..data import Normalizer
+
+        try:
+            Normalizer.from_dict(spec.normalization)
+        except DataValidationError as err:
+            msg = f"the model {label!r} has an unusable normalisation: {err}"
+            raise DataValidationError(msg) from None
+
+
+def _check_grid(spec: ModelSpec, frames: xr.DataArray, sdims: tuple[str, str], label: str) -> None:
+    if spec.grid_shape is None:
+        return
+    grid = tuple(int(v) for v in frames.shape[-2:])
+    if tuple(spec.grid_shape) != grid:
+        raise DataValidationError(
+            f"the model {label!r} was trained on a {spec.grid_shape[0]}x{spec.grid_shape[1]} grid, "
+            f"the data grid is {grid[0]}x{grid[1]}; select the same domain (e.g. with .isel) "
+            "or train a model for this grid"
+        )
+    if tuple(spec.spatial_dims) != tuple(sdims):
+        raise DataValidationError(
+            f"the model {label!r} was trained on spatial dims {tuple(spec.spatial_dims)}, "
+            f"the data have {sdims}"
+        )
