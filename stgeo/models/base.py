@@ -137,12 +137,15 @@ def register_model(
     baseline: bool = False,
     description: str = "",
     overwrite: bool = False,
+    auxiliary_loss: tuple[Callable[..., Any], float] | None = None,
 ):
     """Register a model builder (usable as a decorator).
 
     The builder is called as ``builder(in_steps=, out_steps=, channels=, grid_shape=, **hp)``
     and returns a ``torch.nn.Module``. ``defaults`` are hyperparameters of a named variant
     (e.g. ``"simvp-taxibj"`` registers the ``simvp`` builder with the TaxiBJ config).
+    ``auxiliary_loss=(fn, weight)`` declares a regulariser that training adds to its loss
+    as ``weight * fn(pred, target)`` (see :func:`stgeo.models.losses.aux_loss_of`).
 
     Examples
     --------
@@ -167,6 +170,7 @@ def register_model(
             overwrite=overwrite,
             defaults=dict(defaults or {}),
             baseline=baseline,
+            auxiliary_loss=auxiliary_loss,
         )
         return b
 
