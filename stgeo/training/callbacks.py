@@ -93,7 +93,8 @@ class TrainState:
     steps_per_epoch : int
         Batches per epoch (after ``max_steps_per_epoch``).
     loss : torch.Tensor or None
-        The last batch's training loss (0-d tensor; reading it as a float synchronises).
+        The last batch's training loss (detached 0-d tensor; reading it as a float
+        synchronises with the device).
     metrics : dict
         The last validation scores, keys as in the history (``val_mse``, ...).
     record : dict

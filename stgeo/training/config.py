@@ -116,6 +116,8 @@ class TrainConfig:
         self._check_names()
         self._check_numbers()
         self._normalise()
+        if self.input_offsets is None and self.in_steps is None:
+            raise DataValidationError("give in_steps (the number of input frames) or input_offsets")
 
     # -- checks -----------------------------------------------------------------------
     def _check_names(self) -> None:
@@ -135,8 +137,6 @@ class TrainConfig:
                 "val_metric='csi' needs thresholds (e.g. thresholds=[0.1, 1, 5] in the data's "
                 "units)"
             )
-        if self.input_offsets is None and self.in_steps is None:
-            raise DataValidationError("give in_steps (the number of input frames) or input_offsets")
         aug = self.augment
         if aug is not None and not isinstance(aug, str) and not callable(aug):
             raise StgeoTypeError(

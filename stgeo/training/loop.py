@@ -173,8 +173,8 @@ class Loop:
                 check_finite(x, "inputs", st.epoch, i)
                 check_finite(y, "targets", st.epoch, i)
                 x, y = self.callbacks.on_batch_start(st, x, y)
-                st.loss = self._step(x, y)
-                loss_sum += st.loss.detach().double().cpu() * x.shape[0]
+                st.loss = self._step(x, y).detach()
+                loss_sum += st.loss.double().cpu() * x.shape[0]
                 n_seen += x.shape[0]
                 self.callbacks.on_batch_end(st)
         finally:
