@@ -18,7 +18,7 @@ Examples
 >>> sums.add(torch.tensor([0.0, 2.0, 3.0, 0.5]), torch.tensor([0.0, 2.5, float("nan"), 1.0]))
 >>> res = sums.result()
 >>> res["csi"], res["csi_m"], round(res["mse"], 4)
-([0.5], 0.5, 0.4167)
+([0.5], 0.5, 0.1667)
 """
 
 from __future__ import annotations
