@@ -105,6 +105,11 @@ class TrainState:
         This process's rank and the number of processes (1 without torchrun).
     stop : bool
         Set to True (e.g. in ``on_epoch_end``) to end training after this epoch.
+    next_epoch : int
+        The epoch a resumed run starts from (epochs done so far).
+    best, best_epoch, best_result, bad_epochs
+        Model selection: the best validation score so far, its epoch (from 1), its scores
+        and the epochs since it.
     """
 
     config: TrainConfig
