@@ -9,10 +9,12 @@ batches, chunks or Dask workers add up (``+``) to the table of the whole.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from ..errors import DataValidationError, StgeoTypeError
 from ._base import (
     THRESHOLD_DIM,
     MergeableSums,
@@ -27,7 +29,7 @@ from ._base import (
 )
 from .spatial import max_pool
 
-__all__ = ["ContingencyTable", "contingency_table"]
+__all__ = ["ContingencyTable", "contingency_table", "count_table"]
 
 POOL_DIM = "pool"
 _FIELDS = ("hits", "misses", "false_alarms", "correct_negatives")
@@ -52,25 +54,110 @@ def _count_true(b: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return out
 
 
+def _event_counts(f: Any, o: Any, thresholds: Sequence[float], count: Any) -> list[tuple]:
+    """The one counting rule of stgeo: ``(hits, misses, false alarms, correct negatives)``
+    per threshold, each a ``count(boolean array)`` result.
+
+    Event: ``value >= threshold``; a pixel NaN in either field is in no count. Written with
+    operators only, so ``f`` and ``o`` may be NumPy arrays or torch tensors.
+    """
+    fv = f == f  # not NaN
+    ov = o == o
+    n_valid = count(fv & ov)
+    rows = []
+    for t in thresholds:
+        fe = f >= t  # NaN >= t is False
+        oe = o >= t
+        hits = count(fe & oe)
+        fe &= ov
+        oe &= fv
+        n_f = count(fe)
+        n_o = count(oe)
+        rows.append((hits, n_o - hits, n_f - hits, n_valid - n_o - n_f + hits))
+    return rows
+
+
 def _count_kernel(
     f: np.ndarray, o: np.ndarray, *, axes: tuple[int, ...], thresholds: Sequence[float]
 ) -> np.ndarray:
     """Counts of one block: (block shape with reduced axes = 1) + (n_thresholds, 4)."""
-    fv = ~np.isnan(f)
-    ov = ~np.isnan(o)
-    n_valid = _count_true(np.logical_and(fv, ov), axes)
-    out = np.empty((*n_valid.shape, len(thresholds), 4), dtype=np.int64)
-    for i, t in enumerate(thresholds):
-        fe = f >= t  # NaN >= t is False
-        oe = o >= t
-        hits = _count_true(np.logical_and(fe, oe), axes)
-        n_f = _count_true(np.logical_and(fe, ov, out=fe), axes)
-        n_o = _count_true(np.logical_and(oe, fv, out=oe), axes)
-        out[..., i, 0] = hits
-        out[..., i, 1] = n_o - hits
-        out[..., i, 2] = n_f - hits
-        out[..., i, 3] = n_valid - n_o - n_f + hits
+    rows = _event_counts(f, o, thresholds, lambda b: _count_true(b, axes))
+    shape = tuple(1 if i in axes else n for i, n in enumerate(f.shape))
+    out = np.empty((*shape, len(thresholds), 4), dtype=np.int64)
+    for i, row in enumerate(rows):
+        for k, c in enumerate(row):
+            out[..., i, k] = c
     return out
+
+
+def count_table(fcst: Any, obs: Any, thresholds: float | Sequence[float]) -> Any:
+    """Hits, misses, false alarms and correct negatives of two arrays, per threshold.
+
+    The counting rule of every categorical score in :mod:`stgeo.metrics` (and of training's
+    validation), for plain arrays: an event is ``value >= threshold``; a pixel that is NaN
+    in ``fcst`` or ``obs`` is excluded from every count. All pixels are summed.
+
+    Parameters
+    ----------
+    fcst, obs : numpy.ndarray or torch.Tensor
+        Forecast and observations of the same shape (both NumPy or both torch; tensors
+        are counted on their own device).
+    thresholds : float or sequence of float
+        Event thresholds in the data's units.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        Integer counts of shape ``(n_thresholds, 4)``, columns hits, misses, false alarms,
+        correct negatives; a tensor on the inputs' device for tensor inputs. Counts are
+        sums: the tables of batches, chunks or ranks add up (``+``) to the table of the
+        whole; :meth:`ContingencyTable.from_counts` turns them into scores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = np.array([0.0, 2.0, 3.0, 0.5, np.nan])
+    >>> o = np.array([0.0, 2.5, 0.0, 1.0, 9.0])
+    >>> count_table(f, o, [1.0]).tolist()
+    [[1, 1, 1, 1]]
+    >>> import torch
+    >>> count_table(torch.tensor(f), torch.tensor(o), [0.0, 1.0]).tolist()
+    [[4, 0, 0, 0], [1, 1, 1, 1]]
+    """
+    thr, _ = as_thresholds(thresholds, "threshold")
+    if _is_tensor(fcst) or _is_tensor(obs):
+        return _tensor_counts(fcst, obs, thr)
+    f, o = np.asarray(fcst), np.asarray(obs)
+    _check_shapes(f.shape, o.shape)
+    rows = _event_counts(f, o, thr, np.count_nonzero)
+    return np.asarray(rows, dtype=np.int64).reshape(len(thr), 4)
+
+
+def _is_tensor(a: Any) -> bool:
+    return type(a).__module__.split(".")[0] == "torch"
+
+
+def _check_shapes(fs: Sequence[int], os: Sequence[int]) -> None:
+    if tuple(fs) != tuple(os):
+        raise DataValidationError(
+            f"count_table needs fcst and obs of the same shape, got {tuple(fs)} and "
+            f"{tuple(os)}; select or broadcast them to one shape first"
+        )
+
+
+def _tensor_counts(fcst: Any, obs: Any, thresholds: Sequence[float]) -> Any:
+    import torch  # only for tensor inputs: stgeo.metrics does not need torch
+
+    if not (isinstance(fcst, torch.Tensor) and isinstance(obs, torch.Tensor)):
+        raise StgeoTypeError(
+            "count_table needs fcst and obs of one kind: two NumPy arrays or two torch "
+            f"tensors, got {type(fcst).__name__} and {type(obs).__name__}"
+        )
+    _check_shapes(fcst.shape, obs.shape)
+    rows = _event_counts(fcst, obs, thresholds, lambda b: b.sum(dtype=torch.int64))
+    if not rows:
+        return torch.zeros((0, 4), dtype=torch.int64, device=fcst.device)
+    return torch.stack([torch.stack(r) for r in rows])
 
 
 def table_counts(
@@ -151,6 +238,42 @@ class ContingencyTable(MergeableSums):
     """
 
     _fields = _FIELDS
+
+    @classmethod
+    def from_counts(cls, counts: Any, thresholds: float | Sequence[float]) -> ContingencyTable:
+        """The table of counts from :func:`count_table` (or a sum of them).
+
+        Parameters
+        ----------
+        counts : array-like of int, shape (n_thresholds, 4)
+            Hits, misses, false alarms, correct negatives per threshold (NumPy or torch).
+        thresholds : float or sequence of float
+            The thresholds the counts were made with.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> f, o = np.array([0.0, 2.0, 3.0, 0.5]), np.array([0.0, 2.5, 0.0, 1.0])
+        >>> t = ContingencyTable.from_counts(count_table(f, o, [1.0]), [1.0])
+        >>> t.csi().values.tolist()
+        [0.3333333333333333]
+        """
+        thr, _ = as_thresholds(thresholds, "threshold")
+        if _is_tensor(counts):
+            counts = counts.detach().cpu().numpy()
+        c = np.asarray(counts, dtype=np.int64)
+        if c.shape != (len(thr), 4):
+            raise DataValidationError(
+                f"counts must have shape (n_thresholds, 4) = ({len(thr)}, 4), got {c.shape}; "
+                "give the thresholds the counts were made with"
+            )
+        ds = xr.Dataset(
+            {name: (THRESHOLD_DIM, c[:, k]) for k, name in enumerate(_FIELDS)},
+            coords={THRESHOLD_DIM: np.asarray(thr, dtype=float)},
+        )
+        for v in _FIELDS:
+            ds[v].attrs = {"units": "1", "long_name": f"number of {v.replace('_', ' ')}"}
+        return cls(ds)
 
     # -- counts -------------------------------------------------------------------------
     @property

@@ -244,6 +244,7 @@ def register_model(
     defaults: dict[str, Any] | None = None,
     baseline: bool = False,
     settings: SettingsHook | None = None,
+    auxiliary_loss: tuple[Callable[..., Any], float] | None = None,
     description: str = "",
     overwrite: bool = False,
 ):
@@ -252,6 +253,8 @@ def register_model(
     The builder is called as ``builder(in_steps=, out_steps=, channels=, grid_shape=, **hp)``
     and returns a ``torch.nn.Module``. ``defaults`` are hyperparameters of a named variant
     (e.g. ``"simvp-taxibj"`` registers the ``simvp`` builder with the TaxiBJ config).
+    ``auxiliary_loss=(fn, weight)`` declares a regulariser that training adds to its loss
+    as ``weight * fn(pred, target)`` (see :func:`stgeo.models.losses.aux_loss_of`).
 
     A ``baseline=True`` model needs no training and is forecast by name
     (``stgeo.forecast(ds, "persistence")``). Its ``settings`` hook declares how it runs on
@@ -308,6 +311,7 @@ def register_model(
             defaults=dict(defaults or {}),
             baseline=baseline,
             settings=settings,
+            auxiliary_loss=auxiliary_loss,
         )
         return b
 

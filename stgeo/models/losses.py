@@ -5,10 +5,10 @@ optionally weighted per pixel by the truth's intensity (:func:`threshold_weights
 thresholds 2, 5, 10, 30 mm/h this is the B-MSE + B-MAE of Shi et al. 2017, which keeps
 nowcasting models from trading heavy rain for a lower mean error).
 
-Models never compute losses in ``forward``. A model that wants a regulariser carries an
-attribute ``aux_loss = (fn, weight)``; the training loop adds ``weight * fn(pred, target)``
-to its main loss (see :func:`aux_loss_of`). :data:`AUX_LOSSES` lists the same pairs by
-architecture family.
+Models never compute losses in ``forward``. A model family that wants a regulariser declares
+it where it is registered, ``register_model(..., auxiliary_loss=(fn, weight))``; the training
+loop adds ``weight * fn(pred, target)`` to its main loss (see :func:`aux_loss_of`, the one
+place that reads the declaration). :data:`AUX_LOSSES` lists the pairs of stgeo's families.
 
 Examples
 --------
@@ -29,6 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .._registry import MODELS
 from ..errors import DataValidationError, StgeoTypeError
 
 __all__ = [
@@ -195,22 +196,45 @@ AUX_LOSSES: dict[str, tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 }
 
 
-def aux_loss_of(module: Any) -> tuple[Callable[..., torch.Tensor], float] | None:
-    """The ``(fn, weight)`` regulariser a model asks for, or ``None``.
+def aux_loss_of(model: str | Any) -> tuple[Callable[..., torch.Tensor], float] | None:
+    """The ``(fn, weight)`` regulariser a registered model declares, or ``None``.
+
+    Parameters
+    ----------
+    model : str or torch.nn.Module
+        A registered model name (or alias), or a module whose ``name`` attribute is one
+        (stgeo's model families set it, e.g. ``"tau"``).
+
+    Returns
+    -------
+    tuple or None
+        ``(fn, weight)`` from ``register_model(..., auxiliary_loss=(fn, weight))``; training
+        adds ``weight * fn(pred, target)`` to its loss.
+
+    Raises
+    ------
+    UnknownNameError
+        ``model`` is a name that is not registered.
 
     Examples
     --------
     >>> import stgeo
     >>> from stgeo.models.losses import aux_loss_of
-    >>> m = stgeo.create_model("tau", hid_S=4, hid_T=8, N_T=2)
-    >>> fn, w = aux_loss_of(m)
+    >>> fn, w = aux_loss_of("tau-radar")
     >>> fn.__name__, w
     ('differential_divergence', 0.1)
-    >>> aux_loss_of(stgeo.create_model("persistence")) is None
+    >>> aux_loss_of(stgeo.create_model("tau", hid_S=4, hid_T=8, N_T=2)) == (fn, w)
     True
+    >>> aux_loss_of("simvp") is None, aux_loss_of(stgeo.create_model("persistence")) is None
+    (True, True)
     """
-    aux = getattr(module, "aux_loss", None)
-    if aux is None:
+    if isinstance(model, str):
+        entry = MODELS.entry(model)
+    else:
+        name = getattr(model, "name", None)
+        entry = MODELS.entry(name) if isinstance(name, str) and name in MODELS else None
+    found = None if entry is None else entry.meta.get("auxiliary_loss")
+    if found is None:
         return None
-    fn, weight = aux
+    fn, weight = found
     return fn, float(weight)

@@ -6,9 +6,9 @@ the input is replicate-padded to a multiple of the encoder's down-sampling facto
 output cropped back.
 
 Registered names: ``simvp`` (alias ``simvp-gsta``), ``simvp-taxibj``, ``simvp-radar``,
-``tau``, ``tau-taxibj``, ``tau-radar``. TAU modules carry ``aux_loss = (fn, weight)``,
-the differential-divergence regulariser the training loop adds (see
-:mod:`stgeo.models.losses`).
+``tau``, ``tau-taxibj``, ``tau-radar``. The ``tau`` names declare
+``auxiliary_loss=(differential_divergence, 0.1)``, the regulariser the training loop adds
+(see :mod:`stgeo.models.losses`).
 
 Examples
 --------
@@ -35,7 +35,7 @@ from .layers import (
     crop_to,
     pad_to_multiple,
 )
-from .losses import differential_divergence
+from .losses import AUX_LOSSES
 
 __all__ = ["SimVP"]
 
@@ -120,8 +120,6 @@ class SimVP(ForecastModule):
         # the first encoder block's output is the decoder's skip; with T_out != T_in the
         # stacked skips are mixed by a 1x1 convolution
         self.skip_proj = nn.Conv2d(c_in, c_out, 1) if in_steps != out_steps else None
-        if translator == "tau":
-            self.aux_loss = (differential_divergence, 0.1)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c, h, w = x.shape
@@ -173,8 +171,24 @@ register_model(
     defaults=_RADAR,
     description="SimVP v2 gSTA for radar grids (4x down-sampling)",
 )
-register_model("tau", _build_tau, description="TAU: SimVP with temporal attention units")
+_TAU_LOSS = AUX_LOSSES["tau"]  # TAU's differential divergence, declared with the names
 register_model(
-    "tau-taxibj", _build_tau, defaults=_TAXIBJ, description="TAU, TaxiBJ benchmark config"
+    "tau",
+    _build_tau,
+    description="TAU: SimVP with temporal attention units",
+    auxiliary_loss=_TAU_LOSS,
 )
-register_model("tau-radar", _build_tau, defaults=_RADAR, description="TAU for radar grids")
+register_model(
+    "tau-taxibj",
+    _build_tau,
+    defaults=_TAXIBJ,
+    description="TAU, TaxiBJ benchmark config",
+    auxiliary_loss=_TAU_LOSS,
+)
+register_model(
+    "tau-radar",
+    _build_tau,
+    defaults=_RADAR,
+    description="TAU for radar grids",
+    auxiliary_loss=_TAU_LOSS,
+)

@@ -1,8 +1,24 @@
 """Training: the one training loop, its configuration, checkpoints and hooks.
 
-``stgeo.train`` (and ``ds.st.train``) is :func:`stgeo.training.train`.
+``stgeo.train`` (and ``ds.st.train``) is :func:`stgeo.training.train`. The package is split
+by concern: :mod:`.config` (the frozen :class:`TrainConfig`), :mod:`.data` (windows, splits,
+normaliser, loaders, shards), :mod:`.loop` (fit / epoch / evaluate), :mod:`.callbacks`
+(:class:`Callback` hooks, progress bar, augmentation), :mod:`.validation` (scores as
+:mod:`stgeo.metrics` computes them), :mod:`.checkpoint`, :mod:`.distributed` and
+:mod:`.schedules`.
 """
 
-from .fit import data_fingerprint, make_optimizer, train
+from .callbacks import Callback, TrainState
+from .config import TrainConfig
+from .data import data_fingerprint
+from .fit import train
+from .schedules import make_optimizer
 
-__all__ = ["data_fingerprint", "make_optimizer", "train"]
+__all__ = [
+    "Callback",
+    "TrainConfig",
+    "TrainState",
+    "data_fingerprint",
+    "make_optimizer",
+    "train",
+]

@@ -212,3 +212,50 @@ def test_perfect_forecasts_score_perfectly(o, thr):
         assert float(sm.mse(obs, obs)) == 0.0 and float(sm.mae(obs, obs)) == 0.0
         f = sm.fss(obs, obs, threshold=thr, window=[1, 3]).values
         np.testing.assert_allclose(f[has_event], 1.0)
+
+
+# -- counts from plain arrays (the entry point training validation uses) -----------------
+@settings(max_examples=25, deadline=None)
+@given(fields, thresholds)
+def test_count_table_matches_the_xarray_table_and_brute_force(fo, thr):
+    import torch
+
+    f, o = fo
+    counts = sm.contingency.count_table(f, o, thr)
+    assert counts.shape == (len(thr), 4) and counts.dtype == np.int64
+    for i, t in enumerate(thr):
+        assert tuple(counts[i]) == _brute_counts(f, o, t)
+    table = sm.contingency_table(_da(f), _da(o), threshold=thr)
+    expect = np.stack([table.data[v].values for v in table.data.data_vars], axis=-1)
+    np.testing.assert_array_equal(counts, expect)
+    on_torch = sm.contingency.count_table(torch.from_numpy(f), torch.from_numpy(o), thr)
+    assert isinstance(on_torch, torch.Tensor) and on_torch.dtype == torch.int64
+    np.testing.assert_array_equal(on_torch.numpy(), counts)
+
+
+def test_count_table_merges_by_addition_and_gives_the_scores():
+    rng = np.random.default_rng(5)
+    f = rng.choice([0.0, 0.5, 1.0, 2.0, np.nan], size=(6, 4, 4)).astype(np.float32)
+    o = rng.choice([0.0, 0.5, 1.0, 2.0, np.nan], size=(6, 4, 4)).astype(np.float32)
+    thr = [0.5, 2.0, 99.0]
+    whole = sm.contingency.count_table(f, o, thr)
+    parts = sum(sm.contingency.count_table(f[i : i + 2], o[i : i + 2], thr) for i in (0, 2, 4))
+    np.testing.assert_array_equal(parts, whole)
+    table = sm.ContingencyTable.from_counts(parts, thr)
+    fd, od = xr.DataArray(f, dims=("t", "y", "x")), xr.DataArray(o, dims=("t", "y", "x"))
+    xr.testing.assert_equal(table.csi(), sm.csi(fd, od, threshold=thr))
+    assert np.isnan(table.csi().values[-1]) and np.isnan(float(table.csi_m()))
+    assert int(table.total[0]) == int((~np.isnan(f) & ~np.isnan(o)).sum())
+
+
+def test_count_table_errors():
+    import torch
+
+    with pytest.raises(DataValidationError, match="same shape"):
+        sm.contingency.count_table(np.zeros(3), np.zeros(4), [1.0])
+    with pytest.raises(StgeoTypeError, match="one kind"):
+        sm.contingency.count_table(torch.zeros(3), np.zeros(3), [1.0])
+    with pytest.raises(DataValidationError, match="duplicates"):
+        sm.contingency.count_table(np.zeros(3), np.zeros(3), [1.0, 1.0])
+    with pytest.raises(DataValidationError, match="shape"):
+        sm.ContingencyTable.from_counts(np.zeros((2, 4)), [1.0])

@@ -19,7 +19,8 @@ from stgeo._registry import AUGMENTATIONS
 from stgeo.data import Normalizer, to_frames
 from stgeo.errors import DataValidationError, UnknownNameError
 from stgeo.models import load_model, register_model
-from stgeo.training.fit import _lr_factor, train
+from stgeo.training import train
+from stgeo.training.schedules import lr_factor
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"hid_S": 4, "hid_T": 8, "N_S": 2, "N_T": 1}
@@ -130,9 +131,9 @@ def test_early_stopping_and_schedules(storms):
     )
     # no improvement after the first epoch (lr ~ 0): stop after patience more epochs
     assert len(m.history) == 2 and m.metrics["early_stopped"] and m.metrics["best_epoch"] == 1
-    cos = [_lr_factor("cosine", 100, 10)(s) for s in range(100)]
+    cos = [lr_factor("cosine", 100, 10)(s) for s in range(100)]
     assert cos[0] < cos[5] < cos[10] == pytest.approx(1.0) and cos[99] < 0.01
-    one = [_lr_factor("onecycle", 100, 30)(s) for s in range(101)]
+    one = [lr_factor("onecycle", 100, 30)(s) for s in range(101)]
     assert one[0] == pytest.approx(1 / 25) and one[30] == pytest.approx(1.0)
     assert one[100] == pytest.approx(1e-4) and max(one) == pytest.approx(1.0)
     m = train(
@@ -224,7 +225,6 @@ def test_aux_loss_and_augmentation_are_used(storms):
             super().__init__()
             self.out_steps = out_steps
             self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
-            self.aux_loss = (aux, 0.5)
 
         def forward(self, x):
             y = self.conv(x[:, -1])
@@ -234,6 +234,7 @@ def test_aux_loss_and_augmentation_are_used(storms):
         "test-train-tiny",
         lambda in_steps, out_steps, channels, grid_shape=None: Tiny(out_steps),
         overwrite=True,
+        auxiliary_loss=(aux, 0.5),
     )
 
     def flip(x, y):
@@ -295,7 +296,7 @@ SCRIPT = """
 import json, os, signal, sys
 import torch
 torch.set_num_threads(1)
-from stgeo.training.fit import train
+from stgeo.training import train
 
 store, ckdir, kill_at, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 calls = {"n": 0}
@@ -386,7 +387,8 @@ def test_optimizer_state_round_trip_keeps_channels_last_layout(tmp_path):
     import torch
 
     from stgeo.models.artifact import load_state, save_state
-    from stgeo.training.fit import _load_optimizer_state, _optimizer_state, make_optimizer
+    from stgeo.training import make_optimizer
+    from stgeo.training.checkpoint import load_optimizer_state, optimizer_state
 
     torch.manual_seed(0)
     m = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3), torch.nn.Conv2d(8, 2, 1))
@@ -401,12 +403,12 @@ def test_optimizer_state_round_trip_keeps_channels_last_layout(tmp_path):
     opt = make_optimizer(list(m.parameters()), 1e-2, 0.01)
     for _ in range(3):
         step(m, opt)
-    tensors, doc = _optimizer_state(opt)
+    tensors, doc = optimizer_state(opt)
     save_state(tensors, tmp_path / "s.safetensors", {})
     loaded, _ = load_state(tmp_path / "s.safetensors")
     m2 = copy.deepcopy(m)
     opt2 = make_optimizer(list(m2.parameters()), 1e-2, 0.01)
-    _load_optimizer_state(opt2, loaded, json.loads(json.dumps(doc)))
+    load_optimizer_state(opt2, loaded, json.loads(json.dumps(doc)))
     for p in m2.parameters():
         for v in opt2.state[p].values():
             if v.shape == p.shape:

@@ -1,0 +1,234 @@
+"""The settings of one training run: a frozen, validated :class:`TrainConfig`.
+
+Every argument check of :func:`stgeo.train` lives here, so a bad setting fails before any
+data is read. :meth:`TrainConfig.to_dict` is what the trained model's spec records
+(``spec.extra["training"]``) and, with the data's description, what a resumed run compares
+with its checkpoint.
+
+Examples
+--------
+>>> from stgeo.training import TrainConfig
+>>> cfg = TrainConfig(model="simvp", out_steps=2, in_steps=4, epochs=3)
+>>> cfg.to_dict()["epochs"], cfg.thresholds is None
+(3, True)
+>>> TrainConfig(model="simvp", out_steps=2, schedule="linear")
+Traceback (most recent call last):
+...
+stgeo.errors.DataValidationError: schedule must be 'cosine' or 'onecycle', got 'linear'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import DataValidationError, StgeoTypeError
+from ..models.losses import LOSSES, weight_table
+
+__all__ = ["TrainConfig", "augment_name"]
+
+SCHEDULES = ("cosine", "onecycle")
+VAL_METRICS = ("mse", "csi")
+
+
+def augment_name(augment: Any) -> str | None:
+    """A stable name of an augmentation for the recorded settings (a repr would change from
+    run to run): the registered name, or ``module.qualname`` of a callable.
+
+    Examples
+    --------
+    >>> augment_name("nuwa"), augment_name(None)
+    ('nuwa', None)
+    >>> augment_name(augment_name)
+    'stgeo.training.config.augment_name'
+    """
+    if augment is None or isinstance(augment, str):
+        return augment
+    qual = getattr(augment, "__qualname__", None) or type(augment).__qualname__
+    return f"{getattr(augment, '__module__', '?')}.{qual}"
+
+
+def _positive_int(name: str, v: Any, *, optional: bool = False) -> None:
+    if optional and v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        extra = " or None" if optional else ""
+        raise DataValidationError(f"{name} must be a positive integer{extra}, got {v!r}")
+
+
+def _choice(name: str, v: Any, allowed: Sequence[str]) -> None:
+    if v not in allowed:
+        if len(allowed) == 2:
+            raise DataValidationError(f"{name} must be {allowed[0]!r} or {allowed[1]!r}, got {v!r}")
+        raise DataValidationError(f"{name} must be one of {', '.join(allowed)}, got {v!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of :func:`stgeo.train`, checked on creation (see its parameters).
+
+    ``model`` is the registered name; ``hyperparameters`` are the architecture's keyword
+    arguments given by the caller; ``splits`` and ``thresholds`` are as given, and after
+    :meth:`resolved` the data's time ranges and the thresholds in use (e.g. a catalog's).
+    ``world_size`` and ``split_source`` are filled in by the run.
+
+    Raises
+    ------
+    DataValidationError
+        A setting out of range (with what was expected).
+    StgeoTypeError
+        A setting of the wrong type (``model`` not a name, ``augment`` neither a name nor a
+        callable, ``loss_weights`` neither a list nor a mapping).
+    """
+
+    model: str
+    out_steps: int | None
+    in_steps: int | None = None
+    input_offsets: tuple[int, ...] | None = None
+    variable: str | tuple[str, ...] | None = None
+    splits: Mapping[str, Any] | None = None
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    schedule: str = "cosine"
+    warmup: float | int = 0.05
+    clip_grad: float | None = 1.0
+    patience: int | None = None
+    val_metric: str = "mse"
+    thresholds: tuple[float, ...] | None = None
+    loss: str = "mse"
+    loss_weights: tuple[tuple[float, float], ...] | None = None
+    normalization: str = "standard"
+    precision: str = "auto"
+    seed: int = 0
+    max_steps_per_epoch: int | None = None
+    max_val_steps: int | None = None
+    augment: str | Callable[..., Any] | None = None
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    world_size: int = 1
+    split_source: str | None = None
+
+    def __post_init__(self) -> None:
+        self._check_names()
+        self._check_numbers()
+        self._normalise()
+        if self.input_offsets is None and self.in_steps is None:
+            raise DataValidationError("give in_steps (the number of input frames) or input_offsets")
+
+    # -- checks -----------------------------------------------------------------------
+    def _check_names(self) -> None:
+        if not isinstance(self.model, str):
+            raise StgeoTypeError(
+                f"model must be a registered model name (str), got {type(self.model).__name__}"
+            )
+        if self.out_steps is None:
+            raise DataValidationError(
+                "give out_steps (the number of frames to predict), e.g. out_steps=12"
+            )
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("val_metric", self.val_metric, VAL_METRICS)
+        _choice("loss", self.loss, LOSSES)
+        if self.val_metric == "csi" and self.thresholds is not None and not self.thresholds:
+            raise DataValidationError(
+                "val_metric='csi' needs thresholds (e.g. thresholds=[0.1, 1, 5] in the data's "
+                "units)"
+            )
+        aug = self.augment
+        if aug is not None and not isinstance(aug, str) and not callable(aug):
+            raise StgeoTypeError(
+                "augment must be a registered augmentation name or a callable (x, y) -> (x, y), "
+                f"got {type(aug).__name__}"
+            )
+
+    def _check_numbers(self) -> None:
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch_size", self.batch_size)
+        for name in ("patience", "max_steps_per_epoch", "max_val_steps"):
+            _positive_int(name, getattr(self, name), optional=True)
+        lr = self.lr
+        if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and lr > 0):
+            raise DataValidationError(f"lr must be a positive number, got {lr!r}")
+        w = self.warmup
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
+            raise DataValidationError(
+                f"warmup must be a fraction (< 1) or a number of steps, got {w!r}"
+            )
+
+    def _normalise(self) -> None:
+        """Canonical forms: tuples of numbers, a sorted weight table."""
+
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        w = self.loss_weights
+        if w is not None:
+            if isinstance(w, tuple) and all(isinstance(p, tuple) for p in w):
+                w = dict(w)  # already a table (a copy made by resolved())
+            put("loss_weights", tuple(tuple(p) for p in weight_table(w)))
+        if self.thresholds is not None:
+            put("thresholds", tuple(float(t) for t in self.thresholds))
+        if self.input_offsets is not None:
+            put("input_offsets", tuple(int(o) for o in self.input_offsets))
+        if isinstance(self.variable, list):
+            put("variable", tuple(self.variable))
+        put("hyperparameters", dict(self.hyperparameters))
+
+    # -- derived ----------------------------------------------------------------------
+    def warmup_steps(self, total: int) -> int:
+        """Warm-up length in steps for a run of ``total`` steps.
+
+        Examples
+        --------
+        >>> TrainConfig(model="simvp", out_steps=1, in_steps=1, warmup=0.1).warmup_steps(50)
+        5
+        """
+        w = self.warmup
+        return round(w * total) if w < 1 else int(w)
+
+    def resolved(self, **changes: Any) -> TrainConfig:
+        """A copy with the values the run resolved (thresholds, splits, world size).
+
+        Examples
+        --------
+        >>> cfg = TrainConfig(model="simvp", out_steps=1, in_steps=2)
+        >>> cfg.resolved(thresholds=[1, 5]).thresholds
+        (1.0, 5.0)
+        """
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The training settings as JSON-ready values (``spec.extra["training"]``).
+
+        Examples
+        --------
+        >>> d = TrainConfig(model="tau", out_steps=1, in_steps=2, loss_weights=[2]).to_dict()
+        >>> d["loss_weights"], d["augment"], d["thresholds"]
+        ([[2.0, 2.0]], None, [])
+        """
+        doc = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": float(self.lr),
+            "weight_decay": float(self.weight_decay),
+            "schedule": self.schedule,
+            "warmup": self.warmup,
+            "clip_grad": self.clip_grad,
+            "patience": self.patience,
+            "val_metric": self.val_metric,
+            "thresholds": list(self.thresholds or ()),
+            "loss": self.loss,
+            "loss_weights": [list(p) for p in self.loss_weights] if self.loss_weights else None,
+            "precision": self.precision,
+            "seed": self.seed,
+            "max_steps_per_epoch": self.max_steps_per_epoch,
+            "max_val_steps": self.max_val_steps,
+            "augment": augment_name(self.augment),
+            "world_size": self.world_size,
+            "splits": self.splits,
+            "split_source": self.split_source,
+        }
+        return json.loads(json.dumps(doc, default=str))

@@ -1,0 +1,256 @@
+"""The epoch loop: fit, one training epoch, evaluation, model selection.
+
+:class:`Loop` runs the optimisation of :func:`stgeo.train` once everything is set up: it
+knows the model, loaders, optimiser, schedule and callbacks, and nothing of augmentations,
+progress bars or loggers (those are callbacks, see :mod:`stgeo.training.callbacks`).
+
+Per batch: move to the device, refuse non-finite inputs, ``on_batch_start`` (may replace the
+batch), forward under bf16 autocast where supported, the loss on normalised values (plus
+the model's declared auxiliary loss), backward, gradient clipping, AdamW and schedule steps,
+``on_batch_end``. Per epoch: validation in physical units (:mod:`.validation`), the history
+record, best-weights selection and early stopping, ``on_epoch_end``, the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import BatchLoader, Normalizer
+from ..errors import DataValidationError
+from ..models.losses import pointwise_loss, threshold_weights
+from ..models.runtime import autocast
+from .callbacks import CallbackList, TrainState
+from .checkpoint import save_checkpoint
+from .config import TrainConfig
+from .distributed import Distributed
+from .validation import ValidationSums
+
+__all__ = ["Loop", "check_finite", "evaluate", "is_better"]
+
+
+def check_finite(x: torch.Tensor, what: str, epoch: int, step: int) -> None:
+    """Refuse a training batch with NaN or inf (they would poison the weights)."""
+    if not bool(torch.isfinite(x).all()):
+        raise DataValidationError(
+            f"non-finite values (NaN/inf) in the training {what} (epoch {epoch + 1}, batch "
+            f"{step + 1}); fill missing data before training, e.g. ds = ds.fillna(0)"
+        )
+
+
+def is_better(metric: str, a: float, b: float | None) -> bool:
+    """Whether score ``a`` beats the best so far ``b`` (higher CSI-M, lower MSE).
+
+    Examples
+    --------
+    >>> is_better("mse", 1.0, None), is_better("mse", 1.0, 2.0), is_better("csi", 0.1, 0.2)
+    (True, True, False)
+    """
+    if b is None or math.isnan(b):
+        return not math.isnan(a)
+    return a > b if metric == "csi" else a < b
+
+
+def evaluate(
+    net: Any,
+    loader: BatchLoader | None,
+    normalizer: Normalizer,
+    cfg: TrainConfig,
+    device: torch.device,
+    dist: Distributed | None = None,
+) -> dict[str, Any]:
+    """Validation scores of ``net`` in physical units, summed over batches and ranks.
+
+    ``{"mse": ..., "csi": [...], "csi_m": ...}`` (see :mod:`.validation`), ``{}`` without a
+    validation loader; at most ``cfg.max_val_steps`` batches.
+    """
+    if loader is None:
+        return {}
+    sums = ValidationSums(cfg.thresholds or (), device)
+    net.eval()
+    with torch.no_grad():
+        for i, (x, y) in enumerate(loader):
+            if cfg.max_val_steps is not None and i >= cfg.max_val_steps:
+                break
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+            with autocast(device, cfg.precision):
+                pred = net(x)
+            sums.add(normalizer.inverse(pred.float()), normalizer.inverse(y))
+    sums.reduce(dist)
+    return sums.result()
+
+
+@dataclass
+class Loop:
+    """One run's optimisation loop (see the module doc).
+
+    ``net`` is what is called (the module, or its DistributedDataParallel wrapper);
+    ``state.model`` is the module itself. ``record`` is the run's configuration as a
+    checkpoint stores it; checkpoints are written when ``checkpoint_dir`` is set.
+    """
+
+    state: TrainState
+    net: Any
+    train_loader: BatchLoader
+    val_loader: BatchLoader | None
+    normalizer: Normalizer
+    device: torch.device
+    callbacks: CallbackList
+    dist: Distributed | None = None
+    aux_loss: tuple[Callable[..., torch.Tensor], float] | None = None
+    checkpoint_dir: Path | None = None
+    record: Mapping[str, Any] | None = None
+    best_weights: dict[str, torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        opt = self.state.optimizer
+        self.params = [p for g in opt.param_groups for p in g["params"]] if opt else []
+
+    # -- training -----------------------------------------------------------------------
+    def _objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        cfg = self.state.config
+        with autocast(self.device, cfg.precision):
+            pred = self.net(x)
+        pred = pred.float()
+        tab = cfg.loss_weights
+        pix_w = threshold_weights(self.normalizer.inverse(y), tab) if tab else None
+        objective = pointwise_loss(pred, y, cfg.loss, pix_w)
+        if self.aux_loss is not None:
+            fn, weight = self.aux_loss
+            objective = objective + weight * fn(pred, y)
+        return objective
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Forward, backward and optimiser step of one batch; returns its loss."""
+        st = self.state
+        cfg = st.config
+        objective = self._objective(x, y)
+        if not bool(torch.isfinite(objective)):
+            raise DataValidationError(
+                f"the training loss became {float(objective)} at epoch {st.epoch + 1}, "
+                f"batch {st.batch + 1}; lower lr (now {cfg.lr}) or check the data for extreme "
+                "values"
+            )
+        st.optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        if cfg.clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, float(cfg.clip_grad))
+        st.optimizer.step()
+        st.scheduler.step()
+        st.step += 1
+        return objective
+
+    def train_epoch(self) -> dict[str, Any]:
+        """One pass over the training batches; the epoch's loss and throughput."""
+        st = self.state
+        self.train_loader.set_epoch(st.epoch)
+        self.net.train()
+        self.callbacks.on_epoch_start(st)
+        t_start = time.perf_counter()
+        wait = 0.0
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        n_seen = 0
+        it = iter(self.train_loader)
+        try:
+            for i in range(st.steps_per_epoch):
+                t0 = time.perf_counter()
+                try:
+                    x, y = next(it)
+                except StopIteration:
+                    break
+                wait += time.perf_counter() - t0
+                st.batch = i
+                x = x.to(self.device, non_blocking=True)
+                y = y.to(self.device, non_blocking=True)
+                check_finite(x, "inputs", st.epoch, i)
+                check_finite(y, "targets", st.epoch, i)
+                x, y = self.callbacks.on_batch_start(st, x, y)
+                st.loss = self._step(x, y).detach()
+                loss_sum += st.loss.double().cpu() * x.shape[0]
+                n_seen += x.shape[0]
+                self.callbacks.on_batch_end(st)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+        if self.dist is not None:
+            t = torch.stack([loss_sum, torch.tensor(float(n_seen), dtype=torch.float64)])
+            t = t.to(self.device)
+            self.dist.all_reduce(t)
+            loss_sum, n_seen = t[0].cpu(), int(t[1])
+        seconds = time.perf_counter() - t_start
+        return {
+            "epoch": st.epoch + 1,
+            "train_loss": float(loss_sum) / max(n_seen, 1),
+            "lr": float(st.scheduler.get_last_lr()[0]),
+            "seconds": round(seconds, 3),
+            "samples_per_s": round(n_seen / max(seconds, 1e-9), 2),
+            "data_wait_fraction": round(wait / max(seconds, 1e-9), 4),
+        }
+
+    def _select(self, res: Mapping[str, Any]) -> None:
+        """Keep the best weights; count epochs without improvement; early stopping."""
+        st = self.state
+        cfg = st.config
+        if not res:
+            return
+        score = float(res["csi_m"]) if cfg.val_metric == "csi" else float(res["mse"])
+        if is_better(cfg.val_metric, score, st.best):
+            st.best, st.best_epoch, st.best_result, st.bad_epochs = score, st.epoch + 1, res, 0
+            self.best_weights = {k: v.detach().clone() for k, v in st.model.state_dict().items()}
+        else:
+            st.bad_epochs += 1
+        if cfg.patience is not None and st.bad_epochs >= cfg.patience:
+            st.stop = True
+
+    def _save(self) -> None:
+        st = self.state
+        if self.checkpoint_dir is not None and st.is_main:
+            save_checkpoint(
+                self.checkpoint_dir,
+                st.next_epoch,
+                st.model,
+                st.optimizer,
+                st.scheduler,
+                self.best_weights,
+                st.progress(),
+                self.record or {},
+            )
+        if self.dist is not None:
+            self.dist.barrier()
+
+    def fit(self) -> None:
+        """Train from ``state.next_epoch`` to the last epoch or an early stop, then load the
+        best weights into the model (when there was validation)."""
+        st = self.state
+        self.callbacks.on_fit_start(st)
+        for epoch in range(st.next_epoch, st.config.epochs):
+            if st.stop:
+                break
+            st.epoch = epoch
+            rec = self.train_epoch()
+            res = evaluate(
+                self.net, self.val_loader, self.normalizer, st.config, self.device, self.dist
+            )
+            st.metrics = {f"val_{k}": v for k, v in res.items()}
+            self.callbacks.on_validation_end(st)
+            rec.update(st.metrics)
+            self._select(res)
+            st.record = json.loads(json.dumps(rec, default=float))
+            st.history.append(st.record)
+            st.next_epoch = epoch + 1
+            self.callbacks.on_epoch_end(st)
+            self._save()
+        self.callbacks.on_fit_end(st)
+        if self.best_weights is not None:
+            st.model.load_state_dict(self.best_weights)
+        else:
+            st.best_result = {}
