@@ -18,14 +18,13 @@ torch.Size([1, 3, 1, 32, 32])
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 from torch import nn
 
 from .._optional import import_optional
 from .base import register_model
+from .motion import lucas_kanade, radar_settings, to_db
 
 __all__ = ["Extrapolation"]
 
@@ -47,26 +46,11 @@ class Extrapolation(nn.Module):
         self.fill_value = fill_value
 
     def _one(self, frames: np.ndarray) -> np.ndarray:
-        motion = import_optional("pysteps.motion")
         extrap = import_optional("pysteps.extrapolation.semilagrangian")
-        trans = import_optional("pysteps.utils.transformation")
         r = np.nan_to_num(frames.astype(np.float64), nan=0.0)
         if not np.any(r >= self.threshold):
             return np.full((self.out_steps, *r.shape[1:]), self.fill_value, dtype=np.float32)
-        db, _ = trans.dB_transform(
-            r.copy(),
-            metadata={
-                "unit": "mm/h",
-                "transform": None,
-                "threshold": self.threshold,
-                "zerovalue": 0.0,
-            },
-            threshold=self.threshold,
-            zerovalue=self.zerovalue,
-        )
-        with warnings.catch_warnings():  # LK warns on degenerate (e.g. uniform) patches
-            warnings.simplefilter("ignore", UserWarning)
-            velocity = motion.get_method("LK")(db, verbose=False)
+        velocity = lucas_kanade(to_db(r, self.threshold, self.zerovalue))
         out = extrap.extrapolate(r[-1], velocity, self.out_steps, outval=np.nan)
         out = np.where(np.isfinite(out), out, self.fill_value)
         return out.astype(np.float32)
@@ -85,6 +69,7 @@ class Extrapolation(nn.Module):
     "extrapolation",
     aliases=("lk-extrapolation", "optical-flow"),
     baseline=True,
+    settings=radar_settings,
     description="Lucas-Kanade optical flow + semi-Lagrangian extrapolation (pysteps)",
 )
 def _build_extrapolation(

@@ -19,12 +19,14 @@ Examples
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
 from .._optional import import_optional
+from .base import BaselineSettings
 
-__all__ = ["from_db", "lucas_kanade", "to_db"]
+__all__ = ["from_db", "lucas_kanade", "radar_settings", "to_db"]
 
 
 def to_db(rain: np.ndarray, threshold: float = 0.1, zerovalue: float = -15.0) -> np.ndarray:
@@ -77,3 +79,17 @@ def lucas_kanade(db: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():  # LK warns on degenerate (e.g. uniform) patches
         warnings.simplefilter("ignore", UserWarning)
         return motion.get_method("LK")(np.asarray(db, dtype=np.float64), verbose=False)
+
+
+def radar_settings(
+    step: Any, in_steps: int | None, lead_steps: int | None, **kwargs: Any
+) -> BaselineSettings:
+    """Settings hook of the optical-flow baselines: 4 input frames unless told otherwise
+    (the radar protocol's), every lead in one pass.
+
+    Examples
+    --------
+    >>> radar_settings(None, None, 12)
+    BaselineSettings(in_steps=4, out_steps=12, hyperparameters={})
+    """
+    return BaselineSettings(in_steps or 4, lead_steps or 1, dict(kwargs))

@@ -8,6 +8,10 @@ amplitude, faster) and advects the result; the forecast is transformed back to m
 under the threshold become 0). These are the settings of the radar protocol in
 ``specs/evaluation.md`` (6 cascade levels, ``precip_thr`` -10 dBR, the same motion field as
 the extrapolation baseline). Pixels advected in from outside the domain get ``fill_value``.
+When S-PROG's statistics are undefined for an input (a cascade level without variance, e.g. a
+few wet pixels on a tiny grid: pysteps then reports non-finite autocorrelations), the forecast
+is the semi-Lagrangian extrapolation of the last frame with the same motion, the limit of
+S-PROG in which every scale keeps its amplitude.
 Runs on the CPU with numpy whatever the device of the input; needs the ``radar`` extra.
 
 Examples
@@ -34,7 +38,7 @@ from torch import nn
 from .._optional import import_optional
 from ..errors import DataValidationError
 from .base import register_model
-from .motion import from_db, lucas_kanade, to_db
+from .motion import from_db, lucas_kanade, radar_settings, to_db
 
 __all__ = ["SProg"]
 
@@ -97,15 +101,19 @@ class SProg(nn.Module):
             return np.full(shape, self.fill_value, dtype=np.float32)
         db = to_db(r, self.threshold, self.zerovalue)
         velocity = lucas_kanade(db)
-        with contextlib.redirect_stdout(io.StringIO()):  # pysteps prints its settings
-            out = sprog.forecast(
-                db[-(self.ar_order + 1) :],
-                velocity,
-                self.out_steps,
-                precip_thr=self.precip_thr,
-                n_cascade_levels=self.n_cascade_levels,
-                ar_order=self.ar_order,
-            )
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # pysteps prints its settings
+                out = sprog.forecast(
+                    db[-(self.ar_order + 1) :],
+                    velocity,
+                    self.out_steps,
+                    precip_thr=self.precip_thr,
+                    n_cascade_levels=self.n_cascade_levels,
+                    ar_order=self.ar_order,
+                )
+        except (ValueError, np.linalg.LinAlgError):  # undefined AR statistics (see above)
+            extrap = import_optional("pysteps.extrapolation.semilagrangian")
+            out = extrap.extrapolate(db[-1], velocity, self.out_steps, outval=np.nan)
         rain = from_db(out, self.threshold)
         rain = np.where(np.isfinite(out), rain, self.fill_value)
         return rain.astype(np.float32)
@@ -124,6 +132,7 @@ class SProg(nn.Module):
     "sprog",
     aliases=("s-prog",),
     baseline=True,
+    settings=radar_settings,
     description="S-PROG spectral prognosis nowcast (pysteps): cascade + AR(2) + LK motion",
 )
 def _build_sprog(
