@@ -22,7 +22,7 @@ def test_every_subcommand_help_shows_an_example(cmd, capsys):
         main([cmd, "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert "example:" in out and f"stgeo {cmd}" in out
+    assert "examples:" in out and f"stgeo {cmd}" in out
 
 
 def test_no_command_prints_help(capsys):
