@@ -24,7 +24,7 @@ from torch import nn
 
 from .._optional import import_optional
 from .base import register_model
-from .motion import lucas_kanade, radar_settings, to_db
+from .motion import lucas_kanade, per_sequence, radar_settings, to_db
 
 __all__ = ["Extrapolation"]
 
@@ -56,13 +56,7 @@ class Extrapolation(nn.Module):
         return out.astype(np.float32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        arr = x.detach().float().cpu().numpy()
-        b, _, c, h, w = arr.shape
-        out = np.empty((b, self.out_steps, c, h, w), dtype=np.float32)
-        for i in range(b):
-            for j in range(c):
-                out[i, :, j] = self._one(arr[i, :, j])
-        return torch.from_numpy(out).to(x.device)
+        return per_sequence(x, self.out_steps, self._one)
 
 
 @register_model(

@@ -19,14 +19,16 @@ Examples
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
 from .._optional import import_optional
 from .base import BaselineSettings
 
-__all__ = ["from_db", "lucas_kanade", "radar_settings", "to_db"]
+__all__ = ["from_db", "lucas_kanade", "per_sequence", "radar_settings", "to_db"]
 
 
 def to_db(rain: np.ndarray, threshold: float = 0.1, zerovalue: float = -15.0) -> np.ndarray:
@@ -93,3 +95,25 @@ def radar_settings(
     BaselineSettings(in_steps=4, out_steps=12, hyperparameters={})
     """
     return BaselineSettings(in_steps or 4, lead_steps or 1, dict(kwargs))
+
+
+def per_sequence(
+    x: torch.Tensor, out_steps: int, nowcast: Callable[[np.ndarray], np.ndarray]
+) -> torch.Tensor:
+    """Apply a numpy nowcast ``(T, H, W) -> (out_steps, H, W)`` to every sample and channel of
+    ``x`` ``(B, T, C, H, W)``; the result is float32 on ``x``'s device.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> y = per_sequence(torch.ones(2, 3, 1, 4, 4), 2, lambda f: np.repeat(f[-1:], 2, axis=0))
+    >>> tuple(y.shape)
+    (2, 2, 1, 4, 4)
+    """
+    arr = x.detach().float().cpu().numpy()
+    b, _, c, h, w = arr.shape
+    out = np.empty((b, out_steps, c, h, w), dtype=np.float32)
+    for i in range(b):
+        for j in range(c):
+            out[i, :, j] = nowcast(arr[i, :, j])
+    return torch.from_numpy(out).to(x.device)

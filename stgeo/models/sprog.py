@@ -38,7 +38,7 @@ from torch import nn
 from .._optional import import_optional
 from ..errors import DataValidationError
 from .base import register_model
-from .motion import from_db, lucas_kanade, radar_settings, to_db
+from .motion import from_db, lucas_kanade, per_sequence, radar_settings, to_db
 
 __all__ = ["SProg"]
 
@@ -119,13 +119,7 @@ class SProg(nn.Module):
         return rain.astype(np.float32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        arr = x.detach().float().cpu().numpy()
-        b, _, c, h, w = arr.shape
-        out = np.empty((b, self.out_steps, c, h, w), dtype=np.float32)
-        for i in range(b):
-            for j in range(c):
-                out[i, :, j] = self.nowcast(arr[i, :, j])
-        return torch.from_numpy(out).to(x.device)
+        return per_sequence(x, self.out_steps, self.nowcast)
 
 
 @register_model(
