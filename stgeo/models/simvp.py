@@ -27,20 +27,18 @@ from torch import nn
 from ..errors import DataValidationError
 from .base import register_model
 from .layers import (
-    ForecastModule,
+    EncoderTranslatorDecoder,
     FrameDecoder,
     FrameEncoder,
     TranslatorBlock,
     check_hyperparameter,
-    crop_to,
-    pad_to_multiple,
 )
 from .losses import AUX_LOSSES
 
 __all__ = ["SimVP"]
 
 
-class SimVP(ForecastModule):
+class SimVP(EncoderTranslatorDecoder):
     """SimVP v2: encoder (N_S blocks), translator (N_T gSTA or TAU blocks), decoder.
 
     Parameters
@@ -121,19 +119,10 @@ class SimVP(ForecastModule):
         # stacked skips are mixed by a 1x1 convolution
         self.skip_proj = nn.Conv2d(c_in, c_out, 1) if in_steps != out_steps else None
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, c, h, w = x.shape
-        x = pad_to_multiple(x, self.factor)
-        hp, wp = x.shape[-2:]
-        z, skip = self.encoder(x.reshape(b * t, c, hp, wp))
+    def _translate(self, z: torch.Tensor, b: int, t: int) -> torch.Tensor:
         hl, wl = z.shape[-2:]
         z = self.translator(z.reshape(b, t * self.hid_S, hl, wl))
-        z = z.reshape(b * self.out_steps, self.hid_S, hl, wl)
-        if self.skip_proj is not None:
-            skip = self.skip_proj(skip.reshape(b, t * self.hid_S, hp, wp))
-        skip = skip.reshape(b * self.out_steps, self.hid_S, hp, wp)
-        y = self.decoder(z, skip).reshape(b, self.out_steps, c, hp, wp)
-        return crop_to(y, (h, w))
+        return z.reshape(b * self.out_steps, self.hid_S, hl, wl)
 
 
 def _build_simvp(in_steps, out_steps, channels, grid_shape=None, **hp) -> SimVP:

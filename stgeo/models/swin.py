@@ -30,12 +30,10 @@ from torch import nn
 from ..errors import DataValidationError
 from .base import register_model
 from .layers import (
-    ForecastModule,
+    EncoderTranslatorDecoder,
     FrameDecoder,
     FrameEncoder,
     check_hyperparameter,
-    crop_to,
-    pad_to_multiple,
 )
 from .layers.swin import SwinBlock, window_geometry
 from .layers.transformer import check_heads, init_transformer_weights
@@ -108,7 +106,7 @@ class SwinTranslator(nn.Module):
         return self.head(self.norm(z)).reshape(b, h, w, -1)
 
 
-class SwinVP(ForecastModule):
+class SwinVP(EncoderTranslatorDecoder):
     """SimVP-style encoder/decoder around a Swin Transformer translator.
 
     Parameters
@@ -175,23 +173,14 @@ class SwinVP(ForecastModule):
         c_in, c_out = in_steps * hid_S, out_steps * hid_S
         self.skip_proj = nn.Conv2d(c_in, c_out, 1) if in_steps != out_steps else None
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, c, h, w = x.shape
-        x = pad_to_multiple(x, self.factor)
-        hp, wp = x.shape[-2:]
-        z, skip = self.encoder(x.reshape(b * t, c, hp, wp))
+    def _translate(self, z: torch.Tensor, b: int, t: int) -> torch.Tensor:
         hl, wl = z.shape[-2:]
         # (B*T, hid, h, w) -> tokens with the frames stacked on channels (B, h, w, T*hid)
         tokens = z.reshape(b, t, self.hid_S, hl, wl).permute(0, 3, 4, 1, 2)
         z = self.translator(tokens.reshape(b, hl, wl, t * self.hid_S))
         # (B, h, w, T_out*hid) -> (B*T_out, hid, h, w), channels-last in memory
         z = z.reshape(b, hl, wl, self.out_steps, self.hid_S).permute(0, 3, 1, 2, 4)
-        z = z.reshape(b * self.out_steps, hl, wl, self.hid_S).permute(0, 3, 1, 2)
-        if self.skip_proj is not None:
-            skip = self.skip_proj(skip.reshape(b, t * self.hid_S, hp, wp))
-        skip = skip.reshape(b * self.out_steps, self.hid_S, hp, wp)
-        y = self.decoder(z, skip).reshape(b, self.out_steps, c, hp, wp)
-        return crop_to(y, (h, w))
+        return z.reshape(b * self.out_steps, hl, wl, self.hid_S).permute(0, 3, 1, 2)
 
 
 def _check(

@@ -24,11 +24,12 @@ from .common import (
     crop_to,
     pad_to_multiple,
 )
-from .conv import ConvNormAct, FrameDecoder, FrameEncoder
+from .conv import ConvNormAct, EncoderTranslatorDecoder, FrameDecoder, FrameEncoder
 
 __all__ = [
     "ConvNormAct",
     "DropPath",
+    "EncoderTranslatorDecoder",
     "ForecastModule",
     "FrameDecoder",
     "FrameEncoder",

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from ...errors import DataValidationError
+from .common import ForecastModule, crop_to, pad_to_multiple
 
-__all__ = ["ConvNormAct", "FrameDecoder", "FrameEncoder"]
+__all__ = ["ConvNormAct", "EncoderTranslatorDecoder", "FrameDecoder", "FrameEncoder"]
 
 
 class ConvNormAct(nn.Module):
@@ -90,3 +91,30 @@ class FrameDecoder(nn.Module):
             x = blk(x)
         x = self.blocks[-1](x + skip)
         return self.readout(x)
+
+
+class EncoderTranslatorDecoder(ForecastModule):
+    """SimVP-style forecaster: per-frame encoder -> translator -> per-frame decoder with skip.
+
+    Subclasses build ``encoder`` (a :class:`FrameEncoder`), ``decoder`` (a
+    :class:`FrameDecoder`), ``factor`` (the encoder's down-sampling), ``hid_S``, ``skip_proj``
+    (a 1x1 convolution mixing the stacked skips when ``T_out != T_in``, else None) and
+    implement :meth:`_translate`. The input is replicate-padded to a multiple of ``factor``
+    and the output cropped back, so any grid size works.
+    """
+
+    def _translate(self, z: torch.Tensor, b: int, t: int) -> torch.Tensor:  # pragma: no cover
+        """Latent frames ``(B*T_in, hid_S, h, w)`` -> ``(B*T_out, hid_S, h, w)``."""
+        raise NotImplementedError
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c, h, w = x.shape
+        x = pad_to_multiple(x, self.factor)
+        hp, wp = x.shape[-2:]
+        z, skip = self.encoder(x.reshape(b * t, c, hp, wp))
+        z = self._translate(z, b, t)
+        if self.skip_proj is not None:
+            skip = self.skip_proj(skip.reshape(b, t * self.hid_S, hp, wp))
+        skip = skip.reshape(b * self.out_steps, self.hid_S, hp, wp)
+        y = self.decoder(z, skip).reshape(b, self.out_steps, c, hp, wp)
+        return crop_to(y, (h, w))
