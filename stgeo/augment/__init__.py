@@ -12,6 +12,16 @@ RandomFlip(p=0.5))``) or a :func:`functools.partial`. Training resolves a name w
 ``stgeo._registry.AUGMENTATIONS.get(name)`` (``stgeo.train(..., augment="name")``); random
 draws should use torch's or NumPy's global generators, which training seeds.
 
+Some augmentations must first be fitted on the training data (NuwaDynamics fits a discovery
+model): they implement :class:`TrainableAugmentation`. Training fits them on the normalised
+training batches before the first epoch, saves them with the checkpoints, reloads them on
+resume and reseeds them per batch from the run seed, epoch and batch. A registered
+trainable augmentation is a template: each run works on its own ``replace(**settings)`` copy,
+so ``augment={"name": "nuwa", "k": 0.1}`` changes settings without touching the registry.
+
+Registered by stgeo: ``"nuwa"`` (alias ``"nuwadynamics"``), an unfitted
+:class:`stgeo.augment.nuwa.NuwaAugment` with its default settings.
+
 Third-party packages register augmentations from an entry point in group
 ``stgeo.augmentations`` (see the "Extending stgeo" guide).
 
@@ -36,16 +46,74 @@ True
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
-from typing import Any
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
-from .._registry import AUGMENTATIONS
+from .._registry import AUGMENTATIONS, Registry
 from ..errors import StgeoTypeError
 
-__all__ = ["Augmentation", "get_augmentation", "list_augmentations", "register_augmentation"]
+__all__ = [
+    "Augmentation",
+    "TrainableAugmentation",
+    "get_augmentation",
+    "list_augmentations",
+    "register_augmentation",
+]
 
 #: the type of an augmentation: ``(x, y) -> (x, y)`` on normalised training batches
 Augmentation = Callable[[Any, Any], tuple[Any, Any]]
+
+
+@runtime_checkable
+class TrainableAugmentation(Protocol):
+    """An augmentation fitted on the training data before training (e.g. NuwaDynamics).
+
+    Besides ``__call__(x, y) -> (x, y)`` it has:
+
+    ``fitted``
+        Whether it is ready (a fitted augmentation given to training is not refitted).
+    ``fit(batches, *, seed, device)``
+        Fit on the training loader's normalised ``(x, y)`` batches (a bounded number of them
+        is the augmentation's business); ``seed`` is the run seed.
+    ``save(path)`` / ``restore(path)``
+        Write the fitted state into a folder (safetensors/JSON, no pickle) / take it back
+        (on resume: reused, not refitted).
+    ``reseed(*keys)``
+        Restart its random generator from its own seed and ``keys`` (training passes the run
+        seed, epoch, batch and rank before every batch: a resumed run draws the same).
+    ``replace(**settings)``
+        A copy with settings changed (each run works on its own copy of a registered one).
+    ``to(device)``
+        Move its state to the training device.
+
+    Examples
+    --------
+    >>> from stgeo.augment import TrainableAugmentation
+    >>> from stgeo.augment.nuwa import NuwaAugment
+    >>> isinstance(NuwaAugment(), TrainableAugmentation)
+    True
+    >>> isinstance(lambda x, y: (x, y), TrainableAugmentation)
+    False
+    """
+
+    @property
+    def fitted(self) -> bool: ...
+
+    def fit(self, batches: Iterable[Any], *, seed: int = 0, device: Any = None) -> Any: ...
+
+    def save(self, path: str | os.PathLike) -> Path: ...
+
+    def restore(self, path: str | os.PathLike) -> Any: ...
+
+    def reseed(self, *keys: int) -> None: ...
+
+    def replace(self, **settings: Any) -> Any: ...
+
+    def to(self, device: Any) -> Any: ...
+
+    def __call__(self, x: Any, y: Any) -> tuple[Any, Any]: ...
 
 
 def _check_augmentation(name: str, func: Any) -> None:
@@ -151,3 +219,19 @@ def list_augmentations(pattern: str = "*") -> list[str]:
     True
     """
     return AUGMENTATIONS.list(pattern)
+
+
+def _builtin(registry: Registry[Any]) -> None:
+    """stgeo's own augmentations, imported on the first lookup (torch is not imported before)."""
+    from .nuwa import NuwaAugment
+
+    if "nuwa" not in registry.list("nuwa"):
+        registry.add(
+            "nuwa",
+            NuwaAugment(),
+            aliases=["nuwadynamics"],
+            description="NuwaDynamics: discovery ViT + intervention on the least-attended patches",
+        )
+
+
+AUGMENTATIONS.add_source(_builtin)

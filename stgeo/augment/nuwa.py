@@ -46,13 +46,15 @@ True
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,6 +67,7 @@ __all__ = [
     "discovery_patch_size",
     "fit_discovery",
     "intervene",
+    "mix_seed",
     "patch_importance",
 ]
 
@@ -300,6 +303,22 @@ def _build_for(x: torch.Tensor, patch_size: int | None, seed: int, **hp: Any) ->
         return DiscoveryViT(t, c, patch_size=p, token_grid=_grid(h, w, p), **hp)
 
 
+def _fit_step(model: DiscoveryViT, optimiser: torch.optim.Optimizer, x: torch.Tensor) -> float:
+    """One AdamW step on the reconstruction MSE; non-finite pixels (no-data masks) are fed as 0
+    and left out of the loss."""
+    x = x.to(next(model.parameters()).device, torch.float32)
+    finite = torch.isfinite(x)
+    if bool(finite.all()):
+        loss = F.mse_loss(model(x), x)
+    else:
+        x = torch.where(finite, x, 0.0)
+        loss = ((model(x) - x) ** 2 * finite).sum() / finite.sum().clamp(min=1)
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return float(loss.detach())
+
+
 def fit_discovery(
     batches: Iterable[Any],
     *,
@@ -313,6 +332,7 @@ def fit_discovery(
     mlp_ratio: float = 2.0,
     weight_decay: float = 1e-4,
     model: DiscoveryViT | None = None,
+    device: str | torch.device | None = None,
 ) -> DiscoveryViT:
     """Train a :class:`DiscoveryViT` to reconstruct its input windows (MSE on the real pixels).
 
@@ -320,7 +340,8 @@ def fit_discovery(
     ----------
     batches : iterable
         Input windows ``(B, T, C, H, W)`` (normalised like the training batches), or
-        ``(x, y, ...)`` tuples whose first item is used. Iterated again from the start
+        ``(x, y, ...)`` tuples whose first item is used. Non-finite pixels (no data) are
+        fed to the model as 0 and left out of the loss. Iterated again from the start
         until ``steps`` optimiser steps are done; a one-shot iterator (generator) ends the
         fit when it is exhausted. Grids may differ from batch to batch.
     steps : int
@@ -337,6 +358,8 @@ def fit_discovery(
         Size of the model (see :class:`DiscoveryViT`); ignored when ``model`` is given.
     model : DiscoveryViT, optional
         Continue fitting this model instead of building a new one.
+    device : str or torch.device, optional
+        Where to fit (default: the given model's device, else CPU).
 
     Returns
     -------
@@ -363,14 +386,9 @@ def fit_discovery(
                 hp = {"embed_dim": embed_dim, "depth": depth, "heads": heads}
                 model = _build_for(x, patch_size, seed, mlp_ratio=mlp_ratio, **hp)
             if optimiser is None:
-                model.train()
+                model.train().to(device or next(model.parameters()).device)
                 optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-            x = x.to(next(model.parameters()).device, torch.float32)
-            loss = F.mse_loss(model(x), x)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            losses.append(float(loss.detach()))
+            losses.append(_fit_step(model, optimiser, x))
             if len(losses) >= steps:
                 break
         if len(losses) == n_before:
@@ -581,72 +599,137 @@ def intervene(
 
 
 # -- the augmentation -----------------------------------------------------------------------
+#: settings of the discovery model and its fit; changing one drops a fitted model (replace())
+DISCOVERY_SETTINGS = ("patch_size", "embed_dim", "depth", "heads", "fit_steps", "fit_batches",
+                      "fit_lr")  # fmt: skip
+
+
+def mix_seed(*keys: int) -> int:
+    """One 63-bit seed from several non-negative ints (NumPy's ``SeedSequence``).
+
+    Examples
+    --------
+    >>> mix_seed(0, 1, 2) == mix_seed(0, 1, 2) != mix_seed(0, 2, 1)
+    True
+    """
+    for key in keys:
+        _check_number("seed key", key, minimum=0)
+    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+class _FirstBatches:
+    """Re-iterable view of the first ``n`` batches of ``batches`` (all when ``n`` is None);
+    the source's iterator is closed when a pass ends early (loaders with worker threads)."""
+
+    def __init__(self, batches: Iterable[Any], n: int | None) -> None:
+        self.batches, self.n = batches, n
+
+    def __iter__(self) -> Iterator[Any]:
+        it = iter(self.batches)
+        try:
+            yield from (it if self.n is None else itertools.islice(it, self.n))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+
 class NuwaAugment:
     """NuwaDynamics as a batch transform ``(x, y) -> (x_aug, y_aug)``: original + intervened.
 
-    Each call draws ``m`` of the ``B`` samples without replacement (``m = p * B``,
-    stochastically rounded so that the expected share is exactly ``p``; exact whenever
-    ``p * B`` is whole), computes their patch importance with the discovery model,
+    Each call draws ``m`` of the ``B`` samples without replacement (``m = share * B``,
+    stochastically rounded so that the expected share is exactly ``share``; exact whenever
+    ``share * B`` is whole), computes their patch importance with the discovery model,
     intervenes on them (:func:`intervene`) and returns ``cat([x, x_intervened])`` and
     ``cat([y, y[chosen]])``: the first ``B`` samples are the batch unchanged, the targets of
     the intervened copies are the original targets (never touched). Batches grow to about
-    ``(1 + p) * B`` — this is the paper's "update" step (train on original plus intervened
-    samples) rather than replacing samples.
+    ``(1 + share) * B`` — this is the paper's "update" step (train on original plus
+    intervened samples) rather than replacing samples.
 
-    All draws come from the augmentation's own CPU ``torch.Generator`` seeded with ``seed``
-    (advanced by every call, global random state untouched): the same seed and batches give
-    the same output, and :meth:`state_dict` / :meth:`load_state_dict` let a resumed run
-    continue the sequence exactly.
+    Without a ``model`` the augmentation is *unfitted*: :meth:`fit` trains the discovery
+    model (:func:`fit_discovery`) on normalised training windows. ``stgeo.train(...,
+    augment=NuwaAugment(...))`` or ``augment="nuwa"`` does that on the training split before
+    the first epoch, saves it with the run's checkpoints and reloads it on resume.
+
+    All draws come from the augmentation's own CPU ``torch.Generator`` (global random state
+    untouched), seeded with ``seed`` and advanced by every call; :meth:`reseed` restarts it
+    from ``seed`` and extra keys (training reseeds it from the run seed, epoch and batch, so
+    that a resumed run draws exactly what the uninterrupted run drew), and
+    :meth:`state_dict` / :meth:`load_state_dict` save and restore its position.
 
     Parameters
     ----------
-    model : DiscoveryViT
-        A fitted discovery model (:func:`fit_discovery`); it is put in eval mode.
+    model : DiscoveryViT, optional
+        A fitted discovery model (:func:`fit_discovery`); it is put in eval mode. Default:
+        none yet (call :meth:`fit`, or let training fit it).
     k : int or float
         Patches intervened per sample (count, or share in (0, 1)); see :func:`intervene`.
     mode : {"mean", "mix"}
         Neighbourhood mean or mix with a random neighbour.
     alpha : float
         Weight of the original patch in ``"mix"`` mode.
-    p : float
+    share : float
         Share of each batch that is intervened (and appended), in [0, 1].
     seed : int
-        Seed of the augmentation's generator.
+        Seed of the augmentation's generator (and, mixed with the seed given to
+        :meth:`fit`, of the discovery model's initialisation).
     patch_size : int, optional
-        Must equal the model's (the default); accepted so settings can be spelled out.
+        Discovery patch size; default :func:`discovery_patch_size` of the first fitting
+        batch's grid. With ``model`` it must equal the model's.
     cache : bool
         Keep importance maps by ``keys`` passed to :meth:`__call__` (int or str window ids
         that identify the exact input, crop included) and reuse them; saved with
         :meth:`save`. Only valid while the discovery model stays fixed.
+    fit_steps, fit_batches, fit_lr : int, int or None, float
+        How :meth:`fit` trains the discovery model: AdamW steps, the number of distinct
+        batches it cycles through (None: as many as the steps need) and the learning rate.
+    embed_dim, depth, heads : int
+        Size of the discovery model :meth:`fit` builds (see :class:`DiscoveryViT`).
 
     Examples
     --------
     >>> import torch
     >>> vit = DiscoveryViT(2, 1, patch_size=4, embed_dim=16)
-    >>> aug = NuwaAugment(vit, k=2, mode="mix", p=1.0, seed=1)
+    >>> aug = NuwaAugment(vit, k=2, mode="mix", share=1.0, seed=1)
     >>> x, y = torch.randn(3, 2, 1, 12, 12), torch.randn(3, 1, 1, 12, 12)
     >>> state = aug.state_dict()
     >>> a = aug(x, y)[0]
     >>> aug.load_state_dict(state)
     >>> bool(torch.equal(aug(x, y)[0], a))
     True
+
+    Unfitted, then fitted on a few windows:
+
+    >>> aug = NuwaAugment(k=0.25, share=0.5, fit_steps=2, embed_dim=16)
+    >>> aug.fitted
+    False
+    >>> _ = aug.fit([torch.randn(4, 2, 1, 12, 12)], seed=0)
+    >>> aug.fitted, aug.patch_size
+    (True, 1)
     """
 
     def __init__(
         self,
-        model: DiscoveryViT,
+        model: DiscoveryViT | None = None,
         *,
         k: int | float = 0.25,
         mode: str = "mean",
         alpha: float = 0.5,
-        p: float = 0.5,
+        share: float = 0.5,
         seed: int = 0,
         patch_size: int | None = None,
         cache: bool = False,
+        fit_steps: int = 200,
+        fit_batches: int | None = None,
+        fit_lr: float = 1e-3,
+        embed_dim: int = 128,
+        depth: int = 1,
+        heads: int = 1,
     ) -> None:
-        if not isinstance(model, DiscoveryViT):
+        if model is not None and not isinstance(model, DiscoveryViT):
             raise StgeoTypeError(f"model must be a DiscoveryViT, got {type(model).__name__}")
-        if patch_size is not None and patch_size != model.patch_size:
+        if model is not None and patch_size is not None and patch_size != model.patch_size:
             raise DataValidationError(
                 f"patch_size {patch_size} differs from the discovery model's "
                 f"{model.patch_size}; the patch size is fixed by the fitted model"
@@ -655,48 +738,177 @@ class NuwaAugment:
         if mode not in MODES:
             raise DataValidationError(f"mode must be one of {MODES}, got {mode!r}")
         _check_number("alpha", alpha, minimum=0.0, maximum=1.0, integer=False)
-        _check_number("p", p, minimum=0.0, maximum=1.0, integer=False)
+        _check_number("share", share, minimum=0.0, maximum=1.0, integer=False)
         _check_number("seed", seed, minimum=0)
-        self.model = model.eval()
-        self.k, self.mode, self.alpha, self.p, self.seed = k, mode, float(alpha), float(p), seed
-        self.patch_size = model.patch_size
+        for name, value in (("fit_steps", fit_steps), ("embed_dim", embed_dim)):
+            _check_number(name, value, minimum=1)
+        for name, value in (("patch_size", patch_size), ("fit_batches", fit_batches)):
+            if value is not None:
+                _check_number(name, value, minimum=1)
+        _check_number("fit_lr", fit_lr, minimum=0.0, integer=False)
+        self.k, self.mode, self.alpha, self.share = k, mode, float(alpha), float(share)
+        self.seed, self.cache_maps = seed, bool(cache)
+        self.fit_steps, self.fit_batches, self.fit_lr = fit_steps, fit_batches, float(fit_lr)
+        self.embed_dim, self.depth, self.heads = embed_dim, depth, heads
+        self.model: DiscoveryViT | None = None
+        self.patch_size = self._requested_patch = patch_size
         self.cache: dict[Hashable, torch.Tensor] | None = {} if cache else None
         self.generator = torch.Generator().manual_seed(seed)
         self.calls = 0
+        if model is not None:
+            self._set_model(model)
+
+    def _set_model(self, model: DiscoveryViT) -> None:
+        self.model = model.eval()
+        self.patch_size = model.patch_size
+        self.embed_dim, self.depth, self.heads = model.embed_dim, model.depth, model.heads
+        if self.cache is not None:
+            self.cache.clear()  # maps of another model are stale
+
+    # -- settings -------------------------------------------------------------------------
+    @property
+    def fitted(self) -> bool:
+        """Whether the augmentation has a discovery model (fitted, given or loaded)."""
+        return self.model is not None
+
+    @property
+    def p(self) -> float:
+        """Alias of :attr:`share` (the share of intervened samples per batch)."""
+        return self.share
 
     def settings(self) -> dict[str, Any]:
-        """The augmentation's settings (JSON-serialisable)."""
+        """The augmentation's settings (JSON-serialisable; ``NuwaAugment(**settings())``)."""
         return {
             "k": self.k,
             "mode": self.mode,
             "alpha": self.alpha,
-            "p": self.p,
+            "share": self.share,
             "seed": self.seed,
             "patch_size": self.patch_size,
             "cache": self.cache is not None,
+            "fit_steps": self.fit_steps,
+            "fit_batches": self.fit_batches,
+            "fit_lr": self.fit_lr,
+            "embed_dim": self.embed_dim,
+            "depth": self.depth,
+            "heads": self.heads,
         }
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
-        return f"NuwaAugment({args})"
+        return f"NuwaAugment({args}, fitted={self.fitted})"
+
+    def replace(self, **changes: Any) -> NuwaAugment:
+        """A new augmentation with some settings changed (its own generator and cache).
+
+        The fitted discovery model is kept (shared, it is not trained further) unless a
+        setting of the discovery (``patch_size``, ``embed_dim``, ``depth``, ``heads``,
+        ``fit_steps``, ``fit_batches``, ``fit_lr``) changes: then the copy is unfitted.
+        ``stgeo.train(augment={"name": "nuwa", **changes})`` uses this on the registered
+        instance.
+
+        Raises
+        ------
+        StgeoTypeError
+            An unknown setting (the message lists the valid ones).
+
+        Examples
+        --------
+        >>> aug = NuwaAugment(k=0.1).replace(k=0.2, share=1.0)
+        >>> aug.k, aug.share, aug.fitted
+        (0.2, 1.0, False)
+        """
+        if "p" in changes:  # the share's short name
+            changes["share"] = changes.pop("p")
+        settings = self.settings()
+        unknown = sorted(set(changes) - set(settings))
+        if unknown:
+            raise StgeoTypeError(
+                f"unknown NuwaDynamics setting(s) {unknown}; valid settings: {sorted(settings)}"
+            )
+        keep = self.model is not None and not any(
+            k in DISCOVERY_SETTINGS and changes[k] != settings[k] for k in changes
+        )
+        if not keep and "patch_size" not in changes:
+            settings["patch_size"] = self._requested_patch  # automatic stays automatic
+        return type(self)(self.model if keep else None, **{**settings, **changes})
+
+    # -- discovery ------------------------------------------------------------------------
+    def fit(
+        self, batches: Iterable[Any], *, seed: int = 0, device: str | torch.device | None = None
+    ) -> NuwaAugment:
+        """Fit a new discovery model on ``batches`` (normalised training windows); return self.
+
+        ``batches`` yields ``(B, T, C, H, W)`` tensors or ``(x, y, ...)`` tuples (a training
+        loader); the first ``fit_batches`` of them are cycled through for ``fit_steps``
+        AdamW steps (:func:`fit_discovery`). The initialisation is seeded with
+        ``mix_seed(self.seed, seed)``. Under torchrun (an initialised default process group)
+        every rank ends with rank 0's weights.
+        """
+        _check_number("seed", seed, minimum=0)
+        model = fit_discovery(
+            _FirstBatches(batches, self.fit_batches),
+            steps=self.fit_steps,
+            lr=self.fit_lr,
+            seed=mix_seed(self.seed, seed),
+            patch_size=self.patch_size,
+            embed_dim=self.embed_dim,
+            depth=self.depth,
+            heads=self.heads,
+            device=device,
+        )
+        _broadcast_from_rank0(model)
+        self._set_model(model)
+        return self
+
+    def to(self, device: str | torch.device) -> NuwaAugment:
+        """Move the discovery model to ``device`` (where the batches are); return self."""
+        if self.model is not None:
+            self.model.to(device)
+        return self
+
+    def _fitted_model(self) -> DiscoveryViT:
+        if self.model is None:
+            raise DataValidationError(
+                "this NuwaAugment has no discovery model yet: call aug.fit(batches) on "
+                "normalised training windows, pass a fitted DiscoveryViT, or give it to "
+                "stgeo.train(augment=...), which fits it on the training split"
+            )
+        return self.model
+
+    # -- the transform ----------------------------------------------------------------------
+    def reseed(self, *keys: int) -> None:
+        """Restart the generator from ``mix_seed(seed, *keys)`` (e.g. run seed, epoch, batch).
+
+        Examples
+        --------
+        >>> aug = NuwaAugment()
+        >>> aug.reseed(0, 3, 7)
+        >>> a = aug.generator.initial_seed()
+        >>> aug.reseed(0, 3, 7)
+        >>> aug.generator.initial_seed() == a
+        True
+        """
+        self.generator.manual_seed(mix_seed(self.seed, *keys))
 
     def _draw(self, b: int) -> torch.Tensor:
-        whole = math.floor(self.p * b)
-        extra = torch.rand((), generator=self.generator).item() < self.p * b - whole
+        whole = math.floor(self.share * b)
+        extra = torch.rand((), generator=self.generator).item() < self.share * b - whole
         m = min(b, whole + int(extra))
         return torch.randperm(b, generator=self.generator)[:m].sort().values
 
     def importance(self, x: torch.Tensor, keys: list[Hashable] | None = None) -> torch.Tensor:
         """Patch importance of ``x`` (:func:`patch_importance`), through the cache if enabled."""
+        model = self._fitted_model()
         if self.cache is None or keys is None:
-            return patch_importance(self.model, x)
+            return patch_importance(model, x)
         if len(keys) != x.shape[0]:
             raise DataValidationError(f"got {len(keys)} keys for {x.shape[0]} samples")
         if any(isinstance(key, bool) or not isinstance(key, (int, str)) for key in keys):
             raise StgeoTypeError("cache keys must be ints or strings (window ids), e.g. [0, 1]")
         todo = [i for i, key in enumerate(keys) if key not in self.cache]
         if todo:
-            fresh = patch_importance(self.model, x[todo])
+            fresh = patch_importance(model, x[todo])
             for i, imp in zip(todo, fresh, strict=True):
                 self.cache[keys[i]] = imp.cpu()
         return torch.stack([self.cache[key] for key in keys]).to(x.device)
@@ -708,6 +920,7 @@ class NuwaAugment:
         _check_window(x)
         if not isinstance(y, torch.Tensor) or y.shape[0] != x.shape[0]:
             raise DataValidationError("y must be a tensor with the same batch size as x")
+        self._fitted_model()
         self.calls += 1
         chosen = self._draw(x.shape[0])
         if chosen.numel() == 0:
@@ -718,7 +931,7 @@ class NuwaAugment:
         x_int = intervene(
             xs,
             imp,
-            patch_size=self.patch_size,
+            patch_size=self.model.patch_size,  # type: ignore[union-attr]
             k=self.k,
             mode=self.mode,
             alpha=self.alpha,
@@ -735,28 +948,36 @@ class NuwaAugment:
         self.generator.set_state(state["generator"])
         self.calls = int(state["calls"])
 
+    # -- files ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``path/`` with the discovery weights (safetensors), settings (JSON) and cache.
 
         ``discovery.safetensors`` holds the model's state dict, ``nuwa.json`` the format,
         the model's constructor keywords and the augmentation settings,
         ``importance.safetensors`` the cached importance maps (when caching). Nothing is
-        pickled. Files are written under temporary names and renamed.
+        pickled. Files are written under temporary names and renamed. A folder holding
+        files of these names that stgeo did not write (no NuwaDynamics ``nuwa.json``) is
+        refused, not overwritten.
+
+        Raises
+        ------
+        DataValidationError
+            Nothing to save yet (unfitted), or ``path`` holds foreign files of these names.
         """
         from safetensors.torch import save_file
 
+        model = self._fitted_model()
         out = Path(path)
+        _check_ours(out)
         out.mkdir(parents=True, exist_ok=True)
         doc = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
-            "model": self.model.config(),
+            "model": model.config(),
             "augment": self.settings(),
         }
         files = {
-            WEIGHTS_FILE: {
-                k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()
-            }
+            WEIGHTS_FILE: {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         }
         if self.cache:
             doc["cache_keys"] = [[type(k).__name__, k] for k in self.cache]
@@ -775,21 +996,96 @@ class NuwaAugment:
         """Rebuild a saved augmentation (weights loaded strictly, generator at its seed)."""
         root = Path(path)
         doc = _read_settings(root / SETTINGS_FILE)
-        model = DiscoveryViT(**{**doc["model"], "token_grid": tuple(doc["model"]["token_grid"])})
-        tensors = _read_tensors(root / WEIGHTS_FILE)
-        try:
-            model.load_state_dict(tensors, strict=True)
-        except RuntimeError as err:
-            raise ModelFileError(
-                f"{root / WEIGHTS_FILE} does not fit {SETTINGS_FILE}: {err}"
-            ) from None
-        aug = cls(model, **{k: v for k, v in doc["augment"].items() if k != "patch_size"})
+        aug = cls(_read_model(root, doc), **_saved_settings(doc))
         if aug.cache is not None and doc.get("cache_keys"):
             maps = _read_tensors(root / CACHE_FILE)
             kinds = {"int": int, "str": str}
             for i, (kind, key) in enumerate(doc["cache_keys"]):
                 aug.cache[kinds.get(kind, str)(key)] = maps[str(i)]
         return aug
+
+    def restore(self, path: str | os.PathLike) -> NuwaAugment:
+        """Take the discovery model (and cached maps) saved in ``path`` by :meth:`save`.
+
+        Used on resume: the saved model is reused, not refitted. The saved settings must
+        equal this augmentation's (a fitted model's patch size aside when this one is
+        unfitted and its ``patch_size`` is automatic).
+
+        Raises
+        ------
+        DataValidationError
+            The saved augmentation was made with other settings.
+        ModelFileError
+            ``path`` holds no valid saved augmentation.
+        """
+        saved = type(self).load(path)
+        mine, theirs = self.settings(), saved.settings()
+        if self.patch_size is None and not self.fitted:
+            theirs["patch_size"] = None
+        diff = sorted(k for k in mine if mine[k] != theirs[k])
+        if diff:
+            raise DataValidationError(
+                f"the NuwaDynamics augmentation saved in {path} was made with other settings "
+                f"({', '.join(f'{k}: {theirs[k]!r} != {mine[k]!r}' for k in diff)}); use the "
+                "same settings, or start the run over (resume=False or another checkpoint_dir)"
+            )
+        device = next(self.model.parameters()).device if self.model is not None else None
+        self._set_model(saved._fitted_model())
+        if device is not None:
+            self.to(device)
+        if saved.cache:
+            self.cache = dict(saved.cache)
+        return self
+
+
+def _broadcast_from_rank0(model: nn.Module) -> None:
+    """Under an initialised torch.distributed process group: every rank takes rank 0's
+    weights (ranks fit on different shards)."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            dist.broadcast(t, src=0)
+
+
+def _check_ours(out: Path) -> None:
+    """Refuse to overwrite files of our names that stgeo did not write."""
+    ours = [out / n for n in (WEIGHTS_FILE, CACHE_FILE, SETTINGS_FILE)]
+    if not any(f.exists() for f in ours):
+        return
+    try:
+        _read_settings(out / SETTINGS_FILE)
+    except ModelFileError:
+        raise DataValidationError(
+            f"{out} already holds files named like a saved NuwaDynamics augmentation "
+            f"({', '.join(f.name for f in ours if f.exists())}) that stgeo did not write; "
+            "save to another folder"
+        ) from None
+
+
+def _saved_settings(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor keywords of a saved augmentation (older files: ``p`` is ``share``)."""
+    settings = dict(doc["augment"])
+    if "p" in settings:
+        settings["share"] = settings.pop("p")
+    settings.pop("patch_size", None)  # fixed by the model
+    for name in ("embed_dim", "depth", "heads"):
+        settings.pop(name, None)
+    return settings
+
+
+def _read_model(root: Path, doc: Mapping[str, Any]) -> DiscoveryViT:
+    try:
+        model = DiscoveryViT(**{**doc["model"], "token_grid": tuple(doc["model"]["token_grid"])})
+    except (KeyError, TypeError) as err:
+        raise ModelFileError(f"{root / SETTINGS_FILE} has no valid model settings: {err}") from None
+    tensors = _read_tensors(root / WEIGHTS_FILE)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        raise ModelFileError(f"{root / WEIGHTS_FILE} does not fit {SETTINGS_FILE}: {err}") from None
+    return model
 
 
 def _read_settings(path: Path) -> dict[str, Any]:

@@ -43,11 +43,13 @@ epoch 2: val_mse=...
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .._registry import AUGMENTATIONS
+from ..augment import TrainableAugmentation
 from ..errors import StgeoTypeError
 from ..options import show_progress
 from .config import TrainConfig
@@ -56,6 +58,7 @@ __all__ = [
     "Augmentation",
     "Callback",
     "CallbackList",
+    "FittedAugmentation",
     "ProgressBar",
     "TrainState",
     "augmentation",
@@ -110,6 +113,12 @@ class TrainState:
     best, best_epoch, best_result, bad_epochs
         Model selection: the best validation score so far, its epoch (from 1), its scores
         and the epochs since it.
+    train_loader : BatchLoader or None
+        The run's training loader (normalised ``(x, y)`` CPU batches of this rank; e.g.
+        for callbacks that fit something on the training split in ``on_fit_start``).
+    checkpoint_dir : pathlib.Path or None
+        The run's checkpoint folder (``train(checkpoint_dir=...)``); callbacks may keep
+        their own state in a subfolder of it.
     """
 
     config: TrainConfig
@@ -132,6 +141,8 @@ class TrainState:
     best_epoch: int | None = None
     best_result: dict[str, Any] = field(default_factory=dict)
     bad_epochs: int = 0
+    train_loader: Any = None
+    checkpoint_dir: Path | None = None
 
     @property
     def is_main(self) -> bool:
@@ -270,23 +281,116 @@ class Augmentation(Callback):
         return self.fn(x, y)
 
 
-def augmentation(augment: str | Callable[..., Any] | None) -> Augmentation | None:
-    """The callback of ``train(augment=...)``: a registered name or a callable.
+class FittedAugmentation(Augmentation):
+    """Runs a :class:`~stgeo.augment.TrainableAugmentation` (e.g. NuwaDynamics) in training.
+
+    ``on_fit_start``: on a resumed run (``state.next_epoch > 0``) whose checkpoint folder
+    holds the saved augmentation (``checkpoint_dir/augment/``), that is restored and reused;
+    otherwise an unfitted augmentation is fitted on the training loader's batches with the
+    run seed (a fitted one is used as given), and then saved there (rank 0). The
+    augmentation is moved to the model's device.
+
+    ``on_batch_start``: reseeds it from ``(run seed, epoch, batch, rank)`` and returns
+    ``augment(x, y)``, so every batch's draws depend only on where it is in the run and a
+    resumed run is exact.
+
+    Examples
+    --------
+    >>> from stgeo.augment.nuwa import NuwaAugment
+    >>> FittedAugmentation(NuwaAugment()).folder(None) is None
+    True
+    """
+
+    #: subfolder of the checkpoint folder that holds the fitted augmentation
+    FOLDER = "augment"
+
+    def __init__(self, augment: TrainableAugmentation):
+        super().__init__(augment)
+        self.augment = augment
+
+    def folder(self, state: TrainState | None) -> Path | None:
+        """Where the fitted augmentation is saved (None without a checkpoint folder)."""
+        if state is None or state.checkpoint_dir is None:
+            return None
+        return Path(state.checkpoint_dir) / self.FOLDER
+
+    def on_fit_start(self, state: TrainState) -> None:
+        aug, folder = self.augment, self.folder(state)
+        device = next(iter(state.model.parameters()), None)
+        device = None if device is None else device.device
+        resumed = folder is not None and state.next_epoch > 0 and folder.is_dir()
+        if resumed:
+            aug.restore(folder)  # reuse the saved fit
+        elif not aug.fitted:
+            loader = state.train_loader
+            if hasattr(loader, "set_epoch"):
+                loader.set_epoch(0)  # the same batches whichever epoch the run starts at
+            aug.fit(loader, seed=state.config.seed, device=device)
+        if device is not None:
+            aug.to(device)
+        if folder is not None and state.is_main and not resumed:
+            aug.save(folder)
+
+    def on_batch_start(self, state: TrainState, x: Any, y: Any) -> tuple[Any, Any]:
+        self.augment.reseed(state.config.seed, state.epoch, state.batch, state.rank)
+        return self.augment(x, y)
+
+
+def _from_registry(name: str, settings: Mapping[str, Any]) -> Callable[..., Any]:
+    """The registered augmentation ``name``; a trainable one as a fresh copy with ``settings``."""
+    obj = AUGMENTATIONS.get(name)
+    if isinstance(obj, TrainableAugmentation):
+        return obj.replace(**settings)
+    if settings:
+        raise StgeoTypeError(
+            f"the augmentation {name!r} takes no settings (got {sorted(settings)}); register a "
+            "configured instance or a functools.partial under its own name instead"
+        )
+    return obj
+
+
+def augmentation(augment: str | Mapping[str, Any] | Callable[..., Any] | None) -> Callback | None:
+    """The callback of ``train(augment=...)``: a registered name, settings, or a callable.
+
+    ``augment`` is a registered name (``"nuwa"``), a mapping ``{"name": ..., **settings}``
+    (settings of a registered trainable augmentation, e.g. ``{"name": "nuwa", "k": 0.1}``),
+    a :class:`~stgeo.augment.TrainableAugmentation` instance (fitted on the training split
+    unless already fitted; see :class:`FittedAugmentation`) or any callable
+    ``(x, y) -> (x, y)``.
 
     Raises
     ------
     UnknownNameError
-        ``augment`` is a name no augmentation is registered under.
+        ``augment`` names no registered augmentation.
+    StgeoTypeError
+        A mapping without ``"name"``, unknown settings, or neither name nor callable.
+
+    Examples
+    --------
+    >>> cb = augmentation({"name": "nuwa", "k": 0.1, "share": 1.0})
+    >>> type(cb).__name__, cb.augment.k, cb.augment.share
+    ('FittedAugmentation', 0.1, 1.0)
     """
     if augment is None:
         return None
-    if isinstance(augment, str):
-        return Augmentation(AUGMENTATIONS.get(augment))
+    if isinstance(augment, Mapping):
+        settings = dict(augment)
+        name = settings.pop("name", None)
+        if not isinstance(name, str):
+            raise StgeoTypeError(
+                "an augment mapping needs the registered name under 'name', e.g. "
+                f"{{'name': 'nuwa', 'k': 0.25}}; got keys {sorted(map(str, augment))}"
+            )
+        augment = _from_registry(name, settings)
+    elif isinstance(augment, str):
+        augment = _from_registry(augment, {})
+    if isinstance(augment, TrainableAugmentation):
+        return FittedAugmentation(augment)
     if callable(augment):
         return Augmentation(augment)
     raise StgeoTypeError(
-        "augment must be a registered augmentation name or a callable (x, y) -> (x, y), "
-        f"got {type(augment).__name__}"
+        "augment must be a registered augmentation name, a mapping {'name': ..., **settings} "
+        f"or a callable (x, y) -> (x, y), got {type(augment).__name__}"
     )
 
 

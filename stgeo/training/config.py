@@ -47,6 +47,8 @@ def augment_name(augment: Any) -> str | None:
     """
     if augment is None or isinstance(augment, str):
         return augment
+    if isinstance(augment, Mapping):  # {"name": ..., **settings}
+        return json.dumps(dict(augment), sort_keys=True, default=str)
     qual = getattr(augment, "__qualname__", None) or type(augment).__qualname__
     return f"{getattr(augment, '__module__', '?')}.{qual}"
 
@@ -107,7 +109,7 @@ class TrainConfig:
     seed: int = 0
     max_steps_per_epoch: int | None = None
     max_val_steps: int | None = None
-    augment: str | Callable[..., Any] | None = None
+    augment: str | Mapping[str, Any] | Callable[..., Any] | None = None
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
     world_size: int = 1
     split_source: str | None = None
@@ -138,7 +140,7 @@ class TrainConfig:
                 "units)"
             )
         aug = self.augment
-        if aug is not None and not isinstance(aug, str) and not callable(aug):
+        if aug is not None and not isinstance(aug, (str, Mapping)) and not callable(aug):
             raise StgeoTypeError(
                 "augment must be a registered augmentation name or a callable (x, y) -> (x, y), "
                 f"got {type(aug).__name__}"

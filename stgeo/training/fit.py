@@ -189,7 +189,7 @@ def train(
     progress: bool | None = None,
     max_steps_per_epoch: int | None = None,
     max_val_steps: int | None = None,
-    augment: str | Callable[..., Any] | None = None,
+    augment: str | Mapping[str, Any] | Callable[..., Any] | None = None,
     callbacks: Sequence[Callback] | None = None,
     **model_kwargs: Any,
 ) -> TrainedModel:
@@ -265,10 +265,14 @@ def train(
         Progress bar with loss and throughput (default: only on a terminal).
     max_steps_per_epoch, max_val_steps : int, optional
         Cap the batches per epoch / per validation (quick runs, smoke tests).
-    augment : str or callable, optional
-        Name of a registered augmentation (``stgeo._registry.AUGMENTATIONS``, e.g. NuwaDynamics)
+    augment : str, mapping or callable, optional
+        Name of a registered augmentation (``stgeo.augment.list_augmentations()``, e.g.
+        ``"nuwa"`` for NuwaDynamics), its settings as ``{"name": "nuwa", "k": 0.25, ...}``,
         or a callable applied to each normalised training batch: ``x, y = augment(x, y)``.
-        It runs as the first callback.
+        It runs as the first callback. A trainable augmentation
+        (:class:`stgeo.augment.TrainableAugmentation`, e.g.
+        :class:`stgeo.augment.nuwa.NuwaAugment`) is fitted on the training batches before
+        the first epoch, saved in ``checkpoint_dir/augment`` and reused on resume.
     callbacks : sequence of Callback, optional
         Hooks called at fit, epoch, batch and validation events, in order (see
         :class:`stgeo.training.Callback`).
@@ -347,17 +351,19 @@ def train(
     module = _build(entry.name, td, cfg, dev)
     params = [p for p in module.parameters() if p.requires_grad]
     train_loader, val_loader = td.loaders(cfg)
+    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     state = TrainState(
         config=cfg,
         model=module,
         steps_per_epoch=_steps_per_epoch(len(train_loader), cfg),
         rank=0 if dist is None else dist.rank,
         world_size=cfg.world_size,
+        train_loader=train_loader,
+        checkpoint_dir=ckdir,
     )
     hp = {**entry.meta.get("defaults", {}), **model_kwargs}
     record = {"model": entry.name, "hyperparameters": hp, **td.describe(), **cfg.to_dict()}
     record = json.loads(json.dumps(record, default=str))
-    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     scoring = (val_loader, td.normalizer, cfg, dev, dist)
     base = evaluate(_persistence(td).to(dev), *scoring)
     if not params:  # a baseline: nothing to optimise, just score it
