@@ -13,10 +13,14 @@ never looks at the targets. It has three parts:
   patches of each input window by the mean of their 3x3 patch neighbourhood (``mode="mean"``)
   or mixes them with a random neighbour patch (``mode="mix"``).
 
-:class:`NuwaAugment` bundles a fitted discovery model with the intervention settings as a
+:class:`NuwaAugment` bundles a discovery model with the intervention settings as a
 callable ``(x, y) -> (x_aug, y_aug)`` that returns the batch *plus* intervened copies of a
-share ``p`` of its samples (the paper's "update" step: train on original and intervened
-samples), deterministic under its own seeded generator.
+``share`` of its samples (the paper's "update" step: train on original and intervened
+samples), deterministic under its own seeded generator. It is a
+:class:`stgeo.augment.TrainableAugmentation`: ``stgeo.train(..., augment="nuwa")`` (or
+``augment={"name": "nuwa", "k": 0.25, "share": 0.5, ...}``, or ``augment=NuwaAugment(...)``)
+fits its discovery model on the run's normalised training batches before the first epoch,
+saves it in ``checkpoint_dir/augment/`` and reuses it on resume.
 
 Patch grid
 ----------
@@ -35,7 +39,7 @@ Examples
 >>> vit = fit_discovery(batches, steps=2, embed_dim=16, seed=0)
 >>> vit.patch_size
 2
->>> aug = NuwaAugment(vit, k=5, p=0.5, seed=0)
+>>> aug = NuwaAugment(vit, k=5, share=0.5, seed=0)
 >>> x, y = torch.randn(4, 3, 1, 20, 28), torch.randn(4, 2, 1, 20, 28)
 >>> xa, ya = aug(x, y)
 >>> xa.shape, ya.shape

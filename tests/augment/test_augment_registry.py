@@ -14,6 +14,7 @@ from stgeo.errors import StgeoTypeError, UnknownNameError
 @pytest.fixture
 def clean_registry(monkeypatch):
     """Registrations made by a test vanish after it."""
+    AUGMENTATIONS.list()  # run the lazy sources first (stgeo's "nuwa" must survive the test)
     monkeypatch.setattr(AUGMENTATIONS, "_entries", dict(AUGMENTATIONS._entries))
     monkeypatch.setattr(AUGMENTATIONS, "_aliases", dict(AUGMENTATIONS._aliases))
 

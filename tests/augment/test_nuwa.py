@@ -285,7 +285,7 @@ def test_intervention_edge_cases_and_checks():
 # -- the batch transform ---------------------------------------------------------------------
 def test_augment_returns_original_plus_intervened_and_untouched_targets():
     vit = _vit(t=3, c=1, p=4)
-    aug = NuwaAugment(vit, k=3, p=0.5, seed=0)
+    aug = NuwaAugment(vit, k=3, share=0.5, seed=0)
     x, y = torch.randn(8, 3, 1, 14, 19), torch.randn(8, 2, 1, 14, 19)
     x0, y0 = x.clone(), y.clone()
     xa, ya = aug(x, y)
@@ -301,17 +301,17 @@ def test_augment_returns_original_plus_intervened_and_untouched_targets():
 def test_augment_share_and_no_op():
     vit = _vit(t=3, c=1, p=4)
     x, y = torch.randn(5, 3, 1, 8, 8), torch.randn(5, 1, 1, 8, 8)
-    xa, ya = NuwaAugment(vit, p=0.0)(x, y)
+    xa, ya = NuwaAugment(vit, share=0.0)(x, y)
     assert xa is x and ya is y
-    assert NuwaAugment(vit, p=1.0)(x, y)[0].shape[0] == 10
-    aug = NuwaAugment(vit, p=0.3, seed=2)  # 1.5 per batch on average (stochastic rounding)
+    assert NuwaAugment(vit, share=1.0)(x, y)[0].shape[0] == 10
+    aug = NuwaAugment(vit, share=0.3, seed=2)  # 1.5 per batch on average (stochastic rounding)
     sizes = [aug(x, y)[0].shape[0] - 5 for _ in range(200)]
     assert set(sizes) == {1, 2}
     assert np.mean(sizes) == pytest.approx(1.5, abs=0.15)
     with pytest.raises(DataValidationError, match="patch size is fixed"):
         NuwaAugment(vit, patch_size=8)
     with pytest.raises(DataValidationError):
-        NuwaAugment(vit, p=1.5)
+        NuwaAugment(vit, share=1.5)
     with pytest.raises(DataValidationError, match="same batch size"):
         NuwaAugment(vit)(x, y[:2])
 
@@ -324,18 +324,18 @@ def test_augment_deterministic_and_resumable(mode):
     def run(aug, items):
         return [aug(x, y) for x, y in items]
 
-    a = run(NuwaAugment(vit, mode=mode, p=0.5, k=4, seed=7), batches)
-    b = run(NuwaAugment(vit, mode=mode, p=0.5, k=4, seed=7), batches)
-    c = run(NuwaAugment(vit, mode=mode, p=0.5, k=4, seed=8), batches)
+    a = run(NuwaAugment(vit, mode=mode, share=0.5, k=4, seed=7), batches)
+    b = run(NuwaAugment(vit, mode=mode, share=0.5, k=4, seed=7), batches)
+    c = run(NuwaAugment(vit, mode=mode, share=0.5, k=4, seed=8), batches)
     assert all(
         torch.equal(u[0], v[0]) and torch.equal(u[1], v[1]) for u, v in zip(a, b, strict=True)
     )
     assert not all(torch.equal(u[0], v[0]) for u, v in zip(a, c, strict=True))
     # resume after two batches from the state dict: the continuation is identical
-    first = NuwaAugment(vit, mode=mode, p=0.5, k=4, seed=7)
+    first = NuwaAugment(vit, mode=mode, share=0.5, k=4, seed=7)
     run(first, batches[:2])
     state = first.state_dict()
-    resumed = NuwaAugment(vit, mode=mode, p=0.5, k=4, seed=7)
+    resumed = NuwaAugment(vit, mode=mode, share=0.5, k=4, seed=7)
     resumed.load_state_dict(state)
     assert resumed.calls == 2
     rest = run(resumed, batches[2:])
@@ -344,7 +344,7 @@ def test_augment_deterministic_and_resumable(mode):
 
 def test_save_load_round_trip(tmp_path):
     vit = fit_discovery([torch.randn(4, 3, 1, 12, 20)], steps=3, embed_dim=16, heads=2, seed=0)
-    aug = NuwaAugment(vit, k=0.2, mode="mix", alpha=0.25, p=0.5, seed=3, cache=True)
+    aug = NuwaAugment(vit, k=0.2, mode="mix", alpha=0.25, share=0.5, seed=3, cache=True)
     x = torch.randn(4, 3, 1, 12, 20)
     aug.importance(x, keys=[10, 11, "a", 13])
     path = aug.save(tmp_path / "nuwa")
@@ -460,7 +460,7 @@ def test_train_accepts_the_augmentation_as_a_callable():
     m = stgeo.train(
         ds, "simvp", variable="rain_rate", in_steps=3, out_steps=2, epochs=1,
         max_steps_per_epoch=2, max_val_steps=1, batch_size=4, precision="fp32",
-        progress=False, augment=Counting(vit, k=4, p=0.5, seed=0),
+        progress=False, augment=Counting(vit, k=4, share=0.5, seed=0),
         hid_S=4, hid_T=8, N_S=2, N_T=1,
     )  # fmt: skip
     assert calls == [(4, 6, 6), (4, 6, 6)]

@@ -180,3 +180,61 @@ def test_callback_errors_and_no_op_hooks(storms):
     assert all(not hooks for hooks in cbs._hooks.values())  # base hooks are never called
     x, y = torch.zeros(1), torch.ones(1)
     assert cbs.on_batch_start(None, x, y) == (x, y)
+
+
+class FakeTrainable:
+    """A minimal TrainableAugmentation: 'fits' the mean of the training inputs."""
+
+    def __init__(self):
+        self.mean, self.fit_batches, self.keys, self.saved, self.restored = None, 0, [], [], []
+
+    @property
+    def fitted(self):
+        return self.mean is not None
+
+    def fit(self, batches, *, seed=0, device=None):
+        xs = [x for x, _ in batches]
+        self.fit_batches, self.mean = len(xs), float(torch.cat(xs).mean())
+        return self
+
+    def save(self, path):
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "mean.txt").write_text(repr(self.mean))
+        self.saved.append(path)
+        return path
+
+    def restore(self, path):
+        self.mean = float((path / "mean.txt").read_text())
+        self.restored.append(path)
+        return self
+
+    def reseed(self, *keys):
+        self.keys.append(keys)
+
+    def replace(self, **settings):
+        return FakeTrainable()
+
+    def to(self, device):
+        return self
+
+    def __call__(self, x, y):
+        return x - self.mean, y
+
+
+def test_trainable_augmentations_are_fitted_saved_and_restored(storms, tmp_path):
+    from stgeo.augment import TrainableAugmentation
+
+    aug = FakeTrainable()
+    assert isinstance(aug, TrainableAugmentation)
+    kw = dict(in_steps=2, out_steps=1, batch_size=4, max_steps_per_epoch=2, precision="fp32",
+              progress=False, seed=4, checkpoint_dir=tmp_path, augment=aug)  # fmt: skip
+    train(storms, "test-cb-seeing", epochs=1, **kw)
+    assert aug.fit_batches > 2  # the whole training loader, not just the capped steps
+    assert aug.saved == [tmp_path / "augment"] and aug.restored == []
+    assert aug.keys == [(4, 0, 0, 0), (4, 0, 1, 0)]  # (seed, epoch, batch, rank)
+    again = FakeTrainable()
+    with pytest.raises(Exception, match="different settings"):  # epochs differ: no resume
+        train(storms, "test-cb-seeing", epochs=2, **{**kw, "augment": again})
+    train(storms, "test-cb-seeing", epochs=1, **{**kw, "augment": again})  # finished: resumed
+    assert again.restored == [tmp_path / "augment"] and again.fit_batches == 0
+    assert again.mean == aug.mean
