@@ -142,8 +142,8 @@ class TrainConfig:
         aug = self.augment
         if aug is not None and not isinstance(aug, (str, Mapping)) and not callable(aug):
             raise StgeoTypeError(
-                "augment must be a registered augmentation name or a callable (x, y) -> (x, y), "
-                f"got {type(aug).__name__}"
+                "augment must be a registered augmentation name, a mapping {'name': ..., "
+                f"**settings}} or a callable (x, y) -> (x, y), got {type(aug).__name__}"
             )
 
     def _check_numbers(self) -> None:
