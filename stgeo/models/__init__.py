@@ -21,14 +21,18 @@ from .base import (
     model_info,
     register_model,
 )
+from .grids import GridRule, check_grid, grid_rule
 
 __all__ = [
     "BaselineSettings",
     "Forecaster",
+    "GridRule",
     "ModelSpec",
     "TrainedModel",
     "baseline_settings",
+    "check_grid",
     "create_model",
+    "grid_rule",
     "list_models",
     "load_model",
     "model_info",
