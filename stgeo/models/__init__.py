@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (importing a model module registers its names)
 )
 from .artifact import TrainedModel, load_model
 from .base import (
+    PER_EVENT_STEP,
     BaselineSettings,
     Forecaster,
     ModelSpec,
@@ -24,6 +25,7 @@ from .base import (
 from .grids import GridRule, check_grid, grid_rule
 
 __all__ = [
+    "PER_EVENT_STEP",
     "BaselineSettings",
     "Forecaster",
     "GridRule",

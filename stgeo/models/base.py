@@ -27,6 +27,7 @@ from ..errors import DataValidationError, StgeoTypeError
 from .grids import GridRule, GridRuleLike, grid_rule
 
 __all__ = [
+    "PER_EVENT_STEP",
     "BaselineSettings",
     "Forecaster",
     "ModelSpec",
@@ -36,6 +37,11 @@ __all__ = [
     "model_info",
     "register_model",
 ]
+
+
+#: ``ModelSpec.time_step`` of a model trained on events with different time steps, one
+#: model step being one data step of each event: it forecasts data of any step
+PER_EVENT_STEP = "per-event"
 
 
 @runtime_checkable
@@ -60,7 +66,11 @@ class ModelSpec:
     channels : list of str
         Names of the model's channels (``"var"`` or ``"var:channel_value"``), in order.
     time_step : str
-        Time step of the data (pandas duration, e.g. ``"5min"``).
+        Time step of the training data (pandas duration, e.g. ``"5min"``), or
+        ``"per-event"`` (:data:`PER_EVENT_STEP`) for a model trained on events with
+        different steps, one model step standing for one data step. Forecasting accepts
+        data whose step is within ``step_tolerance`` (default 25%) of it, any step for
+        ``"per-event"``.
     grid_shape : (int, int)
         (ny, nx) of the training grid; ``None`` for grid-agnostic models.
     spatial_dims : (str, str)
