@@ -222,7 +222,7 @@ def _check_step(spec: ModelSpec, step: pd.Timedelta, label: str, tolerance: floa
         f"{data} (within step_tolerance={tolerance:g}): one model step is taken as one data "
         f"step, lead_time counts in {data}",
         StgeoWarning,
-        stacklevel=4,
+        stacklevel=3,
     )
     return {"model_time_step": str(spec.time_step)}
 

@@ -131,6 +131,11 @@ def test_auto_tiles_a_model_that_is_not_fully_convolutional(storms):
     fc = forecast(storms, tm, lead_steps=1, progress=False, init_times=storms.time[-1:])
     assert fc.attrs["tiling"] == "9 tiles of 32x32, blended overlaps"
     assert fc.sizes["y"] == 70 and fc.sizes["x"] == 57
+    via_accessor = storms.st.forecast(
+        model=tm, tiling=None, lead_steps=1, progress=False, init_times=storms.time[-1:]
+    )
+    np.testing.assert_array_equal(via_accessor.values, fc.values)
+    assert fc.y.equals(storms.y) and fc.x.equals(storms.x) and "lat" in fc.coords
     same_grid = forecast(storms.isel(y=slice(0, 32), x=slice(0, 32)), tm, progress=False)
     assert same_grid.attrs["tiling"] == "whole grid"
 
