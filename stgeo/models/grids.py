@@ -156,7 +156,9 @@ def grid_rule(model: Any, **hyperparameters: Any) -> GridRule:
     return out
 
 
-def check_grid(model: Any, shape: tuple[int, int], *, what: str = "") -> None:
+def check_grid(
+    model: Any, shape: tuple[int, int], *, what: str = "", **hyperparameters: Any
+) -> None:
     """Raise unless the model can use a grid (or crop, or tile) of ``shape`` as is.
 
     Parameters
@@ -167,6 +169,9 @@ def check_grid(model: Any, shape: tuple[int, int], *, what: str = "") -> None:
         ``(H, W)`` of the grid, crop (``patch_size``) or tile.
     what : str
         How to call ``shape`` in the message (e.g. ``"patch_size"``).
+    **hyperparameters
+        Overrides of the variant's defaults, as for :func:`grid_rule` (e.g. the training
+        run's ``N_S``).
 
     Raises
     ------
@@ -177,6 +182,7 @@ def check_grid(model: Any, shape: tuple[int, int], *, what: str = "") -> None:
     Examples
     --------
     >>> check_grid("predformer", (64, 64))
+    >>> check_grid("simvp", (66, 66), N_S=2)
     >>> check_grid("predformer", (66, 64), what="patch_size")
     Traceback (most recent call last):
     ...
@@ -187,7 +193,7 @@ def check_grid(model: Any, shape: tuple[int, int], *, what: str = "") -> None:
     except (TypeError, ValueError):
         raise StgeoTypeError(f"a grid shape must be two integers (H, W), got {shape!r}") from None
     name, _ = _hyperparameters_of(model, {})
-    rule = grid_rule(model)
+    rule = grid_rule(model, **hyperparameters)
     if rule.fits((h, w)):
         return
     canonical = MODELS.entry(name).name

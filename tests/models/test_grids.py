@@ -72,6 +72,9 @@ def test_check_grid_names_the_nearest_sizes():
         check_grid("predformer", (66, 66))
     with pytest.raises(StgeoTypeError):
         check_grid("simvp", (1, 2, 3))
+    check_grid("simvp", (66, 66))
+    with pytest.raises(DataValidationError, match="multiples of 8"):
+        check_grid("simvp", (66, 66), what="patch_size", N_S=6)
 
 
 def test_grid_rule_declarations_are_checked():
