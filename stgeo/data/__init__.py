@@ -3,7 +3,7 @@
 from .adapter import from_frames, to_frames, variables_of
 from .catalog import CatalogEntry, catalog_registry, get_entry, list_catalog, register_catalog
 from .loader import BatchLoader
-from .normalize import Normalizer
+from .normalize import Normalizer, fill_nodata
 from .splits import split_by_time
 from .store import StoreBuilder, open_data, open_dataset, to_zarr
 from .windows import Windows, read_frames
@@ -15,6 +15,7 @@ __all__ = [
     "StoreBuilder",
     "Windows",
     "catalog_registry",
+    "fill_nodata",
     "from_frames",
     "get_entry",
     "list_catalog",

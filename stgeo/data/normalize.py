@@ -27,7 +27,7 @@ import xarray as xr
 from ..conventions import CHANNEL_DIM, TIME_DIM, spatial_dims
 from ..errors import DataValidationError, StgeoTypeError, UnknownNameError
 
-__all__ = ["Normalizer"]
+__all__ = ["Normalizer", "fill_nodata"]
 
 _METHODS = ("standard", "log1p", "minmax", "none")
 
@@ -323,3 +323,60 @@ class Normalizer:
         if n.method in ("standard", "log1p") and np.any(n.stats["std"] <= 0):
             raise DataValidationError(f"std must be > 0, got {n.stats['std'].tolist()}")
         return n
+
+
+def fill_nodata(x: Any, normalizer: Normalizer | None = None, *, inplace: bool = False) -> Any:
+    """Replace NaN (no data) in normalised frames by each channel's normalised physical 0.
+
+    The one rule for no-data in model inputs, in training and in forecasting: a NaN pixel
+    (outside radar range, blocked beams, ...) is shown to the model as the value that
+    physical 0 takes after normalisation (``normalizer.transform(0)``; 0 with no
+    normaliser), never as a number that would read as signal. Where the no-data pixels
+    matter, the caller keeps the mask (``isnan`` before filling): training leaves them out
+    of the loss, forecasting returns NaN there.
+
+    Parameters
+    ----------
+    x : numpy.ndarray or torch.Tensor
+        Normalised frames, channel axis -3 (``(..., C, H, W)``).
+    normalizer : Normalizer, optional
+        The normaliser ``x`` went through (``None`` or ``"none"``: fill with 0).
+    inplace : bool
+        Fill a float numpy array (or tensor) in place instead of returning a copy.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``x`` with no NaN left (same type, dtype and device).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> n = Normalizer.from_dict({"method": "standard", "mean": [1.0], "std": [2.0]})
+    >>> x = n.transform(np.array([[[np.nan, 3.0]]], dtype="float32"))
+    >>> fill_nodata(x, n).tolist()
+    [[[-0.5, 1.0]]]
+    """
+    zero = np.zeros((1, 1, 1), dtype=np.float64)
+    if normalizer is not None and normalizer.method != "none":
+        scale, shift = normalizer._scale_shift()
+        zero = np.zeros((scale.size, 1, 1), dtype=np.float64)
+        if normalizer.method == "log1p":
+            zero = np.log1p(zero)
+        zero = (zero - shift[:, None, None]) * scale[:, None, None]
+    if isinstance(x, np.ndarray):
+        out = x if inplace else x.copy()
+        bad = np.isnan(out)
+        if bad.any():
+            fill = np.broadcast_to(zero.astype(out.dtype), out.shape)
+            out[bad] = fill[bad]
+        return out
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        raise StgeoTypeError(f"fill_nodata expects a numpy array or torch tensor, got {type(x)}")
+    fill = torch.as_tensor(zero, dtype=x.dtype, device=x.device)
+    bad = torch.isnan(x)
+    if inplace:
+        return x.copy_(torch.where(bad, fill, x))
+    return torch.where(bad, fill, x)

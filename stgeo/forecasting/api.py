@@ -34,7 +34,15 @@ from ..data import open_data, to_frames
 from .core import _leads, _prepared_job, rollout_offsets
 from .inputs import _check_arguments, _time_step, _windows
 from .output import _in_memory_result, _Labels, _lazy_result, _store_result
-from .resolve import _check_compat, _load_if_path, _resolve_model, _variables
+from .resolve import (
+    _check_compat,
+    _check_step,
+    _load_if_path,
+    _resolve_model,
+    _tiling,
+    _tiling_attrs,
+    _variables,
+)
 
 __all__ = ["forecast"]
 
@@ -54,6 +62,9 @@ def forecast(
     progress: bool | None = None,
     lazy: bool = False,
     chunk_size: int | None = None,
+    tiling: str | tuple[int, int] | None = "auto",
+    tile_overlap: float | int = 0.25,
+    step_tolerance: float = 0.25,
     **model_kwargs: Any,
 ) -> xr.DataArray | xr.Dataset:
     """Forecast from every (or selected) initial time of ``data`` with a model.
@@ -103,6 +114,22 @@ def forecast(
     chunk_size : int, optional
         ``init_time`` values per Dask chunk (a multiple of ``batch_size``; default
         ``8 * batch_size``). Only with ``lazy=True``.
+    tiling : {"auto", "off"}, (int, int) or None
+        How the model is applied to the data's grid (see the guide, "Forecasting any grid").
+        The grid is replicate-padded to the model's multiple
+        (:func:`stgeo.models.grid_rule`) and cropped back. ``"auto"`` (or None): a fully
+        convolutional model runs on the whole grid; any other model trained on another
+        grid runs in tiles of its trained size, blended over their overlaps. ``"off"``:
+        always the whole grid. ``(th, tw)``: tiles of that size for any model (multiples of
+        the model's multiple), e.g. to bound the memory of a fully convolutional model on a
+        very large grid. Tiles run ``batch_size`` at a time.
+    tile_overlap : float or int
+        Overlap of adjacent tiles: a fraction of the tile (default 0.25) or pixels.
+    step_tolerance : float
+        Largest relative difference between the data's time step and the model's accepted
+        (default 0.25: a 5-minute model forecasts 6-minute data, with a warning and the
+        attribute ``model_time_step``; leads count in the data's step). A model whose spec
+        says ``time_step="per-event"`` forecasts data of any step.
     **model_kwargs
         Options of a baseline, handed to its settings hook (e.g. ``period="7D"``).
 
@@ -118,13 +145,21 @@ def forecast(
     Raises
     ------
     DataValidationError
-        Raised before any computation: data variables, channels, grid or time step that
-        differ from the model's; too short history; NaN/inf in the needed inputs;
+        Raised before any computation: data variables or channels that differ from the
+        model's; a time step further than ``step_tolerance`` from the model's; a tile size
+        the model cannot use; too short history; infinite values in the needed inputs;
         ``init_times`` without a complete history.
     UnknownNameError
         Unknown baseline or variable name.
     ModelFileError
         ``model`` is a path to something that is not a stgeo model.
+
+    Notes
+    -----
+    NaN in the inputs is no data: the model sees the normalised value of physical 0 there
+    (:func:`stgeo.data.fill_nodata`) and the forecast is NaN, for every lead and channel,
+    wherever any input frame of its initial time is NaN (for every model, baselines
+    included).
 
     Examples
     --------
@@ -151,14 +186,18 @@ def forecast(
         lead_steps=lead_steps,
         model_kwargs=model_kwargs,
     )
-    _check_compat(spec, frames, step, sdims, label)
+    step_attrs = _check_step(spec, step, label, step_tolerance)
+    _check_compat(spec, frames, sdims, label)
+    grid = (int(frames.shape[-2]), int(frames.shape[-1]))
+    tiles = _tiling(spec, grid, tiling, tile_overlap, batch_size)
     leads = _leads(lead_steps if lead_steps is not None else spec.out_steps)
     hist_off = rollout_offsets(spec, leads)
     win = _windows(frames, hist_off, last_lead=max(leads), init_times=init_times, label=label)
 
     # -- everything checked: compute ---------------------------------------------------
-    job = _prepared_job(module, spec, win, leads, hist_off, batch_size, device, precision)
+    job = _prepared_job(module, spec, win, leads, hist_off, batch_size, device, precision, tiles)
     labels = _Labels.create(spec, label, step, leads, frames, ds, sdims)
+    labels.attrs.update(step_attrs, **_tiling_attrs(tiles, grid))
     if lazy:
         return _lazy_result(job, labels, win.init_times, chunk_size or 8 * batch_size, output)
     if output is None:

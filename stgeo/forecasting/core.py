@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import DataValidationError, StgeoTypeError
 from ..models.base import ModelSpec
+from .tiles import Tiling
 
 __all__ = ["forecast_array", "rollout_offsets"]
 
@@ -95,15 +96,24 @@ def _checked_inputs(inputs: Any, hist_off: list[int], spec: ModelSpec) -> np.nda
 
 
 class _Runner:
-    """One checked forward pass: ``(B, T_in, C, H, W)`` -> ``(B, n_out, C, H, W)`` on ``device``."""
+    """One checked forward pass: ``(B, T_in, C, H, W)`` -> ``(B, n_out, C, H, W)`` on ``device``,
+    on the whole grid or tile by tile (``tiling``)."""
 
-    def __init__(self, model: Any, precision: str | None, n_out: int, device: Any) -> None:
+    def __init__(
+        self, model: Any, precision: str | None, n_out: int, device: Any, tiling: Any = None
+    ) -> None:
         self.model = model
         self.precision = precision
         self.n_out = n_out
         self.device = device
+        self.tiling = tiling
 
     def __call__(self, inp: Any) -> Any:
+        if self.tiling is None:
+            return self._checked(inp)
+        return self.tiling.apply(self._checked, inp).to(self.device)
+
+    def _checked(self, inp: Any) -> Any:
         from ..models.runtime import predict
 
         y = predict(self.model, inp, self.precision)
@@ -173,6 +183,7 @@ def forecast_array(
     device: Any = None,
     precision: str | None = "auto",
     normalize: bool = True,
+    tiling: Tiling | None = None,
 ) -> np.ndarray:
     """Forecast from input windows: the pure numerical core of :func:`stgeo.forecast`.
 
@@ -197,11 +208,17 @@ def forecast_array(
         Autocast precision for a plain module; None for a prepared one.
     normalize : bool
         Apply the spec's normaliser to the inputs and its inverse to the outputs.
+    tiling : Tiling, optional
+        Apply the model padded to a multiple and/or tile by tile with blended overlaps
+        (:class:`stgeo.forecasting.Tiling`); default: the whole grid as given.
 
     Returns
     -------
     numpy.ndarray
-        ``(B, len(leads), C, H, W)`` float32 in physical units.
+        ``(B, len(leads), C, H, W)`` float32 in physical units. NaN in the inputs is no
+        data: the model sees the normalised value of physical 0 there
+        (:func:`stgeo.data.fill_nodata`) and the forecast is NaN, for every lead and
+        channel, at each pixel where any input frame (any channel) of that window is NaN.
 
     Examples
     --------
@@ -225,13 +242,18 @@ def forecast_array(
             f"{[v for v in leads if v not in out_off]}"
         )
     normalizer = _normalizer(spec, normalize)
+    nodata = np.isnan(x).any(axis=(1, 2))  # (B, H, W): no data in some input frame
     t = torch.from_numpy(x)
     if device is not None:
         t = t.to(device)
     if normalizer is not None:
         t = normalizer.transform(t)
+    if nodata.any():
+        from ..data import fill_nodata
+
+        t = fill_nodata(t, normalizer)
     hist = {o: t[:, i] for i, o in enumerate(hist_off)}
-    run = _Runner(model, precision, len(out_off), t.device)
+    run = _Runner(model, precision, len(out_off), t.device, tiling)
     if contiguous:
         preds = _rollout(run, hist, inp_off, max(leads))
     else:
@@ -239,14 +261,18 @@ def forecast_array(
     out = torch.stack([preds[v] for v in leads], 1)
     if normalizer is not None:
         out = normalizer.inverse(out)
-    return out.float().cpu().numpy()
+    res = out.float().cpu().numpy()
+    if nodata.any():
+        res[np.broadcast_to(nodata[:, None, None], res.shape)] = np.nan
+    return res
 
 
 class _ForecastJob:
     """Everything needed to forecast a block of windows: called per batch in process, and per
     chunk on Dask workers (pickled once per worker)."""
 
-    def __init__(self, module, spec, windows, leads, offsets, batch_size, device) -> None:
+    def __init__(self, module, spec, windows, leads, offsets, batch_size, device, tiling=None):
+        self.tiling = tiling
         self.module = module
         self.spec = spec
         self.windows = windows
@@ -265,6 +291,7 @@ class _ForecastJob:
             input_offsets=self.offsets,
             device=self.device,
             precision=None,
+            tiling=self.tiling,
         )
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
@@ -299,6 +326,7 @@ def _prepared_job(
     batch_size: int,
     device: str,
     precision: str,
+    tiling: Tiling | None = None,
 ) -> _ForecastJob:
     """The batch job with the module prepared for inference on the resolved device."""
     from ..models.runtime import prepare_for_inference, resolve_precision
@@ -309,4 +337,4 @@ def _prepared_job(
     if not any(True for _ in module.parameters()):
         prec = "fp32"  # baselines: nothing to accelerate, keep the values exact
     fast = prepare_for_inference(module, dev, prec)
-    return _ForecastJob(fast, spec, windows, leads, offsets, batch_size, dev)
+    return _ForecastJob(fast, spec, windows, leads, offsets, batch_size, dev, tiling)

@@ -99,7 +99,7 @@ def _check_history(frames: xr.DataArray, hist_off: list[int], last_lead: int, la
 
 
 def _check_finite(frames: xr.DataArray, positions: np.ndarray) -> None:
-    """Raise if any needed input frame holds NaN/inf (a lazy, chunked reduction)."""
+    """Raise if any needed input frame holds +-inf (a lazy, chunked reduction); NaN is no data."""
     if positions.size == 0:
         return
     lo, hi = int(positions.min()), int(positions.max())
@@ -107,13 +107,13 @@ def _check_finite(frames: xr.DataArray, positions: np.ndarray) -> None:
         sub = frames.isel(time=slice(lo, hi + 1))
     else:
         sub = frames.isel(time=positions)
-    bad = (~np.isfinite(sub)).any(dim=[d for d in sub.dims if d != "time"])
+    bad = np.isinf(sub).any(dim=[d for d in sub.dims if d != "time"])
     bad = np.asarray(bad.values)
     if bad.any():
         times = pd.DatetimeIndex(sub["time"].values[bad])
         shown = ", ".join(str(t) for t in times[:3])
         raise DataValidationError(
-            f"the input frames contain NaN or infinite values at {len(times)} time(s) "
-            f"({shown}{', ...' if len(times) > 3 else ''}); the model needs complete inputs. "
-            "Fill them first, e.g. ds = ds.fillna(0), or choose other init_times"
+            f"the input frames contain infinite values at {len(times)} time(s) "
+            f"({shown}{', ...' if len(times) > 3 else ''}); mark missing data as NaN (no "
+            "data), e.g. ds = ds.where(np.isfinite(ds)), or choose other init_times"
         )

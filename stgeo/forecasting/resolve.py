@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,12 @@ import xarray as xr
 
 from ..conventions import freq_string
 from ..data import variables_of
-from ..errors import DataValidationError, StgeoTypeError
+from ..errors import DataValidationError, StgeoTypeError, StgeoWarning, UnknownNameError
+from ..models import GridRule, grid_rule
 from ..models.artifact import TrainedModel, load_model
-from ..models.base import ModelSpec, baseline_settings, create_model, model_info
+from ..models.base import PER_EVENT_STEP, ModelSpec, baseline_settings, create_model, model_info
 from .core import _leads
+from .tiles import Tiling
 
 __all__: list[str] = []
 
@@ -188,23 +191,53 @@ def _bare_spec(module: Any, frames: xr.DataArray, step: pd.Timedelta, in_steps: 
     )
 
 
+def _check_step(spec: ModelSpec, step: pd.Timedelta, label: str, tolerance: float) -> dict:
+    """Raise unless the data's step is the model's within ``tolerance`` (a fraction); return
+    the attributes recording a different model step (empty when equal or per-event)."""
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
+        raise DataValidationError(
+            f"step_tolerance must be a fraction >= 0 (0.25 = 25%), got {tolerance!r}"
+        )
+    if spec.time_step == PER_EVENT_STEP:
+        return {}
+    try:
+        trained = pd.Timedelta(spec.time_step)
+    except (TypeError, ValueError):
+        raise DataValidationError(
+            f"the model {label!r} records an unreadable time step {spec.time_step!r}; expected "
+            f"a pandas duration such as '5min' or {PER_EVENT_STEP!r}"
+        ) from None
+    if trained == step:
+        return {}
+    data = freq_string(step)
+    if abs(step / trained - 1.0) > tolerance:
+        raise DataValidationError(
+            f"the model {label!r} was trained on a time step of {spec.time_step}, the data have "
+            f"{data}: more than step_tolerance={tolerance:g} ({tolerance:.0%}) apart. Resample "
+            f"the data (e.g. ds.resample(time={spec.time_step!r}).mean()), or raise "
+            "step_tolerance if one model step may stand for one data step"
+        )
+    warnings.warn(
+        f"the model {label!r} was trained on a time step of {spec.time_step}; the data have "
+        f"{data} (within step_tolerance={tolerance:g}): one model step is taken as one data "
+        f"step, lead_time counts in {data}",
+        StgeoWarning,
+        stacklevel=3,
+    )
+    return {"model_time_step": str(spec.time_step)}
+
+
 def _check_compat(
-    spec: ModelSpec, frames: xr.DataArray, step: pd.Timedelta, sdims: tuple[str, str], label: str
+    spec: ModelSpec, frames: xr.DataArray, sdims: tuple[str, str], label: str
 ) -> None:
-    """Raise unless the data have the model's channels, time step, grid and normaliser."""
+    """Raise unless the data have the model's channels, spatial dims and normaliser."""
     channels = [str(c) for c in frames["channel"].values]
     if channels != list(spec.channels):
         raise DataValidationError(
             f"the model {label!r} was trained on channels {spec.channels}, the data give "
             f"{channels}; select the same variables (variable={spec.variables!r})"
         )
-    if pd.Timedelta(spec.time_step) != step:
-        raise DataValidationError(
-            f"the model {label!r} was trained on a time step of {spec.time_step}, the data have "
-            f"{freq_string(step)}; resample the data, e.g. "
-            f"ds.resample(time={spec.time_step!r}).mean()"
-        )
-    _check_grid(spec, frames, sdims, label)
+    _check_dims(spec, sdims, label)
     if spec.normalization:  # a malformed normaliser fails here, not inside the first batch
         from ..data import Normalizer
 
@@ -215,18 +248,57 @@ def _check_compat(
             raise DataValidationError(msg) from None
 
 
-def _check_grid(spec: ModelSpec, frames: xr.DataArray, sdims: tuple[str, str], label: str) -> None:
-    if spec.grid_shape is None:
-        return
-    grid = tuple(int(v) for v in frames.shape[-2:])
-    if tuple(spec.grid_shape) != grid:
-        raise DataValidationError(
-            f"the model {label!r} was trained on a {spec.grid_shape[0]}x{spec.grid_shape[1]} grid, "
-            f"the data grid is {grid[0]}x{grid[1]}; select the same domain (e.g. with .isel) "
-            "or train a model for this grid"
-        )
-    if tuple(spec.spatial_dims) != tuple(sdims):
+def _check_dims(spec: ModelSpec, sdims: tuple[str, str], label: str) -> None:
+    if spec.grid_shape is not None and tuple(spec.spatial_dims) != tuple(sdims):
         raise DataValidationError(
             f"the model {label!r} was trained on spatial dims {tuple(spec.spatial_dims)}, "
             f"the data have {sdims}"
         )
+
+
+def _rule_of(spec: ModelSpec) -> GridRule:
+    """The grid rule of the spec's registered model (``GridRule()`` when not registered)."""
+    try:
+        return grid_rule(spec)
+    except UnknownNameError:
+        return GridRule()
+
+
+_TILING_WORDS = ("auto", "off")
+
+
+def _tiling(
+    spec: ModelSpec, grid: tuple[int, int], tiling: Any, overlap: float | int, batch: int
+) -> Tiling:
+    """How to apply the model to ``grid``: whole (padded to its multiple) or tiled.
+
+    ``"auto"`` (or None) tiles at the trained grid a model that is not fully convolutional
+    when the data grid differs from it; ``"off"`` never tiles; ``(th, tw)`` tiles at that size.
+    """
+    rule = _rule_of(spec)
+    if isinstance(tiling, str) and tiling.lower() in _TILING_WORDS:
+        tiling = tiling.lower()
+    elif tiling is not None and (isinstance(tiling, str) or not hasattr(tiling, "__len__")):
+        raise StgeoTypeError(
+            f"tiling must be 'auto', 'off', None or a tile size (H, W), got {tiling!r}"
+        )
+    if tiling is None or tiling == "auto":
+        whole = Tiling(None, overlap, rule.multiple, batch)
+        trained = spec.grid_shape
+        if trained is None or rule.fully_convolutional:
+            return whole
+        tile = whole.padded(tuple(trained))
+        if tile == whole.padded(grid):
+            return whole
+        return Tiling(tile, overlap, rule.multiple, batch)
+    if tiling == "off":
+        return Tiling(None, overlap, rule.multiple, batch)
+    return Tiling(tuple(tiling), overlap, rule.multiple, batch)
+
+
+def _tiling_attrs(t: Tiling, grid: tuple[int, int]) -> dict[str, Any]:
+    """Attributes of the forecast saying how the model was applied to the grid."""
+    plan = t.plan(grid)
+    if len(plan) == 1:
+        return {"tiling": "whole grid"}
+    return {"tiling": f"{len(plan)} tiles of {plan.tile[0]}x{plan.tile[1]}, blended overlaps"}

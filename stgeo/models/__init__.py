@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (importing a model module registers its names)
 )
 from .artifact import TrainedModel, load_model
 from .base import (
+    PER_EVENT_STEP,
     BaselineSettings,
     Forecaster,
     ModelSpec,
@@ -21,14 +22,19 @@ from .base import (
     model_info,
     register_model,
 )
+from .grids import GridRule, check_grid, grid_rule
 
 __all__ = [
+    "PER_EVENT_STEP",
     "BaselineSettings",
     "Forecaster",
+    "GridRule",
     "ModelSpec",
     "TrainedModel",
     "baseline_settings",
+    "check_grid",
     "create_model",
+    "grid_rule",
     "list_models",
     "load_model",
     "model_info",

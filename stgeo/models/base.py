@@ -24,8 +24,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from .._registry import MODELS
 from ..errors import DataValidationError, StgeoTypeError
+from .grids import GridRule, GridRuleLike, grid_rule
 
 __all__ = [
+    "PER_EVENT_STEP",
     "BaselineSettings",
     "Forecaster",
     "ModelSpec",
@@ -35,6 +37,11 @@ __all__ = [
     "model_info",
     "register_model",
 ]
+
+
+#: ``ModelSpec.time_step`` of a model trained on events with different time steps, one
+#: model step being one data step of each event: it forecasts data of any step
+PER_EVENT_STEP = "per-event"
 
 
 @runtime_checkable
@@ -59,7 +66,11 @@ class ModelSpec:
     channels : list of str
         Names of the model's channels (``"var"`` or ``"var:channel_value"``), in order.
     time_step : str
-        Time step of the data (pandas duration, e.g. ``"5min"``).
+        Time step of the training data (pandas duration, e.g. ``"5min"``), or
+        ``"per-event"`` (:data:`PER_EVENT_STEP`) for a model trained on events with
+        different steps, one model step standing for one data step. Forecasting accepts
+        data whose step is within ``step_tolerance`` (default 25%) of it, any step for
+        ``"per-event"``.
     grid_shape : (int, int)
         (ny, nx) of the training grid; ``None`` for grid-agnostic models.
     spatial_dims : (str, str)
@@ -245,6 +256,7 @@ def register_model(
     baseline: bool = False,
     settings: SettingsHook | None = None,
     auxiliary_loss: tuple[Callable[..., Any], float] | None = None,
+    grid: GridRuleLike | None = None,
     description: str = "",
     overwrite: bool = False,
 ):
@@ -264,6 +276,14 @@ def register_model(
     :class:`BaselineSettings` (input and output frames per pass, builder keywords). Without
     a hook, ``in_steps`` must be given, ``out_steps`` is the furthest lead (default 1) and the
     keywords go to the builder unchanged (see :func:`baseline_settings`).
+
+    ``grid`` declares how the model applies to grids: a :class:`~stgeo.models.GridRule`
+    (``multiple``: the H, W divisibility the architecture needs; ``fully_convolutional``:
+    whether the output at a pixel depends only on a bounded neighbourhood), or a function
+    of the hyperparameters (variant defaults merged with overrides) returning one. It
+    decides how :func:`stgeo.forecast` applies a model trained on one grid (or on crops) to
+    another: on the whole grid, or tile by tile (see :func:`stgeo.models.grid_rule`).
+    Without it the model is taken as not fully convolutional, any size.
 
     Examples
     --------
@@ -295,6 +315,11 @@ def register_model(
             f"settings= declares how a baseline runs on given data; register {name!r} with "
             "baseline=True too (a trained model's settings come from its ModelSpec)"
         )
+    if grid is not None and not (isinstance(grid, GridRule) or callable(grid)):
+        raise StgeoTypeError(
+            f"grid must be a stgeo.models.GridRule or a function of the hyperparameters "
+            f"returning one, got {type(grid).__name__}"
+        )
     if settings is not None and not callable(settings):
         raise StgeoTypeError(
             f"settings must be a function (step, in_steps, lead_steps, **kwargs) -> "
@@ -312,6 +337,7 @@ def register_model(
             baseline=baseline,
             settings=settings,
             auxiliary_loss=auxiliary_loss,
+            grid=grid,
         )
         return b
 
@@ -334,13 +360,22 @@ def list_models(pattern: str = "*", *, baselines: bool = True) -> list[str]:
 
 
 def model_info(name: str) -> dict[str, Any]:
-    """Canonical name, default hyperparameters, whether it is a baseline, and description."""
+    """Canonical name, default hyperparameters, whether it is a baseline, description and
+    grid rule (for the variant's defaults, see :func:`stgeo.models.grid_rule`).
+
+    Examples
+    --------
+    >>> info = model_info("convlstm-radar")
+    >>> info["name"], info["grid"].multiple, info["grid"].fully_convolutional
+    ('convlstm-radar', 4, True)
+    """
     e = MODELS.entry(name)
     return {
         "name": e.name,
         "defaults": dict(e.meta.get("defaults", {})),
         "baseline": bool(e.meta.get("baseline")),
         "description": e.description,
+        "grid": grid_rule(e.name),
     }
 
 

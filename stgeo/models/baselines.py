@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import DataValidationError
 from .base import BaselineSettings, register_model
+from .grids import GridRule
 from .layers.common import check_input
 
 __all__ = ["Climatology", "Persistence", "climatology_settings", "persistence_settings"]
@@ -126,6 +127,7 @@ def climatology_settings(
     "persistence",
     baseline=True,
     settings=persistence_settings,
+    grid=GridRule(multiple=1, fully_convolutional=True),  # pixel by pixel
     description="last frame repeated",
 )
 def _build_persistence(in_steps, out_steps, channels, grid_shape=None) -> nn.Module:
@@ -137,6 +139,7 @@ def _build_persistence(in_steps, out_steps, channels, grid_shape=None) -> nn.Mod
     aliases=("diurnal-persistence",),
     baseline=True,
     settings=climatology_settings,
+    grid=GridRule(multiple=1, fully_convolutional=True),  # pixel by pixel
     description="same time of day (week) one period earlier",
 )
 def _build_climatology(in_steps, out_steps, channels, grid_shape=None, period_steps=None):

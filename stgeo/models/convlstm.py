@@ -27,9 +27,10 @@ from torch import nn
 
 from ..errors import DataValidationError, StgeoTypeError
 from .base import register_model
+from .grids import GridRule
 from .layers import ForecastModule, check_hyperparameter, crop_to, pad_to_multiple
 
-__all__ = ["ConvLSTM", "ConvLSTMCell"]
+__all__ = ["ConvLSTM", "ConvLSTMCell", "convlstm_grid"]
 
 
 class ConvLSTMCell(nn.Module):
@@ -137,6 +138,18 @@ class ConvLSTM(ForecastModule):
         return crop_to(y.reshape(b, self.out_steps, c, hp, wp), (h, w))
 
 
+def convlstm_grid(hp) -> GridRule:
+    """Grid rule of ConvLSTM: fully convolutional (gates are convolutions, the state is
+    per pixel), H and W multiples of ``patch`` (space-to-depth).
+
+    Examples
+    --------
+    >>> convlstm_grid({"patch": 4})
+    GridRule(multiple=4, fully_convolutional=True, note='')
+    """
+    return GridRule(multiple=int(hp.get("patch", 1)), fully_convolutional=True)
+
+
 def _build_convlstm(in_steps, out_steps, channels, grid_shape=None, **hp) -> ConvLSTM:
     """ConvLSTM stack with autoregressive roll-out."""
     return ConvLSTM(in_steps, out_steps, channels, **hp)
@@ -145,17 +158,20 @@ def _build_convlstm(in_steps, out_steps, channels, grid_shape=None, **hp) -> Con
 register_model(
     "convlstm",
     _build_convlstm,
+    grid=convlstm_grid,
     description="ConvLSTM stack (4 x 64, kernel 5), autoregressive roll-out",
 )
 register_model(
     "convlstm-taxibj",
     _build_convlstm,
     defaults={"hidden": 128, "num_layers": 4, "kernel_size": 5, "patch": 2},
+    grid=convlstm_grid,
     description="ConvLSTM, TaxiBJ benchmark config (4 x 128, kernel 5, patch 2)",
 )
 register_model(
     "convlstm-radar",
     _build_convlstm,
     defaults={"hidden": 64, "num_layers": 4, "kernel_size": 5, "patch": 4},
+    grid=convlstm_grid,
     description="ConvLSTM for radar grids (4 x 64, kernel 5, patch 4)",
 )

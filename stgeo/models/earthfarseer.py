@@ -36,6 +36,7 @@ from torch import nn
 
 from ..errors import DataValidationError
 from .base import register_model
+from .grids import GridRule
 from .layers import (
     ForecastModule,
     FrameDecoder,
@@ -47,7 +48,7 @@ from .layers import (
 from .layers.afno import FourierBlock, interpolate_pos_embed
 from .layers.inception import InceptionBlock, check_kernels
 
-__all__ = ["EarthFarseer", "FoTF", "TeDev"]
+__all__ = ["EarthFarseer", "FoTF", "TeDev", "earthfarseer_grid"]
 
 
 class FoTF(nn.Module):
@@ -347,15 +348,33 @@ _BASE = {
     "drop_path": 0.1,
 }
 
+
+def earthfarseer_grid(hp) -> GridRule:
+    """Grid rule of EarthFarseer: H, W multiples of ``lcm(patch, 2 ** (N_S // 2))``; not fully
+    convolutional (global AFNO Fourier mixing over the token grid, learned position
+    embedding, GroupNorm over H, W).
+
+    Examples
+    --------
+    >>> earthfarseer_grid({"patch": 8, "N_S": 4}).multiple
+    8
+    """
+    m = math.lcm(int(hp.get("patch", 8)), 2 ** (int(hp.get("N_S", 4)) // 2))
+    note = "global Fourier (AFNO) mixing and position embedding on the token grid; GroupNorm"
+    return GridRule(multiple=m, note=note)
+
+
 register_model(
     "earthfarseer",
     _build_earthfarseer,
+    grid=earthfarseer_grid,
     aliases=("earthfarseer-small",),
     description="EarthFarseer small: FoTF (AFNO + local conv) and TeDev, latent grid /4, patch 8",
 )
 register_model(
     "earthfarseer-base",
     _build_earthfarseer,
+    grid=earthfarseer_grid,
     defaults=_BASE,
     description="EarthFarseer base: wider and deeper FoTF/TeDev, patch 4, 2 interaction rounds",
 )

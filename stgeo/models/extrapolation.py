@@ -24,6 +24,7 @@ from torch import nn
 
 from .._optional import import_optional
 from .base import register_model
+from .grids import GridRule
 from .motion import lucas_kanade, per_sequence, radar_settings, to_db
 
 __all__ = ["Extrapolation"]
@@ -64,6 +65,7 @@ class Extrapolation(nn.Module):
     aliases=("lk-extrapolation", "optical-flow"),
     baseline=True,
     settings=radar_settings,
+    grid=GridRule(note="Lucas-Kanade vectors interpolated over the whole domain"),
     description="Lucas-Kanade optical flow + semi-Lagrangian extrapolation (pysteps)",
 )
 def _build_extrapolation(

@@ -37,10 +37,11 @@ from torch import nn
 
 from ..errors import DataValidationError, StgeoTypeError
 from .base import register_model
+from .grids import GridRule
 from .layers import ForecastModule, check_hyperparameter, crop_to, pad_to_multiple
 from .layers.transformer import GatedTransformerLayer, check_heads, init_transformer_weights
 
-__all__ = ["PredFormer"]
+__all__ = ["PredFormer", "predformer_grid"]
 
 #: token grid of the position embedding when the builder is not told the data's grid
 DEFAULT_POS_GRID = (16, 16)
@@ -183,14 +184,30 @@ def _build_predformer(in_steps, out_steps, channels, grid_shape=None, **hp) -> P
 
 _TAXIBJ = {"patch": 4, "dim": 256, "heads": 8, "drop": 0.1, "drop_path": 0.1}
 
+
+def predformer_grid(hp) -> GridRule:
+    """Grid rule of PredFormer: H, W multiples of ``patch``; not fully convolutional (spatial
+    attention over every patch token of the frame, learned position embedding).
+
+    Examples
+    --------
+    >>> predformer_grid({"patch": 4}).multiple
+    4
+    """
+    note = "global spatial attention; position embedding on the token grid"
+    return GridRule(multiple=int(hp.get("patch", 4)), note=note)
+
+
 register_model(
     "predformer",
     _build_predformer,
+    grid=predformer_grid,
     description="PredFormer, Triplet-STS gated transformer (patch 4, dim 256, 8 heads, depth 4)",
 )
 register_model(
     "predformer-taxibj",
     _build_predformer,
+    grid=predformer_grid,
     defaults=_TAXIBJ,
     description="PredFormer, TaxiBJ config (patch 4, dim 256, 8 heads, dropout/drop path 0.1)",
 )

@@ -26,6 +26,7 @@ from torch import nn
 
 from ..errors import DataValidationError
 from .base import register_model
+from .grids import GridRule
 from .layers import (
     EncoderTranslatorDecoder,
     FrameDecoder,
@@ -35,7 +36,7 @@ from .layers import (
 )
 from .losses import AUX_LOSSES
 
-__all__ = ["SimVP"]
+__all__ = ["SimVP", "simvp_grid"]
 
 
 class SimVP(EncoderTranslatorDecoder):
@@ -142,21 +143,45 @@ def _build_tau(in_steps, out_steps, channels, grid_shape=None, **hp) -> SimVP:
 _TAXIBJ = {"hid_S": 32, "hid_T": 256, "N_S": 2, "N_T": 8, "drop_path": 0.1}
 _RADAR = {"hid_S": 32, "hid_T": 256, "N_S": 4, "N_T": 6, "drop_path": 0.1}
 
+
+def _tau_grid(hp) -> GridRule:
+    return simvp_grid({**hp, "translator": "tau"})
+
+
+def simvp_grid(hp) -> GridRule:
+    """Grid rule of SimVP and TAU: H, W multiples of the encoder's ``2 ** (N_S // 2)``; not
+    fully convolutional (GroupNorm normalises each frame over H and W in the encoder and
+    decoder; TAU's channel gate also pools over the whole grid).
+
+    Examples
+    --------
+    >>> simvp_grid({"N_S": 4, "translator": "tau"}).multiple
+    4
+    """
+    note = "GroupNorm over H, W in the encoder/decoder"
+    if hp.get("translator") == "tau":
+        note += "; global average pooling in the temporal attention"
+    return GridRule(multiple=2 ** (int(hp.get("N_S", 2)) // 2), note=note)
+
+
 register_model(
     "simvp",
     _build_simvp,
+    grid=simvp_grid,
     aliases=("simvp-gsta",),
     description="SimVP v2, gSTA translator (hid_S 32, hid_T 256, N_S 2, N_T 8)",
 )
 register_model(
     "simvp-taxibj",
     _build_simvp,
+    grid=simvp_grid,
     defaults=_TAXIBJ,
     description="SimVP v2 gSTA, TaxiBJ benchmark config (~10 M parameters)",
 )
 register_model(
     "simvp-radar",
     _build_simvp,
+    grid=simvp_grid,
     defaults=_RADAR,
     description="SimVP v2 gSTA for radar grids (4x down-sampling)",
 )
@@ -164,12 +189,14 @@ _TAU_LOSS = AUX_LOSSES["tau"]  # TAU's differential divergence, declared with th
 register_model(
     "tau",
     _build_tau,
+    grid=_tau_grid,
     description="TAU: SimVP with temporal attention units",
     auxiliary_loss=_TAU_LOSS,
 )
 register_model(
     "tau-taxibj",
     _build_tau,
+    grid=_tau_grid,
     defaults=_TAXIBJ,
     description="TAU, TaxiBJ benchmark config",
     auxiliary_loss=_TAU_LOSS,
@@ -177,6 +204,7 @@ register_model(
 register_model(
     "tau-radar",
     _build_tau,
+    grid=_tau_grid,
     defaults=_RADAR,
     description="TAU for radar grids",
     auxiliary_loss=_TAU_LOSS,

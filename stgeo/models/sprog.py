@@ -38,6 +38,7 @@ from torch import nn
 from .._optional import import_optional
 from ..errors import DataValidationError
 from .base import register_model
+from .grids import GridRule
 from .motion import from_db, lucas_kanade, per_sequence, radar_settings, to_db
 
 __all__ = ["SProg"]
@@ -127,6 +128,7 @@ class SProg(nn.Module):
     aliases=("s-prog",),
     baseline=True,
     settings=radar_settings,
+    grid=GridRule(note="FFT cascade and AR statistics over the whole grid; global motion field"),
     description="S-PROG spectral prognosis nowcast (pysteps): cascade + AR(2) + LK motion",
 )
 def _build_sprog(

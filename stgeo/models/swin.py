@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import DataValidationError
 from .base import register_model
+from .grids import GridRule
 from .layers import (
     EncoderTranslatorDecoder,
     FrameDecoder,
@@ -38,7 +39,7 @@ from .layers import (
 from .layers.swin import SwinBlock, window_geometry
 from .layers.transformer import check_heads, init_transformer_weights
 
-__all__ = ["SwinTranslator", "SwinVP"]
+__all__ = ["SwinTranslator", "SwinVP", "swin_grid"]
 
 
 class SwinTranslator(nn.Module):
@@ -210,14 +211,31 @@ def _build_swin(in_steps, out_steps, channels, grid_shape=None, **hp) -> SwinVP:
 
 _TAXIBJ = {"hid_S": 32, "hid_T": 256, "N_S": 2, "N_T": 8, "drop_path": 0.1}
 
+
+def swin_grid(hp) -> GridRule:
+    """Grid rule of SwinVP: H, W multiples of the encoder's ``2 ** (N_S // 2)``; not fully
+    convolutional (GroupNorm over H, W; attention windows laid out over, and sized for, the
+    whole latent grid).
+
+    Examples
+    --------
+    >>> swin_grid({"N_S": 2}).multiple
+    2
+    """
+    note = "GroupNorm over H, W; attention windows laid out over the whole latent grid"
+    return GridRule(multiple=2 ** (int(hp.get("N_S", 2)) // 2), note=note)
+
+
 register_model(
     "swin",
     _build_swin,
+    grid=swin_grid,
     description="SimVP encoder/decoder + Swin translator (hid_S 32, hid_T 256, N_T 8, window 7)",
 )
 register_model(
     "swin-taxibj",
     _build_swin,
+    grid=swin_grid,
     defaults=_TAXIBJ,
     description="Swin translator, TaxiBJ scale (hid_S 32, hid_T 256, N_T 8, drop path 0.1)",
 )

@@ -214,25 +214,25 @@ def test_bare_module_and_architecture_names(storms):
 
 @pytest.mark.parametrize(
     "case",
-    ["grid", "variable", "missing_variable", "short", "nan", "time_step", "dims", "normaliser"],
+    ["tile", "variable", "missing_variable", "short", "inf", "time_step", "dims", "normaliser"],
 )
 def test_errors_before_any_compute(storms, case):
     tm, _ = _step_model(storms, in_steps=4, out_steps=2)
     ds = storms
     kw = {}
     match = None
-    if case == "grid":
-        ds, match = storms.isel(x=slice(0, 16)), "grid"
+    if case == "tile":
+        kw, match = {"tiling": (8, 8), "tile_overlap": 0.8}, "tile_overlap"
     elif case == "variable":
         kw, match = {"variable": "rain"}, "trained on variables"
     elif case == "missing_variable":
         ds, match = storms.rename(rain_rate="precip"), "rain_rate"
     elif case == "short":
         ds, match = storms.isel(time=slice(0, 3)), "too short history"
-    elif case == "nan":
+    elif case == "inf":
         ds = storms.copy(deep=True)
-        ds["rain_rate"][10, 3, 3] = np.nan
-        match = "NaN"
+        ds["rain_rate"][10, 3, 3] = np.inf
+        match = "infinite"
     elif case == "time_step":
         ds, match = storms.isel(time=slice(None, None, 2)), "time step"
     elif case == "dims":
