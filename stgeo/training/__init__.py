@@ -8,7 +8,7 @@ normaliser, loaders, shards), :mod:`.loop` (fit / epoch / evaluate), :mod:`.call
 :mod:`.schedules`.
 """
 
-from .callbacks import Callback, TrainState
+from .callbacks import Callback, TimeLimit, TrainState
 from .config import TrainConfig
 from .data import data_fingerprint
 from .fit import train
@@ -16,6 +16,7 @@ from .schedules import make_optimizer
 
 __all__ = [
     "Callback",
+    "TimeLimit",
     "TrainConfig",
     "TrainState",
     "data_fingerprint",

@@ -60,6 +60,7 @@ __all__ = [
     "CallbackList",
     "FittedAugmentation",
     "ProgressBar",
+    "TimeLimit",
     "TrainState",
     "augmentation",
 ]
@@ -262,6 +263,52 @@ class CallbackList:
 
 def _overrides(cb: Callback, hook: str) -> bool:
     return getattr(type(cb), hook) is not getattr(Callback, hook)
+
+
+class TimeLimit(Callback):
+    """End training at the first epoch end where another epoch would pass a time budget.
+
+    The budget counts wall time from ``on_fit_start`` of this process (a resumed run starts
+    a new budget). Training stops after the epoch at which ``elapsed + (mean epoch time)``
+    exceeds ``seconds``, so the run ends within about one epoch of the budget or below it;
+    the best validated weights are kept as usual. Keep epochs short (``max_steps_per_epoch``)
+    for a tight bound; the learning-rate schedule still spans the planned ``epochs``.
+
+    Parameters
+    ----------
+    seconds : float
+        Wall-time budget of the run in seconds (> 0).
+    clock : callable, optional
+        The clock read, in seconds (default :func:`time.monotonic`).
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> ds = stgeo.testing.storm_cells(n_times=24, shape=(8, 8), seed=0)
+    >>> m = stgeo.train(ds, model="simvp", in_steps=2, out_steps=1, epochs=50, hid_S=4,
+    ...                 hid_T=8, N_T=1, max_steps_per_epoch=1, progress=False,
+    ...                 callbacks=[TimeLimit(1e-9)])
+    >>> len(m.history)
+    1
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+            raise StgeoTypeError(f"TimeLimit needs a positive number of seconds, got {seconds!r}")
+        self.seconds = float(seconds)
+        self.clock = clock
+        self.start = 0.0
+        self.epochs = 0
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self.start = self.clock()
+        self.epochs = 0
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.epochs += 1
+        elapsed = self.clock() - self.start
+        if elapsed + elapsed / self.epochs > self.seconds:
+            state.stop = True
 
 
 class Augmentation(Callback):

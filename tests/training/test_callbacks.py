@@ -9,7 +9,7 @@ import stgeo
 from stgeo._registry import AUGMENTATIONS
 from stgeo.errors import StgeoTypeError
 from stgeo.models import register_model
-from stgeo.training import Callback, TrainState, train
+from stgeo.training import Callback, TimeLimit, TrainState, train
 from stgeo.training.callbacks import CallbackList
 
 FAST = {"precision": "fp32", "progress": False, "batch_size": 4}
@@ -156,6 +156,18 @@ def test_a_callback_can_stop_training(storms):
         **FAST,
     )
     assert len(m.history) == 1 and m.metrics["early_stopped"] is True
+
+
+def test_time_limit_stops_within_the_budget(storms):
+    ticks = iter(range(0, 1000, 10))  # every reading of the clock advances 10 s
+    kw = dict(in_steps=2, out_steps=1, epochs=6, max_steps_per_epoch=1, **FAST)
+    # fit start at 0 s; epoch ends read 10, 20, 30 s: 30 + 10 > 35 stops after epoch 3
+    m = train(storms, "test-cb-seeing", callbacks=[TimeLimit(35, lambda: next(ticks))], **kw)
+    assert len(m.history) == 3 and m.metrics["early_stopped"] is True
+    m = train(storms, "test-cb-seeing", callbacks=[TimeLimit(1e6)], **kw)
+    assert len(m.history) == 6
+    with pytest.raises(StgeoTypeError, match="positive number of seconds"):
+        TimeLimit(0)
 
 
 def test_progress_bar_is_a_callback(storms, capsys):
