@@ -62,11 +62,11 @@ __all__ = [
     "check_replaceable",
     "existing_store_matches",
     "fingerprint",
-    "written_by_stgeo",
     "list_files",
     "recipe_attrs",
     "require_file",
     "time_chunk",
+    "written_by_stgeo",
 ]
 
 RECIPE_ATTR = "stgeo_recipe"

@@ -250,8 +250,8 @@ def _detect(files: Sequence[Path], product: str | None) -> tuple[_Product, list[
         raise DataValidationError(
             "no radar files recognised in the source: expected FMI PGM, KNMI HDF5, BoM "
             "netCDF, MeteoSwiss GIF, RMI ODIM HDF5, OPERA ODIM HDF5 or MRMS GRIB2 files named "
-            f"as their providers publish them (found e.g. {[f.name for f in files[:3]]}); pass product=... if they were "
-            "renamed"
+            f"as their providers publish them (found e.g. {[f.name for f in files[:3]]}); "
+            "pass product=... if they were renamed"
         )
     return PRODUCTS[best], counts[best]
 
