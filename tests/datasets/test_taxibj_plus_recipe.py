@@ -59,7 +59,9 @@ def test_round_trip(urbanfm, tmp_path, grid, idx, shape):
     assert ds.external.dims == ("time", "external_factor") and ds.sizes["external_factor"] == 7
     # times: consecutive 30-min slots from the period start, train -> valid -> test
     times = pd.DatetimeIndex(ds.time.values)
-    assert times[0] == pd.Timestamp("2013-07-01") and (np.diff(times) == np.timedelta64(30, "m")).all()
+    assert (
+        times[0] == pd.Timestamp("2013-07-01") and (np.diff(times) == np.timedelta64(30, "m")).all()
+    )
     ev = ds.event.values
     assert ev.tolist() == [0] * 96 + [1] * 48 + [2] * 40
     assert ds.event.attrs["flag_meanings"] == "train valid test"
@@ -89,7 +91,9 @@ def test_coarse_and_fine_stores_align(urbanfm, tmp_path):
 
 def test_period_folder_channel_axis_and_start(tmp_path):
     arrays = make_urbanfm(tmp_path / "TaxiBJ+", "P3", channel=True)
-    p = run_recipe("taxibj-plus", tmp_path / "TaxiBJ+" / "P3", tmp_path / "p3.zarr", start="2015-03-02")
+    p = run_recipe(
+        "taxibj-plus", tmp_path / "TaxiBJ+" / "P3", tmp_path / "p3.zarr", start="2015-03-02"
+    )
     ds = stgeo.open_dataset(p)
     assert ds.flow.dims == ("time", "y", "x")  # a single channel axis is squeezed
     np.testing.assert_array_equal(ds.flow.values[:96], arrays["train"][1])
