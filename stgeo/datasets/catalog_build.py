@@ -220,10 +220,13 @@ def select_entries(names: Iterable[str] = (), *, tags: Sequence[str] = ()) -> li
     --------
     >>> select_entries(["synthetic-*"])
     ['synthetic-crowd', 'synthetic-storms']
+    >>> select_entries("synthetic-crowd")  # one name
+    ['synthetic-crowd']
     >>> "radar-opera-20241126" in select_entries(tags=["radar"])
     True
     """
-    names = list(names)
+    names = [names] if isinstance(names, str) else list(names)
+    tags = [tags] if isinstance(tags, str) else list(tags)
     if not names and not tags:
         raise DataValidationError(
             "name the catalog entries to build (names, wildcards or a collection) or select "
@@ -434,6 +437,12 @@ def build_catalog(
     from ..options import set_options
 
     say = _reporter(progress)
+    # the recipes' own overwrite/verify options are this function's force/verify
+    common = parse_options(
+        {k: options.pop(k) for k in COMMON_OPTIONS if k in options}, COMMON_OPTIONS
+    )
+    force = force or common.get("overwrite", False)
+    verify = verify and common.get("verify", True)
     selected = select_entries(names, tags=tags)
     scope = set_options(cache_dir=str(cache_dir)) if cache_dir else contextlib.nullcontext()
     with scope:

@@ -163,3 +163,11 @@ def test_option_typos_are_caught_before_building(tmp_path, capsys):
     assert main([*argv, "--option", "n_dayz=2"]) == 1
     assert "n_dayz" in capsys.readouterr().err
     assert not any(tmp_path.rglob("*.zarr"))
+
+
+def test_recipe_overwrite_and_verify_options_map_to_force_and_verify(tmp_path):
+    args = dict(cache_dir=tmp_path, n_times="4", shape="8,8")
+    assert [r.status for r in build_catalog("synthetic-storms", **args)] == ["built"]
+    assert [r.status for r in build_catalog("synthetic-storms", **args)] == ["up to date"]
+    res = build_catalog("synthetic-storms", overwrite="true", verify="false", **args)
+    assert [r.status for r in res] == ["built"]
