@@ -1,8 +1,8 @@
-"""Radar event folders (FMI PGM, KNMI HDF5, BoM netCDF, MeteoSwiss GIF, RMI ODIM) -> Zarr.
+"""Radar event folders (FMI, KNMI, BoM, MeteoSwiss, RMI, OPERA ODIM, MRMS GRIB2) -> Zarr.
 
     python recipes/radar.py --source ../shared/data/radar/radar/fmi/pgm/20160928 \\
         --dest radar/fmi-20160928.zarr
-    python recipes/radar.py --all-events ../shared/data --dest-dir radar/   # the 8 events, timed
+    python recipes/radar.py --all-events ../shared/data --dest-dir radar/   # the 10 events, timed
 
 A thin entry point: the same arguments as `stgeo recipe radar ...` (both run
 `stgeo.datasets.command.run_recipe_args`), and the same as

@@ -43,6 +43,7 @@ _EXAMPLES = {
         "stgeo catalog build synthetic-storms",
         "stgeo catalog build synthetic-crowd --option n_days=7",
         "stgeo catalog build radar-fmi-20160928 --data-root ../shared/data",
+        "stgeo catalog build --tag radar --data-root ../shared/data --cache-dir stores/",
     ),
     "recipe": RECIPE_EXAMPLES,
     "train": _examples(
@@ -99,9 +100,39 @@ def _add_catalog(c: argparse.ArgumentParser) -> None:
     cl.add_argument("pattern", nargs="?", default="*", help="shell wildcard (default: all)")
     cs = csp.add_parser("show", help="show one entry")
     cs.add_argument("name")
-    cb = csp.add_parser("build", help="build an entry's store by running its recipe")
-    cb.add_argument("name")
-    cb.add_argument("--data-root", default=None, help="folder of the raw sources")
+    cb = csp.add_parser(
+        "build",
+        help="build entries' stores by running their recipes (by name, wildcard, collection "
+        "or --tag)",
+        description="Build the stores of catalog entries: checks every raw source first, skips "
+        "stores already built from the same inputs (unless --force), verifies checksums, "
+        "never overwrites what stgeo did not write.",
+        epilog=_examples(
+            "stgeo catalog build synthetic-storms",
+            "stgeo catalog build --tag radar --data-root ../shared/data",
+            "stgeo catalog build 'radar-mch-*' radar-opera-20241126 --cache-dir stores/",
+            "stgeo catalog build radar-train --force",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cb.add_argument("name", nargs="*", help="entry names, shell wildcards or collections")
+    cb.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        help="build every entry carrying this tag (repeat: entries carrying all of them)",
+    )
+    cb.add_argument(
+        "--data-root",
+        default=None,
+        help="folder of the raw sources (default: $STGEO_SHARED_DATA, else . or ../shared/data)",
+    )
+    cb.add_argument(
+        "--cache-dir", default=None, help="root of the stores (default: the stgeo cache dir)"
+    )
+    cb.add_argument("--force", action="store_true", help="rebuild stores that are up to date")
+    cb.add_argument("--no-verify", action="store_true", help="skip checking the inputs' checksums")
+    cb.add_argument("--quiet", action="store_true", help="print only the stores built")
     cb.add_argument("--option", action="append", metavar="KEY=VALUE", help="recipe option")
 
 
@@ -219,11 +250,20 @@ def _cmd_catalog(a: argparse.Namespace) -> int:
             print(f"{name:32s} {e.description}")
         return 0
     if a.action == "build":
-        from .datasets import build_from_catalog
+        from .datasets import build_catalog
 
-        options = parse_options(a.option, str)  # typed by the entry's recipe
-        path = build_from_catalog(a.name, data_root=a.data_root, **options)
-        print(f"built {a.name} -> {path}")
+        results = build_catalog(
+            a.name,
+            tags=a.tag,
+            data_root=a.data_root,
+            cache_dir=a.cache_dir,
+            force=a.force,
+            verify=not a.no_verify,
+            progress=not a.quiet,
+            **parse_options(a.option, str),  # typed by each entry's recipe
+        )
+        for r in results:
+            print(f"{r.status} {r.name} -> {r.store}")
         return 0
     import yaml
 

@@ -5,11 +5,12 @@
 * :class:`Recipe`, :class:`RecipeInputs`, :class:`RecipeOutput` — the protocol every recipe
   follows (:mod:`stgeo.datasets.protocol`);
 * :func:`parse_options` — the ``KEY=VALUE`` option parser (:mod:`stgeo.datasets.options`);
-* :func:`build_from_catalog`, :func:`verify_checksums`;
+* :func:`build_catalog` (``stgeo catalog build``), :func:`build_from_catalog`,
+  :func:`select_entries`, :class:`BuildResult`, :func:`verify_checksums`;
 * :func:`storm_cells`, :func:`crowd_flows` — deterministic synthetic data.
 """
 
-from .catalog_build import build_from_catalog
+from .catalog_build import BuildResult, build_catalog, build_from_catalog, select_entries
 from .checksums import verify_checksums
 from .options import parse_options
 from .protocol import Recipe, RecipeInputs, RecipeOutput
@@ -17,9 +18,11 @@ from .registry import list_recipes, recipe_info, register_recipe, run_events, ru
 from .synthetic import crowd_flows, storm_cells
 
 __all__ = [
+    "BuildResult",
     "Recipe",
     "RecipeInputs",
     "RecipeOutput",
+    "build_catalog",
     "build_from_catalog",
     "crowd_flows",
     "list_recipes",
@@ -28,6 +31,7 @@ __all__ = [
     "register_recipe",
     "run_events",
     "run_recipe",
+    "select_entries",
     "storm_cells",
     "verify_checksums",
 ]

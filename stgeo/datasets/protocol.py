@@ -59,12 +59,14 @@ __all__ = [
     "Recipe",
     "RecipeInputs",
     "RecipeOutput",
+    "check_replaceable",
     "existing_store_matches",
     "fingerprint",
     "list_files",
     "recipe_attrs",
     "require_file",
     "time_chunk",
+    "written_by_stgeo",
 ]
 
 RECIPE_ATTR = "stgeo_recipe"
@@ -177,6 +179,7 @@ class Recipe:
         fp = fingerprint(files, recipe=self.name, **inputs.options)
         if not overwrite and existing_store_matches(dest, self.name, fp):
             return str(dest)
+        check_replaceable(dest)
         if verify and files:
             root = inputs.root if inputs.root is not None else Path(files[0]).parent
             verify_checksums(files, root=root)
@@ -219,20 +222,73 @@ def existing_store_matches(dest: str | os.PathLike, recipe: str, fp: str) -> boo
     """Whether ``dest`` is a complete store built by ``recipe`` from the same inputs."""
     from ..data.store import COMPLETE_ATTR
 
-    p = Path(dest)
-    if not (p / "zarr.json").exists() and not (p / ".zgroup").exists():
-        return False
-    try:
-        import zarr
-
-        attrs = dict(zarr.open_group(str(p), mode="r").attrs)
-    except Exception:
+    attrs = _root_attrs(Path(dest))
+    if attrs is None:
         return False
     return (
         attrs.get(COMPLETE_ATTR) is True
         and attrs.get(RECIPE_ATTR) == recipe
         and attrs.get("stgeo_source_fingerprint") == fp
     )
+
+
+def _root_attrs(p: Path) -> dict[str, Any] | None:
+    """The root attributes of the Zarr store at ``p`` (None: no readable Zarr group)."""
+    if not (p / "zarr.json").exists() and not (p / ".zgroup").exists():
+        return None
+    try:
+        import zarr
+
+        return dict(zarr.open_group(str(p), mode="r").attrs)
+    except Exception:
+        return None
+
+
+def written_by_stgeo(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a Zarr store that stgeo wrote (a recipe or :func:`stgeo.to_zarr`).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> written_by_stgeo(tempfile.mkdtemp())
+    False
+    """
+    from ..data.store import COMPLETE_ATTR
+
+    attrs = _root_attrs(Path(path))
+    return attrs is not None and (COMPLETE_ATTR in attrs or RECIPE_ATTR in attrs)
+
+
+def check_replaceable(dest: str | os.PathLike) -> None:
+    """Refuse to build over ``dest`` if something there was not written by stgeo.
+
+    A missing ``dest``, an empty folder or a store stgeo wrote may be (re)built; anything
+    else (a foreign Zarr store, a file, a folder of other data) is never overwritten.
+
+    Raises
+    ------
+    DataValidationError
+        ``dest`` exists and stgeo did not write it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp(); _ = open(os.path.join(d, "notes.txt"), "w").write("mine")
+    >>> check_replaceable(d)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    stgeo.errors.DataValidationError: ... exists and was not written by stgeo ...
+    >>> check_replaceable(os.path.join(d, "new.zarr"))  # absent: fine
+    """
+    p = Path(dest)
+    if p.is_dir() and not any(p.iterdir()):
+        return
+    if p.exists() and not written_by_stgeo(p):
+        kind = "file" if p.is_file() else "folder"
+        raise DataValidationError(
+            f"{p} exists and was not written by stgeo (a {kind} without stgeo's store "
+            "attributes); stgeo never overwrites it. Move or delete it yourself, or choose "
+            "another destination."
+        )
 
 
 def recipe_attrs(recipe: str, fp: str, source: str | None, **options: Any) -> dict[str, Any]:

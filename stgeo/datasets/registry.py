@@ -47,6 +47,7 @@ _BUILTIN_MODULES = (
     "stgeo.datasets.radar",
     "stgeo.datasets.sevir",
     "stgeo.datasets.taxibj",
+    "stgeo.datasets.taxibj_plus",
     "stgeo.datasets.bikenyc",
     "stgeo.datasets.era5",
 )
@@ -239,8 +240,8 @@ def run_recipe(
     Parameters
     ----------
     name : str
-        A registered recipe (``radar``, ``sevir``, ``taxibj``, ``bikenyc``, ``era5``,
-        ``synthetic``); unknown names raise an error suggesting the closest.
+        A registered recipe (``radar``, ``sevir``, ``taxibj``, ``taxibj-plus``, ``bikenyc``,
+        ``era5``, ``synthetic``); unknown names raise an error suggesting the closest.
     source : str or path
         The raw input (a file or a folder, depending on the recipe).
     dest : str or path

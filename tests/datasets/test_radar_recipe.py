@@ -18,7 +18,8 @@ from dataset_helpers import need_shared, shared_data
 import stgeo
 from stgeo.data.catalog import load_catalog_file
 from stgeo.datasets import run_recipe
-from stgeo.datasets.radar import RADAR_EVENTS, convert_radar_events, read_radar_frame
+from stgeo.datasets.radar import PYSTEPS_EVENTS as RADAR_EVENTS
+from stgeo.datasets.radar import convert_radar_events, read_radar_frame
 from stgeo.errors import DataValidationError, IncompleteStoreError
 
 pytestmark = pytest.mark.realdata
@@ -35,7 +36,7 @@ def radar_stores(tmp_path_factory):
     root = need_shared("radar", "radar")
     dest = tmp_path_factory.mktemp("radar")
     t0 = time.perf_counter()
-    stores = convert_radar_events(shared_data(), dest)
+    stores = convert_radar_events(shared_data(), dest, events=list(RADAR_EVENTS))
     seconds = time.perf_counter() - t0
     print(f"\nconverted 8 radar events in {seconds:.1f} s")
     return {"stores": stores, "seconds": seconds, "root": root, "dest": dest}

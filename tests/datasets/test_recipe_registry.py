@@ -22,9 +22,9 @@ from stgeo.errors import DataValidationError, StgeoTypeError, UnknownNameError
 
 
 def test_builtin_recipes_are_registered():
-    builtin = ["bikenyc", "era5", "radar", "sevir", "synthetic", "taxibj"]
+    builtin = ["bikenyc", "era5", "radar", "sevir", "synthetic", "taxibj", "taxibj-plus"]
     assert [n for n in list_recipes() if n in builtin] == builtin
-    assert list_recipes("r*") == ["radar"] and list_recipes("tax*") == ["taxibj"]
+    assert list_recipes("r*") == ["radar"] and list_recipes("tax*") == ["taxibj", "taxibj-plus"]
     assert "radar" in RECIPES
     info = recipe_info("SEVIR")
     assert info["options"]["max_events"] == "int" and info["options"]["start"] == "date"
