@@ -138,7 +138,9 @@ def open_events(
                 "a list of data must hold Datasets, store paths or catalog names, not lists"
             )
         datasets.append(open_data(it))
-    names = _unique([_name_of(it, ds, i) for i, (it, ds) in enumerate(zip(items, datasets))])
+    names = _unique(
+        [_name_of(it, ds, i) for i, (it, ds) in enumerate(zip(items, datasets, strict=True))]
+    )
     return [EventSource(n, ds) for n, ds in zip(names, datasets, strict=True)], policy
 
 
@@ -173,7 +175,8 @@ def _check_same_step(dsets: list[xr.Dataset], names: list[str]) -> None:
     known = {s for s in steps if s is not None}
     if len(known) > 1:
         listed = ", ".join(
-            f"{n}: {freq_string(s) if s is not None else '?'}" for n, s in zip(names, steps)
+            f"{n}: {freq_string(s) if s is not None else '?'}"
+            for n, s in zip(names, steps, strict=True)
         )
         raise DataValidationError(
             f"join_events joins events of one time step, got {listed}. Pass the events as a "
