@@ -11,7 +11,14 @@ from .collections import (
 from .events import EventSource, join_events, open_events
 from .loader import BatchLoader
 from .normalize import Normalizer
-from .patches import EventLoader, EventWindows, Importance, as_patch_size, wet_fraction_map
+from .patches import (
+    EventLoader,
+    EventWindows,
+    Importance,
+    as_patch_size,
+    stream_statistics,
+    wet_fraction_map,
+)
 from .splits import split_by_time
 from .store import StoreBuilder, open_data, open_dataset, to_zarr
 from .windows import Windows, read_frames
@@ -42,6 +49,7 @@ __all__ = [
     "register_catalog",
     "register_collection",
     "split_by_time",
+    "stream_statistics",
     "to_frames",
     "to_zarr",
     "variables_of",

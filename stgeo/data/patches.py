@@ -52,7 +52,14 @@ from .loader import _Background
 from .normalize import Normalizer
 from .windows import Windows, read_frames
 
-__all__ = ["EventLoader", "EventWindows", "Importance", "as_patch_size", "wet_fraction_map"]
+__all__ = [
+    "EventLoader",
+    "EventWindows",
+    "Importance",
+    "as_patch_size",
+    "stream_statistics",
+    "wet_fraction_map",
+]
 
 
 def as_patch_size(patch_size: Any) -> tuple[int, int] | None:
@@ -209,6 +216,49 @@ def wet_fraction_map(block: np.ndarray, threshold: float, cell: int) -> np.ndarr
     s = pad.reshape(t, ny, cell, nx, cell).sum(axis=(2, 4))
     n = cnt.reshape(ny, cell, nx, cell).sum(axis=(1, 3))
     return (s / n).astype(np.float32)
+
+
+def stream_statistics(
+    frames: Any,
+    start: int,
+    stop: int,
+    normalizer: Normalizer,
+    importance: Importance | None = None,
+    block_bytes: int = 32 * 2**20,
+) -> tuple[int, np.ndarray] | None:
+    """One streaming pass over frames ``[start, stop)``: normaliser statistics and wet maps.
+
+    Frames are read a few at a time (about ``block_bytes``), added to ``normalizer`` with
+    :meth:`Normalizer.partial_fit` and, with ``importance``, reduced to the coarse
+    wet-fraction maps of :func:`wet_fraction_map`. Memory stays at one block.
+
+    Returns
+    -------
+    (int, numpy.ndarray) or None
+        ``(start, maps)`` with maps ``(stop - start, ny, nx)``, or None without importance.
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> from stgeo.data import Normalizer, to_frames
+    >>> fr = to_frames(stgeo.testing.storm_cells(n_times=8, shape=(16, 16)))
+    >>> n = Normalizer()
+    >>> first, maps = stream_statistics(fr, 0, 6, n, Importance(threshold=0.1, cell=8))
+    >>> first, maps.shape, n.fitted
+    (0, (6, 2, 2), True)
+    """
+    frame_bytes = max(1, int(np.prod(frames.shape[1:])) * 4)
+    step = max(1, block_bytes // frame_bytes)
+    channels = [str(c) for c in frames["channel"].values]
+    maps = []
+    for a in range(start, stop, step):
+        block = read_frames(frames, np.arange(a, min(a + step, stop)))
+        normalizer.partial_fit(block, channels)
+        if importance is not None:
+            maps.append(wet_fraction_map(block, importance.threshold, importance.cell))
+    if importance is None:
+        return None
+    return start, np.concatenate(maps)
 
 
 class EventWindows:
