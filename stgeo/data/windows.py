@@ -155,7 +155,7 @@ def read_frames(
 
 
 def _read_zarr_direct(
-    frames: xr.DataArray, runs: list, n: int, ys: slice, xs: slice
+    frames: xr.DataArray, runs: list, n: int, ys: slice | None = None, xs: slice | None = None
 ) -> np.ndarray | None:
     """Read straight from the Zarr arrays behind ``frames`` (see ``to_frames``), or None.
 
@@ -166,6 +166,8 @@ def _read_zarr_direct(
     arrays = zarr_sources(frames)
     if arrays is None:
         return None
+    ys = slice(0, frames.shape[2]) if ys is None else ys
+    xs = slice(0, frames.shape[3]) if xs is None else xs
     out = np.empty((n, frames.shape[1], ys.stop - ys.start, xs.stop - xs.start), np.float32)
     i = 0
     for a, b in runs:
