@@ -144,6 +144,11 @@ def open_events(
     return [EventSource(n, ds) for n, ds in zip(names, datasets, strict=True)], policy
 
 
+def _labels(values: Any) -> np.ndarray:
+    """Event labels as a fixed-width unicode array (from any string dtype)."""
+    return np.array([str(v) for v in np.asarray(values).tolist()], dtype=str)
+
+
 def _grid_signature(ds: xr.Dataset) -> tuple[Any, ...]:
     sd = spatial_dims(ds)
     return sd, tuple(int(ds.sizes[d]) for d in sd)
@@ -247,7 +252,7 @@ def join_events(
     for d, n in zip(dsets, names, strict=True):
         keep = EVENT_COORD in d.coords and d[EVENT_COORD].dims == (TIME_DIM,)
         lab = (
-            np.asarray(d[EVENT_COORD].values).astype(str)
+            _labels(d[EVENT_COORD].values)
             if keep and not given
             else np.full(d.sizes[TIME_DIM], n)
         )
@@ -261,7 +266,7 @@ def join_events(
         join="override",
         combine_attrs="drop_conflicts",
     )
-    ev = np.asarray(out[EVENT_COORD].values).astype(str)
+    ev = _labels(out[EVENT_COORD].values)
     out = out.assign_coords({EVENT_COORD: (TIME_DIM, ev)})
     step = time_step(dsets[0]) if dsets[0].sizes[TIME_DIM] >= 2 else None
     out[TIME_DIM].attrs = {k: v for k, v in out[TIME_DIM].attrs.items() if k != "step"}
