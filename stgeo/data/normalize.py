@@ -124,13 +124,13 @@ class Normalizer:
             sq = (x * x).mean(dims, skipna=True)
             res = xr.Dataset({"a": mean, "b": sq}).compute()
             m = np.asarray(res["a"].values, dtype=np.float64)
+            self._check_finite(m, "mean")
             var = np.maximum(np.asarray(res["b"].values, dtype=np.float64) - m * m, 0.0)
             # refine the variance with a second pass around the mean when it is tiny
             # relative to mean**2 (cancellation); cheap compared with reading the data
             if np.any(var < 1e-6 * np.maximum(m * m, 1e-30)):
                 var = np.asarray(((x - xr.DataArray(m, dims=CHANNEL_DIM)) ** 2).mean(dims).values)
             s = np.sqrt(var)
-            self._check_finite(m, "mean")
             self.stats = {"mean": m, "std": np.where(s > 0, s, 1.0)}
         else:
             res = xr.Dataset({"a": x.min(dims), "b": x.max(dims)}).compute()
@@ -236,8 +236,9 @@ class Normalizer:
         if bad.any():
             names = [self.channels[i] for i in np.flatnonzero(bad)] if self.channels else []
             raise DataValidationError(
-                f"cannot normalise: the {what} of channel(s) {names} is not finite (all-NaN "
-                "channel in the fitting data?). Check the training split."
+                f"cannot normalise: the {what} of channel(s) {names} is not finite: the "
+                "training data hold infinite values (replace them, e.g. ds.where(np.isfinite("
+                "ds)) marks them as no-data) or the channel is all NaN in the training split."
             )
 
     def _scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
