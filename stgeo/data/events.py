@@ -252,9 +252,7 @@ def join_events(
     for d, n in zip(dsets, names, strict=True):
         keep = EVENT_COORD in d.coords and d[EVENT_COORD].dims == (TIME_DIM,)
         lab = (
-            _labels(d[EVENT_COORD].values)
-            if keep and not given
-            else np.full(d.sizes[TIME_DIM], n)
+            _labels(d[EVENT_COORD].values) if keep and not given else np.full(d.sizes[TIME_DIM], n)
         )
         labelled.append(d.assign_coords({EVENT_COORD: (TIME_DIM, lab)}))
     out = xr.concat(
