@@ -368,6 +368,9 @@ class EventLoader:
     wet_maps : sequence of (int, numpy.ndarray), optional
         Per event, the first time position and the ``(time, ny, nx)`` map of
         :func:`wet_fraction_map` covering the targets of its windows.
+    workers : int
+        Threads reading the windows of a batch (1: the prefetch thread reads them; more
+        may help on machines with idle cores, Zarr decompression releases the GIL).
 
     Raises
     ------
@@ -399,6 +402,7 @@ class EventLoader:
         patch_size: int | tuple[int, int] | None = None,
         importance: Importance | None = None,
         wet_maps: Sequence[tuple[int, np.ndarray]] | None = None,
+        workers: int = 1,
     ) -> None:
         if not isinstance(windows, EventWindows):
             raise StgeoTypeError(
@@ -409,6 +413,10 @@ class EventLoader:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
                 raise DataValidationError(f"{name} must be an integer >= {lo}, got {v!r}")
         self.batch_size, self.prefetch = int(batch_size), int(prefetch)
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise DataValidationError(f"workers must be an integer >= 1, got {workers!r}")
+        self.workers = int(workers)
+        self._executor = None
         self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
         self.normalizer = normalizer
         self.patch_size = as_patch_size(patch_size)
@@ -542,10 +550,19 @@ class EventLoader:
         positions = np.asarray(positions, dtype=np.int64)
         ev, k = self.windows.locate(positions)
         origins = self.crop_origins(positions)
-        parts = [
-            self._read_window(int(e), int(i), o) for e, i, o in zip(ev, k, origins, strict=True)
-        ]
+        jobs = [(int(e), int(i), o) for e, i, o in zip(ev, k, origins, strict=True)]
+        if self.workers > 1 and len(jobs) > 1:
+            parts = list(self._pool().map(lambda j: self._read_window(*j), jobs))
+        else:
+            parts = [self._read_window(*j) for j in jobs]
         return np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts])
+
+    def _pool(self) -> Any:
+        if getattr(self, "_executor", None) is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="stgeo-crop")
+        return self._executor
 
     def _batches(self) -> Iterator[tuple[Any, Any]]:
         import torch
