@@ -30,7 +30,7 @@ Examples
 >>> cfg = TrainConfig(model="simvp", in_steps=2, out_steps=1, patch_size=(16, 16))
 >>> td, cfg = prepare_events([a, b], cfg)
 >>> td.describe()["events"]["event-1"]["train_windows"], td.grid
-(15, (16, 16))
+(16, (16, 16))
 """
 
 from __future__ import annotations
