@@ -38,6 +38,19 @@ What is measured (see ``specs/evaluation.md``, "Speed: data pipeline"):
   the store (a full 20000-window epoch of SimVP on 2 CPU cores takes too long); the fraction
   of the epoch's wall time spent waiting for the next batch.
 
+* **Multi-event patch sampling** (key ``multi_event_patches`` of the JSON line): three
+  radar-like stores of different grids written in the run, ``(300, 256, 256)`` chunked
+  ``(1, 256, 256)``, ``(200, 512, 640)`` chunked ``(1, 256, 256)`` and a large
+  ``(32, 2048, 2048)`` chunked spatially ``(1, 512, 512)``; windows of 8 frames (4 + 4) of
+  all three events, cropped to 128 x 128, batches of 16. **stgeo**:
+  ``EventLoader(EventWindows([...]), 16, patch_size=(128, 128))`` (random crop positions
+  seeded per window, background prefetch; only the chunks a crop intersects are read).
+  **xbatcher**: one ``BatchGenerator(ds, input_dims={time: 8, y: 128, x: 128},
+  input_overlap={time: 7})`` per store (its crops sit on a fixed 128-pixel grid, so each
+  reads one chunk per frame where a random stgeo crop reads up to four), indexed in a random
+  order over all stores' windows, 16 per batch stacked into a torch tensor; the faster of
+  dask-backed and lazily indexed opening is used, as above.
+
 ``--quick`` measures fewer windows (all on the same full-size stores).
 The last line printed is one JSON object.
 """
@@ -154,6 +167,125 @@ def write_stores(folder: Path) -> dict[str, dict]:
             "write_s": time.perf_counter() - t,
         }
     return out
+
+
+PATCH = 128
+EVENT_STORES = (  # name, (time, y, x), chunks
+    ("ev-small", (300, 256, 256), (1, 256, 256)),
+    ("ev-mid", (200, 512, 640), (1, 256, 256)),
+    ("ev-large", (32, 2048, 2048), (1, 512, 512)),
+)
+
+
+def write_event_stores(folder: Path) -> list[str]:
+    """Three radar-like events of different grids (70 % dry), chunked spatially."""
+    import dask.array as da
+    import pandas as pd
+    import xarray as xr
+
+    import stgeo
+
+    rng = da.random.default_rng(1)
+    paths = []
+    for name, shape, chunks in EVENT_STORES:
+        u = rng.random(shape, chunks=chunks, dtype="float32")
+        rr = da.where(u > 0.7, (u - 0.7) * 100.0, 0.0).astype("float32")
+        ds = xr.Dataset(
+            {"rr": (("time", "y", "x"), rr, {"units": "mm h-1"})},
+            coords={"time": pd.date_range("2021-07-04", periods=shape[0], freq="5min")},
+        )
+        enc = dict(zip(("time", "y", "x"), chunks, strict=True))
+        paths.append(stgeo.to_zarr(ds, folder / f"{name}.zarr", chunks=enc))
+    return paths
+
+
+def _stgeo_patch_worker(paths: list[str], limit: int, seed: int) -> dict:
+    import torch  # noqa: F401
+
+    import stgeo
+    from stgeo.data import EventLoader, EventWindows, Windows, to_frames
+
+    wins = [
+        Windows(to_frames(stgeo.open_dataset(p), "rr"), in_steps=IN_STEPS, out_steps=OUT_STEPS)
+        for p in paths
+    ]
+    ew = EventWindows(wins, [Path(p).stem for p in paths])
+    loader = EventLoader(ew, BATCH, patch_size=(PATCH, PATCH), seed=seed)
+    loader.set_epoch(1)
+    loader.read_batch(loader.batch_indices()[0][:1])  # warm-up: first-use imports
+    n = 0
+    with PeakRSS() as mem:
+        t = time.perf_counter()
+        for x, _y in loader:
+            n += x.shape[0]
+            if n >= limit:
+                break
+        dt = time.perf_counter() - t
+    assert tuple(x.shape[1:]) == (IN_STEPS, 1, PATCH, PATCH)
+    return {"windows": n, "seconds": dt, "windows_per_s": n / dt, "peak_rss_mib": mem.growth_mib}
+
+
+def _xbatcher_patch_worker(paths: list[str], limit: int, seed: int, use_dask: bool) -> dict:
+    import numpy as np
+    import torch
+    import xbatcher
+
+    import stgeo
+
+    gens = []
+    for p in paths:
+        ds = stgeo.open_dataset(p, chunks={} if use_dask else None)[["rr"]]
+        dims = {"time": WINDOW, "y": PATCH, "x": PATCH}
+        gens.append(
+            xbatcher.BatchGenerator(ds, input_dims=dims, input_overlap={"time": WINDOW - 1})
+        )
+    index = np.concatenate(
+        [np.stack([np.full(len(g), k), np.arange(len(g))], 1) for k, g in enumerate(gens)]
+    )
+    order = np.random.default_rng(seed).permutation(len(index))
+    _ = gens[0][0]["rr"].values  # warm-up
+    n = 0
+    with PeakRSS() as mem:
+        t = time.perf_counter()
+        for a in range(0, len(order), BATCH):
+            wins = [gens[k][int(i)]["rr"].values for k, i in index[order[a : a + BATCH]]]
+            arr = torch.from_numpy(np.stack(wins))[:, :, None]
+            x, _y = arr[:, :IN_STEPS], arr[:, IN_STEPS:]
+            n += x.shape[0]
+            if n >= limit:
+                break
+        dt = time.perf_counter() - t
+    assert tuple(x.shape[1:]) == (IN_STEPS, 1, PATCH, PATCH)
+    return {"windows": n, "seconds": dt, "windows_per_s": n / dt, "peak_rss_mib": mem.growth_mib}
+
+
+def multi_event_case(folder: Path, limit: int, repeats: int, seed: int) -> dict:
+    """stgeo's multi-event patch sampler vs xbatcher on crops of the same size."""
+    t = time.perf_counter()
+    paths = write_event_stores(folder)
+    print(f"[multi-event patches] 3 stores written in {time.perf_counter() - t:.1f} s", flush=True)
+    runs: dict[str, list[dict]] = {"stgeo": [], "dask": [], "no-dask": []}
+    for rep in range(repeats):
+        runs["stgeo"].append(_run(_stgeo_patch_worker, paths, limit, seed))
+        for key in ("dask", "no-dask"):
+            runs[key].append(_run(_xbatcher_patch_worker, paths, limit, seed + rep, key == "dask"))
+        for key, rs in runs.items():
+            name = "stgeo" if key == "stgeo" else "xbatcher " + key
+            print(f"  {name:17s}{rs[-1]['windows_per_s']:10.1f} windows/s", flush=True)
+    best = {k: max(rs, key=lambda r: r["windows_per_s"]) for k, rs in runs.items()}
+    xb = max(("dask", "no-dask"), key=lambda k: best[k]["windows_per_s"])
+    s = best["stgeo"]
+    return {
+        "stores": [f"{n}{shape} chunks {c}" for n, shape, c in EVENT_STORES],
+        "patch": [PATCH, PATCH],
+        "stgeo_windows_per_s": round(s["windows_per_s"], 1),
+        "xbatcher_windows_per_s": round(best[xb]["windows_per_s"], 1),
+        "ratio": round(s["windows_per_s"] / best[xb]["windows_per_s"], 2),
+        "xbatcher_variant": xb,
+        "windows_measured": s["windows"],
+        "stgeo_peak_rss_mib": round(max(r["peak_rss_mib"] for r in runs["stgeo"]), 1),
+        "repeats": repeats,
+    }
 
 
 # -- workers (each run in a fresh process) ------------------------------------------------
@@ -442,6 +574,7 @@ def main(argv: list[str] | None = None) -> dict:
             flush=True,
         )
         stall = _run(_stall_worker, stores["flow"]["path"], stall_batches, args.seed, simvp_hp)
+        multi = multi_event_case(tmp, 160 if args.quick else 800, repeats, args.seed)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -461,8 +594,14 @@ def main(argv: list[str] | None = None) -> dict:
         f"{stall['epoch_s']:.1f} s, waiting for data {stall['wait_s']:.2f} s -> "
         f"stall fraction {stall['stall_fraction']:.3f}"
     )
+    print(
+        f"multi-event patches ({PATCH}x{PATCH}, 3 grids): stgeo "
+        f"{multi['stgeo_windows_per_s']:.1f} windows/s, xbatcher "
+        f"{multi['xbatcher_windows_per_s']:.1f} -> ratio {multi['ratio']:.2f}"
+    )
     out = {
         **results,
+        "multi_event_patches": multi,
         "train_stall_fraction": round(stall["stall_fraction"], 4),
         "stall_model": stall["model"],
         "stall_epoch_s": round(stall["epoch_s"], 2),

@@ -248,6 +248,11 @@ def _cmd_catalog(a: argparse.Namespace) -> int:
         for name in list_catalog(a.pattern):
             e = get_entry(name)
             print(f"{name:32s} {e.description}")
+        from .data import get_collection, list_collections
+
+        for name in list_collections(a.pattern):
+            c = get_collection(name)
+            print(f"{name:32s} [collection of {len(c.members)}] {c.description}")
         return 0
     if a.action == "build":
         from .datasets import build_catalog

@@ -15,6 +15,15 @@ A catalog file holds ``datasets:``, a list of entries::
         citation: Pulkkinen et al. (2019), GMD
         recipe: {name: radar, source: fmi/pgm/20160928}
 
+A file may also hold ``collections:``, named lists of entries that train together (see
+:func:`get_collection`)::
+
+    collections:
+      - name: radar-train
+        description: the 5 training events of the radar protocol
+        members: [radar-knmi-20100826, radar-bom66-20201031, radar-mch-20150515]
+        time_step: per-event                   # optional: the run's time-step policy
+
 Entries are registered by name in :data:`stgeo._registry.CATALOGS`: the catalogs shipped
 with stgeo (``stgeo/catalogs``, read on the first lookup), those of third-party packages
 (entry-point group ``stgeo.catalogs``; an entry point loads to the path of a YAML file or
@@ -239,11 +248,14 @@ def load_catalog_file(path: str | os.PathLike) -> list[CatalogEntry]:
         doc = yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as e:
         raise CatalogError(f"{src}: not valid YAML: {e}") from None
-    if not isinstance(doc, dict) or "datasets" not in doc:
-        raise CatalogError(f"{src}: a catalog file must be a mapping with a 'datasets' list")
-    if not isinstance(doc["datasets"], list):
+    if not isinstance(doc, dict) or not ({"datasets", "collections"} & set(doc)):
+        raise CatalogError(
+            f"{src}: a catalog file must be a mapping with a 'datasets' list (and/or a "
+            "'collections' list)"
+        )
+    if not isinstance(doc.get("datasets", []), list):
         raise CatalogError(f"{src}: 'datasets' must be a list of entries")
-    entries = [_validate_entry(raw, src, i) for i, raw in enumerate(doc["datasets"])]
+    entries = [_validate_entry(raw, src, i) for i, raw in enumerate(doc.get("datasets", []))]
     names = [e.name for e in entries]
     dup = {n for n in names if names.count(n) > 1}
     if dup:

@@ -124,13 +124,13 @@ class Normalizer:
             sq = (x * x).mean(dims, skipna=True)
             res = xr.Dataset({"a": mean, "b": sq}).compute()
             m = np.asarray(res["a"].values, dtype=np.float64)
+            self._check_finite(m, "mean")
             var = np.maximum(np.asarray(res["b"].values, dtype=np.float64) - m * m, 0.0)
             # refine the variance with a second pass around the mean when it is tiny
             # relative to mean**2 (cancellation); cheap compared with reading the data
             if np.any(var < 1e-6 * np.maximum(m * m, 1e-30)):
                 var = np.asarray(((x - xr.DataArray(m, dims=CHANNEL_DIM)) ** 2).mean(dims).values)
             s = np.sqrt(var)
-            self._check_finite(m, "mean")
             self.stats = {"mean": m, "std": np.where(s > 0, s, 1.0)}
         else:
             res = xr.Dataset({"a": x.min(dims), "b": x.max(dims)}).compute()
@@ -140,13 +140,105 @@ class Normalizer:
             self.stats = {"min": lo, "max": hi}
         return self
 
+    def partial_fit(self, block: Any, channels: list[str] | None = None) -> Normalizer:
+        """Add frames to streaming statistics (NaN ignored); the result is usable at once.
+
+        Statistics of any number of blocks (events, chunks, workers) merge exactly:
+        counts, means and sums of squared deviations combine with Chan et al.'s pairwise
+        update, so the result equals :meth:`fit` on all blocks concatenated (to rounding)
+        while only one block is in memory at a time. See also :meth:`merge`.
+
+        Parameters
+        ----------
+        block : numpy.ndarray or xarray.DataArray
+            ``(time, channel, y, x)`` frames (a DataArray is read whole: pass chunks).
+        channels : list of str, optional
+            Channel names (default: the DataArray's ``channel`` labels).
+
+        Returns
+        -------
+        Normalizer
+            ``self``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> x = np.random.default_rng(0).normal(3, 2, (6, 1, 4, 4)).astype("f4")
+        >>> a = Normalizer().partial_fit(x[:2]).partial_fit(x[2:])
+        >>> b = Normalizer().fit(xr.DataArray(x, dims=("time", "channel", "y", "x")))
+        >>> bool(np.allclose(a.stats["std"], b.stats["std"]))
+        True
+        """
+        if isinstance(block, xr.DataArray):
+            if channels is None and CHANNEL_DIM in block.coords:
+                channels = [str(c) for c in block[CHANNEL_DIM].values]
+            block = np.asarray(block.values)
+        x = np.asarray(block, dtype=np.float64)
+        if x.ndim != 4:
+            raise DataValidationError(
+                f"partial_fit expects (time, channel, y, x) frames, got shape {x.shape}"
+            )
+        if self.channels is None:
+            self.channels = channels or [str(i) for i in range(x.shape[1])]
+        elif len(self.channels) != x.shape[1]:
+            raise DataValidationError(
+                f"partial_fit: {x.shape[1]} channel(s), but the statistics so far have "
+                f"{len(self.channels)}: {self.channels}"
+            )
+        if self.method == "none":
+            return self
+        if self.method == "log1p":
+            x = np.log1p(np.clip(x, 0.0, None))
+        flat = np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)
+        self._merge_acc(_block_stats(flat, self.method))
+        return self
+
+    def merge(self, other: Normalizer) -> Normalizer:
+        """Merge the streaming statistics of ``other`` (same method and channels) into self.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> x = np.arange(24, dtype="f4").reshape(6, 1, 2, 2)
+        >>> a, b = Normalizer("minmax").partial_fit(x[:3]), Normalizer("minmax").partial_fit(x[3:])
+        >>> a.merge(b).stats["max"].tolist()
+        [23.0]
+        """
+        if other.method != self.method:
+            raise DataValidationError(
+                f"cannot merge {other.method!r} statistics into {self.method!r} ones"
+            )
+        acc = getattr(other, "_acc", None)
+        if acc is None:
+            return self
+        if self.channels is None:
+            self.channels = other.channels
+        self._merge_acc(acc)
+        return self
+
+    def _merge_acc(self, b: dict[str, np.ndarray]) -> None:
+        a = getattr(self, "_acc", None)
+        self._acc = b if a is None else _merge_stats(a, b, self.method)
+        self._cache.clear()
+        acc = self._acc
+        if self.method in ("standard", "log1p"):
+            n = np.maximum(acc["n"], 1)
+            m = np.where(acc["n"] > 0, acc["mean"], np.nan)
+            s = np.sqrt(np.maximum(acc["m2"] / n, 0.0))
+            self._check_finite(m, "mean")
+            self.stats = {"mean": m, "std": np.where(s > 0, s, 1.0)}
+        else:
+            self._check_finite(acc["min"], "min")
+            self.stats = {"min": acc["min"].copy(), "max": acc["max"].copy()}
+
     def _check_finite(self, v: np.ndarray, what: str) -> None:
         bad = ~np.isfinite(v)
         if bad.any():
             names = [self.channels[i] for i in np.flatnonzero(bad)] if self.channels else []
             raise DataValidationError(
-                f"cannot normalise: the {what} of channel(s) {names} is not finite (all-NaN "
-                "channel in the fitting data?). Check the training split."
+                f"cannot normalise: the {what} of channel(s) {names} is not finite: the "
+                "training data hold infinite values (replace them, e.g. ds.where(np.isfinite("
+                "ds)) marks them as no-data) or the channel is all NaN in the training split."
             )
 
     def _scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
@@ -375,8 +467,41 @@ def fill_nodata(x: Any, normalizer: Normalizer | None = None, *, inplace: bool =
 
     if not isinstance(x, torch.Tensor):
         raise StgeoTypeError(f"fill_nodata expects a numpy array or torch tensor, got {type(x)}")
-    fill = torch.as_tensor(zero, dtype=x.dtype, device=x.device)
     bad = torch.isnan(x)
+    if not bool(bad.any()):
+        return x
+    fill = torch.as_tensor(zero, dtype=x.dtype, device=x.device)
     if inplace:
         return x.copy_(torch.where(bad, fill, x))
     return torch.where(bad, fill, x)
+
+
+def _block_stats(flat: np.ndarray, method: str) -> dict[str, np.ndarray]:
+    """Per-channel count, mean and sum of squared deviations (or min/max) of ``(C, N)``."""
+    ok = ~np.isnan(flat)
+    n = ok.sum(axis=1).astype(np.float64)
+    if method == "minmax":
+        with np.errstate(all="ignore"):
+            lo = np.where(n > 0, np.nanmin(np.where(ok, flat, np.inf), axis=1), np.inf)
+            hi = np.where(n > 0, np.nanmax(np.where(ok, flat, -np.inf), axis=1), -np.inf)
+        return {"n": n, "min": lo, "max": hi}
+    z = np.where(ok, flat, 0.0)
+    mean = z.sum(axis=1) / np.maximum(n, 1)
+    d = np.where(ok, flat - mean[:, None], 0.0)
+    return {"n": n, "mean": mean, "m2": (d * d).sum(axis=1)}
+
+
+def _merge_stats(a: dict, b: dict, method: str) -> dict[str, np.ndarray]:
+    """Chan et al. (1979) pairwise merge of two sets of per-channel statistics."""
+    n = a["n"] + b["n"]
+    if method == "minmax":
+        return {
+            "n": n,
+            "min": np.minimum(a["min"], b["min"]),
+            "max": np.maximum(a["max"], b["max"]),
+        }
+    safe = np.maximum(n, 1)
+    delta = b["mean"] - a["mean"]
+    mean = a["mean"] + delta * b["n"] / safe
+    m2 = a["m2"] + b["m2"] + delta * delta * a["n"] * b["n"] / safe
+    return {"n": n, "mean": mean, "m2": m2}

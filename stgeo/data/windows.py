@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -38,7 +39,7 @@ import xarray as xr
 from ..conventions import CHANNEL_DIM, EVENT_COORD, TIME_DIM, segments, spatial_dims, time_step
 from ..errors import DataValidationError, StgeoTypeError
 
-__all__ = ["Windows", "read_frames"]
+__all__ = ["Windows", "read_frames", "zarr_sources"]
 
 
 # local threads: reading a few chunks into this process is faster than shipping them
@@ -62,11 +63,34 @@ def _runs(positions: np.ndarray, max_gap: int = 1) -> list[tuple[int, int]]:
     ]
 
 
-def read_frames(frames: xr.DataArray, positions: np.ndarray) -> np.ndarray:
+def _region(frames: xr.DataArray, region: Any) -> tuple[slice, slice]:
+    """``region`` as two slices with explicit, in-grid bounds (None: the whole grid)."""
+    h, w = frames.shape[2:]
+    if region is None:
+        return slice(0, h), slice(0, w)
+    try:
+        ys, xs = region
+        y0, y1, x0, x1 = (int(v) for v in (ys.start, ys.stop, xs.start, xs.stop))
+        ok = ys.step in (None, 1) and xs.step in (None, 1)
+    except (TypeError, ValueError, AttributeError):
+        ok = False
+    if not ok or not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
+        raise DataValidationError(
+            f"region must be two slices (rows, columns) with explicit bounds inside the "
+            f"{h}x{w} grid, e.g. (slice(0, 64), slice(32, 96)); got {region!r}"
+        )
+    return slice(y0, y1), slice(x0, x1)
+
+
+def read_frames(
+    frames: xr.DataArray, positions: np.ndarray, region: tuple[slice, slice] | None = None
+) -> np.ndarray:
     """Read the frames at sorted, unique integer ``positions`` along time, as float32.
 
     Consecutive positions are read as one slice; all slices of a dask-backed array are
-    computed together, so a chunk needed by several slices is read once.
+    computed together, so a chunk needed by several slices is read once. With ``region``
+    only that rectangle of each frame is read: from a Zarr store (directly or through
+    dask), only the chunks that intersect it.
 
     Parameters
     ----------
@@ -74,11 +98,18 @@ def read_frames(frames: xr.DataArray, positions: np.ndarray) -> np.ndarray:
         ``(time, channel, y, x)`` (numpy- or dask-backed).
     positions : numpy.ndarray of int
         Sorted unique positions in ``[0, frames.sizes['time'])``.
+    region : (slice, slice), optional
+        Rows and columns to read, e.g. ``(slice(128, 256), slice(0, 128))`` (a patch).
 
     Returns
     -------
     numpy.ndarray
-        ``(len(positions), channel, y, x)`` float32.
+        ``(len(positions), channel, rows, columns)`` float32.
+
+    Raises
+    ------
+    DataValidationError
+        ``region`` is not two slices with bounds inside the grid.
 
     Examples
     --------
@@ -87,10 +118,13 @@ def read_frames(frames: xr.DataArray, positions: np.ndarray) -> np.ndarray:
     >>> fr = to_frames(stgeo.testing.storm_cells(n_times=6, shape=(8, 8)))
     >>> read_frames(fr, np.array([0, 1, 4])).shape
     (3, 1, 8, 8)
+    >>> read_frames(fr, np.array([2]), region=(slice(2, 6), slice(0, 3))).shape
+    (1, 1, 4, 3)
     """
     positions = np.asarray(positions, dtype=np.int64)
     runs = _runs(positions)
-    direct = _read_zarr_direct(frames, runs, positions.size)
+    ys, xs = _region(frames, region)
+    direct = _read_zarr_direct(frames, runs, positions.size, ys, xs)
     if direct is not None:
         return direct
     data = frames.variable.data
@@ -104,15 +138,15 @@ def read_frames(frames: xr.DataArray, positions: np.ndarray) -> np.ndarray:
             cuts = edges[(edges > a) & (edges < b)]
             bounds = [a, *cuts.tolist(), b]
             pieces.extend(itertools.pairwise(bounds))
-        parts = dask.compute(*[data[a:b] for a, b in pieces], scheduler=_SCHEDULER)
+        parts = dask.compute(*[data[a:b, :, ys, xs] for a, b in pieces], scheduler=_SCHEDULER)
     elif isinstance(data, np.ndarray):
-        parts = [data[a:b] for a, b in runs]
+        parts = [data[a:b, :, ys, xs] for a, b in runs]
     else:  # lazily indexed backend arrays and friends
-        parts = [np.asarray(frames.variable[a:b].values) for a, b in runs]
+        parts = [np.asarray(frames.variable[a:b, :, ys, xs].values) for a, b in runs]
     if len(parts) == 1:
         one = np.ascontiguousarray(parts[0], dtype=np.float32)
         return one if one.flags.writeable else one.copy()
-    out = np.empty((positions.size, *frames.shape[1:]), dtype=np.float32)
+    out = np.empty((positions.size, frames.shape[1], *parts[0].shape[2:]), dtype=np.float32)
     i = 0
     for p in parts:
         out[i : i + len(p)] = p
@@ -120,33 +154,75 @@ def read_frames(frames: xr.DataArray, positions: np.ndarray) -> np.ndarray:
     return out
 
 
-def _read_zarr_direct(frames: xr.DataArray, runs: list, n: int) -> np.ndarray | None:
+def _read_zarr_direct(
+    frames: xr.DataArray, runs: list, n: int, ys: slice | None = None, xs: slice | None = None
+) -> np.ndarray | None:
     """Read straight from the Zarr arrays behind ``frames`` (see ``to_frames``), or None.
 
     Skips dask's per-chunk task overhead (about 1.5x faster on 4 MiB chunks); used only
-    when every channel is an unmodified stored array of the same shape.
+    when every channel is an unmodified stored array of the same shape. Zarr decodes only
+    the chunks that intersect the requested slices.
+    """
+    arrays = zarr_sources(frames)
+    if arrays is None:
+        return None
+    ys = slice(0, frames.shape[2]) if ys is None else ys
+    xs = slice(0, frames.shape[3]) if xs is None else xs
+    out = np.empty((n, frames.shape[1], ys.stop - ys.start, xs.stop - xs.start), np.float32)
+    i = 0
+    for a, b in runs:
+        for c, arr in enumerate(arrays):
+            out[i : i + b - a, c] = arr[a:b, ys, xs]
+        i += b - a
+    return out
+
+
+def zarr_sources(frames: xr.DataArray) -> list[Any] | None:
+    """The Zarr arrays (one per channel) behind unmodified stored frames, else None.
+
+    Opened arrays are cached per (store, array, modification time), so repeated reads
+    (one per patch) do not reopen the store while a rewritten store is reopened.
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> from stgeo.data import to_frames
+    >>> zarr_sources(to_frames(stgeo.testing.storm_cells(n_times=3, shape=(8, 8)))) is None
+    True
     """
     from .store import SOURCE_KEY
 
     sources = frames.encoding.get(SOURCE_KEY)
     if not sources or len(sources) != frames.shape[1]:
         return None
-    import zarr
-
     try:
-        arrays = [zarr.open_array(f"{store}/{name}", mode="r") for store, name in sources]
+        arrays = [
+            _open_zarr_array(str(store), str(name), _mtime(store, name)) for store, name in sources
+        ]
     except Exception:  # moved, rewritten or not a plain array: use the general path
         return None
     want = (frames.shape[0], *frames.shape[2:])
     if any(tuple(a.shape) != want for a in arrays):
         return None
-    out = np.empty((n, *frames.shape[1:]), dtype=np.float32)
-    i = 0
-    for a, b in runs:
-        for c, arr in enumerate(arrays):
-            out[i : i + b - a, c] = arr[a:b]
-        i += b - a
-    return out
+    return arrays
+
+
+def _mtime(store: str, name: str) -> int:
+    import os
+
+    for meta in ("zarr.json", ".zarray"):
+        try:
+            return os.stat(os.path.join(store, name, meta)).st_mtime_ns
+        except OSError:
+            continue
+    return 0
+
+
+@functools.lru_cache(maxsize=64)
+def _open_zarr_array(store: str, name: str, mtime: int) -> Any:
+    import zarr
+
+    return zarr.open_array(f"{store}/{name}", mode="r")
 
 
 def _parse_offsets(name: str, offsets: Any) -> np.ndarray:

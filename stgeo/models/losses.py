@@ -113,12 +113,21 @@ def threshold_weights(truth: torch.Tensor, table: list[tuple[float, float]]) -> 
 
 
 def pointwise_loss(
-    pred: torch.Tensor, target: torch.Tensor, kind: str = "mse", weights: torch.Tensor | None = None
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    kind: str = "mse",
+    weights: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean squared error, mean absolute error or their sum, optionally weighted per pixel.
 
     Weighted means are divided by the number of pixels, not the sum of the weights, so that
     weights emphasise heavy pixels without rescaling the loss of the others.
+
+    With ``valid`` (a boolean mask, e.g. ``~target.isnan()``: NaN is no-data) the loss is
+    the masked mean over valid pixels: masked pixels, whatever their values in ``pred`` or
+    ``target``, contribute nothing (and no gradient), and the mean divides by the number of
+    valid pixels. A batch without any valid pixel gives 0.
 
     Examples
     --------
@@ -128,10 +137,15 @@ def pointwise_loss(
     (3.5, 1.5)
     >>> float(pointwise_loss(p, y, "mse+mae", weights=torch.tensor([1.0, 1.0, 2.0, 2.0])))
     9.5
+    >>> y_nan = torch.tensor([0.0, 1.0, float("nan"), 3.0])
+    >>> float(pointwise_loss(p, y_nan, "mse", valid=~y_nan.isnan()))
+    3.3333332538604736
     """
     if kind not in LOSSES:
         raise DataValidationError(f"loss must be one of {', '.join(LOSSES)}, got {kind!r}")
     err = pred - target
+    if valid is not None:
+        err = torch.where(valid, err, torch.zeros((), dtype=err.dtype, device=err.device))
     per_pixel = None
     if kind in ("mse", "mse+mae"):
         per_pixel = err.square()
@@ -139,7 +153,9 @@ def pointwise_loss(
         per_pixel = err.abs() if per_pixel is None else per_pixel + err.abs()
     if weights is not None:
         per_pixel = per_pixel * weights
-    return per_pixel.mean()
+    if valid is None:
+        return per_pixel.mean()
+    return per_pixel.sum() / valid.sum().clamp_min(1)
 
 
 def differential_divergence(

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..data import Importance, as_patch_size
 from ..errors import DataValidationError, StgeoTypeError
 from ..models.losses import LOSSES, weight_table
 
@@ -113,6 +114,12 @@ class TrainConfig:
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
     world_size: int = 1
     split_source: str | None = None
+    patch_size: tuple[int, int] | None = None
+    importance: bool | Mapping[str, Any] | Importance | None = None
+    time_step: str | None = None
+    step_tolerance: float = 0.25
+    allow_gaps: bool = False
+    precision_used: str | None = None
 
     def __post_init__(self) -> None:
         self._check_names()
@@ -146,7 +153,36 @@ class TrainConfig:
                 f"**settings}} or a callable (x, y) -> (x, y), got {type(aug).__name__}"
             )
 
+    def _check_sampling(self) -> None:
+        """patch_size, importance, time_step, step_tolerance (see :func:`stgeo.train`)."""
+        object.__setattr__(self, "patch_size", as_patch_size(self.patch_size))
+        imp = self.importance
+        if imp is not None and imp is not False and imp is not True:
+            imp = Importance.coerce(imp)
+        if imp is not None and imp is not False and self.patch_size is None:
+            raise DataValidationError(
+                "importance sampling chooses crop positions: give patch_size=(h, w) too"
+            )
+        object.__setattr__(self, "importance", imp if imp else None)
+        tol = self.step_tolerance
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
+            raise DataValidationError(f"step_tolerance must be in [0, 1), got {tol!r}")
+        step = self.time_step
+        if step is not None and step != "per-event":
+            import pandas as pd
+
+            try:
+                ok = pd.Timedelta(step) > pd.Timedelta(0)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise DataValidationError(
+                    f"time_step must be None, 'per-event' or a duration such as '10min', "
+                    f"got {step!r}"
+                )
+
     def _check_numbers(self) -> None:
+        self._check_sampling()
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
         for name in ("patience", "max_steps_per_epoch", "max_val_steps"):
@@ -224,7 +260,8 @@ class TrainConfig:
             "thresholds": list(self.thresholds or ()),
             "loss": self.loss,
             "loss_weights": [list(p) for p in self.loss_weights] if self.loss_weights else None,
-            "precision": self.precision,
+            "precision": self.precision_used or self.precision,
+            "precision_requested": self.precision,
             "seed": self.seed,
             "max_steps_per_epoch": self.max_steps_per_epoch,
             "max_val_steps": self.max_val_steps,
@@ -232,5 +269,14 @@ class TrainConfig:
             "world_size": self.world_size,
             "splits": self.splits,
             "split_source": self.split_source,
+            "patch_size": list(self.patch_size) if self.patch_size else None,
+            "importance": (
+                self.importance.to_dict()
+                if isinstance(self.importance, Importance)
+                else self.importance
+            ),
+            "time_step": self.time_step,
+            "step_tolerance": float(self.step_tolerance),
+            "allow_gaps": bool(self.allow_gaps),
         }
         return json.loads(json.dumps(doc, default=str))

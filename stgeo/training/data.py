@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..conventions import freq_string, spatial_dims, time_step
+from ..conventions import freq_string, spatial_dims, time_step, validate
 from ..data import (
     BatchLoader,
     Normalizer,
@@ -259,9 +259,20 @@ def prepare_data(
 ) -> tuple[TrainingData, TrainConfig]:
     """Open ``data``, resolve splits and thresholds, build the windows, fit the normaliser.
 
-    Returns the run's data and ``cfg`` with the resolved thresholds and split ranges.
+    Returns the run's data and ``cfg`` with the resolved thresholds and split ranges. A
+    list of sources, a catalog collection or ``cfg.patch_size`` take the multi-event path
+    (:func:`stgeo.training.events.prepare_events`); one dataset keeps the whole-frame,
+    chunk-aware path below. Both apply the gap rule of :func:`stgeo.validate`.
     """
+    from .events import is_multi_event, prepare_events
+
+    if is_multi_event(data, cfg):
+        from ..data import open_events
+
+        sources, policy = open_events(data)
+        return prepare_events(sources, cfg, policy)  # type: ignore[return-value]
     ds = open_data(data)
+    validate(ds, strict=False, allow_gaps=cfg.allow_gaps, check_values=False)
     frames = to_frames(ds, cfg.variable)
     channels = [str(c) for c in frames["channel"].values]
     variables = variables_of(channels)

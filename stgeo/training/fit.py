@@ -37,17 +37,19 @@ import torch
 import xarray as xr
 
 from .._registry import MODELS
+from ..data import Importance
 from ..errors import DataValidationError
 from ..models.artifact import TrainedModel
 from ..models.base import ModelSpec, create_model
 from ..models.losses import aux_loss_of
-from ..models.runtime import prepare_for_training
+from ..models.runtime import prepare_for_training, resolve_precision
 from ..options import resolve_device
 from .callbacks import Callback, CallbackList, ProgressBar, TrainState, augmentation
 from .checkpoint import forget, restore
 from .config import TrainConfig
 from .data import TrainingData, prepare_data
 from .distributed import Distributed, maybe_distributed
+from .events import summary_for_spec
 from .loop import Loop, evaluate
 from .schedules import make_optimizer, make_scheduler
 
@@ -123,6 +125,7 @@ def _artefact(
         extra={
             "data_fingerprint": td.fingerprint,
             "catalog": td.catalog,
+            **({"events": ev} if (ev := summary_for_spec(td)) else {}),
             "metrics": metrics,
             "training": state.config.to_dict(),
             "history": state.history,
@@ -160,7 +163,7 @@ def _resume(
 
 
 def train(
-    data: xr.Dataset | xr.DataArray | str | os.PathLike,
+    data: xr.Dataset | xr.DataArray | str | os.PathLike | Sequence[Any],
     model: str = "simvp",
     *,
     variable: str | Sequence[str] | None = None,
@@ -191,15 +194,23 @@ def train(
     max_val_steps: int | None = None,
     augment: str | Mapping[str, Any] | Callable[..., Any] | None = None,
     callbacks: Sequence[Callback] | None = None,
+    patch_size: int | tuple[int, int] | None = None,
+    importance: bool | Mapping[str, Any] | Importance | None = None,
+    time_step: str | None = None,
+    step_tolerance: float = 0.25,
+    allow_gaps: bool = False,
     **model_kwargs: Any,
 ) -> TrainedModel:
     """Train a registered forecasting model on gridded data; return the best model.
 
     Parameters
     ----------
-    data : xarray.Dataset, xarray.DataArray, str or path
-        Canonical data (see :func:`stgeo.validate`), or a catalog name / Zarr store path.
-        Read lazily, a few chunks at a time.
+    data : xarray.Dataset, xarray.DataArray, str, path, or a list of them
+        Canonical data (see :func:`stgeo.validate`), a catalog name / Zarr store path, a
+        catalog **collection** name (``stgeo.data.list_collections()``, e.g.
+        ``"radar-train"``), or a list of sources, each one event (Datasets, paths, catalog
+        names). Events may differ in grid, length, projection and time step; windows never
+        cross an event. Read lazily, a few chunks (or one crop) at a time.
     model : str
         Registered architecture or variant (``stgeo.list_models()``), e.g. ``"simvp"``,
         ``"tau"``, ``"convlstm"``. Baselines (no trainable weights) are evaluated, not trained.
@@ -276,6 +287,27 @@ def train(
     callbacks : sequence of Callback, optional
         Hooks called at fit, epoch, batch and validation events, in order (see
         :class:`stgeo.training.Callback`).
+    patch_size : int or (int, int), optional
+        Train on crops of this size (an int: square) at random positions, seeded from
+        ``(seed, epoch, window)`` (reproducible and resume-exact); validation uses fixed
+        crops. Only the chunks a crop intersects are read. Needed when the events have
+        different grids; must not exceed any event's grid.
+    importance : bool, mapping or stgeo.data.Importance, optional
+        Favour crops with signal: a candidate crop is accepted with probability
+        ``floor + (1 - floor) * min(1, wet / saturation)``, ``wet`` its fraction of pixels
+        ``>= threshold`` (physical units) over the window's targets (see
+        :class:`stgeo.data.Importance`). ``True``: the first catalog threshold, floor 0.1.
+    time_step : None, "per-event" or str
+        Time-step policy for events of different steps: None requires one step up to
+        ``step_tolerance``; a duration (``"10min"``) uses events whose step divides it,
+        scaling window offsets (no resampling); ``"per-event"`` uses every event at its
+        own step (one model step = one data step). A collection may set the default
+        (``radar-train`` uses ``"per-event"``). The run's step is recorded in the spec.
+    step_tolerance : float
+        Relative tolerance of ``time_step=None`` (0.25: 5- and 6-min events mix).
+    allow_gaps : bool
+        Accept gaps inside an event's time axis (no window crosses one); by default a
+        gap is refused, exactly as :func:`stgeo.validate` refuses it.
     **model_kwargs
         Hyperparameters of the architecture (e.g. ``hid_S=16``).
 
@@ -290,8 +322,18 @@ def train(
     Raises
     ------
     DataValidationError
-        Invalid data, splits or settings; too few time steps for one window; NaN in the
-        training batches; a checkpoint written with different settings.
+        Invalid data, splits or settings; too few time steps for one window; infinite
+        values or all-NaN targets in a training batch; a checkpoint written with different
+        settings; events of different grids without ``patch_size``, a patch larger than an
+        event, events whose time steps do not fit ``time_step``.
+
+    Notes
+    -----
+    **No-data.** NaN in the data is no-data (radar recipes write NaN outside range):
+    target pixels that are NaN are left out of the loss (a masked mean over the valid
+    pixels, for every loss and the pixel weights) and out of the validation scores; NaN
+    inputs are replaced by the normalised value of physical 0 (dry/empty for
+    precipitation-like data).
     UnknownNameError
         Unknown model, variable or augmentation name.
 
@@ -337,12 +379,18 @@ def train(
         max_val_steps=max_val_steps,
         augment=augment,
         hyperparameters=model_kwargs,
+        patch_size=patch_size,
+        importance=importance,
+        time_step=time_step,
+        step_tolerance=step_tolerance,
+        allow_gaps=allow_gaps,
     )
     hooks = [augmentation(augment), *(callbacks or ()), ProgressBar(progress)]
     cbs = CallbackList([h for h in hooks if h is not None])
     entry = MODELS.entry(cfg.model)
     td, cfg = prepare_data(data, cfg.resolved(model=entry.name))
     dev = resolve_device(device)
+    cfg = cfg.resolved(precision_used=resolve_precision(dev, cfg.precision))
     dist = maybe_distributed(dev)
     if dist is not None:
         dev, td = dist.device, td.shard(dist.rank, dist.world)

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..data import BatchLoader, Normalizer
+from ..data import BatchLoader, EventLoader, Normalizer, fill_nodata
 from ..errors import DataValidationError
 from ..models.losses import pointwise_loss, threshold_weights
 from ..models.runtime import autocast
@@ -36,13 +36,37 @@ from .validation import ValidationSums
 __all__ = ["Loop", "check_finite", "evaluate", "is_better"]
 
 
-def check_finite(x: torch.Tensor, what: str, epoch: int, step: int) -> None:
-    """Refuse a training batch with NaN or inf (they would poison the weights)."""
-    if not bool(torch.isfinite(x).all()):
+def check_finite(x: torch.Tensor, what: str, epoch: int, step: int) -> torch.Tensor | None:
+    """Check a training batch for no-data and infinities; the mask of its valid pixels.
+
+    NaN is no-data (e.g. outside radar range): accepted, the returned boolean mask marks
+    the valid pixels (``None`` when every pixel is valid, the fast path). Infinite values
+    are refused (they would poison the weights), and so is a batch of targets that is
+    entirely NaN (nothing to learn from).
+
+    Examples
+    --------
+    >>> import torch
+    >>> check_finite(torch.zeros(2, 3), "targets", 0, 0) is None
+    True
+    >>> check_finite(torch.tensor([0.0, float("nan")]), "targets", 0, 0).tolist()
+    [True, False]
+    """
+    if bool(torch.isfinite(x).all()):
+        return None
+    if bool(torch.isinf(x).any()):
         raise DataValidationError(
-            f"non-finite values (NaN/inf) in the training {what} (epoch {epoch + 1}, batch "
-            f"{step + 1}); fill missing data before training, e.g. ds = ds.fillna(0)"
+            f"infinite values in the training {what} (epoch {epoch + 1}, batch {step + 1}); "
+            "replace them, e.g. ds = ds.where(np.isfinite(ds)) to mark them as no-data (NaN)"
         )
+    valid = ~torch.isnan(x)
+    if what == "targets" and not bool(valid.any()):
+        raise DataValidationError(
+            f"the training targets of epoch {epoch + 1}, batch {step + 1} are all NaN "
+            "(no-data): nothing to learn from. Check the data (all-NaN frames?) or crop "
+            "where there are data (patch_size)"
+        )
+    return valid
 
 
 def is_better(metric: str, a: float, b: float | None) -> bool:
@@ -60,7 +84,7 @@ def is_better(metric: str, a: float, b: float | None) -> bool:
 
 def evaluate(
     net: Any,
-    loader: BatchLoader | None,
+    loader: BatchLoader | EventLoader | None,
     normalizer: Normalizer,
     cfg: TrainConfig,
     device: torch.device,
@@ -79,7 +103,7 @@ def evaluate(
         for i, (x, y) in enumerate(loader):
             if cfg.max_val_steps is not None and i >= cfg.max_val_steps:
                 break
-            x = x.to(device, non_blocking=True)
+            x = fill_nodata(x.to(device, non_blocking=True), normalizer)
             y = y.to(device, non_blocking=True)
             with autocast(device, cfg.precision):
                 pred = net(x)
@@ -99,8 +123,8 @@ class Loop:
 
     state: TrainState
     net: Any
-    train_loader: BatchLoader
-    val_loader: BatchLoader | None
+    train_loader: BatchLoader | EventLoader
+    val_loader: BatchLoader | EventLoader | None
     normalizer: Normalizer
     device: torch.device
     callbacks: CallbackList
@@ -115,24 +139,31 @@ class Loop:
         self.params = [p for g in opt.param_groups for p in g["params"]] if opt else []
 
     # -- training -----------------------------------------------------------------------
-    def _objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _objective(
+        self, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The loss of one batch; ``valid`` masks no-data (NaN) target pixels out of it."""
         cfg = self.state.config
         with autocast(self.device, cfg.precision):
             pred = self.net(x)
         pred = pred.float()
         tab = cfg.loss_weights
         pix_w = threshold_weights(self.normalizer.inverse(y), tab) if tab else None
-        objective = pointwise_loss(pred, y, cfg.loss, pix_w)
+        objective = pointwise_loss(pred, y, cfg.loss, pix_w, valid)
         if self.aux_loss is not None:
             fn, weight = self.aux_loss
-            objective = objective + weight * fn(pred, y)
+            # no-data targets take the (detached) prediction: no error, no gradient there
+            y_aux = y if valid is None else torch.where(valid, y, pred.detach())
+            objective = objective + weight * fn(pred, y_aux)
         return objective
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _step(
+        self, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Forward, backward and optimiser step of one batch; returns its loss."""
         st = self.state
         cfg = st.config
-        objective = self._objective(x, y)
+        objective = self._objective(x, y, valid)
         if not bool(torch.isfinite(objective)):
             raise DataValidationError(
                 f"the training loss became {float(objective)} at epoch {st.epoch + 1}, "
@@ -170,10 +201,11 @@ class Loop:
                 st.batch = i
                 x = x.to(self.device, non_blocking=True)
                 y = y.to(self.device, non_blocking=True)
-                check_finite(x, "inputs", st.epoch, i)
-                check_finite(y, "targets", st.epoch, i)
+                if check_finite(x, "inputs", st.epoch, i) is not None:
+                    x = fill_nodata(x, self.normalizer)
                 x, y = self.callbacks.on_batch_start(st, x, y)
-                st.loss = self._step(x, y).detach()
+                valid = check_finite(y, "targets", st.epoch, i)
+                st.loss = self._step(x, y, valid).detach()
                 loss_sum += st.loss.double().cpu() * x.shape[0]
                 n_seen += x.shape[0]
                 self.callbacks.on_batch_end(st)

@@ -59,3 +59,29 @@ def test_augment_names_are_stable():
 
     assert augment_name(hook) == f"{__name__}.test_augment_names_are_stable.<locals>.hook"
     assert augment_name("nuwa") == "nuwa" and augment_name(None) is None
+
+
+def test_sampling_settings_are_checked_and_recorded():
+    from stgeo.data import Importance
+    from stgeo.errors import DataValidationError as DVE
+
+    cfg = TrainConfig(model="simvp", in_steps=2, out_steps=1, patch_size=64, importance=True)
+    d = cfg.to_dict()
+    assert d["patch_size"] == [64, 64] and d["importance"] is True and d["time_step"] is None
+    imp = TrainConfig(
+        model="simvp", in_steps=2, out_steps=1, patch_size=(32, 48),
+        importance={"threshold": 1.0, "floor": 0.3},
+    ).importance  # fmt: skip
+    assert isinstance(imp, Importance) and imp.floor == 0.3
+    cfg = TrainConfig(model="simvp", in_steps=2, out_steps=1, precision="auto")
+    assert cfg.resolved(precision_used="bf16").to_dict()["precision"] == "bf16"
+    assert cfg.resolved(precision_used="bf16").to_dict()["precision_requested"] == "auto"
+    for kw, match in (
+        ({"importance": True}, "patch_size"),
+        ({"patch_size": (0, 8)}, "patch_size"),
+        ({"time_step": "often"}, "per-event"),
+        ({"step_tolerance": 1.5}, "step_tolerance"),
+        ({"patch_size": 8, "importance": {"floor": 0.1}}, "threshold"),
+    ):
+        with pytest.raises(DVE, match=match):
+            TrainConfig(model="simvp", in_steps=2, out_steps=1, **kw)

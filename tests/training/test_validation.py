@@ -74,9 +74,10 @@ def _validation_forecasts(ds, m, model, in_steps, out_steps):
     obs, persistence = [], []
     for k, t0 in enumerate(windows.init_times):
         i = index[pd.Timestamp(t0)]
-        np.testing.assert_array_equal(xs[k], frames[i - in_steps + 1 : i + 1])  # same window
+        # same window; no-data (NaN) inputs reach the model as physical 0 (no normalisation)
+        np.testing.assert_array_equal(xs[k], np.nan_to_num(frames[i - in_steps + 1 : i + 1]))
         obs.append(frames[i + 1 : i + 1 + out_steps])
-        persistence.append(np.repeat(frames[i][None], out_steps, axis=0))
+        persistence.append(np.repeat(np.nan_to_num(frames[i])[None], out_steps, axis=0))
     dims = ("window", "lead", "y", "x")
     return (
         xr.DataArray(preds, dims=dims),
@@ -103,7 +104,8 @@ def test_val_scores_equal_stgeo_metrics_on_the_same_forecasts(storms_with_gaps, 
     )
     model = BUILT[-1]
     fc, ob, pers = _validation_forecasts(ds, m, model, 2, 2)
-    assert int(ob.isnull().sum()) > 0 and int(fc.isnull().sum()) > 0  # both NaN rules at work
+    # no-data inputs are filled (forecasts have no NaN); no-data observations are excluded
+    assert int(ob.isnull().sum()) > 0 and int(fc.isnull().sum()) == 0
     h = m.history[0]
     csi = sm.csi(fc, ob, threshold=thresholds).values.tolist()
     assert h["val_csi"] == pytest.approx(csi, nan_ok=True, rel=0, abs=0)

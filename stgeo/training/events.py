@@ -1,0 +1,455 @@
+"""The data of a multi-event or patch run: many events, per-event splits, crops, one normaliser.
+
+Used by :func:`stgeo.train` when ``data`` is a list of sources or a catalog collection, or
+when ``patch_size`` is given (one dataset on one grid without patches keeps the
+chunk-aware whole-frame path of :mod:`.data`).
+
+Rules (also in the training guide):
+
+* **Windows never cross an event**; each event has its own :class:`~stgeo.data.Windows`.
+* **Splits per event**: ``splits=`` given applies to every event (fractions of each event's
+  own time axis, e.g. the last 20 % of each event for validation; time ranges on each
+  event's time axis, an event without a time in a range has no windows there); without
+  ``splits=`` each event uses its catalog splits when it has them, else the last 10 % of its
+  time for validation.
+* **Normalisation** statistics stream over the training part of every event, a few frames
+  at a time, merged exactly (:meth:`stgeo.data.Normalizer.partial_fit`).
+* **Time steps** (:func:`resolve_time_steps`): ``time_step=None`` requires one step up to
+  ``step_tolerance``; a duration uses every event whose step divides it (window offsets
+  scaled, no resampling); ``"per-event"`` uses each event at its own step.
+* **Gaps** inside an event are refused as :func:`stgeo.validate` refuses them, unless
+  ``allow_gaps=True`` (then no window crosses one).
+
+Examples
+--------
+>>> import stgeo
+>>> from stgeo.training import TrainConfig
+>>> from stgeo.training.events import prepare_events
+>>> a = stgeo.testing.storm_cells(n_times=30, shape=(24, 32), seed=0)
+>>> b = stgeo.testing.storm_cells(n_times=20, shape=(20, 20), seed=1)
+>>> cfg = TrainConfig(model="simvp", in_steps=2, out_steps=1, patch_size=(16, 16))
+>>> td, cfg = prepare_events([a, b], cfg)
+>>> td.describe()["events"]["event-1"]["train_windows"], td.grid
+(16, (16, 16))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .._registry import MODELS
+from ..models import PER_EVENT_STEP, check_grid
+from ..conventions import freq_string, spatial_dims, time_step, validate
+from ..data import (
+    EventLoader,
+    EventSource,
+    EventWindows,
+    Importance,
+    Normalizer,
+    Windows,
+    stream_statistics,
+    to_frames,
+    variables_of,
+)
+from ..errors import DataValidationError
+from .config import TrainConfig
+from .data import data_fingerprint, split_ranges
+
+__all__ = [
+    "MultiEventData",
+    "check_patch_for_model",
+    "prepare_events",
+    "resolve_time_steps",
+]
+
+
+def resolve_time_steps(
+    names: Sequence[str],
+    steps: Sequence[pd.Timedelta],
+    policy: str | None,
+    tolerance: float = 0.25,
+) -> tuple[pd.Timedelta, list[int]]:
+    """The run's time step and, per event, how many data steps make one model step.
+
+    Parameters
+    ----------
+    names, steps : sequences
+        Each event's name and time step.
+    policy : None, "per-event" or a duration
+        ``None``: every step within ``tolerance`` (relative) of the others; the run's step
+        is the most common one (ties: the smallest). ``"per-event"``: every event at its
+        own step (one model step = one data step, an approximation when steps differ);
+        the run's step as for None. A duration such as ``"10min"``: every step must divide
+        it, and window offsets are scaled by the quotient (no resampling).
+    tolerance : float
+        Relative tolerance of ``policy=None`` (0.25: 5 and 6 min mix, 5 and 10 do not).
+
+    Returns
+    -------
+    (pandas.Timedelta, list of int)
+        The run's step and the offset factor of every event.
+
+    Raises
+    ------
+    DataValidationError
+        The steps do not fit the policy; the message lists every event's step and the fixes.
+
+    Examples
+    --------
+    >>> td = pd.Timedelta
+    >>> resolve_time_steps(["a", "b"], [td("5min"), td("6min")], None)
+    (Timedelta('0 days 00:05:00'), [1, 1])
+    >>> resolve_time_steps(["a", "b"], [td("2min"), td("5min")], "10min")
+    (Timedelta('0 days 00:10:00'), [5, 2])
+    """
+    steps = [pd.Timedelta(s) for s in steps]
+    counts = Counter(steps)
+    common = min(counts, key=lambda s: (-counts[s], s))
+    if policy == "per-event":
+        return common, [1] * len(steps)
+    if policy is None:
+        if max(steps) / min(steps) - 1 <= tolerance + 1e-12:
+            return common, [1] * len(steps)
+        problem = f"differ by more than step_tolerance={tolerance:g}"
+    else:
+        run = pd.Timedelta(policy)
+        ratios = [run / s for s in steps]
+        bad = [n for n, r in zip(names, ratios, strict=True) if r < 1 or abs(r - round(r)) > 1e-9]
+        if not bad:
+            return run, [round(r) for r in ratios]
+        problem = f"do not all divide time_step={policy!r} (not: {', '.join(bad)})"
+    listed = ", ".join(f"{n}: {freq_string(s)}" for n, s in zip(names, steps, strict=True))
+    raise DataValidationError(
+        f"the events' time steps {problem}: {listed}. Fixes: (1) time_step='<duration>' "
+        "that every step divides (e.g. '10min' for 5- and 10-min events: offsets are scaled, "
+        "nothing is resampled); (2) time_step='per-event' to use every event at its own step "
+        "(one model step = one data step); (3) train on events of one step, or raise "
+        "step_tolerance."
+    )
+
+
+def check_patch_for_model(model: str, patch_size: tuple[int, int] | None, **hp: Any) -> None:
+    """The one place where a model's own grid constraint is checked against ``patch_size``.
+
+    The rule is the model's registered :class:`stgeo.models.GridRule` (its ``multiple``,
+    with the run's hyperparameters applied); see :func:`stgeo.models.check_grid`.
+
+    Examples
+    --------
+    >>> check_patch_for_model("simvp", (128, 128)) is None
+    True
+    >>> check_patch_for_model("predformer", (66, 64))
+    Traceback (most recent call last):
+    ...
+    stgeo.errors.DataValidationError: ... patch_size 66x64 is not: use 64x64 or 68x64
+    """
+    if patch_size is None or model not in MODELS:
+        return
+    check_grid(model, tuple(patch_size), what="patch_size", **hp)
+
+
+@dataclass(frozen=True)
+class _Event:
+    name: str
+    frames: xr.DataArray
+    step: pd.Timedelta
+    factor: int
+    train: Windows | None
+    val: Windows | None
+    ranges: dict[str, list[str]]
+    catalog: str | None
+
+
+@dataclass(frozen=True)
+class MultiEventData:
+    """The events, windows and normaliser of a multi-event or patch run (see module doc)."""
+
+    events: list[_Event]
+    channels: list[str]
+    variables: list[str]
+    units: dict[str, str]
+    train: EventWindows
+    val: EventWindows | None
+    normalizer: Normalizer
+    run_step: pd.Timedelta
+    patch_size: tuple[int, int] | None
+    importance: Importance | None
+    wet_maps: list[tuple[int, np.ndarray]] | None
+    base_offsets: tuple[list[int], list[int]]
+    catalog: str | None = None
+    mixed_steps: bool = False
+
+    @property
+    def spatial_dims(self) -> tuple[str, str]:
+        return tuple(spatial_dims(self.events[0].frames))  # type: ignore[return-value]
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        if self.patch_size is not None:
+            return self.patch_size
+        return tuple(int(s) for s in self.events[0].frames.shape[2:])  # type: ignore[return-value]
+
+    @property
+    def time_step(self) -> str:
+        """The run's step; ``"per-event"`` when events of different steps each used their own."""
+        return PER_EVENT_STEP if self.mixed_steps else freq_string(self.run_step)
+
+    @property
+    def input_offsets(self) -> list[int]:
+        return list(self.base_offsets[0])
+
+    @property
+    def target_offsets(self) -> list[int]:
+        return list(self.base_offsets[1])
+
+    @property
+    def fingerprint(self) -> str:
+        parts = [
+            [e.name, data_fingerprint(e.frames, {"catalog": e.catalog} if e.catalog else None)]
+            for e in self.events
+        ]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+    def event_summary(self) -> dict[str, Any]:
+        """Per event: windows contributed, time step, offset factor, grid, split ranges."""
+        tr = self.train.counts()
+        va = self.val.counts() if self.val is not None else {}
+        return {
+            e.name: {
+                "train_windows": int(tr.get(e.name, 0)),
+                "val_windows": int(va.get(e.name, 0)),
+                "time_step": freq_string(e.step),
+                "offset_factor": e.factor,
+                "grid": [int(s) for s in e.frames.shape[2:]],
+                "spatial_dims": list(spatial_dims(e.frames)),
+                "splits": e.ranges,
+            }
+            for e in self.events
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """What a checkpoint records of the data (resume refuses other data)."""
+        return {
+            "input_offsets": self.input_offsets,
+            "target_offsets": self.target_offsets,
+            "channels": self.channels,
+            "grid": list(self.grid),
+            "time_step": self.time_step,
+            "normalization": self.normalizer.to_dict(),
+            "data_fingerprint": self.fingerprint,
+            "events": self.event_summary(),
+        }
+
+    def shard(self, rank: int, world: int) -> MultiEventData:
+        """This rank's share of the windows: every ``world``-th, all ranks the same count."""
+
+        def cut(w: EventWindows | None) -> EventWindows | None:
+            if w is None:
+                return None
+            n = len(w) // world
+            if n == 0:
+                raise DataValidationError(
+                    f"only {len(w)} windows for {world} ranks; use fewer processes or more data"
+                )
+            return w.subset(np.arange(len(w))[rank::world][:n])
+
+        return dataclasses.replace(self, train=cut(self.train), val=cut(self.val))
+
+    def loaders(self, cfg: TrainConfig) -> tuple[EventLoader, EventLoader | None]:
+        """The shuffled, cropped training loader and the fixed-crop validation loader."""
+        common = {
+            "batch_size": cfg.batch_size,
+            "seed": cfg.seed,
+            "normalizer": self.normalizer,
+            "patch_size": self.patch_size,
+        }
+        train = EventLoader(
+            self.train,
+            shuffle=True,
+            drop_last=len(self.train) >= 2 * cfg.batch_size,
+            importance=self.importance,
+            wet_maps=self.wet_maps,
+            **common,
+        )
+        val = None if self.val is None else EventLoader(self.val, shuffle=False, **common)
+        return train, val
+
+
+def _base_offsets(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    if cfg.input_offsets is not None:
+        inp = np.asarray(cfg.input_offsets, dtype=np.int64)
+    else:
+        inp = np.arange(-int(cfg.in_steps) + 1, 1, dtype=np.int64)
+    return inp, np.arange(1, int(cfg.out_steps) + 1, dtype=np.int64)
+
+
+def _frames_of(src: EventSource, cfg: TrainConfig) -> xr.DataArray:
+    """The event's frames, after the gap rule shared with :func:`stgeo.validate`."""
+    try:
+        validate(src.dataset, strict=False, allow_gaps=cfg.allow_gaps, check_values=False)
+    except DataValidationError as err:
+        raise DataValidationError(f"event {src.name!r}: {err}") from None
+    return to_frames(src.dataset, cfg.variable)
+
+
+def _windows(
+    name: str, frames: xr.DataArray, rng: tuple, factor: int, base: tuple, is_val: bool
+) -> Windows | None:
+    inp, tgt = base
+    try:
+        return Windows(
+            frames,
+            input_offsets=(inp * factor).tolist(),
+            target_offsets=(tgt * factor).tolist(),
+            time_range=rng,
+            inputs_in_range=not is_val,
+        )
+    except DataValidationError as err:
+        if is_val:
+            return None  # an event too short for a validation window: trains, not validates
+        raise DataValidationError(f"event {name!r} has no training window: {err}") from None
+
+
+def _build_event(src: EventSource, cfg: TrainConfig, step, factor, base) -> _Event:
+    frames = _frames_of(src, cfg)
+    try:
+        ranges, _ = split_ranges(src.dataset, cfg.splits)
+    except DataValidationError as err:
+        raise DataValidationError(f"event {src.name!r}: {err}") from None
+    train = _windows(src.name, frames, ranges["train"], factor, base, False)
+    val = None
+    if "val" in ranges:
+        val = _windows(src.name, frames, ranges["val"], factor, base, True)
+    return _Event(
+        name=src.name,
+        frames=frames,
+        step=step,
+        factor=factor,
+        train=train,
+        val=val,
+        ranges={k: [str(a), str(b)] for k, (a, b) in ranges.items()},
+        catalog=src.dataset.attrs.get("stgeo_catalog"),
+    )
+
+
+def _check_channels(sources: list[EventSource], frames: list[xr.DataArray]) -> list[str]:
+    chans = [[str(c) for c in f["channel"].values] for f in frames]
+    for s, c in zip(sources[1:], chans[1:], strict=True):
+        if c != chans[0]:
+            raise DataValidationError(
+                f"event {s.name!r} has channels {c}, event {sources[0].name!r} has {chans[0]}; "
+                "every event needs the same variables (select them with variable=...)"
+            )
+    return chans[0]
+
+
+def _statistics(events: list[_Event], cfg: TrainConfig, imp: Importance | None):
+    """Stream the training part of every event once: normaliser and wet-fraction maps."""
+    norm = Normalizer(cfg.normalization)
+    maps = []
+    for e in events:
+        w = e.train
+        lo, hi = (
+            int(w.t0_index.min() + w.input_offsets[0]),
+            int(w.t0_index.max() + w.target_offsets[-1]),
+        )
+        maps.append(stream_statistics(e.frames, lo, hi + 1, norm, imp))
+    if norm.method == "none":
+        norm.channels = [str(c) for c in events[0].frames["channel"].values]
+    return norm, (maps if imp is not None else None)
+
+
+def _thresholds(cfg: TrainConfig, events: list[EventSource]) -> tuple[float, ...]:
+    if cfg.thresholds is not None:
+        return tuple(cfg.thresholds)
+    from ..data import get_entry
+
+    for src in events:
+        name = src.dataset.attrs.get("stgeo_catalog")
+        if name:
+            try:
+                return tuple(float(t) for t in get_entry(str(name)).thresholds)
+            except (KeyError, ValueError):
+                continue
+    return ()
+
+
+def prepare_events(
+    sources: Sequence[EventSource] | Sequence[Any], cfg: TrainConfig, policy: str | None = None
+) -> tuple[MultiEventData, TrainConfig]:
+    """Events -> frames, per-event splits and windows, streamed normaliser, wet maps.
+
+    ``sources`` are :class:`~stgeo.data.EventSource` (or anything
+    :func:`stgeo.data.open_events` takes as a list); ``policy`` is the collection's
+    time-step policy, used when ``cfg.time_step`` is None.
+    """
+    check_patch_for_model(cfg.model, cfg.patch_size, **dict(cfg.hyperparameters))
+    if not all(isinstance(s, EventSource) for s in sources):
+        from ..data import open_events
+
+        sources, policy = open_events(list(sources))
+    sources = list(sources)
+    steps = [time_step(s.dataset) for s in sources]
+    names = [s.name for s in sources]
+    run_step, factors = resolve_time_steps(
+        names, steps, cfg.time_step or policy, cfg.step_tolerance
+    )
+    base = _base_offsets(cfg)
+    events = [
+        _build_event(s, cfg, st, f, base) for s, st, f in zip(sources, steps, factors, strict=True)
+    ]
+    channels = _check_channels(sources, [e.frames for e in events])
+    thresholds = _thresholds(cfg, sources)
+    imp = Importance.coerce(cfg.importance, thresholds)
+    cfg = cfg.resolved(
+        thresholds=thresholds,
+        importance=imp,
+        splits={e.name: e.ranges for e in events} if len(events) > 1 else events[0].ranges,
+        split_source="per event" if cfg.splits is None else "argument (per event)",
+    )
+    norm, maps = _statistics(events, cfg, imp)
+    variables = variables_of(channels)
+    ds0 = sources[0].dataset
+    vals = [e for e in events if e.val is not None]
+    td = MultiEventData(
+        events=events,
+        channels=channels,
+        variables=variables,
+        units={v: str(ds0[v].attrs["units"]) for v in variables if "units" in ds0[v].attrs},
+        train=EventWindows([e.train for e in events], names),
+        val=EventWindows([e.val for e in vals], [e.name for e in vals]) if vals else None,
+        normalizer=norm,
+        run_step=run_step,
+        patch_size=cfg.patch_size,
+        importance=imp,
+        wet_maps=maps,
+        base_offsets=(base[0].tolist(), base[1].tolist()),
+        catalog=None if len(events) > 1 else events[0].catalog,
+        mixed_steps=(cfg.time_step or policy) == PER_EVENT_STEP and len(set(steps)) > 1,
+    )
+    return td, cfg
+
+
+def is_multi_event(data: Any, cfg: TrainConfig) -> bool:
+    """Whether ``data`` and ``cfg`` call for this path: a list of sources, a collection, a
+    ``patch_size`` or an explicit ``time_step``."""
+    from ..data.collections import is_collection
+
+    if cfg.patch_size is not None or cfg.time_step is not None:
+        return True
+    return isinstance(data, (list, tuple)) or is_collection(data)
+
+
+def summary_for_spec(td: Any) -> Mapping[str, Any] | None:
+    """Events and their windows for ``spec.extra`` (None for the single-dataset path)."""
+    return td.event_summary() if isinstance(td, MultiEventData) else None
