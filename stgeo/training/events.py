@@ -48,7 +48,6 @@ import pandas as pd
 import xarray as xr
 
 from .._registry import MODELS
-from ..models import PER_EVENT_STEP, check_grid
 from ..conventions import freq_string, spatial_dims, time_step, validate
 from ..data import (
     EventLoader,
@@ -62,6 +61,7 @@ from ..data import (
     variables_of,
 )
 from ..errors import DataValidationError
+from ..models import PER_EVENT_STEP, check_grid
 from .config import TrainConfig
 from .data import data_fingerprint, split_ranges
 
