@@ -9,9 +9,14 @@ events at ~30 and ~60 min (steps 6/12 for 5-min data, 5/10 for the 6-min BoM eve
 
 Baselines (persistence, Lucas-Kanade extrapolation, S-PROG) are recomputed in the same run with
 the same code; learned models are given as trained model directories (``--model DIR``, their
-registry name is taken from the spec).
+registry name is taken from the spec) or trained in the run (``--train NAME``): on random
+``--patch`` crops (importance-sampled towards rain) of the protocol's five training events (the
+``radar-train`` catalog collection; ``--large-area`` adds the OPERA and MRMS sources), 4 -> 12
+frames, for at most ``--train-minutes`` of wall time, then forecast on the full native grids of
+the test events (tiled, see ``stgeo.forecast``).
 
-    python benchmarks/skill_radar.py [--quick] [--model DIR ...] [--cache DIR]
+    python benchmarks/skill_radar.py [--quick] [--model DIR ...] [--train NAME ...]
+                                     [--train-minutes 20] [--cache DIR]
 
 ``--quick`` scores one event (MeteoSwiss 2017-01-31) from 2 origins: a smoke test of the
 pipeline, not a skill figure. Ends with one JSON line (keys of specs/evaluation.md).
@@ -35,10 +40,12 @@ import xarray as xr
 
 import stgeo
 from stgeo.datasets import build_from_catalog
+from stgeo.training import TimeLimit
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 TEST_EVENTS = ("radar-fmi-20160928", "radar-bom2-20180616", "radar-mch-20170131")
+LARGE_AREA = ("radar-opera-20241126", "radar-mrms-20190610")
 BASELINES = ("persistence", "extrapolation", "sprog")
 THRESHOLDS = (0.1, 1.0, 5.0)
 IN_STEPS, OUT_STEPS, STRIDE = 4, 12, 4
@@ -60,6 +67,55 @@ def open_event(name: str, cache: Path) -> xr.Dataset:
     with stgeo.set_options(cache_dir=str(cache)):
         build_from_catalog(name, data_root=SHARED)
         return stgeo.open_dataset(name)
+
+
+def train_settings(quick: bool, patch: int) -> dict:
+    """Training settings of ``--train`` (the same for every model; the seed is fixed)."""
+    return {
+        "in_steps": IN_STEPS,
+        "out_steps": OUT_STEPS,
+        "patch_size": (patch, patch),
+        "importance": True,
+        "normalization": "log1p",
+        "batch_size": 4 if quick else 8,
+        "epochs": 2 if quick else 40,
+        "max_steps_per_epoch": 3 if quick else 40,
+        "max_val_steps": 2 if quick else 20,
+        "val_metric": "csi",
+        "lr": 2e-3,
+        "seed": 0,
+        "progress": False,
+    }
+
+
+def train_model(name: str, args: argparse.Namespace) -> tuple[Path, float]:
+    """Train ``name`` on the radar training events (and sources); return its folder and time."""
+    cache = Path(args.cache)
+    members = list(stgeo.data.get_collection("radar-train").members)
+    if args.large_area:
+        members += LARGE_AREA
+    with stgeo.set_options(cache_dir=str(cache)):
+        for ev in members:
+            build_from_catalog(ev, data_root=SHARED)
+        out = cache / "skill_radar_models" / f"{name}-p{args.patch}{'-la' if args.large_area else ''}"
+        kw = train_settings(args.quick, args.patch)
+        t = time.perf_counter()
+        m = stgeo.train(
+            members,
+            model=name,
+            time_step="per-event",
+            callbacks=[TimeLimit(args.train_minutes * 60)],
+            **kw,
+        )
+        seconds = time.perf_counter() - t
+        m.save(out, overwrite=True)
+    last = m.history[-1] if m.history else {}
+    print(
+        f"trained {name} in {seconds:.0f} s: {len(m.history)} epochs, best epoch "
+        f"{m.metrics.get('best_epoch')}, val_csi_m {last.get('val_csi_m')}",
+        flush=True,
+    )
+    return out, seconds
 
 
 def forecast_event(ds: xr.Dataset, model: str, quick: bool) -> xr.DataArray:
@@ -99,6 +155,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--model", action="append", default=[], help="trained model directory")
+    ap.add_argument("--train", action="append", default=[], help="registered model to train")
+    ap.add_argument("--train-minutes", type=float, default=20.0, help="training wall-time budget")
+    ap.add_argument("--patch", type=int, default=128, help="training crop size (pixels)")
+    ap.add_argument("--large-area", action="store_true", help="also train on OPERA and MRMS")
     ap.add_argument("--cache", default=str(Path.home() / ".cache" / "stgeo"))
     args = ap.parse_args()
     if not SHARED.is_dir():
@@ -106,7 +166,11 @@ def main() -> None:
     events = TEST_EVENTS[2:] if args.quick else TEST_EVENTS
     data = {ev: open_event(ev, Path(args.cache)) for ev in events}
     steps = {ev: pd.Timedelta(stgeo.conventions.time_step(ds)) for ev, ds in data.items()}
-    methods = [*BASELINES, *args.model]
+    trained = {}
+    for name in args.train:
+        path, seconds = train_model(name, args)
+        trained[str(path)] = seconds
+    methods = [*BASELINES, *args.model, *trained]
     results: dict[str, dict] = {}
     for m in methods:
         name = stgeo.load_model(m).spec.model if Path(m).exists() else m
@@ -117,6 +181,8 @@ def main() -> None:
         }
         results[name] = method_row(per_event, steps)
         results[name]["forecast_seconds"] = round(time.perf_counter() - t, 1)
+        if m in trained:
+            results[name]["train_seconds"] = round(trained[m], 1)
         print(f"{name:14s}", json.dumps(results[name]), flush=True)
     cols = ["csi1_30min", "csi1_60min", "csi5_30min", "csi5_60min", "bias1_30min", "bias1_60min"]
     print(f"\nmean over {len(events)} test event(s): " + ", ".join(events))
