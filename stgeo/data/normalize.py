@@ -144,9 +144,15 @@ class Normalizer:
         bad = ~np.isfinite(v)
         if bad.any():
             names = [self.channels[i] for i in np.flatnonzero(bad)] if self.channels else []
+            cause = (
+                "the fitting data hold infinite values"
+                if np.isinf(v[bad]).any()
+                else "an all-NaN channel, or both +inf and -inf, in the fitting data"
+            )
             raise DataValidationError(
-                f"cannot normalise: the {what} of channel(s) {names} is not finite (all-NaN "
-                "channel in the fitting data?). Check the training split."
+                f"cannot normalise: the {what} of channel(s) {names} is not finite ({cause}). "
+                "Mark missing data as NaN, e.g. ds = ds.where(numpy.isfinite(ds)), and check "
+                "the training split."
             )
 
     def _scale_shift(self) -> tuple[np.ndarray, np.ndarray]:

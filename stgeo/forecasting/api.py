@@ -172,7 +172,19 @@ def forecast(
     >>> fc.valid_time.shape
     (2, 2)
     """
-    _check_arguments(batch_size, chunk_size, lazy, in_steps)
+    _check_arguments(
+        batch_size,
+        chunk_size,
+        lazy,
+        in_steps,
+        lead_steps=lead_steps,
+        variable=variable,
+        progress=progress,
+        precision=precision,
+        output=output,
+        step_tolerance=step_tolerance,
+        tile_overlap=tile_overlap,
+    )
     ds = open_data(data)
     model = _load_if_path(model)
     frames = to_frames(ds, _variables(model, variable))
