@@ -12,7 +12,10 @@ A forecastable dataset has
 * numeric data variables with CF attributes (``units``; ``standard_name`` where one exists);
 * ``lat``/``lon`` coordinates (1-D for lat/lon grids, 2-D ``(y, x)`` otherwise) in degrees,
   and for projected grids a ``crs`` variable (``crs_wkt``/``spatial_ref`` attributes) that
-  the data variables point to with ``grid_mapping = "crs"``.
+  the data variables point to with ``grid_mapping = "crs"``. Events on different grids
+  (e.g. SEVIR patches) instead carry per-event geolocation: coordinates with
+  ``standard_name`` ``latitude``/``longitude`` on ``(E, y, x)``, the ``event`` coordinate
+  along time giving each frame's integer position along ``E``.
 
 :func:`validate` checks all of this and raises a specific
 :class:`~stgeo.errors.DataValidationError` (what is wrong, what was expected, how to fix).
@@ -552,13 +555,59 @@ def _check_latlon(ds: xr.Dataset, sdims: tuple[str, str], require: bool) -> None
                 f"got lat{lat.dims} and lon{lon.dims}"
             )
     else:
-        if require:
-            raise DataValidationError(
-                "no lat/lon coordinates: a projected grid needs 2-D 'lat' and 'lon' coordinates "
-                "on (y, x). Compute them with stgeo.conventions.add_latlon(ds, crs) from the "
-                "projection, or pass strict=False for an index grid without geography."
-            )
-        return
+        per_event = _event_latlon(ds, sdims)
+        if per_event is None:
+            if require:
+                raise DataValidationError(
+                    "no lat/lon coordinates: a projected grid needs 2-D 'lat' and 'lon' "
+                    "coordinates on (y, x), or per-event ones on (event dim, y, x) with "
+                    "standard_name latitude/longitude (see stgeo.conventions). Compute them "
+                    "with stgeo.conventions.add_latlon(ds, crs) from the projection, or pass "
+                    "strict=False for an index grid without geography."
+                )
+            return
+        lat, lon = per_event
+    _check_degrees(lat, lon)
+
+
+def _event_latlon(
+    ds: xr.Dataset, sdims: tuple[str, str]
+) -> tuple[xr.DataArray, xr.DataArray] | None:
+    """Per-event geolocation: the first event's lat/lon, when the dataset carries it.
+
+    Events on different grids (e.g. SEVIR patches) carry lat/lon coordinates with
+    ``standard_name`` latitude/longitude on ``(E, y, x)``, where the ``event`` coordinate
+    along time holds each frame's integer position along ``E``.
+    """
+    if EVENT_COORD not in ds.coords or ds[EVENT_COORD].dims != (TIME_DIM,):
+        return None
+    found: dict[str, xr.DataArray] = {}
+    for c in ds.coords.values():
+        std = c.attrs.get("standard_name")
+        if std in ("latitude", "longitude") and c.ndim == 3 and c.dims[1:] == sdims:
+            found.setdefault(str(std), c)
+    if set(found) != {"latitude", "longitude"}:
+        return None
+    lat, lon = found["latitude"], found["longitude"]
+    edim = lat.dims[0]
+    if lon.dims[0] != edim:
+        raise DataValidationError(
+            f"per-event lat/lon must share their event dim, got {lat.name}{lat.dims} and "
+            f"{lon.name}{lon.dims}"
+        )
+    ev = np.asarray(ds[EVENT_COORD].values)
+    n = ds.sizes[edim]
+    if not np.issubdtype(ev.dtype, np.integer) or (ev.size and (ev.min() < 0 or ev.max() >= n)):
+        raise DataValidationError(
+            f"the per-event geolocation {lat.name}/{lon.name} is on ({edim!r}, ...) with {n} "
+            f"events, but the 'event' coordinate along time is not an integer position along "
+            f"{edim!r} (values {ev.min() if ev.size else '-'}..{ev.max() if ev.size else '-'})"
+        )
+    first = {edim: int(ev[0]) if ev.size else 0}
+    return lat.isel(first), lon.isel(first)
+
+
+def _check_degrees(lat: xr.DataArray, lon: xr.DataArray) -> None:
     for name, arr, lo, hi in (("lat", lat, -90.0, 90.0), ("lon", lon, -180.0, 360.0)):
         v = np.asarray(arr.values, dtype=float)
         if not np.issubdtype(np.asarray(arr.values).dtype, np.number):
