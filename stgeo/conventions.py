@@ -294,8 +294,8 @@ def _time_fix(kind: str, detail: str, what: str) -> str:
     if kind == "tz":
         return (
             f"{what} is timezone-aware ({detail}); stgeo needs naive datetime64 in UTC. "
-            "Convert, e.g. ds = ds.assign_coords(time=pandas.DatetimeIndex(ds.time.values)"
-            ".tz_convert('UTC').tz_localize(None))."
+            "Convert, e.g. ds = ds.assign_coords(time=ds.indexes['time'].tz_convert(None)) "
+            "(UTC, naive)."
         )
     if kind == "str":
         return (

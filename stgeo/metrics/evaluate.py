@@ -199,7 +199,7 @@ def _add_counts(total: dict[str, int] | None, part: dict[str, Any]) -> dict[str,
     return part if total is None else {k: total[k] + part[k] for k in total}
 
 
-def _check_counts(counts: dict[str, int] | None) -> None:
+def _check_counts(counts: dict[str, int] | None, *, nan: bool = True) -> None:
     """Refuse infinite values, and fields with nothing to score (all NaN), with the counts."""
     if counts is None:
         return
@@ -213,7 +213,7 @@ def _check_counts(counts: dict[str, int] | None) -> None:
                 "errors infinite). Mark missing data as NaN (excluded from every score), e.g. "
                 "da = da.where(numpy.isfinite(da))."
             )
-        if size and n_nan == size:
+        if nan and size and n_nan == size:
             raise DataValidationError(
                 f"the {who} are all NaN ({size} values scored): nothing to score. Check the "
                 "data (fill value, mask, time selection) or replace no-data with a value "
@@ -270,6 +270,7 @@ def _streamed_sums(
         fb = fc0 if batch_dim is None else fc0.isel({batch_dim: sl})
         fb, obb = align(fb, ob0, load=True)
         counts = _add_counts(counts, _value_counts(fb, obb))
+        _check_counts(counts, nan=False)  # infinity: refused before any sum overflows
         for k, v in _family_sums(families, fb, obb, settings).items():
             parts.setdefault(k, []).append(v.compute())
         del fb, obb
