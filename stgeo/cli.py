@@ -249,7 +249,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from .data import open_dataset
     from .training import train
 
-    _check_out_folder(a.out)
+    _check_out_folder(a.out, "./model")
     ds = open_dataset(a.data)
     kw = parse_options(a.option)
     if a.lr is not None:
@@ -275,7 +275,7 @@ def _cmd_forecast(a: argparse.Namespace) -> int:
     from .data import open_dataset
     from .forecasting import forecast
 
-    _check_out_folder(a.out)
+    _check_out_folder(a.out, "./fc.zarr")
     ds = open_dataset(a.data)
     if a.fillna is not None:
         ds = ds.fillna(a.fillna)
@@ -322,15 +322,15 @@ def _check_out_file(out: str | None) -> None:
         )
 
 
-def _check_out_folder(out: str) -> None:
+def _check_out_folder(out: str, example: str) -> None:
     """Refuse an output folder that is the current folder or one of its parents."""
     from pathlib import Path
 
     p, here = Path(out).resolve(), Path.cwd().resolve()
     if p == here or p in here.parents:
         raise StgeoError(
-            f"--out {out} is the current folder (or contains it); give a new folder name, "
-            "e.g. --out ./model"
+            f"--out {out} is the current folder (or contains it); give a new name, "
+            f"e.g. --out {example}"
         )
 
 
