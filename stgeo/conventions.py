@@ -510,7 +510,7 @@ def _check_time(ds: xr.Dataset, allow_gaps: bool) -> None:
         i = int(np.argmax(off)) + 1
         raise DataValidationError(
             f"irregular time axis: {pd.Timestamp(tn[i - 1])} -> {pd.Timestamp(tn[i])} is not a "
-            f"multiple of the time step {step}; resample to a regular step, e.g. "
+            f"multiple of the time step {freq_string(step)}; resample to a regular step, e.g. "
             f"ds.resample(time='{freq_string(step)}').mean()"
         )
     gaps = same & (d > stepn)
@@ -518,9 +518,9 @@ def _check_time(ds: xr.Dataset, allow_gaps: bool) -> None:
         i = int(np.argmax(gaps)) + 1
         raise DataValidationError(
             f"the time axis has {int(gaps.sum())} gap(s), the first from "
-            f"{pd.Timestamp(tn[i - 1])} to {pd.Timestamp(tn[i])} (step {step}). Fill them "
-            f"(ds.resample(time='{freq_string(step)}').asfreq() inserts NaN frames), mark "
-            "independent sequences with an 'event' "
+            f"{pd.Timestamp(tn[i - 1])} to {pd.Timestamp(tn[i])} (step {freq_string(step)}). "
+            f"Fill them (ds.resample(time='{freq_string(step)}').asfreq() inserts NaN frames), "
+            "mark independent sequences with an 'event' "
             "coordinate along time, or pass allow_gaps=True: windows never cross a gap."
         )
 

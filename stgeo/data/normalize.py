@@ -118,7 +118,8 @@ class Normalizer:
         dims = (TIME_DIM, *spatial_dims(frames))
         x = frames.astype(np.float64)
         if self.method == "log1p":
-            x = np.log1p(x.clip(min=0.0))
+            # clip negatives to 0, but keep -inf infinite so that the check below reports it
+            x = np.log1p(xr.where(np.isneginf(x), np.inf, x.clip(min=0.0)))
         if self.method in ("standard", "log1p"):
             mean = x.mean(dims, skipna=True)
             sq = (x * x).mean(dims, skipna=True)

@@ -208,7 +208,8 @@ def _check_counts(counts: dict[str, int] | None, *, nan: bool = True) -> None:
         n_inf, n_nan = counts[f"{who} inf"], counts[f"{who} nan"]
         if n_inf:
             raise DataValidationError(
-                f"the {who} hold {n_inf} infinite value(s) among the {size} scored; infinity "
+                f"the {who} hold {n_inf} infinite value(s) among the {size} values scored "
+                "(observations counted once per forecast they are matched to); infinity "
                 "is no measurement (it would count as an event at every threshold and make "
                 "errors infinite). Mark missing data as NaN (excluded from every score), e.g. "
                 "da = da.where(numpy.isfinite(da))."
@@ -234,6 +235,8 @@ def _check_inputs(fc: xr.DataArray, ob: xr.DataArray, variable: Any, compute: An
                 "da.astype('float32') (after checking what the values are)."
             )
     if LEAD_TIME_DIM in fc.dims and TIME_DIM in ob.coords:
+        if ob.sizes[TIME_DIM] == 0:
+            raise DataValidationError("the observations' time axis is empty: nothing to score")
         check_time_values(ob[TIME_DIM], "the observations' time coordinate")
     if INIT_TIME_DIM in fc.coords:
         check_time_values(fc[INIT_TIME_DIM], "the forecast's init_time coordinate")
