@@ -820,11 +820,14 @@ def validate(
     Raises
     ------
     DataValidationError
-        Missing or misnamed dims, non-datetime, non-monotonic, duplicated or irregular time,
-        gaps, all-NaN variables, non-numeric dtype, too small grid, lat/lon out of range,
-        missing units (strict).
+        Missing or misnamed dims, an empty time axis, times that are not naive datetime64
+        (the message names the type: cftime, timezone-aware, strings, numbers), non-monotonic,
+        duplicated or irregular time, gaps, all-NaN variables, non-numeric dtype, too
+        small grid, lat/lon out of range (2-D or per-event), missing units (strict).
     UnknownNameError
         A requested variable does not exist (the message lists the valid ones).
+    StgeoTypeError
+        An argument of the wrong type (``variables=3``, ``strict="no"``, ``min_times=True``).
 
     Examples
     --------

@@ -138,6 +138,7 @@ class Normalizer:
             lo = np.asarray(res["a"].values, dtype=np.float64)
             hi = np.asarray(res["b"].values, dtype=np.float64)
             self._check_finite(lo, "min")
+            self._check_finite(hi, "max")
             self.stats = {"min": lo, "max": hi}
         return self
 

@@ -149,6 +149,10 @@ def forecast(
         model's; a time step further than ``step_tolerance`` from the model's; a tile size
         the model cannot use; too short history; infinite values in the needed inputs;
         ``init_times`` without a complete history.
+        Units of the data that differ in meaning from those the model was trained on
+        (the message gives the conversion when there is one).
+    StgeoTypeError
+        Wrongly typed arguments, e.g. ``lead_steps="12"`` or ``progress="no"``.
     UnknownNameError
         Unknown baseline or variable name.
     ModelFileError

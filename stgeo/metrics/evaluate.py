@@ -364,12 +364,19 @@ def score(
         Unknown metric name (the message lists the valid names and suggests the closest).
     DataValidationError
         Misaligned grids or missing valid times, thresholds missing or outside the data's
-        ``valid_range``, non-positive window/pool sizes, dims that do not exist.
+        ``valid_range``, non-positive window/pool sizes, dims that do not exist; units of
+        the observations that differ in meaning from the forecast's
+        (:func:`stgeo.conventions.check_units`); non-real dtypes; observation times that
+        are not datetime64; infinite values or an all-NaN field (with their counts; not
+        checked with ``compute=False`` on Dask inputs).
+    StgeoTypeError
+        Wrongly typed arguments (``thresholds=True``, ``variable=3``, ``compute="yes"``).
 
     Notes
     -----
     NaN policy: a pixel that is NaN in either field is excluded from every count and sum
-    (see the metric modules for FSS/SSIM/PSNR details).
+    (see the metric modules for FSS/SSIM/PSNR details). Infinity is not no-data: it is
+    refused, as is a field with nothing but NaN.
 
     Examples
     --------
