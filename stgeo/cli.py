@@ -366,6 +366,10 @@ def _cmd_score(a: argparse.Namespace) -> int:
     var = a.variable or (names[0] if len(names) == 1 else None)
     if var is None:
         raise StgeoError(f"the forecast store holds {names}; choose one with --variable")
+    for store, ds in ((a.forecast, fcds), (a.obs, obs)):
+        if var not in ds.data_vars:
+            have = ", ".join(map(str, ds.data_vars)) or "(none)"
+            raise StgeoError(f"{store} has no variable {var!r}; it has: {have}")
     # score the forecasts whose every valid time is observed (e.g. the last ones run past the data)
     ok = fcds[VALID_TIME_COORD].load().isin(obs["time"].values).all(LEAD_TIME_DIM)
     if not bool(ok.any()):

@@ -102,3 +102,10 @@ def test_usage_errors_exit_2():
         text=True,
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_score_unknown_variable_lists_the_variables(stores, capsys):
+    _, obs, fc = stores
+    assert main(["score", fc, obs, "--variable", "rain"]) == 1
+    err = _one_line_error(capsys, "score")
+    assert "has no variable 'rain'; it has: rain_rate" in err
