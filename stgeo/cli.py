@@ -2,7 +2,8 @@
 
 Subcommands: ``quickstart``, ``catalog``, ``recipe``, ``train``, ``forecast``, ``score``,
 ``plot``.
-Errors print one line (no traceback) and exit with status 1; ``--debug`` shows the traceback.
+Errors print one line (no traceback) and exit with status 1 (2 for usage errors); unexpected
+errors are named as such with a "please report" hint; ``--debug`` shows the traceback.
 
 Examples
 --------
@@ -293,6 +294,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from .data import open_dataset
     from .training import train
 
+    _check_out_folder(a.out, "./model")
     ds = open_dataset(a.data)
     kw = parse_options(a.option)
     if a.lr is not None:
@@ -318,6 +320,7 @@ def _cmd_forecast(a: argparse.Namespace) -> int:
     from .data import open_dataset
     from .forecasting import forecast
 
+    _check_out_folder(a.out, "./fc.zarr")
     ds = open_dataset(a.data)
     if a.fillna is not None:
         ds = ds.fillna(a.fillna)
@@ -348,20 +351,70 @@ def _cmd_forecast(a: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out_file(out: str | None) -> None:
+    """Refuse an output file whose folder is missing or that names a folder, before any work."""
+    if out is None:
+        return
+    from pathlib import Path
+
+    p = Path(out)
+    if p.is_dir():
+        raise StgeoError(f"--out {out} is a folder; give a file name, e.g. {p / 'scores.nc'}")
+    if not p.parent.is_dir():
+        raise StgeoError(
+            f"--out {out}: the folder {p.parent} does not exist; create it first "
+            f"(mkdir -p {p.parent}) or choose another path"
+        )
+
+
+def _check_out_folder(out: str, example: str) -> None:
+    """Refuse an output folder that is the current folder or one of its parents."""
+    from pathlib import Path
+
+    p, here = Path(out).resolve(), Path.cwd().resolve()
+    if p == here or p in here.parents:
+        raise StgeoError(
+            f"--out {out} is the current folder (or contains it); give a new name, "
+            f"e.g. --out {example}"
+        )
+
+
+def _check_score_stores(fcds: Any, obs: Any, a: argparse.Namespace) -> None:
+    """The forecast must have lead times, the observations a time axis."""
+    if not any(LEAD_TIME_DIM in fcds[v].dims for v in fcds.data_vars):
+        raise StgeoError(
+            f"{a.forecast} is not a forecast store (no variable has a 'lead_time' dim); the "
+            "first argument is the forecast (stgeo forecast ... --out fc.zarr), the second "
+            "the observations"
+        )
+    if "time" not in obs.dims:
+        what = "a forecast store" if LEAD_TIME_DIM in obs.dims else "not observations"
+        raise StgeoError(
+            f"{a.obs} is {what} (it has no 'time' dim, dims {tuple(obs.dims)}); the second "
+            "argument is the observed data (a store or catalog name with a time axis)"
+        )
+
+
 def _cmd_score(a: argparse.Namespace) -> int:
     import xarray as xr
 
     from .data import open_dataset
     from .metrics import score
 
+    _check_out_file(a.out)
     fcds = open_dataset(a.forecast)
     obs = open_dataset(a.obs)
+    _check_score_stores(fcds, obs, a)
     if a.fillna is not None:
         fcds, obs = fcds.fillna(a.fillna), obs.fillna(a.fillna)
     names = [v for v in fcds.data_vars if LEAD_TIME_DIM in fcds[v].dims]
     var = a.variable or (names[0] if len(names) == 1 else None)
     if var is None:
         raise StgeoError(f"the forecast store holds {names}; choose one with --variable")
+    for store, ds in ((a.forecast, fcds), (a.obs, obs)):
+        if var not in ds.data_vars:
+            have = ", ".join(map(str, ds.data_vars)) or "(none)"
+            raise StgeoError(f"{store} has no variable {var!r}; it has: {have}")
     # score the forecasts whose every valid time is observed (e.g. the last ones run past the data)
     ok = fcds[VALID_TIME_COORD].load().isin(obs["time"].values).all(LEAD_TIME_DIM)
     if not bool(ok.any()):
@@ -436,11 +489,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (StgeoError, ValueError, TypeError, KeyError, FileNotFoundError, ImportError) as err:
+    except Exception as err:
         if a.debug:
             raise
-        print(f"stgeo {a.command}: error: {err}", file=sys.stderr)
+        print(f"stgeo {a.command}: error: {_one_line(err)}", file=sys.stderr)
         return 1
+
+
+_EXPECTED = (StgeoError, ValueError, TypeError, KeyError, OSError, ImportError)
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line; unexpected errors named, with a "please report" hint."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, OSError) and not isinstance(err, StgeoError) and err.filename:
+        text = f"{err.strerror or text}: {err.filename}"
+    if isinstance(err, _EXPECTED):
+        return text
+    return (
+        f"unexpected {type(err).__name__}: {text} (this is a bug in stgeo or a library it uses; "
+        "please report it with the command and the output of `stgeo --debug ...`)"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

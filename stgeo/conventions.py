@@ -12,7 +12,10 @@ A forecastable dataset has
 * numeric data variables with CF attributes (``units``; ``standard_name`` where one exists);
 * ``lat``/``lon`` coordinates (1-D for lat/lon grids, 2-D ``(y, x)`` otherwise) in degrees,
   and for projected grids a ``crs`` variable (``crs_wkt``/``spatial_ref`` attributes) that
-  the data variables point to with ``grid_mapping = "crs"``.
+  the data variables point to with ``grid_mapping = "crs"``. Events on different grids
+  (e.g. SEVIR patches) instead carry per-event geolocation: coordinates with
+  ``standard_name`` ``latitude``/``longitude`` on ``(E, y, x)``, the ``event`` coordinate
+  along time giving each frame's integer position along ``E``.
 
 :func:`validate` checks all of this and raises a specific
 :class:`~stgeo.errors.DataValidationError` (what is wrong, what was expected, how to fix).
@@ -47,6 +50,11 @@ __all__ = [
     "VALID_TIME_COORD",
     "add_latlon",
     "as_dataset",
+    "check_bool",
+    "check_int",
+    "check_names",
+    "check_time_values",
+    "check_units",
     "data_variables",
     "find_spatial_dims",
     "freq_string",
@@ -54,6 +62,7 @@ __all__ = [
     "set_crs",
     "spatial_dims",
     "time_step",
+    "units_equal",
     "validate",
 ]
 
@@ -222,12 +231,13 @@ def time_step(obj: xr.Dataset | xr.DataArray) -> pd.Timedelta:
         )
     if "step" in obj[TIME_DIM].attrs:
         return pd.Timedelta(obj[TIME_DIM].attrs["step"])
-    t = np.asarray(obj[TIME_DIM].values)
-    if not np.issubdtype(t.dtype, np.datetime64):
+    if TIME_DIM not in obj.coords:
         raise DataValidationError(
-            f"the time coordinate has dtype {t.dtype}, expected datetime64. Decode it with "
-            "xarray.decode_cf(ds) or ds.assign_coords(time=pandas.to_datetime(...))."
+            "the time dimension has no coordinate; assign one with "
+            "ds.assign_coords(time=pandas.date_range(start, periods=n, freq='5min'))"
         )
+    check_time_values(obj[TIME_DIM])
+    t = np.asarray(obj[TIME_DIM].values)
     if t.size < 2:
         raise DataValidationError(
             "cannot infer the time step from fewer than 2 time steps; "
@@ -244,6 +254,208 @@ def time_step(obj: xr.Dataset | xr.DataArray) -> pd.Timedelta:
     return pd.Timedelta(int(vals[np.argmax(counts)]), unit="ns")
 
 
+def _time_kind(coord: xr.DataArray) -> tuple[str, str]:
+    """``(kind, detail)`` of a time coordinate: ``"datetime64"`` or what stops it being one."""
+    dtype = coord.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return "tz", str(dtype.tz)
+    if np.issubdtype(dtype, np.datetime64):
+        return "datetime64", ""
+    if np.issubdtype(dtype, np.timedelta64):
+        return "timedelta", str(dtype)
+    if np.issubdtype(dtype, np.bool_):
+        return "other", str(dtype)
+    if np.issubdtype(dtype, np.number):
+        return "number", str(dtype)
+    if dtype.kind in "US":
+        return "str", str(dtype)
+    vals = np.asarray(coord.values).ravel()
+    first = next((v for v in vals[:64] if v is not None), None)
+    calendar = getattr(first, "calendar", None)
+    if calendar is not None and type(first).__module__.startswith("cftime"):
+        return "cftime", str(calendar) or "standard"
+    if getattr(first, "tzinfo", None) is not None:
+        return "tz", str(first.tzinfo)
+    if isinstance(first, str):
+        return "str", "str"
+    return "other", f"{dtype} ({type(first).__name__} values)"
+
+
+def _time_fix(kind: str, detail: str, what: str) -> str:
+    """What is wrong with a non-datetime64 time coordinate of ``kind`` and how to fix it."""
+    if kind == "cftime":
+        align = ", align_on='date'" if detail in ("360_day", "360") else ""
+        return (
+            f"{what} holds cftime dates of the {detail!r} calendar; stgeo needs numpy "
+            "datetime64 (the standard calendar). Convert the calendar, e.g. "
+            f"ds = ds.convert_calendar('standard', use_cftime=False{align}) (dates that do "
+            "not exist in the standard calendar are dropped)."
+        )
+    if kind == "tz":
+        return (
+            f"{what} is timezone-aware ({detail}); stgeo needs naive datetime64 in UTC. "
+            "Convert, e.g. ds = ds.assign_coords(time=ds.indexes['time'].tz_convert(None)) "
+            "(UTC, naive)."
+        )
+    if kind == "str":
+        return (
+            f"{what} holds strings, not dates. Parse them, e.g. "
+            "ds = ds.assign_coords(time=pandas.to_datetime(ds.time.values))."
+        )
+    if kind == "number":
+        return (
+            f"{what} holds plain numbers ({detail}), not dates. Decode CF times with "
+            "xarray.decode_cf(ds) (they need a 'units' attribute such as 'minutes since "
+            "2020-01-01'), or assign dates, e.g. ds.assign_coords(time=pandas.date_range("
+            "start, periods=ds.sizes['time'], freq='5min'))."
+        )
+    if kind == "timedelta":
+        return (
+            f"{what} holds durations ({detail}), not dates. Add them to a start date, e.g. "
+            "ds.assign_coords(time=pandas.Timestamp('2020-01-01') + ds.time.values)."
+        )
+    return (
+        f"{what} has dtype {detail}, expected datetime64. Convert it, e.g. "
+        "ds.assign_coords(time=pandas.to_datetime(ds.time.values))."
+    )
+
+
+def check_time_values(coord: xr.DataArray, what: str = "the time coordinate") -> None:
+    """Raise unless ``coord`` holds naive ``datetime64`` values, naming the time type at fault.
+
+    cftime dates (e.g. a ``noleap`` calendar), timezone-aware times, strings, plain numbers
+    and durations each get their own message with a fix that works for that type.
+
+    Parameters
+    ----------
+    coord : xarray.DataArray
+        A time coordinate.
+    what : str
+        How the message names it (e.g. ``"the observations' time coordinate"``).
+
+    Raises
+    ------
+    DataValidationError
+        The values are not naive datetime64.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> check_time_values(xr.DataArray(np.array(["2020-01-01"], "datetime64[ns]")))
+    >>> try:
+    ...     check_time_values(xr.DataArray(["2020-01-01"]))
+    ... except DataValidationError as err:
+    ...     print(str(err)[:36])
+    the time coordinate holds strings, n
+    """
+    kind, detail = _time_kind(coord)
+    if kind != "datetime64":
+        raise DataValidationError(_time_fix(kind, detail, what))
+
+
+# -- units --------------------------------------------------------------------------------
+def _parse_units(text: str) -> Any:
+    """The ``cf_units.Unit`` of ``text``, or None when UDUNITS cannot read it."""
+    try:
+        import cf_units
+    except ImportError:  # pragma: no cover - cf-units is a dependency
+        return None
+    try:
+        unit = cf_units.Unit(text)
+    except (ValueError, TypeError):
+        return None
+    return None if unit.is_unknown() or unit.is_no_unit() else unit
+
+
+def _norm_units(text: Any) -> str:
+    return " ".join(str(text).split()) if text is not None else ""
+
+
+def units_equal(a: Any, b: Any) -> bool | None:
+    """Whether two unit strings mean the same units (CF/UDUNITS spellings), None if unknown.
+
+    ``"mm h-1"``, ``"mm/h"`` and ``"mm hr-1"`` are equal; ``"m s-1"`` and ``"km h-1"`` are
+    not (they are convertible, see :func:`check_units`). Missing or empty units give None;
+    strings UDUNITS cannot read are compared as text.
+
+    Examples
+    --------
+    >>> units_equal("mm h-1", "mm/h"), units_equal("dBZ", "mm h-1"), units_equal("", "K")
+    (True, False, None)
+    """
+    ta, tb = _norm_units(a), _norm_units(b)
+    if not ta or not tb:
+        return None
+    if ta == tb:
+        return True
+    ua, ub = _parse_units(ta), _parse_units(tb)
+    if ua is None or ub is None:
+        return False
+    return bool(ua == ub)
+
+
+def _conversion_hint(ua: Any, ub: Any, name: str) -> str:
+    """How to convert a variable from units ``ua`` to ``ub`` (scale and offset)."""
+    scale = float(ua.convert(1.0, ub)) - float(ua.convert(0.0, ub))
+    offset = float(ua.convert(0.0, ub))
+    expr = f"ds[{name!r}] * {scale:.6g}" + (f" + {offset:.6g}" if offset else "")
+    return f" They are convertible: ds[{name!r}] = ({expr}).assign_attrs(units={str(ub)!r})."
+
+
+def check_units(actual: Any, expected: Any, *, what: str, expected_what: str, name: str) -> None:
+    """Raise unless the units ``actual`` mean the same as ``expected`` (compared by meaning).
+
+    Missing (None or empty) units on either side are not compared. Units that differ
+    raise; when they are convertible (``m s-1`` and ``km h-1``) the message gives the
+    conversion, stgeo never converts silently.
+
+    Parameters
+    ----------
+    actual, expected : str or None
+        Unit strings (CF/UDUNITS, e.g. ``"mm h-1"``).
+    what, expected_what : str
+        How the message names the two sides (e.g. ``"the observations"``, ``"the forecast"``).
+    name : str
+        The variable, for the conversion hint.
+
+    Raises
+    ------
+    DataValidationError
+        The units differ in meaning.
+
+    Examples
+    --------
+    >>> check_units("mm/h", "mm h-1", what="the data", expected_what="the model", name="rain")
+    >>> try:
+    ...     check_units("km h-1", "m s-1", what="the data", expected_what="the model",
+    ...                 name="wind")
+    ... except DataValidationError as err:
+    ...     print(str(err).split(". ")[-1])
+    They are convertible: ds['wind'] = (ds['wind'] * 0.277778).assign_attrs(units='m s-1').
+    """
+    same = units_equal(actual, expected)
+    if same is None or same:
+        return
+    ta, tb = _norm_units(actual), _norm_units(expected)
+    ua, ub = _parse_units(ta), _parse_units(tb)
+    msg = (
+        f"units differ: {what} have {name!r} in {ta!r}, {expected_what} expects {tb!r}. "
+        "Scores and forecasts in different units are meaningless."
+    )
+    if ua is not None and ub is not None and ua.is_convertible(ub):
+        raise DataValidationError(msg + _conversion_hint(ua, ub, name))
+    if ua is None or ub is None:
+        unread = ta if ua is None else tb
+        raise DataValidationError(
+            msg + f" ({unread!r} is not a UDUNITS unit, so the two were compared as text; if "
+            f"they mean the same, set the same units attribute on both.)"
+        )
+    raise DataValidationError(
+        msg + " They are not convertible (e.g. reflectivity dBZ is not a rain rate mm h-1): "
+        "use data of the same quantity, or convert it physically first (e.g. a Z-R relation)."
+    )
+
+
 def _check_time(ds: xr.Dataset, allow_gaps: bool) -> None:
     if TIME_DIM not in ds.dims:
         raise DataValidationError(
@@ -256,12 +468,14 @@ def _check_time(ds: xr.Dataset, allow_gaps: bool) -> None:
             "the time dimension has no coordinate; assign one with "
             "ds.assign_coords(time=pandas.date_range(start, periods=n, freq='5min'))"
         )
-    t = np.asarray(ds[TIME_DIM].values)
-    if not np.issubdtype(t.dtype, np.datetime64):
+    if ds.sizes[TIME_DIM] == 0:
         raise DataValidationError(
-            f"the time coordinate has dtype {t.dtype}, expected datetime64. Decode it with "
-            "xarray.decode_cf(ds) or ds.assign_coords(time=pandas.to_datetime(ds.time.values))."
+            "the time axis is empty (0 time steps): nothing to learn from, forecast or score. "
+            "Check the selection that produced it (e.g. ds.sel(time=slice(start, end)) with "
+            "start after end or outside the data)."
         )
+    check_time_values(ds[TIME_DIM])
+    t = np.asarray(ds[TIME_DIM].values)
     if np.isnat(t).any():
         raise DataValidationError(
             f"the time coordinate has {int(np.isnat(t).sum())} missing (NaT) values; drop them "
@@ -296,7 +510,7 @@ def _check_time(ds: xr.Dataset, allow_gaps: bool) -> None:
         i = int(np.argmax(off)) + 1
         raise DataValidationError(
             f"irregular time axis: {pd.Timestamp(tn[i - 1])} -> {pd.Timestamp(tn[i])} is not a "
-            f"multiple of the time step {step}; resample to a regular step, e.g. "
+            f"multiple of the time step {freq_string(step)}; resample to a regular step, e.g. "
             f"ds.resample(time='{freq_string(step)}').mean()"
         )
     gaps = same & (d > stepn)
@@ -304,9 +518,9 @@ def _check_time(ds: xr.Dataset, allow_gaps: bool) -> None:
         i = int(np.argmax(gaps)) + 1
         raise DataValidationError(
             f"the time axis has {int(gaps.sum())} gap(s), the first from "
-            f"{pd.Timestamp(tn[i - 1])} to {pd.Timestamp(tn[i])} (step {step}). Fill them "
-            f"(ds.resample(time='{freq_string(step)}').asfreq() inserts NaN frames), mark "
-            "independent sequences with an 'event' "
+            f"{pd.Timestamp(tn[i - 1])} to {pd.Timestamp(tn[i])} (step {freq_string(step)}). "
+            f"Fill them (ds.resample(time='{freq_string(step)}').asfreq() inserts NaN frames), "
+            "mark independent sequences with an 'event' "
             "coordinate along time, or pass allow_gaps=True: windows never cross a gap."
         )
 
@@ -341,13 +555,59 @@ def _check_latlon(ds: xr.Dataset, sdims: tuple[str, str], require: bool) -> None
                 f"got lat{lat.dims} and lon{lon.dims}"
             )
     else:
-        if require:
-            raise DataValidationError(
-                "no lat/lon coordinates: a projected grid needs 2-D 'lat' and 'lon' coordinates "
-                "on (y, x). Compute them with stgeo.conventions.add_latlon(ds, crs) from the "
-                "projection, or pass strict=False for an index grid without geography."
-            )
-        return
+        per_event = _event_latlon(ds, sdims)
+        if per_event is None:
+            if require:
+                raise DataValidationError(
+                    "no lat/lon coordinates: a projected grid needs 2-D 'lat' and 'lon' "
+                    "coordinates on (y, x), or per-event ones on (event dim, y, x) with "
+                    "standard_name latitude/longitude (see stgeo.conventions). Compute them "
+                    "with stgeo.conventions.add_latlon(ds, crs) from the projection, or pass "
+                    "strict=False for an index grid without geography."
+                )
+            return
+        lat, lon = per_event
+    _check_degrees(lat, lon)
+
+
+def _event_latlon(
+    ds: xr.Dataset, sdims: tuple[str, str]
+) -> tuple[xr.DataArray, xr.DataArray] | None:
+    """Per-event geolocation: the first event's lat/lon, when the dataset carries it.
+
+    Events on different grids (e.g. SEVIR patches) carry lat/lon coordinates with
+    ``standard_name`` latitude/longitude on ``(E, y, x)``, where the ``event`` coordinate
+    along time holds each frame's integer position along ``E``.
+    """
+    if EVENT_COORD not in ds.coords or ds[EVENT_COORD].dims != (TIME_DIM,):
+        return None
+    found: dict[str, xr.DataArray] = {}
+    for c in ds.coords.values():
+        std = c.attrs.get("standard_name")
+        if std in ("latitude", "longitude") and c.ndim == 3 and c.dims[1:] == sdims:
+            found.setdefault(str(std), c)
+    if set(found) != {"latitude", "longitude"}:
+        return None
+    lat, lon = found["latitude"], found["longitude"]
+    edim = lat.dims[0]
+    if lon.dims[0] != edim:
+        raise DataValidationError(
+            f"per-event lat/lon must share their event dim, got {lat.name}{lat.dims} and "
+            f"{lon.name}{lon.dims}"
+        )
+    ev = np.asarray(ds[EVENT_COORD].values)
+    n = ds.sizes[edim]
+    if not np.issubdtype(ev.dtype, np.integer) or (ev.size and (ev.min() < 0 or ev.max() >= n)):
+        raise DataValidationError(
+            f"the per-event geolocation {lat.name}/{lon.name} is on ({edim!r}, ...) with {n} "
+            f"events, but the 'event' coordinate along time is not an integer position along "
+            f"{edim!r} (values {ev.min() if ev.size else '-'}..{ev.max() if ev.size else '-'})"
+        )
+    first = {edim: int(ev[0]) if ev.size else 0}
+    return lat.isel(first), lon.isel(first)
+
+
+def _check_degrees(lat: xr.DataArray, lon: xr.DataArray) -> None:
     for name, arr, lo, hi in (("lat", lat, -90.0, 90.0), ("lon", lon, -180.0, 360.0)):
         v = np.asarray(arr.values, dtype=float)
         if not np.issubdtype(np.asarray(arr.values).dtype, np.number):
@@ -445,6 +705,82 @@ def _check_units(dset: xr.Dataset, names: Sequence[str]) -> None:
             )
 
 
+def check_names(value: Any, name: str) -> list[str] | None:
+    """``value`` (None, a name or a sequence of names) as a list of names, type-checked.
+
+    A string is one name, never iterated letter by letter.
+
+    Examples
+    --------
+    >>> check_names("rain", "variable"), check_names(("a", "b"), "variables")
+    (['rain'], ['a', 'b'])
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (bytes, dict)) or not isinstance(value, Iterable):
+        raise StgeoTypeError(
+            f"{name} must be a name or a list of names (str), got {type(value).__name__} {value!r}"
+        )
+    names = list(value)
+    bad = [v for v in names if not isinstance(v, str)]
+    if bad or not names:
+        raise StgeoTypeError(
+            f"{name} must be a name or a non-empty list of names (str), got {value!r}"
+        )
+    return names
+
+
+def check_int(value: Any, name: str, *, minimum: int = 1, optional: bool = True) -> None:
+    """Raise unless ``value`` is an int >= ``minimum`` (bools refused), or None if optional.
+
+    Examples
+    --------
+    >>> check_int(3, "in_steps")
+    >>> try:
+    ...     check_int(True, "in_steps")
+    ... except StgeoTypeError as err:
+    ...     print(err)
+    in_steps must be an integer >= 1, got True (bool)
+    """
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise StgeoTypeError(
+            f"{name} must be an integer >= {minimum}, got {value!r} ({type(value).__name__})"
+        )
+    if value < minimum:
+        raise DataValidationError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def check_bool(value: Any, name: str) -> None:
+    """Raise unless ``value`` is a bool (``"no"`` or ``0`` are refused, not read as truth).
+
+    Examples
+    --------
+    >>> check_bool(False, "strict")
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise StgeoTypeError(
+            f"{name} must be True or False, got {value!r} ({type(value).__name__})"
+        )
+
+
+def _check_validate_args(variables: Any, min_grid: Any, min_times: Any, *flags: Any) -> None:
+    check_names(variables, "variables")
+    if min_grid is not None:
+        if isinstance(min_grid, (str, bytes)) or not isinstance(min_grid, Sequence):
+            raise StgeoTypeError(f"min_grid must be a pair (ny, nx) of ints, got {min_grid!r}")
+        if len(min_grid) != 2:
+            raise DataValidationError(f"min_grid must be a pair (ny, nx), got {min_grid!r}")
+        for v in min_grid:
+            check_int(v, "min_grid entries", optional=False)
+    check_int(min_times, "min_times")
+    for name, flag in zip(("allow_gaps", "strict", "check_values"), flags, strict=True):
+        check_bool(flag, name)
+
+
 def validate(
     ds: xr.Dataset | xr.DataArray,
     *,
@@ -484,11 +820,14 @@ def validate(
     Raises
     ------
     DataValidationError
-        Missing or misnamed dims, non-datetime, non-monotonic, duplicated or irregular time,
-        gaps, all-NaN variables, non-numeric dtype, too small grid, lat/lon out of range,
-        missing units (strict).
+        Missing or misnamed dims, an empty time axis, times that are not naive datetime64
+        (the message names the type: cftime, timezone-aware, strings, numbers), non-monotonic,
+        duplicated or irregular time, gaps, all-NaN variables, non-numeric dtype, too
+        small grid, lat/lon out of range (2-D or per-event), missing units (strict).
     UnknownNameError
         A requested variable does not exist (the message lists the valid ones).
+    StgeoTypeError
+        An argument of the wrong type (``variables=3``, ``strict="no"``, ``min_times=True``).
 
     Examples
     --------
@@ -502,6 +841,7 @@ def validate(
     missing the 'time' dimension:
     """
     dset = as_dataset(ds)
+    _check_validate_args(variables, min_grid, min_times, allow_gaps, strict, check_values)
     _check_time(dset, allow_gaps)
     sdims = spatial_dims(dset)
     names = _checked_variables(dset, variables, sdims)

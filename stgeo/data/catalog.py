@@ -246,7 +246,7 @@ def load_catalog_file(path: str | os.PathLike) -> list[CatalogEntry]:
     src = str(path)
     try:
         doc = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError) as e:  # also invalid dates, non-UTF-8 bytes
         raise CatalogError(f"{src}: not valid YAML: {e}") from None
     if not isinstance(doc, dict) or not ({"datasets", "collections"} & set(doc)):
         raise CatalogError(
@@ -373,10 +373,13 @@ CATALOGS.on_entry_point = _entry_point
 def _user_files() -> list[Path]:
     """Catalog files of the ``catalog_paths`` option and ``$STGEO_CATALOG_PATH`` (re-read on
     every lookup, so they follow option and environment changes)."""
-    roots = [Path(p) for p in OPTIONS["catalog_paths"]]
+    from .catalog_checks import check_catalog_roots
+
+    roots = check_catalog_roots(OPTIONS["catalog_paths"], source="the catalog_paths option")
     env = os.environ.get("STGEO_CATALOG_PATH")
     if env:
-        roots += [Path(p) for p in env.split(os.pathsep) if p]
+        parts = [p for p in env.split(os.pathsep) if p]
+        roots += check_catalog_roots(parts, source="$STGEO_CATALOG_PATH")
     return [f for r in roots for f in _yaml_files(r)]
 
 

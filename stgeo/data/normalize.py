@@ -118,7 +118,8 @@ class Normalizer:
         dims = (TIME_DIM, *spatial_dims(frames))
         x = frames.astype(np.float64)
         if self.method == "log1p":
-            x = np.log1p(x.clip(min=0.0))
+            # clip negatives to 0, but keep -inf infinite so that the check below reports it
+            x = np.log1p(xr.where(np.isneginf(x), np.inf, x.clip(min=0.0)))
         if self.method in ("standard", "log1p"):
             mean = x.mean(dims, skipna=True)
             sq = (x * x).mean(dims, skipna=True)
@@ -137,6 +138,7 @@ class Normalizer:
             lo = np.asarray(res["a"].values, dtype=np.float64)
             hi = np.asarray(res["b"].values, dtype=np.float64)
             self._check_finite(lo, "min")
+            self._check_finite(hi, "max")
             self.stats = {"min": lo, "max": hi}
         return self
 
@@ -235,10 +237,15 @@ class Normalizer:
         bad = ~np.isfinite(v)
         if bad.any():
             names = [self.channels[i] for i in np.flatnonzero(bad)] if self.channels else []
+            cause = (
+                "the fitting data hold infinite values"
+                if np.isinf(v[bad]).any()
+                else "an all-NaN channel, or both +inf and -inf, in the fitting data"
+            )
             raise DataValidationError(
-                f"cannot normalise: the {what} of channel(s) {names} is not finite: the "
-                "training data hold infinite values (replace them, e.g. ds.where(np.isfinite("
-                "ds)) marks them as no-data) or the channel is all NaN in the training split."
+                f"cannot normalise: the {what} of channel(s) {names} is not finite ({cause}). "
+                "Mark missing data as NaN, e.g. ds = ds.where(numpy.isfinite(ds)), and check "
+                "the training split."
             )
 
     def _scale_shift(self) -> tuple[np.ndarray, np.ndarray]:

@@ -336,6 +336,7 @@ def open_dataset(
     ('time', 'y', 'x')
     """
     from .catalog import get_entry
+    from .catalog_checks import check_store_matches_entry
 
     if chunks == "auto":
         chunks = {}
@@ -359,6 +360,7 @@ def open_dataset(
             f"({entry.name!r}) in Python)"
         )
     ds = _open_path(path, chunks, **kwargs)
+    check_store_matches_entry(entry, ds, path)
     ds.attrs.setdefault("stgeo_catalog", entry.name)
     if split is not None:
         ds = entry.select_split(ds, split)

@@ -33,8 +33,9 @@ Canonical layout written here (one img_type per store, e.g. ``vil``):
   ascending (row 0 is the southern edge; files are stored north-up and flipped here).
 
 Because each event has its own geolocation there are no dataset-wide 2-D ``lat``/``lon``,
-so ``stgeo.validate(ds, strict=False)`` passes but strict validation cannot (it requires
-lat/lon on ``(y, x)``); use ``ds.event_lat.sel(event_id=...)`` for maps.
+and ``stgeo.validate(ds)`` (strict) reads the per-event ``event_lat``/``event_lon``
+(``standard_name`` latitude/longitude on ``(event_id, y, x)``, indexed by ``event``); use
+``ds.event_lat.sel(event_id=...)`` for maps.
 
 Chunking: one event per chunk (49 x 384 x 384 uint8 = 7 MiB), so any window of an event is
 one chunk read. Streaming: events are read one at a time with h5py (one

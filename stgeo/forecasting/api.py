@@ -149,6 +149,10 @@ def forecast(
         model's; a time step further than ``step_tolerance`` from the model's; a tile size
         the model cannot use; too short history; infinite values in the needed inputs;
         ``init_times`` without a complete history.
+        Units of the data that differ in meaning from those the model was trained on
+        (the message gives the conversion when there is one).
+    StgeoTypeError
+        Wrongly typed arguments, e.g. ``lead_steps="12"`` or ``progress="no"``.
     UnknownNameError
         Unknown baseline or variable name.
     ModelFileError
@@ -172,7 +176,19 @@ def forecast(
     >>> fc.valid_time.shape
     (2, 2)
     """
-    _check_arguments(batch_size, chunk_size, lazy, in_steps)
+    _check_arguments(
+        batch_size,
+        chunk_size,
+        lazy,
+        in_steps,
+        lead_steps=lead_steps,
+        variable=variable,
+        progress=progress,
+        precision=precision,
+        output=output,
+        step_tolerance=step_tolerance,
+        tile_overlap=tile_overlap,
+    )
     ds = open_data(data)
     model = _load_if_path(model)
     frames = to_frames(ds, _variables(model, variable))

@@ -44,6 +44,11 @@ def _leads(lead_steps: int | Sequence[int]) -> list[int]:
             raise DataValidationError(f"lead_steps must be >= 1, got {lead_steps}")
         return list(range(1, int(lead_steps) + 1))
     try:
+        if isinstance(lead_steps, (str, bytes)) or any(
+            isinstance(v, (bool, str, bytes)) or int(v) != v
+            for v in lead_steps  # type: ignore[union-attr]
+        ):
+            raise TypeError  # "12" is not leads 1 and 2; True is not 1; 1.5 is not a lead
         leads = [int(v) for v in lead_steps]  # type: ignore[union-attr]
     except (TypeError, ValueError):
         raise StgeoTypeError(

@@ -9,13 +9,14 @@ Examples
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import DataValidationError
+from ..errors import DataValidationError, StgeoTypeError
 
 __all__: list[str] = []
 
@@ -24,8 +25,12 @@ def _is_positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def _check_arguments(batch_size: Any, chunk_size: Any, lazy: bool, in_steps: Any) -> None:
-    """Raise on a bad ``batch_size``, ``chunk_size`` (lazy only) or ``in_steps``."""
+def _check_arguments(
+    batch_size: Any, chunk_size: Any, lazy: bool, in_steps: Any, **others: Any
+) -> None:
+    """Raise on a bad ``batch_size``, ``chunk_size`` (lazy only) or ``in_steps``, and on
+    wrongly typed ``others`` (the rest of :func:`stgeo.forecast`'s arguments)."""
+    _check_types(lazy=lazy, **others)
     if not _is_positive_int(batch_size):
         raise DataValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
     if chunk_size is not None:
@@ -38,6 +43,37 @@ def _check_arguments(batch_size: Any, chunk_size: Any, lazy: bool, in_steps: Any
             )
     if in_steps is not None and not _is_positive_int(in_steps):
         raise DataValidationError(f"in_steps must be a positive integer, got {in_steps!r}")
+
+
+def _check_number(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise StgeoTypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    if not np.isfinite(value) or value < 0:
+        raise DataValidationError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _check_types(**kw: Any) -> None:
+    """Type checks of :func:`stgeo.forecast`'s keyword arguments (only those given)."""
+    from ..conventions import check_bool, check_names
+
+    if "lead_steps" in kw and kw["lead_steps"] is not None:
+        from .core import _leads
+
+        _leads(kw["lead_steps"])
+    check_names(kw.get("variable"), "variable")
+    check_bool(kw.get("lazy", False), "lazy")
+    if kw.get("progress") is not None:
+        check_bool(kw["progress"], "progress")
+    if not isinstance(kw.get("precision", "auto"), str):
+        raise StgeoTypeError(f"precision must be a string such as 'auto', got {kw['precision']!r}")
+    for name in ("step_tolerance", "tile_overlap"):
+        if name in kw:
+            _check_number(kw[name], name)
+    out = kw.get("output")
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise StgeoTypeError(
+            f"output must be a path (str or os.PathLike) of a Zarr store, got {type(out).__name__}"
+        )
 
 
 def _time_step(frames: xr.DataArray) -> pd.Timedelta:

@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from ..conventions import freq_string
+from ..conventions import check_units, freq_string
 from ..data import variables_of
 from ..errors import DataValidationError, StgeoTypeError, StgeoWarning, UnknownNameError
 from ..models import GridRule, grid_rule
@@ -238,6 +238,7 @@ def _check_compat(
             f"{channels}; select the same variables (variable={spec.variables!r})"
         )
     _check_dims(spec, sdims, label)
+    _check_units(spec, frames, label)
     if spec.normalization:  # a malformed normaliser fails here, not inside the first batch
         from ..data import Normalizer
 
@@ -246,6 +247,25 @@ def _check_compat(
         except DataValidationError as err:
             msg = f"the model {label!r} has an unusable normalisation: {err}"
             raise DataValidationError(msg) from None
+
+
+def _check_units(spec: ModelSpec, frames: xr.DataArray, label: str) -> None:
+    """Raise when a variable's units differ in meaning from those the model was trained on."""
+    if not spec.units:
+        return
+    channels = [str(c) for c in frames["channel"].values]
+    units = list(frames.attrs.get("units", [])) or [""] * len(channels)
+    data_units: dict[str, str] = {}
+    for ch, u in zip(channels, units, strict=False):
+        data_units.setdefault(variables_of([ch])[0], str(u))
+    for var, trained in spec.units.items():
+        check_units(
+            data_units.get(var),
+            trained,
+            what="the data",
+            expected_what=f"the model {label!r} (trained on it)",
+            name=var,
+        )
 
 
 def _check_dims(spec: ModelSpec, sdims: tuple[str, str], label: str) -> None:

@@ -109,7 +109,12 @@ def _check_grid(fcst: xr.DataArray, obs: xr.DataArray) -> None:
                 "observations. Regrid or crop one to the other (e.g. obs.sel(x=fcst.x))."
             )
     for c in {*fs, "lat", "lon"}:  # type: ignore[misc]
-        if c in fcst.coords and c in obs.coords and not _coords_close(fcst[c], obs[c]):
+        if c not in fcst.coords or c not in obs.coords:
+            continue
+        oc = obs[c]
+        if set(oc.dims) == set(fcst[c].dims) and oc.dims != fcst[c].dims:
+            oc = oc.transpose(*fcst[c].dims)  # transposed observations are matched by dim name
+        if not _coords_close(fcst[c], oc):
             raise DataValidationError(
                 f"forecast and observations are on different grids: coordinate {c!r} "
                 "differs. Regrid one onto the other before scoring."
@@ -451,8 +456,8 @@ def as_thresholds(threshold: Any, name: str = "threshold") -> tuple[list[float],
     values = np.atleast_1d(np.asarray(threshold))
     if values.size == 0:
         raise DataValidationError(f"{name}s must not be empty.")
-    if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
-        raise StgeoTypeError(f"{name}s must be numbers, got {threshold!r}.")
+    if not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
+        raise StgeoTypeError(f"{name}s must be real numbers, got {threshold!r}.")
     values = values.astype(float)
     if not np.isfinite(values).all():
         raise DataValidationError(f"{name}s must be finite numbers, got {threshold!r}.")

@@ -15,10 +15,18 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from .._registry import METRIC_FAMILIES, METRICS, Entry
-from ..conventions import INIT_TIME_DIM, LEAD_TIME_DIM, TIME_DIM
+from ..conventions import (
+    INIT_TIME_DIM,
+    LEAD_TIME_DIM,
+    TIME_DIM,
+    check_bool,
+    check_time_values,
+    check_units,
+)
 from ..errors import DataValidationError, StgeoTypeError
 
 # importing the metric modules registers their families and metrics
@@ -161,15 +169,84 @@ def _lazy_sums(
     ob0: xr.DataArray,
     settings: ScoreSettings,
     compute: bool,
-) -> dict[str, xr.Dataset]:
+) -> tuple[dict[str, xr.Dataset], dict[str, int] | None]:
     fc, ob = align(fc0, ob0, order_with_forecast=True)
     stats = _family_sums(families, fc, ob, settings)
+    counts = None
     if compute:
         import dask
 
         keys = list(stats)
-        stats = dict(zip(keys, dask.compute(*[stats[k] for k in keys]), strict=True))
-    return stats
+        *done, counts = dask.compute(*[stats[k] for k in keys], _value_counts(fc, ob))
+        stats = dict(zip(keys, done, strict=True))
+    return stats, counts
+
+
+# -- the values scored: NaN is "no data" (excluded), infinity and all-NaN are refused -------
+def _value_counts(fc: xr.DataArray, ob: xr.DataArray) -> dict[str, Any]:
+    """NaN and infinite counts of the aligned fields (lazy for Dask arrays), and their size."""
+    out: dict[str, Any] = {"size": fc.size}
+    for who, a in (("forecast", fc), ("observations", ob)):
+        data = a.data
+        floating = np.issubdtype(a.dtype, np.floating)
+        out[f"{who} nan"] = np.isnan(data).sum() if floating else 0
+        out[f"{who} inf"] = np.isinf(data).sum() if floating else 0
+    return out
+
+
+def _add_counts(total: dict[str, int] | None, part: dict[str, Any]) -> dict[str, int]:
+    part = {k: int(v) for k, v in part.items()}
+    return part if total is None else {k: total[k] + part[k] for k in total}
+
+
+def _check_counts(counts: dict[str, int] | None, *, nan: bool = True) -> None:
+    """Refuse infinite values, and fields with nothing to score (all NaN), with the counts."""
+    if counts is None:
+        return
+    size = counts["size"]
+    for who in ("forecast", "observations"):
+        n_inf, n_nan = counts[f"{who} inf"], counts[f"{who} nan"]
+        if n_inf:
+            raise DataValidationError(
+                f"the {who} hold {n_inf} infinite value(s) among the {size} values scored "
+                "(observations counted once per forecast they are matched to); infinity "
+                "is no measurement (it would count as an event at every threshold and make "
+                "errors infinite). Mark missing data as NaN (excluded from every score), e.g. "
+                "da = da.where(numpy.isfinite(da))."
+            )
+        if nan and size and n_nan == size:
+            raise DataValidationError(
+                f"the {who} are all NaN ({size} values scored): nothing to score. Check the "
+                "data (fill value, mask, time selection) or replace no-data with a value "
+                "(e.g. da.fillna(0) if no-data means none)."
+            )
+
+
+def _check_inputs(fc: xr.DataArray, ob: xr.DataArray, variable: Any, compute: Any) -> None:
+    """Types, dtypes, time types and units of ``score``'s inputs, before any computation."""
+    if variable is not None and not isinstance(variable, str):
+        raise StgeoTypeError(f"variable must be a name (str), got {variable!r}")
+    check_bool(compute, "compute")
+    for who, a in (("forecast", fc), ("observations", ob)):
+        dt = a.dtype
+        if np.iscomplexobj(a) or not (np.issubdtype(dt, np.number) or dt == np.bool_):
+            raise DataValidationError(
+                f"the {who} have dtype {dt}; scores need real numbers. Convert them, e.g. "
+                "da.astype('float32') (after checking what the values are)."
+            )
+    if LEAD_TIME_DIM in fc.dims and TIME_DIM in ob.coords:
+        if ob.sizes[TIME_DIM] == 0:
+            raise DataValidationError("the observations' time axis is empty: nothing to score")
+        check_time_values(ob[TIME_DIM], "the observations' time coordinate")
+    if INIT_TIME_DIM in fc.coords:
+        check_time_values(fc[INIT_TIME_DIM], "the forecast's init_time coordinate")
+    check_units(
+        ob.attrs.get("units"),
+        fc.attrs.get("units"),
+        what="the observations",
+        expected_what="the forecast",
+        name=str(ob.name if ob.name is not None else "obs"),
+    )
 
 
 def _blocks(fc0: xr.DataArray, batch_dim: str | None, per_block: int | None) -> list[slice]:
@@ -189,15 +266,18 @@ def _streamed_sums(
     settings: ScoreSettings,
     batch_dim: str | None,
     per_block: int | None,
-) -> dict[str, xr.Dataset]:
+) -> tuple[dict[str, xr.Dataset], dict[str, int] | None]:
     parts: dict[str, list[xr.Dataset]] = {}
+    counts: dict[str, int] | None = None
     for sl in _blocks(fc0, batch_dim, per_block):
         fb = fc0 if batch_dim is None else fc0.isel({batch_dim: sl})
         fb, obb = align(fb, ob0, load=True)
+        counts = _add_counts(counts, _value_counts(fb, obb))
+        _check_counts(counts, nan=False)  # infinity: refused before any sum overflows
         for k, v in _family_sums(families, fb, obb, settings).items():
             parts.setdefault(k, []).append(v.compute())
         del fb, obb
-    return {k: _merge(v, batch_dim, settings.reduce) for k, v in parts.items()}
+    return {k: _merge(v, batch_dim, settings.reduce) for k, v in parts.items()}, counts
 
 
 def _merge(parts: list[xr.Dataset], batch_dim: str | None, reduce: Sequence[str]) -> xr.Dataset:
@@ -284,12 +364,19 @@ def score(
         Unknown metric name (the message lists the valid names and suggests the closest).
     DataValidationError
         Misaligned grids or missing valid times, thresholds missing or outside the data's
-        ``valid_range``, non-positive window/pool sizes, dims that do not exist.
+        ``valid_range``, non-positive window/pool sizes, dims that do not exist; units of
+        the observations that differ in meaning from the forecast's
+        (:func:`stgeo.conventions.check_units`); non-real dtypes; observation times that
+        are not datetime64; infinite values or an all-NaN field (with their counts; not
+        checked with ``compute=False`` on Dask inputs).
+    StgeoTypeError
+        Wrongly typed arguments (``thresholds=True``, ``variable=3``, ``compute="yes"``).
 
     Notes
     -----
     NaN policy: a pixel that is NaN in either field is excluded from every count and sum
-    (see the metric modules for FSS/SSIM/PSNR details).
+    (see the metric modules for FSS/SSIM/PSNR details). Infinity is not no-data: it is
+    refused, as is a field with nothing but NaN.
 
     Examples
     --------
@@ -308,6 +395,7 @@ def score(
     """
     fc0 = as_dataarray(fcst, "fcst", variable)
     ob0 = as_dataarray(obs, "obs", variable)
+    _check_inputs(fc0, ob0, variable, compute)
     entries = _resolve_metrics(metrics)
     families = [METRIC_FAMILIES.get(n) for n in dict.fromkeys(e.meta["family"] for e in entries)]
     values = {
@@ -323,10 +411,11 @@ def score(
     if batch_init_times is not None:
         (batch_init_times,) = as_positive_ints(batch_init_times, "batch_init_times")
     if batch_init_times is None and (is_dask(fc0) or is_dask(ob0)):
-        stats = _lazy_sums(families, fc0, ob0, settings, compute)
+        stats, counts = _lazy_sums(families, fc0, ob0, settings, compute)
     else:
         batch_dim = next((d for d in (INIT_TIME_DIM, TIME_DIM) if d in fc0.dims), None)
-        stats = _streamed_sums(families, fc0, ob0, settings, batch_dim, batch_init_times)
+        stats, counts = _streamed_sums(families, fc0, ob0, settings, batch_dim, batch_init_times)
+    _check_counts(counts)
     return _finalize(entries, families, stats, fc0, ob0, compute)
 
 

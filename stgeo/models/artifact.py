@@ -198,6 +198,8 @@ def load_strict(module: Any, tensors: Mapping[str, Any], *, source: str = "the f
         problems.append(f"unexpected tensors {_few(extra)}")
     if shapes:
         problems.append(f"shape mismatches {_few(shapes)}")
+    if not problems and (bad := _value_problems(tensors, expected)):
+        raise ModelFileError(f"the weights in {source} are unusable: " + "; ".join(bad) + ".")
     if problems:
         raise ModelFileError(
             f"the weights in {source} do not match the model its spec describes: "
@@ -205,6 +207,30 @@ def load_strict(module: Any, tensors: Mapping[str, Any], *, source: str = "the f
             + ". The spec and weights come from different models (or the model code changed)."
         )
     module.load_state_dict({k: tensors[k].to(expected[k].dtype) for k in expected}, strict=True)
+
+
+def _value_problems(tensors: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
+    """Tensors of the wrong kind (integer weights for float parameters) or not finite."""
+    import torch
+
+    kinds, finite = [], []
+    for k, v in expected.items():
+        t = tensors.get(k)
+        if t is None:
+            continue
+        if t.dtype.is_floating_point != v.dtype.is_floating_point or t.dtype.is_complex:
+            kinds.append(f"{k}: file {t.dtype} vs model {v.dtype}")
+        elif t.dtype.is_floating_point and t.numel() and not bool(torch.isfinite(t).all()):
+            finite.append(f"{k} ({int((~torch.isfinite(t)).sum())} of {t.numel()})")
+    problems = []
+    if kinds:
+        problems.append(f"wrongly typed tensors {_few(kinds)} (never cast silently)")
+    if finite:
+        problems.append(
+            f"non-finite values (NaN/inf) in {_few(finite)}: the model would forecast NaN; "
+            "the run that wrote them diverged, or the file is damaged"
+        )
+    return problems
 
 
 def _few(items: Sequence[str], n: int = 5) -> str:
@@ -371,6 +397,40 @@ def _weights_path(p: Path) -> Path:
     return weights
 
 
+def _check_spec_fields(spec: ModelSpec, p: Path) -> None:
+    """Refuse a spec whose sizes, names, time step or units cannot be what a model was made of."""
+    import pandas as pd
+
+    from .base import PER_EVENT_STEP
+
+    bad = []
+    for name in ("in_steps", "out_steps"):
+        v = getattr(spec, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            bad.append(f"{name}={v!r} (a positive integer)")
+    for name in ("variables", "channels"):
+        v = getattr(spec, name)
+        if not isinstance(v, list) or not all(isinstance(c, str) for c in v):
+            bad.append(f"{name}={v!r} (a list of names)")
+    if spec.time_step != PER_EVENT_STEP:
+        try:
+            ok = isinstance(spec.time_step, str) and pd.Timedelta(spec.time_step).value > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            bad.append(
+                f"time_step={spec.time_step!r} (a positive pandas duration such as '5min', "
+                f"or {PER_EVENT_STEP!r})"
+            )
+    if not isinstance(spec.units, dict) or not all(isinstance(u, str) for u in spec.units.values()):
+        bad.append(f"units={spec.units!r} (a mapping of variable -> units string)")
+    if bad:
+        raise ModelFileError(
+            f"the spec of {p} is not a valid ModelSpec: " + "; ".join(bad) + " expected. Was "
+            "spec.json edited by hand? Restore it from the run that wrote the model."
+        )
+
+
 def _load_spec(p: Path, meta: Mapping[str, str]) -> ModelSpec:
     """The artefact's :class:`ModelSpec`, refused when malformed or from a newer format."""
     raw = _read_spec(p, meta)
@@ -380,6 +440,7 @@ def _load_spec(p: Path, meta: Mapping[str, str]) -> ModelSpec:
         spec = ModelSpec.from_dict(raw)
     except (TypeError, ValueError) as err:
         raise ModelFileError(f"the spec of {p} is not a valid ModelSpec: {err}") from None
+    _check_spec_fields(spec, p)
     version = spec.extra.get("format_version", FORMAT_VERSION)
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise ModelFileError(

@@ -37,8 +37,7 @@ def test_layout_and_values(sevir):
     _, arrays, store = sevir
     ds = stgeo.open_dataset(store)
     stgeo.validate(ds, strict=False)
-    with pytest.raises(DataValidationError, match="lat/lon"):
-        stgeo.validate(ds)  # strict needs dataset-wide lat/lon: per-event here
+    stgeo.validate(ds)  # strict: per-event geolocation (event_lat/event_lon on event_id, y, x)
     assert ds.vil.dtype == np.uint8 and ds.vil.dims == ("time", "y", "x")
     assert ds.vil.shape == (4 * 49, 384, 384)
     assert ds.vil.data.chunksize == (49, 384, 384)  # one event per chunk
