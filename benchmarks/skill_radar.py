@@ -97,7 +97,8 @@ def train_model(name: str, args: argparse.Namespace) -> tuple[Path, float]:
     with stgeo.set_options(cache_dir=str(cache)):
         for ev in members:
             build_from_catalog(ev, data_root=SHARED)
-        out = cache / "skill_radar_models" / f"{name}-p{args.patch}{'-la' if args.large_area else ''}"
+        tag = f"{name}-p{args.patch}" + ("-la" if args.large_area else "")
+        out = cache / "skill_radar_models" / tag
         kw = train_settings(args.quick, args.patch)
         t = time.perf_counter()
         m = stgeo.train(
