@@ -2,6 +2,7 @@
 
 from .adapter import from_frames, to_frames, variables_of
 from .catalog import CatalogEntry, catalog_registry, get_entry, list_catalog, register_catalog
+from .integrity import VerifyReport, verify
 from .loader import BatchLoader
 from .normalize import Normalizer, fill_nodata
 from .splits import split_by_time
@@ -13,6 +14,7 @@ __all__ = [
     "CatalogEntry",
     "Normalizer",
     "StoreBuilder",
+    "VerifyReport",
     "Windows",
     "catalog_registry",
     "fill_nodata",
@@ -27,4 +29,5 @@ __all__ = [
     "to_frames",
     "to_zarr",
     "variables_of",
+    "verify",
 ]

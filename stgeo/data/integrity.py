@@ -74,7 +74,9 @@ class _ArrayLayout:
 
     @property
     def grid(self) -> tuple[int, ...]:
-        return tuple(math.ceil(s / c) if c else 0 for s, c in zip(self.shape, self.chunks))
+        return tuple(
+            math.ceil(s / c) if c else 0 for s, c in zip(self.shape, self.chunks, strict=True)
+        )
 
     @property
     def n_chunks(self) -> int:
@@ -239,7 +241,8 @@ def _masked(path: Path, da: Any, keys: list[str]) -> Any:
     for index, key in lay.keys():
         gone[index] = key in set(keys)
     chunks = tuple(
-        tuple(min(c, s - i) for i in range(0, s, c)) for s, c in zip(lay.shape, lay.chunks)
+        tuple(min(c, s - i) for i in range(0, s, c))
+        for s, c in zip(lay.shape, lay.chunks, strict=True)
     )
 
     def block(block_info: Any = None) -> np.ndarray:
@@ -294,7 +297,7 @@ class ChunkReader:
         if self.layout is None or not isinstance(region, tuple):
             return ["(unknown chunk)"]
         ranges = []
-        for sl, c in zip(region, self.layout.chunks):
+        for sl, c in zip(region, self.layout.chunks, strict=False):
             start = sl.start or 0
             stop = sl.stop if sl.stop is not None else start + c
             ranges.append(range(start // c, max(start // c + 1, math.ceil(stop / c))))
@@ -381,7 +384,7 @@ def _check_array(root: Path, lay: _ArrayLayout, report: VerifyReport, counted: i
             if complete:
                 report.problems.append(ChunkProblem(lay.name, key, file, "missing"))
             continue
-        region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(index, lay.chunks))
+        region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(index, lay.chunks, strict=True))
         try:
             arr[region]
         except Exception as err:

@@ -168,9 +168,7 @@ def to_zarr(
         ds = ds.chunk({d: c for d, c in chunks.items() if d in ds.dims})
     ds.attrs[COMPLETE_ATTR] = False
     encoding = _encoding_for(ds, chunks)
-    ds.to_zarr(
-        staging, mode="w", encoding=encoding, consolidated=False, write_empty_chunks=True
-    )
+    ds.to_zarr(staging, mode="w", encoding=encoding, consolidated=False, write_empty_chunks=True)
     _set_complete(staging)
     _replace(staging, dest)
     return str(dest)
@@ -286,11 +284,15 @@ class StoreBuilder:
         self.mark_done(start)
 
     def region_writer(self, part: xr.Dataset, *, start: int) -> Any:
-        """A Dask ``Delayed`` writing ``part`` at ``start`` when computed (by whichever
-        scheduler, e.g. on the workers of a cluster); call :meth:`mark_done` once it ran."""
+        """A Dask ``Delayed`` writing the data variables of ``part`` at ``start`` when computed
+        (by whichever scheduler, e.g. on the workers of a cluster); call :meth:`mark_done`
+        once it ran. Regions must cover whole Zarr chunks; the coordinates along ``dim``
+        must be in the template as numpy values (they are written with it)."""
         n = part.sizes[self.dim]
         sub = part[[v for v in part.data_vars if self.dim in part[v].dims]]
-        sub = sub.drop_vars([c for c in sub.coords if self.dim not in sub[c].dims])
+        # coordinates come from the template (written with it): concurrent region writes
+        # never share a chunk
+        sub = sub.drop_vars(list(sub.coords))
         sub.attrs = {}
         return sub.to_zarr(
             self.staging,
@@ -339,9 +341,7 @@ def _open_checked(path: Path, chunks: Any, missing_chunks: str, **kwargs: Any) -
     return check_on_open(path, ds, missing_chunks)
 
 
-def _open_path(
-    path: Path, chunks: Any, missing_chunks: str = "raise", **kwargs: Any
-) -> xr.Dataset:
+def _open_path(path: Path, chunks: Any, missing_chunks: str = "raise", **kwargs: Any) -> xr.Dataset:
     if not path.exists():
         if _staging(path).exists():
             raise IncompleteStoreError(

@@ -136,7 +136,7 @@ def _artefact(
 
 def _finish(tm: TrainedModel, checkpoint_dir: Path | None, dist: Distributed | None) -> None:
     if checkpoint_dir is not None and (dist is None or dist.rank == 0):
-        tm.save(checkpoint_dir / "model")
+        tm.save(checkpoint_dir / "model", overwrite=True)
     if dist is not None:
         dist.barrier()
         dist.close()
