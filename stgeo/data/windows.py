@@ -142,10 +142,13 @@ def _read_zarr_direct(frames: xr.DataArray, runs: list, n: int) -> np.ndarray | 
         return None
     out = np.empty((n, *frames.shape[1:]), dtype=np.float32)
     i = 0
-    for a, b in runs:
-        for c, arr in enumerate(arrays):
-            out[i : i + b - a, c] = arr[a:b]
-        i += b - a
+    try:
+        for a, b in runs:
+            for c, arr in enumerate(arrays):
+                out[i : i + b - a, c] = arr[a:b]
+            i += b - a
+    except Exception:  # a damaged chunk: the general path reads it again and names its file
+        return None
     return out
 
 
