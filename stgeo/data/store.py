@@ -286,8 +286,8 @@ class StoreBuilder:
     def region_writer(self, part: xr.Dataset, *, start: int) -> Any:
         """A Dask ``Delayed`` writing the data variables of ``part`` at ``start`` when computed
         (by whichever scheduler, e.g. on the workers of a cluster); call :meth:`mark_done`
-        once it ran. Regions must cover whole Zarr chunks; the coordinates along ``dim``
-        must be in the template as numpy values (they are written with it)."""
+        once it ran. Regions must cover whole Zarr chunks. Coordinates are left out (so that
+        concurrent writes never share a chunk): write them with :meth:`write_coordinates`."""
         n = part.sizes[self.dim]
         sub = part[[v for v in part.data_vars if self.dim in part[v].dims]]
         # coordinates come from the template (written with it): concurrent region writes
@@ -300,6 +300,22 @@ class StoreBuilder:
             consolidated=False,
             write_empty_chunks=True,
             compute=False,
+        )
+
+    def write_coordinates(self, ds: xr.Dataset) -> None:
+        """Write the coordinates along ``dim`` of ``ds`` (which covers the whole ``dim``), e.g.
+        before regions written by :meth:`region_writer`, which leaves coordinates out."""
+        names = [c for c in ds.coords if self.dim in ds[c].dims and c not in ds.indexes]
+        if not names:
+            return
+        sub = ds.reset_coords()[names].compute()
+        sub = sub.drop_vars([c for c in sub.coords if self.dim not in sub[c].dims])
+        sub.attrs = {}
+        sub.to_zarr(
+            self.staging,
+            region={self.dim: slice(0, ds.sizes[self.dim])},
+            consolidated=False,
+            write_empty_chunks=True,
         )
 
     def mark_done(self, start: int) -> None:

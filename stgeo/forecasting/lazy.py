@@ -69,6 +69,7 @@ def _write_regions(
 
     builder = StoreBuilder(output, packed, dim=dim, chunks={dim: chunk}, overwrite=overwrite)
     n = packed.sizes[dim]
+    builder.write_coordinates(packed)  # valid_time: cheap, and rewritten identically on resume
     writes = {
         s: builder.region_writer(packed.isel({dim: slice(s, s + chunk)}), start=s)
         for s in range(0, n, chunk)
