@@ -51,7 +51,14 @@ from typing import Any
 
 from ..errors import OutputExistsError, OutputOverlapsInputError, StgeoTypeError
 
-__all__ = ["KINDS", "artefact_kind", "check_output", "input_paths", "replace_path"]
+__all__ = [
+    "KINDS",
+    "artefact_kind",
+    "check_checkpoint_dir",
+    "check_output",
+    "input_paths",
+    "replace_path",
+]
 
 #: the kinds of artefact stgeo writes, with how messages describe them
 KINDS: dict[str, str] = {
@@ -274,6 +281,59 @@ def check_output(
             "--overwrite) to replace it"
         )
     return dest
+
+
+def _ours_in_checkpoint_dir(p: Path) -> bool:
+    """Whether ``p``, an entry of a checkpoint folder, is something training writes there."""
+    name = p.name
+    if name in ("latest.json", ".latest.json.tmp", "augment"):
+        return True  # a saved augmentation guards its own files
+    if name.startswith("epoch-"):
+        return artefact_kind(p) == "checkpoint"
+    if name == "model":
+        return artefact_kind(p) == "model"
+    return name.startswith(".") and (".tmp-" in name or ".old-" in name)  # staging leftovers
+
+
+def check_checkpoint_dir(path: str | os.PathLike, *, inputs: Iterable[Any] = ()) -> Path:
+    """Check a training ``checkpoint_dir``: absent, empty, or holding only what training
+    writes there (``epoch-*`` checkpoints, ``latest.json``, the final ``model``, a saved
+    ``augment``ation), so that replacing old checkpoints never deletes a user's file.
+
+    Raises
+    ------
+    OutputExistsError
+        The folder is a file or holds other things (they are named).
+    OutputOverlapsInputError
+        The folder is, contains or lies inside an input (e.g. the training store).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from stgeo.data.safety import check_checkpoint_dir
+    >>> check_checkpoint_dir(tempfile.mkdtemp()).is_dir()
+    True
+    """
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).strip():
+        raise StgeoTypeError(f"checkpoint_dir must be a non-empty str or path, got {path!r}")
+    p = Path(path)
+    for src in input_paths(*inputs):
+        rel = _relation(p, src)
+        if rel is not None:
+            raise OutputOverlapsInputError(
+                f"checkpoint_dir {p} {rel} the input {src}; choose a folder outside the inputs"
+            )
+    if (p.exists() or p.is_symlink()) and not p.is_dir():
+        raise OutputExistsError(f"checkpoint_dir {p} is a file; give a folder (new or empty)")
+    if p.is_dir():
+        foreign = sorted(c.name for c in p.iterdir() if not _ours_in_checkpoint_dir(c))
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+            raise OutputExistsError(
+                f"checkpoint_dir {p} holds things stgeo did not write ({shown}); training "
+                "replaces old checkpoints there, so give a new or empty folder"
+            )
+    return p
 
 
 def clear_staging(staging: Path, kind: str) -> None:

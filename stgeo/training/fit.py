@@ -37,6 +37,7 @@ import torch
 import xarray as xr
 
 from .._registry import MODELS
+from ..data.safety import check_checkpoint_dir
 from ..errors import DataValidationError
 from ..models.artifact import TrainedModel
 from ..models.base import ModelSpec, create_model
@@ -351,7 +352,7 @@ def train(
     module = _build(entry.name, td, cfg, dev)
     params = [p for p in module.parameters() if p.requires_grad]
     train_loader, val_loader = td.loaders(cfg)
-    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    ckdir = None if checkpoint_dir is None else check_checkpoint_dir(checkpoint_dir, inputs=[data])
     state = TrainState(
         config=cfg,
         model=module,

@@ -256,3 +256,26 @@ def test_replace_path_rechecks_just_before_the_swap(storms, tmp_path):
     with pytest.raises(OutputExistsError):
         replace_path(new, dest, "store")
     assert (dest / "thesis.tex").exists() and artefact_kind(new) == "store"
+
+
+def test_checkpoint_dir_must_hold_only_training_files(storms, tmp_path):
+    kw = dict(
+        model="convlstm", variable="rain_rate", in_steps=2, out_steps=1, epochs=1,
+        max_steps_per_epoch=1, hidden=4, num_layers=1, precision="fp32", progress=False,
+        batch_size=4,
+    )  # fmt: skip
+    res = _user_folder(tmp_path / "res")
+    with pytest.raises(OutputExistsError, match=r"did not write \(sub, thesis.tex\)"):
+        stgeo.train(storms, checkpoint_dir=res, **kw)
+    assert (res / "thesis.tex").read_text() == "years of work"
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(OutputExistsError, match="is a file"):
+        stgeo.train(storms, checkpoint_dir=f, **kw)
+    data = stgeo.to_zarr(storms, tmp_path / "s.zarr")
+    with pytest.raises(OutputOverlapsInputError, match="lies inside the input"):
+        stgeo.train(data, checkpoint_dir=Path(data) / "run", **kw)
+    run = tmp_path / "run"
+    stgeo.train(storms, checkpoint_dir=run, **kw)
+    assert artefact_kind(run / "model") == "model"
+    stgeo.train(storms, checkpoint_dir=run, resume=False, **kw)  # all ours: run again
