@@ -201,11 +201,16 @@ def _few(items: Sequence[str], n: int = 3) -> str:
     return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
-def check_on_open(path: Path, ds: Any, missing: str) -> Any:
-    """The cheap check of :func:`stgeo.open_dataset`: raise on missing chunks, or mask them."""
+def check_on_open(
+    path: Path, ds: Any, missing: str, gone: dict[str, list[str]] | None = None
+) -> Any:
+    """The cheap check of :func:`stgeo.open_dataset`: raise on missing chunks, or mask them.
+
+    ``gone`` is :func:`missing_chunks` of ``path`` when the caller already has it.
+    """
     if missing not in ("raise", "mask"):
         raise DataValidationError(f'missing_chunks must be "raise" or "mask", got {missing!r}')
-    gone = missing_chunks(path)
+    gone = missing_chunks(path) if gone is None else gone
     if not gone:
         return ds
     maskable = {k: v for k, v in gone.items() if k in ds.data_vars and v[0].startswith("c")}

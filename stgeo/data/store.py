@@ -31,6 +31,7 @@ from ..conventions import as_dataset
 from ..errors import IncompleteStoreError, StgeoTypeError
 from .integrity import INTEGRITY_ATTR, check_on_open, checked_open, checksum_encoding
 from .integrity import integrity_record as _integrity_record
+from .integrity import missing_chunks as find_missing_chunks
 from .safety import check_output, clear_staging, replace_path
 
 __all__ = ["StoreBuilder", "open_data", "open_dataset", "to_zarr"]
@@ -350,11 +351,12 @@ def _signature(tpl: xr.Dataset, dim: str) -> dict[str, Any]:
 def _open_checked(path: Path, chunks: Any, missing_chunks: str, **kwargs: Any) -> xr.Dataset:
     """Open the store at ``path``: reads that fail name their chunk file; the chunk files are
     checked against the store's record (missing ones raise, or read as NaN)."""
+    gone = find_missing_chunks(path)  # reads the metadata first: a damaged zarr.json is named
     if isinstance(chunks, dict):
         ds = checked_open(path, chunks, **kwargs)
     else:
         ds = xr.open_zarr(path, chunks=chunks, consolidated=False, **kwargs)
-    return check_on_open(path, ds, missing_chunks)
+    return check_on_open(path, ds, missing_chunks, gone)
 
 
 def _open_path(path: Path, chunks: Any, missing_chunks: str = "raise", **kwargs: Any) -> xr.Dataset:

@@ -156,3 +156,13 @@ def test_verify_command(float_store, capsys):
 def test_missing_chunks_argument_is_checked(float_store):
     with pytest.raises(stgeo.errors.DataValidationError, match="missing_chunks"):
         stgeo.open_dataset(float_store[0], missing_chunks="ignore")
+
+
+def test_damaged_metadata_and_non_stores_are_named(float_store, tmp_path):
+    store, _ = float_store
+    Path(store, "zarr.json").write_text("{broken")
+    with pytest.raises(CorruptStoreError, match="zarr.json is not valid JSON"):
+        stgeo.open_dataset(store)
+    (tmp_path / "folder.zarr").mkdir()
+    with pytest.raises(stgeo.errors.DataValidationError, match="not a Zarr store"):
+        stgeo.open_dataset(tmp_path / "folder.zarr")
