@@ -157,6 +157,7 @@ def _forecast_and_score(
             init_times=test_inits,
             lead_steps=LEAD_STEPS,
             output=path,
+            overwrite=True,  # the quickstart's own folder: a re-run replaces its forecasts
             progress=False,
             **kwargs,
         )
