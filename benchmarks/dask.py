@@ -71,7 +71,7 @@ def build_store(path: Path, n_times: int) -> str:
     )
     ds = rr.to_dataset(name="rain_rate")
     ds.attrs.update(tpl.attrs, title="stgeo dask benchmark frames")
-    return stgeo.to_zarr(ds, path, chunks={"time": CHUNK})
+    return stgeo.to_zarr(ds, path, chunks={"time": CHUNK}, overwrite=True)  # --workdir re-runs
 
 
 def small_model(path: Path) -> str:
@@ -93,7 +93,7 @@ def small_model(path: Path) -> str:
         normalization={"method": "log1p", "channels": ["rain_rate"], "mean": [0.5], "std": [1.0]},
     )
     module = stgeo.create_model("convlstm", in_steps=IN_STEPS, out_steps=1, **spec.hyperparameters)
-    return TrainedModel(module, spec).save(path)
+    return TrainedModel(module, spec).save(path, overwrite=True)
 
 
 def on_cluster(
@@ -127,6 +127,7 @@ def on_cluster(
                 chunk_size=chunk,
                 lazy=True,
                 output=out,
+                overwrite=True,
                 progress=False,
             )
             seconds = time.perf_counter() - t0
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
             lead_steps=1,
             batch_size=args.chunk // 4,
             output=work / "single.zarr",
+            overwrite=True,
             progress=False,
         )
         single = time.perf_counter() - t0

@@ -18,7 +18,7 @@ from typing import Any
 from . import accessor as _accessor  # noqa: F401  (registers .st)
 from . import augment, conventions, errors, metrics, plot, testing
 from .conventions import validate
-from .data import list_catalog, open_dataset, to_zarr
+from .data import list_catalog, open_dataset, to_zarr, verify
 from .data.catalog import register_catalog
 from .metrics import list_metrics, register_metric, score
 from .options import get_options, set_options
@@ -81,4 +81,5 @@ __all__ = [
     "to_zarr",
     "train",
     "validate",
+    "verify",
 ]

@@ -1,7 +1,9 @@
 """The ``stgeo`` command line.
 
 Subcommands: ``quickstart``, ``catalog``, ``recipe``, ``train``, ``forecast``, ``score``,
-``plot``.
+``plot``, ``verify``.
+Outputs (``--out``) never replace what stgeo did not write, nor an input of the same command;
+an earlier output of the same kind is replaced only with ``--overwrite``.
 Errors print one line (no traceback) and exit with status 1 (2 for usage errors); unexpected
 errors are named as such with a "please report" hint; ``--debug`` shows the traceback.
 
@@ -24,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .conventions import LEAD_TIME_DIM, VALID_TIME_COORD
+from .data.safety import check_output
 from .datasets.command import EXAMPLES as RECIPE_EXAMPLES
 from .datasets.command import add_recipe_arguments
 from .datasets.options import parse_options
@@ -65,7 +68,13 @@ _EXAMPLES = {
     "score": _examples(
         "stgeo score fc.zarr storms.zarr --metrics csi,pod,mse --thresholds 0.1,1,5 --out scores.nc"
     ),
+    "verify": _examples("stgeo verify storms.zarr", "stgeo verify fc.zarr storms.zarr"),
 }
+
+_OVERWRITE_HELP = "replace an earlier output of the same kind (never anything stgeo did not write)"
+_MASK_HELP = (
+    "read chunks missing from a damaged store as NaN (and say which) instead of refusing it"
+)
 
 
 def _floats(text: str | None) -> list[float] | None:
@@ -148,6 +157,7 @@ def _add_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, help="folder for the trained model")
+    t.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
     t.add_argument("--option", action="append", metavar="KEY=VALUE", help="model/training option")
 
 
@@ -159,6 +169,8 @@ def _add_forecast(f: argparse.ArgumentParser) -> None:
     f.add_argument("--start", default=None, help="first init time (default: first possible)")
     f.add_argument("--end", default=None, help="last init time")
     f.add_argument("--out", required=True, help="output Zarr store")
+    f.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
+    f.add_argument("--mask-missing-chunks", action="store_true", help=_MASK_HELP)
     f.add_argument(
         "--fillna",
         type=float,
@@ -182,6 +194,8 @@ def _add_score(s: argparse.ArgumentParser) -> None:
     s.add_argument("--metrics", default="mse,csi", help="comma-separated metric names")
     s.add_argument("--thresholds", default=None, help="comma-separated thresholds")
     s.add_argument("--out", default=None, help="write scores to this netCDF file")
+    s.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
+    s.add_argument("--mask-missing-chunks", action="store_true", help=_MASK_HELP)
     s.add_argument(
         "--fillna",
         type=float,
@@ -200,6 +214,10 @@ def _add_plot(pl: argparse.ArgumentParser) -> None:
     )
     pl.add_argument("--animate", action="store_true", help="write an animation (.gif or .mp4)")
     pl.add_argument("--out", required=True, help="output PNG (or GIF/MP4 with --animate)")
+
+
+def _add_verify(v: argparse.ArgumentParser) -> None:
+    v.add_argument("stores", nargs="+", metavar="STORE", help="Zarr store folder(s)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -295,6 +313,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from .training import train
 
     _check_out_folder(a.out, "./model")
+    check_output(a.out, "model", inputs=[a.data], overwrite=a.overwrite)  # before training
     ds = open_dataset(a.data)
     kw = parse_options(a.option)
     if a.lr is not None:
@@ -311,7 +330,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         **kw,
     )
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
-        path = tm.save(a.out)
+        path = tm.save(a.out, overwrite=a.overwrite)
         print(f"saved trained model to {path}")
     return 0
 
@@ -321,11 +340,13 @@ def _cmd_forecast(a: argparse.Namespace) -> int:
     from .forecasting import forecast
 
     _check_out_folder(a.out, "./fc.zarr")
-    ds = open_dataset(a.data)
+    check_output(a.out, "store", inputs=[a.data, a.model], overwrite=a.overwrite)
+    ds = open_dataset(a.data, missing_chunks=_missing(a))
     if a.fillna is not None:
         ds = ds.fillna(a.fillna)
     init = slice(a.start, a.end) if (a.start or a.end) else None
     kw = dict(variable=a.variable, lead_steps=a.lead_steps, init_times=init, output=a.out)
+    kw["overwrite"] = a.overwrite
     kw.update(parse_options(a.option))
     if a.dask is None:
         fc = forecast(ds, a.model, **kw)
@@ -402,8 +423,10 @@ def _cmd_score(a: argparse.Namespace) -> int:
     from .metrics import score
 
     _check_out_file(a.out)
-    fcds = open_dataset(a.forecast)
-    obs = open_dataset(a.obs)
+    if a.out:
+        check_output(a.out, "scores", inputs=[a.forecast, a.obs], overwrite=a.overwrite)
+    fcds = open_dataset(a.forecast, missing_chunks=_missing(a))
+    obs = open_dataset(a.obs, missing_chunks=_missing(a))
     _check_score_stores(fcds, obs, a)
     if a.fillna is not None:
         fcds, obs = fcds.fillna(a.fillna), obs.fillna(a.fillna)
@@ -433,9 +456,41 @@ def _cmd_score(a: argparse.Namespace) -> int:
     with xr.set_options(display_max_rows=50):
         print(res.compute())
     if a.out:
-        res.to_netcdf(a.out)
+        _write_scores(res, a.out)
         print(f"wrote {a.out}")
     return 0
+
+
+def _missing(a: argparse.Namespace) -> str:
+    return "mask" if a.mask_missing_chunks else "raise"
+
+
+def _write_scores(res: Any, out: str) -> None:
+    """Write the scores to the netCDF file ``out`` atomically, marked as stgeo's."""
+    import uuid
+    from pathlib import Path
+
+    from .data.safety import SCORES_ATTR, replace_path
+
+    dest = Path(out)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        res.assign_attrs({SCORES_ATTR: "scores"}).to_netcdf(tmp)
+        replace_path(tmp, dest, "scores")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _cmd_verify(a: argparse.Namespace) -> int:
+    from .data import verify
+
+    bad = 0
+    for store in a.stores:
+        report = verify(store)
+        print(report)
+        bad += not report.ok
+    return 1 if bad else 0
 
 
 def _cmd_quickstart(a: argparse.Namespace) -> int:
@@ -468,6 +523,11 @@ _SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Ca
         "draw maps of a forecast store (with observations and errors), or a GIF",
         _add_plot,
         _cmd_plot,
+    ),
+    "verify": (
+        "read every chunk of Zarr stores: report missing and damaged chunks (exit 1 if any)",
+        _add_verify,
+        _cmd_verify,
     ),
 }
 

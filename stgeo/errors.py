@@ -19,10 +19,13 @@ from __future__ import annotations
 
 __all__ = [
     "CatalogError",
+    "CorruptStoreError",
     "DataValidationError",
     "DependencyError",
     "IncompleteStoreError",
     "ModelFileError",
+    "OutputExistsError",
+    "OutputOverlapsInputError",
     "StgeoError",
     "StgeoTypeError",
     "StgeoWarning",
@@ -58,6 +61,23 @@ class CatalogError(StgeoError, ValueError):
 
 class IncompleteStoreError(StgeoError, FileNotFoundError):
     """A Zarr store exists but was never completed (an interrupted write)."""
+
+
+class CorruptStoreError(StgeoError, ValueError):
+    """A Zarr store is damaged: chunks missing, truncated or altered (failed checksums).
+
+    The message names the variable, the chunk and its file; ``stgeo verify STORE`` lists
+    every damaged chunk.
+    """
+
+
+class OutputExistsError(StgeoError, FileExistsError):
+    """An output path is taken: by something stgeo did not write (never replaced), by an
+    artefact of another kind, or by one of the same kind without ``overwrite=True``."""
+
+
+class OutputOverlapsInputError(StgeoError, ValueError):
+    """An output path equals, contains or lies inside an input of the same call."""
 
 
 class ModelFileError(StgeoError, ValueError):

@@ -128,7 +128,7 @@ def _train_model(
         **cfg,
     )
     summary["train_seconds"] = round(time.perf_counter() - t0, 1)
-    summary["model"] = trained.save(out / "model")
+    summary["model"] = trained.save(out / "model", overwrite=True)
     _say(verbose, f"  trained {name} in {summary['train_seconds']} s -> {summary['model']}")
     return name, trained
 
@@ -157,6 +157,7 @@ def _forecast_and_score(
             init_times=test_inits,
             lead_steps=LEAD_STEPS,
             output=path,
+            overwrite=True,  # the quickstart's own folder: a re-run replaces its forecasts
             progress=False,
             **kwargs,
         )
@@ -303,7 +304,7 @@ def quickstart(
     _say(verbose, f"stgeo quickstart: writing to {out.resolve()}")
 
     storms = storm_cells(n_times=n_times, shape=shape, seed=seed)
-    store = to_zarr(storms, out / "storms.zarr", chunks={"time": 16})
+    store = to_zarr(storms, out / "storms.zarr", chunks={"time": 16}, overwrite=True)
     ds = open_dataset(store)
     period = _Period.of(pd.DatetimeIndex(ds.time.values))
     _say(

@@ -9,6 +9,7 @@ from .collections import (
     register_collection,
 )
 from .events import EventSource, join_events, open_events
+from .integrity import VerifyReport, verify
 from .loader import BatchLoader
 from .normalize import Normalizer, fill_nodata
 from .patches import (
@@ -33,6 +34,7 @@ __all__ = [
     "Importance",
     "Normalizer",
     "StoreBuilder",
+    "VerifyReport",
     "Windows",
     "as_patch_size",
     "catalog_registry",
@@ -54,5 +56,6 @@ __all__ = [
     "to_frames",
     "to_zarr",
     "variables_of",
+    "verify",
     "wet_fraction_map",
 ]

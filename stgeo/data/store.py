@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,10 @@ import xarray as xr
 
 from ..conventions import as_dataset
 from ..errors import IncompleteStoreError, StgeoTypeError
+from .integrity import INTEGRITY_ATTR, check_on_open, checked_open, checksum_encoding
+from .integrity import integrity_record as _integrity_record
+from .integrity import missing_chunks as find_missing_chunks
+from .safety import check_output, clear_staging, replace_path
 
 __all__ = ["StoreBuilder", "open_data", "open_dataset", "to_zarr"]
 
@@ -49,21 +51,16 @@ def _progress(path: Path) -> Path:
 
 
 def _set_complete(path: Path) -> None:
+    """Record the chunks written (see :mod:`stgeo.data.integrity`), then flag completion."""
     import zarr
 
     root = zarr.open_group(str(path), mode="r+")
-    root.attrs[COMPLETE_ATTR] = True
+    root.attrs.update({INTEGRITY_ATTR: _integrity_record(path), COMPLETE_ATTR: True})
 
 
 def _replace(staging: Path, dest: Path) -> None:
-    """Move the finished ``staging`` store to ``dest``, replacing an old store safely."""
-    trash = None
-    if dest.exists():
-        trash = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(dest, trash)
-    os.replace(staging, dest)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
+    """Move the finished ``staging`` store to ``dest``, replacing only an old stgeo store."""
+    replace_path(staging, dest, "store")
 
 
 def _portable_strings(ds: xr.Dataset) -> xr.Dataset:
@@ -90,13 +87,14 @@ def _encoding_for(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> dict[str,
             "shards",
             "serializer",
             SOURCE_KEY,
+            "stgeo_masked",
         ):
             var.encoding.pop(key, None)
         if chunks and name not in ds.coords:
             sizes = zip(var.dims, var.shape, strict=True)
             e["chunks"] = tuple(min(chunks.get(d, n), n) for d, n in sizes)
-        if e:
-            enc[name] = e
+        e.update(checksum_encoding())  # every chunk checksummed (CRC-32C)
+        enc[name] = e
     return enc
 
 
@@ -105,7 +103,7 @@ def to_zarr(
     path: str | os.PathLike,
     *,
     chunks: Mapping[str, int] | None = None,
-    overwrite: bool = True,
+    overwrite: bool = False,
     compute: bool = True,
 ) -> str:
     """Write ``ds`` to a Zarr store atomically.
@@ -123,8 +121,10 @@ def to_zarr(
     chunks : mapping, optional
         Zarr chunk sizes per dim (e.g. ``{"time": 16}``); the data are rechunked to match.
     overwrite : bool
-        Replace an existing store at ``path`` (atomically). If False and ``path`` exists,
-        raise ``FileExistsError``.
+        Replace an existing store that stgeo wrote at ``path`` (atomically). Default False:
+        an existing store raises :class:`~stgeo.errors.OutputExistsError`. Whatever this
+        says, a folder or file stgeo did not write is never replaced (see
+        :mod:`stgeo.data.safety`), nor the store ``ds`` was opened from.
     compute : bool
         Passed to xarray; must be True for the atomic guarantee.
 
@@ -132,6 +132,19 @@ def to_zarr(
     -------
     str
         The store path.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` holds something stgeo did not write, or a store and ``overwrite`` is False.
+    OutputOverlapsInputError
+        ``path`` is (or contains, or lies inside) the store ``ds`` was opened from.
+
+    Notes
+    -----
+    Every chunk is written (empty ones too) with a CRC-32C checksum, and the store records
+    how many chunk files each array has: :func:`stgeo.open_dataset` refuses a store with
+    missing chunks and reads name any damaged chunk; :func:`stgeo.verify` checks them all.
 
     Examples
     --------
@@ -147,18 +160,16 @@ def to_zarr(
         raise StgeoTypeError(f"to_zarr expects an xarray Dataset or DataArray, got {type(ds)}")
     if not compute:
         raise StgeoTypeError("to_zarr(compute=False) would break atomicity; use StoreBuilder")
-    dest = Path(path)
-    if dest.exists() and not overwrite:
-        raise FileExistsError(f"{dest} exists; pass overwrite=True to replace it")
+    dest = check_output(path, "store", inputs=[ds], overwrite=overwrite)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = _staging(dest)
-    if staging.exists():
-        shutil.rmtree(staging)
+    clear_staging(staging, "store")
     ds = _portable_strings(ds.copy())
     if chunks:
         ds = ds.chunk({d: c for d, c in chunks.items() if d in ds.dims})
     ds.attrs[COMPLETE_ATTR] = False
-    ds.to_zarr(staging, mode="w", encoding=_encoding_for(ds, chunks), consolidated=False)
+    encoding = _encoding_for(ds, chunks)
+    ds.to_zarr(staging, mode="w", encoding=encoding, consolidated=False, write_empty_chunks=True)
     _set_complete(staging)
     _replace(staging, dest)
     return str(dest)
@@ -181,8 +192,15 @@ class StoreBuilder:
     chunks : mapping, optional
         Zarr chunk sizes.
     resume : bool
-        Continue an interrupted build of the same template (same dims/shape/variables);
-        otherwise start over.
+        Continue an interrupted build of the same template (same dims, shape, variables,
+        attributes and coordinates along ``dim``); otherwise start over.
+    overwrite : bool
+        Replace an existing store stgeo wrote at ``path`` on :meth:`commit`. Default
+        False: an existing store raises :class:`~stgeo.errors.OutputExistsError` here,
+        before any work. A folder stgeo did not write is never replaced.
+    inputs : sequence, optional
+        The inputs of the build (paths, stores, datasets opened from stores): ``path``
+        may not equal, contain or lie inside any of them.
 
     Examples
     --------
@@ -204,8 +222,11 @@ class StoreBuilder:
         dim: str = "time",
         chunks: Mapping[str, int] | None = None,
         resume: bool = True,
+        overwrite: bool = False,
+        inputs: Any = (),
     ) -> None:
-        self.path = Path(path)
+        self.path = check_output(path, "store", inputs=[template, *inputs], overwrite=overwrite)
+        self.overwrite = overwrite
         self.dim = dim
         self.staging = _staging(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,10 +234,7 @@ class StoreBuilder:
         if chunks:
             tpl = tpl.chunk({d: c for d, c in chunks.items() if d in tpl.dims})
         tpl.attrs[COMPLETE_ATTR] = False
-        signature = {
-            "dims": {str(k): int(v) for k, v in tpl.sizes.items()},
-            "vars": sorted(str(v) for v in tpl.data_vars),
-        }
+        signature = _signature(tpl, dim)
         self.progress = _progress(self.path)
         prog = self.progress
         if resume and prog.exists() and self.staging.exists():
@@ -224,8 +242,7 @@ class StoreBuilder:
             if state.get("signature") == signature:
                 self._state = state
                 return
-        if self.staging.exists():
-            shutil.rmtree(self.staging)
+        clear_staging(self.staging, "store")
         # metadata and the coordinates that do not depend on the region dim, not the data
         tpl.to_zarr(
             self.staging,
@@ -239,7 +256,7 @@ class StoreBuilder:
         if static:
             part = tpl[static]
             part.attrs = dict(tpl.attrs)
-            part.to_zarr(self.staging, mode="a", consolidated=False)
+            part.to_zarr(self.staging, mode="a", consolidated=False, write_empty_chunks=True)
         self._state = {"signature": signature, "done": []}
         self._save()
 
@@ -259,19 +276,90 @@ class StoreBuilder:
         sub = part[[v for v in keep if v in part.data_vars]]
         sub = sub.drop_vars([c for c in sub.coords if self.dim not in sub[c].dims])
         sub.attrs = {}
-        sub.to_zarr(self.staging, region={self.dim: slice(start, start + n)}, consolidated=False)
-        self._state["done"].append(int(start))
+        sub.to_zarr(
+            self.staging,
+            region={self.dim: slice(start, start + n)},
+            consolidated=False,
+            write_empty_chunks=True,
+        )
+        self.mark_done(start)
+
+    def region_writer(self, part: xr.Dataset, *, start: int) -> Any:
+        """A Dask ``Delayed`` writing the data variables of ``part`` at ``start`` when computed
+        (by whichever scheduler, e.g. on the workers of a cluster); call :meth:`mark_done`
+        once it ran. Regions must cover whole Zarr chunks. Coordinates are left out (so that
+        concurrent writes never share a chunk): write them with :meth:`write_coordinates`."""
+        n = part.sizes[self.dim]
+        sub = part[[v for v in part.data_vars if self.dim in part[v].dims]]
+        # coordinates come from the template (written with it): concurrent region writes
+        # never share a chunk
+        sub = sub.drop_vars(list(sub.coords))
+        sub.attrs = {}
+        return sub.to_zarr(
+            self.staging,
+            region={self.dim: slice(start, start + n)},
+            consolidated=False,
+            write_empty_chunks=True,
+            compute=False,
+        )
+
+    def write_coordinates(self, ds: xr.Dataset) -> None:
+        """Write the coordinates along ``dim`` of ``ds`` (which covers the whole ``dim``), e.g.
+        before regions written by :meth:`region_writer`, which leaves coordinates out."""
+        names = [c for c in ds.coords if self.dim in ds[c].dims and c not in ds.indexes]
+        if not names:
+            return
+        sub = ds.reset_coords()[names].compute()
+        sub = sub.drop_vars([c for c in sub.coords if self.dim not in sub[c].dims])
+        sub.attrs = {}
+        sub.to_zarr(
+            self.staging,
+            region={self.dim: slice(0, ds.sizes[self.dim])},
+            consolidated=False,
+            write_empty_chunks=True,
+        )
+
+    def mark_done(self, start: int) -> None:
+        """Record that the region starting at ``start`` is written (a resumed build skips it)."""
+        if int(start) not in self._state["done"]:
+            self._state["done"].append(int(start))
         self._save()
 
     def commit(self) -> str:
         """Mark the store complete and move it into place; return its path."""
+        check_output(self.path, "store", overwrite=self.overwrite)
         _set_complete(self.staging)
         _replace(self.staging, self.path)
         self.progress.unlink(missing_ok=True)
         return str(self.path)
 
 
-def _open_path(path: Path, chunks: Any, **kwargs: Any) -> xr.Dataset:
+def _signature(tpl: xr.Dataset, dim: str) -> dict[str, Any]:
+    """What a resumed build must share with the interrupted one: sizes, variables,
+    attributes and the coordinate values along ``dim``."""
+    import dask.base
+
+    coords = [tpl[c].values for c in tpl.coords if dim in tpl[c].dims and tpl[c].ndim == 1]
+    return {
+        "dims": {str(k): int(v) for k, v in tpl.sizes.items()},
+        "vars": sorted(str(v) for v in tpl.data_vars),
+        "attrs": dask.base.tokenize(json.dumps(tpl.attrs, sort_keys=True, default=str)),
+        "coords": dask.base.tokenize(*coords),
+    }
+
+
+def _open_checked(path: Path, chunks: Any, missing_chunks: str, **kwargs: Any) -> xr.Dataset:
+    """Open the store at ``path``: reads that fail name their chunk file; the chunk files are
+    checked against the store's record (missing ones raise, or read as NaN)."""
+    gone = find_missing_chunks(path)  # reads the metadata first: a damaged zarr.json is named
+    if isinstance(chunks, dict):
+        ds = checked_open(path, chunks, **kwargs)
+    else:
+        ds = xr.open_zarr(path, chunks=chunks, consolidated=False, **kwargs)
+    return check_on_open(path, ds, missing_chunks, gone)
+
+
+def _open_path(path: Path, chunks: Any, missing_chunks: str = "raise", **kwargs: Any) -> xr.Dataset:
     if not path.exists():
         if _staging(path).exists():
             raise IncompleteStoreError(
@@ -282,15 +370,17 @@ def _open_path(path: Path, chunks: Any, **kwargs: Any) -> xr.Dataset:
             f"no store at {path}; give an existing Zarr path or a catalog name "
             "(`stgeo catalog list` shows them)"
         )
-    ds = xr.open_zarr(path, chunks=chunks, consolidated=False, **kwargs)
+    ds = _open_checked(path, chunks, missing_chunks, **kwargs)
     if ds.attrs.get(COMPLETE_ATTR) is False:
         raise IncompleteStoreError(
             f"{path} is an incomplete stgeo store (its build was interrupted); re-run the "
             "command that writes it"
         )
     ds.attrs.pop(COMPLETE_ATTR, None)
+    ds.attrs.pop(INTEGRITY_ATTR, None)
     for name, var in ds.data_vars.items():
-        var.encoding[SOURCE_KEY] = (str(path), str(name))
+        if var.encoding.get("stgeo_masked") is None:
+            var.encoding[SOURCE_KEY] = (str(path), str(name))
     return ds
 
 
@@ -299,6 +389,7 @@ def open_dataset(
     *,
     chunks: Any = "auto",
     split: str | None = None,
+    missing_chunks: str = "raise",
     **kwargs: Any,
 ) -> xr.Dataset:
     """Open a dataset lazily (dask-backed, chunk-aware) by catalog name or store path.
@@ -311,6 +402,10 @@ def open_dataset(
         Dask chunks; ``"auto"`` follows the store's own chunks.
     split : {"train", "val", "test"}, optional
         For catalog entries with splits: return only that time range.
+    missing_chunks : {"raise", "mask"}
+        What to do when chunk files recorded by the store are gone (checked by file name,
+        no data read): ``"raise"`` a :class:`~stgeo.errors.CorruptStoreError` naming them
+        (default), or ``"mask"``: those chunks read as NaN, with a warning listing them.
     **kwargs
         Passed to :func:`xarray.open_zarr`.
 
@@ -323,6 +418,9 @@ def open_dataset(
     ------
     IncompleteStoreError
         The store's write was interrupted.
+    CorruptStoreError
+        Chunk files are missing (the message names them); reading a damaged chunk later
+        raises it too, naming the chunk file.
     UnknownNameError
         ``name_or_path`` is neither a path nor a catalog name.
 
@@ -350,7 +448,7 @@ def open_dataset(
     if is_path:
         if split is not None:
             raise StgeoTypeError("split= needs a catalog name, not a path")
-        return _open_path(p, chunks, **kwargs)
+        return _open_path(p, chunks, missing_chunks, **kwargs)
     entry = get_entry(str(name_or_path))
     path = entry.store_path()
     if not path.exists() and not _staging(path).exists():
@@ -359,7 +457,7 @@ def open_dataset(
             f"`stgeo catalog build {entry.name}` (or stgeo.datasets.build_from_catalog"
             f"({entry.name!r}) in Python)"
         )
-    ds = _open_path(path, chunks, **kwargs)
+    ds = _open_path(path, chunks, missing_chunks, **kwargs)
     check_store_matches_entry(entry, ds, path)
     ds.attrs.setdefault("stgeo_catalog", entry.name)
     if split is not None:

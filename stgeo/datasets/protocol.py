@@ -196,8 +196,8 @@ def publish(output: RecipeOutput, dest: str | os.PathLike) -> str:
 
     try:
         if output.regions is None:
-            return to_zarr(output.dataset, dest, chunks=output.chunks)
-        builder = StoreBuilder(dest, output.dataset, chunks=output.chunks)
+            return to_zarr(output.dataset, dest, chunks=output.chunks, overwrite=True)
+        builder = StoreBuilder(dest, output.dataset, chunks=output.chunks, overwrite=True)
         for start, make in output.regions:
             if not builder.is_done(start):
                 builder.write_region(make(), start=start)

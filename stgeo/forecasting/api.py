@@ -31,6 +31,7 @@ import xarray as xr
 
 from ..conventions import spatial_dims
 from ..data import open_data, to_frames
+from ..data.safety import check_output
 from .core import _leads, _prepared_job, rollout_offsets
 from .inputs import _check_arguments, _time_step, _windows
 from .output import _in_memory_result, _Labels, _lazy_result, _store_result
@@ -59,6 +60,7 @@ def forecast(
     device: str = "auto",
     precision: str = "auto",
     output: str | os.PathLike | None = None,
+    overwrite: bool = False,
     progress: bool | None = None,
     lazy: bool = False,
     chunk_size: int | None = None,
@@ -98,7 +100,13 @@ def forecast(
         ``"auto"``: CUDA/MPS/CPU, and bf16 where the device computes it natively.
     output : str or path, optional
         Write the forecasts to this Zarr store batch by batch (resumable; never holding all
-        of them in memory) and return the lazily opened result.
+        of them in memory) and return the lazily opened result. A run interrupted (killed)
+        and started again with the same arguments computes only the forecasts not yet
+        written. ``output`` may not be, contain or lie inside the data or the model folder.
+    overwrite : bool
+        Replace an existing forecast store at ``output`` (written by stgeo). Default False:
+        an existing store raises :class:`~stgeo.errors.OutputExistsError`; a folder stgeo
+        did not write is never replaced.
     progress : bool, optional
         Progress bar (default: only on a terminal).
     lazy : bool
@@ -157,6 +165,8 @@ def forecast(
         Unknown baseline or variable name.
     ModelFileError
         ``model`` is a path to something that is not a stgeo model.
+    OutputExistsError, OutputOverlapsInputError
+        ``output`` is taken (see ``overwrite``) or is one of the inputs.
 
     Notes
     -----
@@ -191,6 +201,8 @@ def forecast(
     )
     ds = open_data(data)
     model = _load_if_path(model)
+    if output is not None:  # before any work: never write over an input or a user's folder
+        check_output(output, "store", inputs=[data, ds, model], overwrite=overwrite)
     frames = to_frames(ds, _variables(model, variable))
     sdims = spatial_dims(frames)
     step = _time_step(frames)
@@ -215,7 +227,8 @@ def forecast(
     labels = _Labels.create(spec, label, step, leads, frames, ds, sdims)
     labels.attrs.update(step_attrs, **_tiling_attrs(tiles, grid))
     if lazy:
-        return _lazy_result(job, labels, win.init_times, chunk_size or 8 * batch_size, output)
+        chunk = chunk_size or 8 * batch_size
+        return _lazy_result(job, labels, win.init_times, chunk, output, overwrite)
     if output is None:
         return _in_memory_result(job, labels, win.init_times, progress)
-    return _store_result(job, labels, win.init_times, progress, output)
+    return _store_result(job, labels, win.init_times, progress, output, overwrite)

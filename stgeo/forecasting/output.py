@@ -164,6 +164,7 @@ def _store_result(
     init_times: pd.DatetimeIndex,
     progress: bool | None,
     output: str | os.PathLike,
+    overwrite: bool = False,
 ) -> xr.DataArray | xr.Dataset:
     """Batches written to the Zarr store ``output`` by region (resumable, published atomically)."""
     import dask.array as dsa
@@ -175,7 +176,9 @@ def _store_result(
     zeros = dsa.zeros(shape, dtype=np.float32, chunks=(bs, *shape[1:]))
     template = xr.Dataset(labels(zeros, init_times))
     template.attrs.update(title=_TITLE, **labels.attrs)
-    builder = StoreBuilder(output, template, dim=INIT_TIME_DIM, chunks={INIT_TIME_DIM: bs})
+    builder = StoreBuilder(
+        output, template, dim=INIT_TIME_DIM, chunks={INIT_TIME_DIM: bs}, overwrite=overwrite
+    )
     desc = f"forecast {job.spec.model}"
     for s, idx in _batches(len(init_times), bs, progress, desc):
         if builder.is_done(s):
@@ -191,17 +194,18 @@ def _lazy_result(
     init_times: pd.DatetimeIndex,
     chunk_size: int,
     output: str | os.PathLike | None,
+    overwrite: bool = False,
 ) -> xr.DataArray | xr.Dataset:
-    """Dask-backed forecasts; with ``output``, written chunk by chunk by whichever scheduler."""
-    from .lazy import _lazy_forecasts
+    """Dask-backed forecasts; with ``output``, written chunk by chunk by whichever scheduler
+    (resumable: a restarted run computes only the chunks not yet written)."""
+    from .lazy import _lazy_forecasts, _write_regions
 
     shape = labels.shape(len(init_times))
     arr = _lazy_forecasts(job, shape[0], chunk_size, shape[1:])
     result = labels.result(labels(arr, init_times))
     if output is None:
         return result
-    from ..data import to_zarr
-
     packed = result.to_dataset() if isinstance(result, xr.DataArray) else result
     packed.attrs.update(title=_TITLE, **labels.attrs)
-    return _opened(to_zarr(packed, output), list(packed.data_vars))
+    path = _write_regions(packed, output, INIT_TIME_DIM, chunk_size, overwrite)
+    return _opened(path, list(packed.data_vars))

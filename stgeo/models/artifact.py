@@ -35,12 +35,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelFileError, StgeoTypeError, UnknownNameError
+from ..data.safety import MODEL_FORMAT, artefact_kind, check_output, replace_path
+from ..errors import ModelFileError, OutputExistsError, StgeoTypeError, UnknownNameError
 from .base import ModelSpec
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "TrainedModel", "load_model", "load_state", "save_state"]
 
-FORMAT = "stgeo-model"
+FORMAT = MODEL_FORMAT  # "stgeo-model", how stgeo.data.safety recognises a saved model
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 SPEC_FILE = "spec.json"
@@ -160,7 +161,10 @@ def _fsync_dir(path: Path) -> None:
 def atomic_directory(dest: Path, write: Any) -> None:
     """Call ``write(tmpdir)`` then move ``tmpdir`` to ``dest`` (replacing it) atomically.
 
-    An interrupted ``write`` leaves ``dest`` untouched; the staging folder is removed.
+    An interrupted ``write`` leaves ``dest`` untouched; the staging folder is removed. An
+    existing ``dest`` is replaced only if it is an empty folder or a stgeo artefact of the
+    kind just written (a model, a checkpoint; :func:`stgeo.data.safety.artefact_kind`);
+    anything else raises :class:`~stgeo.errors.OutputExistsError` and is left alone.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -168,14 +172,11 @@ def atomic_directory(dest: Path, write: Any) -> None:
     try:
         write(tmp)
         _fsync_dir(tmp)
-        trash = None
-        if dest.exists():
-            trash = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(dest, trash)
-        os.replace(tmp, dest)
+        kind = artefact_kind(tmp)
+        if kind is None and (dest.exists() or dest.is_symlink()):
+            raise OutputExistsError(f"{dest} exists; stgeo does not replace it")
+        replace_path(tmp, dest, kind or "model")
         _fsync_dir(dest.parent)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -270,6 +271,9 @@ class TrainedModel:
             raise StgeoTypeError(f"spec must be a stgeo ModelSpec, got {type(spec).__name__}")
         self.module = module
         self.spec = spec
+        #: the folder the model was loaded from (:func:`load_model`), else None; writers
+        #: refuse to write over it (see :mod:`stgeo.data.safety`)
+        self.source_path: str | None = None
         self.history: list[dict[str, Any]] = list(
             history if history is not None else spec.extra.get("history", [])
         )
@@ -313,7 +317,7 @@ class TrainedModel:
         }
         return d
 
-    def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> str:
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> str:
         """Write the artefact directory (``model.safetensors`` + ``spec.json``) atomically.
 
         Parameters
@@ -321,7 +325,10 @@ class TrainedModel:
         path : str or path
             Destination directory.
         overwrite : bool
-            Replace an existing artefact (atomically). If False, raise ``FileExistsError``.
+            Replace an existing model folder that stgeo wrote (atomically). Default False:
+            an existing model raises :class:`~stgeo.errors.OutputExistsError`. A folder or
+            file stgeo did not write is never replaced, nor the folder this model was
+            loaded from.
 
         Returns
         -------
@@ -337,11 +344,7 @@ class TrainedModel:
         >>> os.path.basename(p)
         'm'
         """
-        dest = Path(path)
-        if dest.exists() and not overwrite:
-            raise FileExistsError(f"{dest} exists; pass overwrite=True to replace it")
-        if dest.exists() and not dest.is_dir():
-            raise ModelFileError(f"{dest} exists and is not a directory; choose another path")
+        dest = check_output(path, "model", overwrite=overwrite)
         spec_d = self.spec_dict()
         try:
             text = json.dumps(spec_d, indent=2, sort_keys=True, allow_nan=True)
@@ -510,4 +513,6 @@ def load_model(path: str | os.PathLike, *, device: Any = None) -> TrainedModel:
         from ..options import resolve_device
 
         module.to(resolve_device(device) if isinstance(device, str) else device)
-    return TrainedModel(module, spec)
+    tm = TrainedModel(module, spec)
+    tm.source_path = str(p if p.is_dir() else p.parent)
+    return tm

@@ -38,6 +38,7 @@ import xarray as xr
 
 from .._registry import MODELS
 from ..data import Importance
+from ..data.safety import check_checkpoint_dir
 from ..errors import DataValidationError
 from ..models.artifact import TrainedModel
 from ..models.base import ModelSpec, create_model
@@ -139,7 +140,7 @@ def _artefact(
 
 def _finish(tm: TrainedModel, checkpoint_dir: Path | None, dist: Distributed | None) -> None:
     if checkpoint_dir is not None and (dist is None or dist.rank == 0):
-        tm.save(checkpoint_dir / "model")
+        tm.save(checkpoint_dir / "model", overwrite=True)
     if dist is not None:
         dist.barrier()
         dist.close()
@@ -399,7 +400,7 @@ def train(
     module = _build(entry.name, td, cfg, dev)
     params = [p for p in module.parameters() if p.requires_grad]
     train_loader, val_loader = td.loaders(cfg)
-    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    ckdir = None if checkpoint_dir is None else check_checkpoint_dir(checkpoint_dir, inputs=[data])
     state = TrainState(
         config=cfg,
         model=module,

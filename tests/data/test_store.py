@@ -62,7 +62,7 @@ _WRITER = textwrap.dedent(
     data = da.zeros((400, 8, 8), chunks=(1, 8, 8), dtype="f4").map_blocks(slow, dtype="f4")
     ds = xr.Dataset({"v": (("time", "y", "x"), data)})
     with __import__("dask").config.set(scheduler="synchronous"):
-        stgeo.to_zarr(ds, sys.argv[1])
+        stgeo.to_zarr(ds, sys.argv[1], overwrite=True)
     print("done")
     """
 )

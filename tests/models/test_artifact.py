@@ -173,7 +173,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(art, "save_state", crash)
     with pytest.raises(KeyboardInterrupt):
-        _tiny(seed=2).save(d)
+        _tiny(seed=2).save(d, overwrite=True)
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in d.iterdir()} == before  # untouched
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no staging leftovers
@@ -182,7 +182,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         old.save(d, overwrite=False)
     # a successful overwrite replaces the artefact
     new = _tiny(seed=2)
-    new.save(d)
+    new.save(d, overwrite=True)
     x = torch.randn(1, 3, 1, 12, 12)
     new.module.eval()
     with torch.no_grad():
