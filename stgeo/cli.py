@@ -373,7 +373,7 @@ def _cmd_forecast(a: argparse.Namespace) -> int:
 
 
 def _check_out_file(out: str | None) -> None:
-    """Refuse an output file whose folder is missing or that names a folder, before any work."""
+    """Refuse an output file that names a folder, before any work (missing folders are made)."""
     if out is None:
         return
     from pathlib import Path
@@ -381,11 +381,6 @@ def _check_out_file(out: str | None) -> None:
     p = Path(out)
     if p.is_dir():
         raise StgeoError(f"--out {out} is a folder; give a file name, e.g. {p / 'scores.nc'}")
-    if not p.parent.is_dir():
-        raise StgeoError(
-            f"--out {out}: the folder {p.parent} does not exist; create it first "
-            f"(mkdir -p {p.parent}) or choose another path"
-        )
 
 
 def _check_out_folder(out: str, example: str) -> None:
@@ -422,9 +417,9 @@ def _cmd_score(a: argparse.Namespace) -> int:
     from .data import open_dataset
     from .metrics import score
 
-    _check_out_file(a.out)
     if a.out:
         check_output(a.out, "scores", inputs=[a.forecast, a.obs], overwrite=a.overwrite)
+    _check_out_file(a.out)
     fcds = open_dataset(a.forecast, missing_chunks=_missing(a))
     obs = open_dataset(a.obs, missing_chunks=_missing(a))
     _check_score_stores(fcds, obs, a)

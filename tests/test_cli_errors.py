@@ -39,12 +39,13 @@ def test_score_observations_as_forecast(stores, capsys):
     assert "is not a forecast store" in _one_line_error(capsys, "score")
 
 
-def test_score_out_into_a_missing_folder(stores, capsys, tmp_path):
+def test_score_out_into_a_missing_folder_or_onto_a_folder(stores, capsys, tmp_path):
     _, obs, fc = stores
     out = tmp_path / "missing" / "scores.nc"
-    assert main(["score", fc, obs, "--out", str(out)]) == 1
-    err = _one_line_error(capsys, "score")
-    assert f"the folder {out.parent} does not exist" in err
+    run = ["score", fc, obs, "--metrics", "mse", "--out", str(out)]
+    assert main(run) == 0  # missing folders are made, like mkdir -p
+    assert out.is_file()
+    capsys.readouterr()
     assert main(["score", fc, obs, "--out", str(tmp_path)]) == 1
     assert "is a folder" in _one_line_error(capsys, "score")
 

@@ -278,7 +278,7 @@ def check_replaceable(dest: str | os.PathLike) -> None:
     >>> d = tempfile.mkdtemp(); _ = open(os.path.join(d, "notes.txt"), "w").write("mine")
     >>> check_replaceable(d)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    stgeo.errors.DataValidationError: ... exists and was not written by stgeo ...
+    stgeo.errors.DataValidationError: ... exists and stgeo did not write it ...
     >>> check_replaceable(os.path.join(d, "new.zarr"))  # absent: fine
     """
     p = Path(dest)
@@ -287,7 +287,7 @@ def check_replaceable(dest: str | os.PathLike) -> None:
     if p.exists() and not written_by_stgeo(p):
         kind = "file" if p.is_file() else "folder"
         raise DataValidationError(
-            f"{p} exists and was not written by stgeo (a {kind} without stgeo's store "
+            f"{p} exists and stgeo did not write it (a {kind} without stgeo's store "
             "attributes); stgeo never overwrites it. Move or delete it yourself, or choose "
             "another destination."
         )

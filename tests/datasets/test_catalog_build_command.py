@@ -106,7 +106,7 @@ def test_never_overwrites_foreign_data(tmp_path, capsys):
     argv = ["catalog", "build", RMI, "--data-root", str(shared_data()), "--cache-dir", str(cache)]
     for extra in ([], ["--force"]):
         assert main([*argv, *extra]) == 1
-        assert "was not written by stgeo" in capsys.readouterr().err
+        assert "stgeo did not write it" in capsys.readouterr().err
     assert (store / "mine.txt").read_text() == "not stgeo's"
     # the recipe protocol refuses as well (stgeo recipe ... --dest)
     src = shared_data() / PYSTEPS_EVENTS["rmi-20210704"]
