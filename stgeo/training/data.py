@@ -46,7 +46,7 @@ from ..data import (
 from ..errors import DataValidationError, StgeoTypeError
 from .config import TrainConfig
 
-__all__ = ["TrainingData", "data_fingerprint", "prepare_data", "split_ranges"]
+__all__ = ["TrainingData", "data_fingerprint", "describe_data", "prepare_data", "split_ranges"]
 
 Ranges = dict[str, tuple[pd.Timestamp, pd.Timestamp]]
 
@@ -101,6 +101,20 @@ def _default_splits(ds: xr.Dataset) -> tuple[Mapping[str, Any], str]:
     if entry is not None and "train" in entry.splits:
         return {k: tuple(v) for k, v in entry.splits.items()}, f"catalog {entry.name!r}"
     return {"train": 0.9, "val": 0.1}, "default (last 10% of time for validation)"
+
+
+def describe_data(td: Any) -> dict[str, Any]:
+    """What a checkpoint records of a run's data (offsets, channels, grid, step, scaling,
+    fingerprint); ``td`` is a :class:`TrainingData` or a multi-event run's data."""
+    return {
+        "input_offsets": td.input_offsets,
+        "target_offsets": td.target_offsets,
+        "channels": td.channels,
+        "grid": list(td.grid),
+        "time_step": td.time_step,
+        "normalization": td.normalizer.to_dict(),
+        "data_fingerprint": td.fingerprint,
+    }
 
 
 def split_ranges(ds: xr.Dataset, splits: Mapping[str, Any] | None) -> tuple[Ranges, str]:
@@ -203,15 +217,7 @@ class TrainingData:
 
     def describe(self) -> dict[str, Any]:
         """What a checkpoint records of the data (resume refuses other data)."""
-        return {
-            "input_offsets": self.input_offsets,
-            "target_offsets": self.target_offsets,
-            "channels": self.channels,
-            "grid": list(self.grid),
-            "time_step": self.time_step,
-            "normalization": self.normalizer.to_dict(),
-            "data_fingerprint": self.fingerprint,
-        }
+        return describe_data(self)
 
     def shard(self, rank: int, world: int) -> TrainingData:
         """This rank's share of the windows: every ``world``-th, all ranks the same count."""

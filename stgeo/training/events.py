@@ -63,7 +63,7 @@ from ..data import (
 from ..errors import DataValidationError
 from ..models import PER_EVENT_STEP, check_grid
 from .config import TrainConfig
-from .data import data_fingerprint, split_ranges
+from .data import data_fingerprint, describe_data, split_ranges
 
 __all__ = [
     "MultiEventData",
@@ -239,16 +239,7 @@ class MultiEventData:
 
     def describe(self) -> dict[str, Any]:
         """What a checkpoint records of the data (resume refuses other data)."""
-        return {
-            "input_offsets": self.input_offsets,
-            "target_offsets": self.target_offsets,
-            "channels": self.channels,
-            "grid": list(self.grid),
-            "time_step": self.time_step,
-            "normalization": self.normalizer.to_dict(),
-            "data_fingerprint": self.fingerprint,
-            "events": self.event_summary(),
-        }
+        return {**describe_data(self), "events": self.event_summary()}
 
     def shard(self, rank: int, world: int) -> MultiEventData:
         """This rank's share of the windows: every ``world``-th, all ranks the same count."""
