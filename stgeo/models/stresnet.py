@@ -79,8 +79,8 @@ class STResNet(ForecastModule):
     in_steps, out_steps, channels : int
         Frames in and out; channels per frame.
     grid_shape : (int, int), optional
-        ``(ny, nx)`` of the grid; required with ``local=True`` (the model then runs only on
-        that grid).
+        ``(ny, nx)`` of the grid; required with per-cell parameters (``local=True`` or
+        ``embed_dim > 0``; the model then runs only on that grid).
     hidden : int
         Channels of the residual units.
     n_units : int
@@ -90,19 +90,19 @@ class STResNet(ForecastModule):
     dropout : float
         Channel dropout inside every residual unit during training.
     local : bool
-        Per-cell linear maps and a per-cell embedding (ST-ResNet's parametric fusion).
+        Per-cell linear maps of each cell's input history (ST-ResNet's parametric fusion).
     embed_dim : int
-        Channels of the per-cell embedding (with ``local=True``; 0: none).
+        Channels of a learned per-cell embedding fed to the convolutions (0: none).
 
     Raises
     ------
     DataValidationError
-        Invalid hyperparameters, or ``local=True`` without ``grid_shape``.
+        Invalid hyperparameters, or per-cell parameters without ``grid_shape``.
 
     Examples
     --------
     >>> import torch
-    >>> m = STResNet(4, 2, 1, hidden=8, n_units=1, local=False)
+    >>> m = STResNet(4, 2, 1, hidden=8, n_units=1, local=False, embed_dim=0)
     >>> m(torch.randn(2, 4, 1, 9, 13)).shape
     torch.Size([2, 2, 1, 9, 13])
     """
@@ -133,14 +133,15 @@ class STResNet(ForecastModule):
             raise DataValidationError(f"kernel must be odd, got {kernel}")
         if not isinstance(local, bool):
             raise DataValidationError(f"local must be True or False, got {local!r}")
-        if local and grid_shape is None:
+        if (local or embed_dim) and grid_shape is None:
             raise DataValidationError(
-                "stresnet with local=True has per-cell parameters and needs grid_shape=(ny, nx) "
-                "(stgeo.train passes the data's grid); pass local=False for a model that runs "
-                "on any grid"
+                "stresnet with per-cell parameters (local=True or embed_dim > 0) needs "
+                "grid_shape=(ny, nx) (stgeo.train passes the data's grid); pass local=False, "
+                "embed_dim=0 for a model that runs on any grid"
             )
         c_in, c_out = in_steps * channels, out_steps * channels
-        self.grid_shape = tuple(int(v) for v in grid_shape) if local else None
+        bound = bool(local or embed_dim)
+        self.grid_shape = tuple(int(v) for v in grid_shape) if bound else None
         self.linear = nn.Conv2d(c_in, c_out, 1)
         with torch.no_grad():  # persistence: output frame k, channel c = last input frame, c
             self.linear.weight.zero_()
@@ -148,13 +149,11 @@ class STResNet(ForecastModule):
             for k in range(out_steps):
                 for c in range(channels):
                     self.linear.weight[k * channels + c, (in_steps - 1) * channels + c] = 1.0
-        n_embed = embed_dim if local else 0
-        if local:
-            ny, nx = self.grid_shape
-            self.local_weight = nn.Parameter(torch.zeros(c_out, c_in, ny, nx))
-            self.local_bias = nn.Parameter(torch.zeros(c_out, ny, nx))
-            self.embed = nn.Parameter(0.1 * torch.randn(n_embed, ny, nx)) if n_embed else None
-        self.head = nn.Conv2d(c_in + n_embed, hidden, kernel, padding=kernel // 2)
+        ny, nx = self.grid_shape or (0, 0)
+        self.local_weight = nn.Parameter(torch.zeros(c_out, c_in, ny, nx)) if local else None
+        self.local_bias = nn.Parameter(torch.zeros(c_out, ny, nx)) if local else None
+        self.embed = nn.Parameter(0.1 * torch.randn(embed_dim, ny, nx)) if embed_dim else None
+        self.head = nn.Conv2d(c_in + embed_dim, hidden, kernel, padding=kernel // 2)
         self.units = nn.Sequential(*(ResidualUnit(hidden, kernel, dropout) for _ in range(n_units)))
         self.tail = nn.Conv2d(hidden, c_out, kernel, padding=kernel // 2)
         nn.init.zeros_(self.tail.weight)  # the correction starts at zero: the first forecast
@@ -163,8 +162,9 @@ class STResNet(ForecastModule):
     def _check_grid(self, h: int, w: int) -> None:
         if self.grid_shape is not None and (h, w) != self.grid_shape:
             raise DataValidationError(
-                f"stresnet with local=True was built for the grid {self.grid_shape}, got "
-                f"({h}, {w}); forecast on the training grid or train with local=False"
+                f"stresnet with per-cell parameters was built for the grid {self.grid_shape}, "
+                f"got ({h}, {w}); forecast on the training grid, or train with local=False, "
+                "embed_dim=0 for a model that runs on any grid"
             )
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -173,10 +173,10 @@ class STResNet(ForecastModule):
         z = x.reshape(b, t * c, h, w)
         out = self.linear(z)
         feats = z
-        if self.grid_shape is not None:
+        if self.local_weight is not None:
             out = out + torch.einsum("oihw,bihw->bohw", self.local_weight, z) + self.local_bias
-            if self.embed is not None:
-                feats = torch.cat([z, self.embed.expand(b, -1, -1, -1)], dim=1)
+        if self.embed is not None:
+            feats = torch.cat([z, self.embed.expand(b, -1, -1, -1)], dim=1)
         out = out + self.tail(torch.relu(self.units(self.head(feats))))
         return out.reshape(b, self.out_steps, c, h, w)
 
