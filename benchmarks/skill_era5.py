@@ -65,11 +65,17 @@ def load_common() -> Any:
     return mod
 
 
-def settings(quick: bool) -> dict[str, Any]:
+def settings(quick: bool, history: int) -> dict[str, Any]:
     """The learned model and its training settings (fixed; seeds vary)."""
-    train = dict(epochs=10, lr=2e-3, batch_size=16)
+    # no per-cell linear maps (they overfit 3 weeks of data), the per-cell embedding kept
+    train = dict(epochs=10, lr=2e-3, batch_size=16, local=False)
     if quick:
         train = dict(epochs=1, max_steps_per_epoch=8, max_val_steps=2, lr=2e-3, batch_size=8)
+        train["local"] = False
+    if history > 24:  # start from damped anomaly persistence against the day before
+        train.update(period=24, decay=6.0)  # (see stgeo.models.stresnet.STResNet)
+    elif history == 24:  # from diurnal persistence
+        train.update(period=24)
     return {"model": "stresnet-small", "train": train}
 
 
@@ -104,7 +110,7 @@ def baselines(t2m: xr.DataArray, inits: np.ndarray) -> dict[str, xr.DataArray]:
 def learned(
     common: Any, ds: xr.Dataset, inits: np.ndarray, seeds: list[int], history: int, quick: bool
 ) -> tuple:
-    cfg = settings(quick)
+    cfg = settings(quick, history)
     fcs, per_seed, secs = [], [], []
     for seed in seeds:
         m, s = common.train_timed(

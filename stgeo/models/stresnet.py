@@ -7,7 +7,8 @@ resolution (no down-sampling: small grids such as 16 x 8 keep every cell). Two c
 learn well from a few weeks of data:
 
 * **residual on a linear baseline.** The output is ``linear(x) + cnn(x)``: a 1 x 1 linear map
-  of the stacked frames, initialised to persistence (the last input frame repeated), plus a
+  of the stacked frames, initialised to persistence (the last input frame repeated; or, with
+  ``period``, to periodic persistence such as the value a day before), plus a
   convolutional correction whose last layer starts near zero. Training starts from a sound
   forecast and the network learns what persistence (or the linear auto-regression the map
   becomes) misses.
@@ -36,6 +37,8 @@ True
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -43,7 +46,7 @@ from ..errors import DataValidationError
 from .base import register_model
 from .layers import ForecastModule, check_hyperparameter
 
-__all__ = ["STResNet"]
+__all__ = ["ResidualUnit", "STResNet", "source_frames"]
 
 
 class ResidualUnit(nn.Module):
@@ -71,6 +74,50 @@ class ResidualUnit(nn.Module):
         return x + self.body(x)
 
 
+def source_frames(in_steps: int, out_steps: int, period: int = 0) -> list[int]:
+    """Input frame each output frame copies at initialisation (persistence or periodic).
+
+    With ``period = 0`` every output frame is the last input frame (persistence); with
+    ``period = P`` output frame ``k`` (1-based) is the input at the same phase of the most
+    recent observed cycle, ``t0 + k - P * ceil(k / P)`` (periodic persistence, e.g. the value
+    24 h before the valid time with hourly data and ``P = 24``).
+
+    Examples
+    --------
+    >>> source_frames(6, 3)
+    [5, 5, 5]
+    >>> source_frames(6, 5, period=3)
+    [3, 4, 5, 3, 4]
+    """
+    last = in_steps - 1
+    if period == 0:
+        return [last] * out_steps
+    return [last + k - period * -(-k // period) for k in range(1, out_steps + 1)]
+
+
+def _init_as_baseline(conv: nn.Conv2d, channels: int, sources: list[int]) -> None:
+    """Set a 1x1 convolution of stacked frames to copy input frame ``sources[k]`` to output k."""
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.zero_()
+        for k, src in enumerate(sources):
+            for c in range(channels):
+                conv.weight[k * channels + c, src * channels + c] = 1.0
+
+
+def _add_damped_anomaly(
+    conv: nn.Conv2d, in_steps: int, out_steps: int, channels: int, period: int, decay: float
+) -> None:
+    """Add ``exp(-k / decay) * (x[t0] - x[t0 - period])`` to output frame k (1-based)."""
+    last = in_steps - 1
+    with torch.no_grad():
+        for k in range(out_steps):
+            a = math.exp(-(k + 1) / decay)
+            for c in range(channels):
+                conv.weight[k * channels + c, last * channels + c] += a
+                conv.weight[k * channels + c, (last - period) * channels + c] -= a
+
+
 class STResNet(ForecastModule):
     """Residual convolutions on stacked input frames plus a linear (per-cell) baseline.
 
@@ -93,6 +140,15 @@ class STResNet(ForecastModule):
         Per-cell linear maps of each cell's input history (ST-ResNet's parametric fusion).
     embed_dim : int
         Channels of a learned per-cell embedding fed to the convolutions (0: none).
+    period : int
+        Start the linear map from periodic persistence with this period in time steps
+        (e.g. 24 for the diurnal cycle of hourly data; needs ``in_steps >= period``) instead
+        of persistence (0). See :func:`source_frames`.
+    decay : float
+        With ``period``: also start with the current anomaly against the last cycle,
+        ``x[t0] - x[t0 - period]``, added to lead ``k`` with weight ``exp(-k / decay)``
+        (damped anomaly persistence; ``decay`` in time steps, 0: none; needs
+        ``in_steps > period``).
 
     Raises
     ------
@@ -122,6 +178,8 @@ class STResNet(ForecastModule):
         dropout: float = 0.0,
         local: bool = True,
         embed_dim: int = 8,
+        period: int = 0,
+        decay: float = 0.0,
     ) -> None:
         super().__init__(in_steps, out_steps, channels)
         check_hyperparameter("hidden", hidden)
@@ -129,6 +187,15 @@ class STResNet(ForecastModule):
         check_hyperparameter("kernel", kernel)
         check_hyperparameter("dropout", dropout, integer=False, minimum=0, maximum=0.99)
         check_hyperparameter("embed_dim", embed_dim, minimum=0)
+        check_hyperparameter("period", period, minimum=0)
+        check_hyperparameter("decay", decay, integer=False, minimum=0)
+        need = period + 1 if period and decay else period
+        if need > in_steps:
+            raise DataValidationError(
+                f"period={period}{' with decay' if decay else ''} needs at least {need} input "
+                f"frames, got in_steps={in_steps}; give more inputs or a shorter period (0: start "
+                "from persistence)"
+            )
         if kernel % 2 == 0:
             raise DataValidationError(f"kernel must be odd, got {kernel}")
         if not isinstance(local, bool):
@@ -143,12 +210,9 @@ class STResNet(ForecastModule):
         bound = bool(local or embed_dim)
         self.grid_shape = tuple(int(v) for v in grid_shape) if bound else None
         self.linear = nn.Conv2d(c_in, c_out, 1)
-        with torch.no_grad():  # persistence: output frame k, channel c = last input frame, c
-            self.linear.weight.zero_()
-            self.linear.bias.zero_()
-            for k in range(out_steps):
-                for c in range(channels):
-                    self.linear.weight[k * channels + c, (in_steps - 1) * channels + c] = 1.0
+        _init_as_baseline(self.linear, channels, source_frames(in_steps, out_steps, period))
+        if period and decay:
+            _add_damped_anomaly(self.linear, in_steps, out_steps, channels, period, decay)
         ny, nx = self.grid_shape or (0, 0)
         self.local_weight = nn.Parameter(torch.zeros(c_out, c_in, ny, nx)) if local else None
         self.local_bias = nn.Parameter(torch.zeros(c_out, ny, nx)) if local else None
