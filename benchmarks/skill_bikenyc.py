@@ -151,7 +151,7 @@ def main() -> None:
     rmse = results[name]["rmse"]
     ha = results["historical_average"]["rmse"]
     print(
-        f"{name}: RMSE {rmse:.3f}, {100 * (1 - rmse / ha):.1f}% below the historical average "
+        f"{name}: RMSE {rmse:.3f}, {common.relative(rmse, ha)} the historical average "
         f"(target <= {TARGET_RMSE}); published ST-ResNet 6.33 on ~3x more training data"
         + (" [quick: smoke test, not a skill figure]" if args.quick else "")
     )

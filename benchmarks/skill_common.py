@@ -83,6 +83,12 @@ def compare_reference(
     return out
 
 
+def relative(value: float, reference: float) -> str:
+    """``"12.3% below"`` or ``"4.5% above"`` ``reference``."""
+    pct = 100 * (1 - value / reference)
+    return f"{abs(pct):.1f}% {'below' if pct >= 0 else 'above'}"
+
+
 def emit(payload: Mapping[str, Any]) -> None:
     """The benchmark contract's last line: one line of JSON."""
     print(json.dumps(payload), flush=True)

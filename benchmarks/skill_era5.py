@@ -161,8 +161,8 @@ def main() -> None:
     best = min(results[b]["rmse_mean"] for b in REFERENCE)
     got = results[name]["rmse_mean"]
     print(
-        f"{name} ({args.history} h in): {got:.3f} K, {100 * (1 - got / best):.1f}% below the "
-        f"better baseline (target <= {TARGET} K)"
+        f"{name} ({args.history} h in): {got:.3f} K, {common.relative(got, best)} the better "
+        f"baseline (target <= {TARGET} K)"
         + (" [quick: smoke test, not a skill figure]" if args.quick else "")
     )
     out = {k: v for k, v in results.items() if "[seed=" not in k}
