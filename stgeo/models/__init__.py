@@ -8,6 +8,7 @@ from . import (  # noqa: F401  (importing a model module registers its names)
     predformer,
     simvp,
     sprog,
+    stresnet,
     swin,
 )
 from .artifact import TrainedModel, load_model

@@ -21,6 +21,7 @@ SMALL = {
     "earthfarseer": {"hid_S": 8, "fotf_dim": 16, "hid_T": 16, "N_T": 2, "tedev_depth": 1},
     "swin": {"hid_S": 8, "hid_T": 16, "N_T": 2, "heads": 2, "window": 4},
     "predformer": {"dim": 16, "heads": 2, "depth": 1},
+    "stresnet": {"hidden": 8, "n_units": 1, "embed_dim": 2},
 }
 
 
@@ -86,7 +87,7 @@ def test_forward_shape_and_finite(name, t_in, t_out, shape):
 
 @pytest.mark.parametrize("name", LEARNED)
 def test_backward_reaches_every_parameter(name):
-    m = build(name).train()
+    m = build(name, grid_shape=(12, 20)).train()  # the grid it runs on (per-cell parameters)
     x = torch.randn(3, 3, 2, 12, 20)
     m(x).square().mean().backward()
     params = dict(m.named_parameters())

@@ -1,0 +1,80 @@
+"""Smoke tests of the skill benchmarks' ``--quick`` runs on the real data (../shared/data).
+
+Each runs the script as a user would (a subprocess from the repository root, a fresh store
+cache), then checks the contract: a table, one JSON line last with the spec's keys per method,
+``train_seconds`` for the learned model, and baselines that reproduce the reference values of
+specs/evaluation.md (the same protocol and scoring code, so they must agree to the rounding).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("STGEO_SHARED_DATA") or ROOT.parent / "shared" / "data")
+
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+
+
+def run_quick(script: str, cache: Path) -> tuple[dict, str]:
+    need = {"skill_bikenyc.py": "bikenyc", "skill_era5.py": "era5"}[script]
+    if not (SHARED / need).is_dir():
+        pytest.skip(f"needs the real data in {SHARED / need}")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--cache", str(cache)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    return json.loads(lines[-1]), proc.stdout
+
+
+def test_skill_bikenyc_quick(tmp_path):
+    out, text = run_quick("skill_bikenyc.py", tmp_path)
+    assert out["quick"] is True and out["test_hours"] == 240
+    for method in ("persistence", "historical_average", "stresnet-small"):
+        assert {"rmse", "mae"} <= set(out[method]), method
+        assert math.isfinite(out[method]["rmse"]) and out[method]["rmse"] > 0
+        assert 0 < out[method]["mae"] <= out[method]["rmse"]
+    assert out["stresnet-small"]["train_seconds"] > 0
+    # the protocol's reference values (specs/evaluation.md), recomputed in the run
+    assert out["persistence"]["rmse"] == pytest.approx(9.36, abs=0.005)
+    assert out["persistence"]["mae"] == pytest.approx(4.11, abs=0.005)
+    assert out["historical_average"]["rmse"] == pytest.approx(6.94, abs=0.005)
+    assert out["historical_average"]["mae"] == pytest.approx(2.94, abs=0.005)
+    assert all(c["ok"] for m in out["reference_check"].values() for c in m.values())
+    assert "historical_average" in text and "smoke test" in text
+
+
+def test_skill_era5_quick(tmp_path):
+    out, text = run_quick("skill_era5.py", tmp_path)
+    assert out["quick"] is True and out["origins"] == 26
+    keys = {"rmse_mean", "rmse_lead1", "rmse_lead6", "rmse_lead12"}
+    for method in ("persistence", "diurnal_persistence", "stresnet-small"):
+        assert keys <= set(out[method]), method
+        assert all(math.isfinite(out[method][k]) and out[method][k] > 0 for k in keys)
+    assert out["stresnet-small"]["train_seconds"] > 0
+    pers, diurnal = out["persistence"], out["diurnal_persistence"]
+    assert pers["rmse_mean"] == pytest.approx(2.71, abs=0.005)
+    assert (pers["rmse_lead1"], pers["rmse_lead6"], pers["rmse_lead12"]) == pytest.approx(
+        (0.60, 2.82, 3.83), abs=0.005
+    )
+    assert diurnal["rmse_mean"] == pytest.approx(1.48, abs=0.005)
+    assert (diurnal["rmse_lead1"], diurnal["rmse_lead6"], diurnal["rmse_lead12"]) == pytest.approx(
+        (1.47, 1.52, 1.54), abs=0.005
+    )
+    assert all(c["ok"] for m in out["reference_check"].values() for c in m.values())
+    assert "latitude-weighted" in text
