@@ -10,10 +10,8 @@ and both are scored with the protocols of specs/evaluation.md:
   2018-06-16, MeteoSwiss 2017-01-31), NaN -> 0 mm/h, CSI at 1 and 5 mm/h at ~30/~60 min
   (contingency counts pooled over pixels and origins per event, then the mean over events),
   frequency bias, and RMSE (mm/h) pooled over leads, pixels and origins. The scoring code is
-  ``benchmarks/skill_radar.py``'s. With the multi-event API (``stgeo.train([...],
-  patch_size=...)``) all five training events train together on random crops; on a branch
-  without it, the rainiest ``--crop`` window of one training event (KNMI 2010-08-26)
-  is used and the JSON says so (``radar.training``).
+  ``benchmarks/skill_radar.py``'s. All five training events (the ``radar-train``
+  collection) train together on importance-sampled random ``--crop`` crops.
 * **bikenyc** (``skill_bikenyc``): next-hour in/outflow from closeness (3 h), period (same
   hour 1 and 2 days before) and trend (same hour a week before); train/val per the catalog,
   test = the last 240 h; RMSE and MAE in counts over all cells, both channels and every test
@@ -37,9 +35,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 import argparse
-import dataclasses
 import importlib.util
-import inspect
 import json
 import time
 from typing import Any
@@ -53,14 +49,6 @@ from stgeo.datasets import build_from_catalog
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
-RADAR_TRAIN = (
-    "radar-knmi-20100826",
-    "radar-bom66-20201031",
-    "radar-mch-20150515",
-    "radar-mch-20160711",
-    "radar-rmi-20210704",
-)
-SINGLE_EVENT = "radar-knmi-20100826"  # until the multi-event API is merged (19 val frames)
 BIKE_OFFSETS = [-167, -47, -23, -2, -1, 0]  # trend (week), period (2 days, 1 day), closeness
 TEST_HOURS = 240
 
@@ -84,9 +72,9 @@ def settings(quick: bool) -> dict[str, Any]:
                 normalization="log1p",
                 batch_size=8,
                 lr=2e-3,
-                epochs=2 if quick else 15,
-                max_steps_per_epoch=6 if quick else None,
-                max_val_steps=2 if quick else None,
+                epochs=2 if quick else 8,
+                max_steps_per_epoch=6 if quick else 30,
+                max_val_steps=2 if quick else 10,
                 precision="fp32",
                 hid_S=16,
                 hid_T=64,
@@ -161,48 +149,11 @@ def bike_arm(seeds: list[int], model: str, cfg: dict, cache: Path) -> dict[str, 
 
 
 # -- radar -----------------------------------------------------------------------------------
-def multi_event_api() -> bool:
-    """Whether ``stgeo.train`` takes several events and random crops (``patch_size=``)."""
-    return "patch_size" in inspect.signature(stgeo.train).parameters
-
-
-def rainiest_crop(ds: xr.Dataset, size: int) -> xr.Dataset:
-    """The ``size`` x ``size`` window (stride size/4) with the most training-split rain."""
-    entry = stgeo.data.get_entry(ds.attrs["stgeo_catalog"])
-    rr = ds.rain_rate.sel(time=slice(*entry.splits["train"])).fillna(0.0).mean("time").values
-    ydim, xdim = ds.rain_rate.dims[-2:]
-    step = max(1, size // 4)
-    best, where = -1.0, (0, 0)
-    for i in range(0, max(1, rr.shape[0] - size + 1), step):
-        for j in range(0, max(1, rr.shape[1] - size + 1), step):
-            total = float(rr[i : i + size, j : j + size].sum())
-            if total > best:
-                best, where = total, (i, j)
-    i, j = where
-    return ds.isel({ydim: slice(i, i + size), xdim: slice(j, j + size)})
-
-
-def radar_training(cache: Path, skill: Any, crop: int) -> tuple[Any, dict[str, Any], str]:
-    if multi_event_api():
-        events = [skill.open_event(e, cache) for e in RADAR_TRAIN]
-        return events, {"patch_size": (crop, crop)}, f"{len(events)} events, {crop}px crops"
-    src = skill.open_event(SINGLE_EVENT, cache)
-    ds = rainiest_crop(src.fillna(0.0), crop)  # no data -> 0 mm/h, as in the scoring
-    ds.attrs.update(src.attrs)  # the catalog name: its train/val splits
-    how = f"single event {SINGLE_EVENT}, fixed rainiest {crop}x{crop} crop (no multi-event API)"
-    return ds, {}, how
-
-
-def any_grid(m: Any) -> Any:
-    """The model without its training grid in the spec, for the native test grids.
-
-    SimVP and the other convolutional backbones run on any grid (padding inside the model);
-    until stgeo's forecasting handles other grids itself, the spec's grid check is lifted
-    here. The weights are untouched.
-    """
-    from stgeo.models.artifact import TrainedModel
-
-    return TrainedModel(m.module, dataclasses.replace(m.spec, grid_shape=None), m.history)
+def radar_training(crop: int) -> tuple[Any, dict[str, Any], str]:
+    """The radar training data: the protocol's five training events (catalog collection
+    ``radar-train``, each at its own time step) on importance-sampled random crops."""
+    extra = {"patch_size": (crop, crop), "importance": True}
+    return "radar-train", extra, f"radar-train (5 events), {crop}px importance-sampled crops"
 
 
 def radar_forecast(skill: Any, ds: xr.Dataset, m: Any, quick: bool) -> xr.DataArray:
@@ -230,14 +181,18 @@ def radar_arm(seeds: list[int], model: str, cfg: dict, cache: Path, quick: bool,
     skill.SHARED = SHARED
     events = skill.TEST_EVENTS[2:] if quick else skill.TEST_EVENTS
     test = {ev: skill.open_event(ev, cache) for ev in events}
-    data, extra, how = radar_training(cache, skill, crop)
+    for ev in stgeo.data.get_collection("radar-train").members:
+        skill.open_event(ev, cache)  # builds the training stores into the cache
+    data, extra, how = radar_training(crop)
     rows = []
     for seed in seeds:
-        for variant, (m, secs) in train_pair(data, model, seed, cfg, **extra).items():
+        with stgeo.set_options(cache_dir=str(cache)):  # the collection's stores
+            pair = train_pair(data, model, seed, cfg, **extra)
+        for variant, (m, secs) in pair.items():
             row = {
                 "seed": seed,
                 "variant": variant,
-                **radar_scores(skill, any_grid(m), test, quick),
+                **radar_scores(skill, m, test, quick),
             }
             rows.append({**row, "train_seconds": secs})
             print("radar", json.dumps(rows[-1]), flush=True)
