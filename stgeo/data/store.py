@@ -25,10 +25,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from ..conventions import as_dataset
-from ..errors import IncompleteStoreError, StgeoTypeError
+from ..errors import DataValidationError, IncompleteStoreError, StgeoTypeError
 from .integrity import INTEGRITY_ATTR, check_on_open, checked_open, checksum_encoding
 from .integrity import integrity_record as _integrity_record
 from .integrity import missing_chunks as find_missing_chunks
@@ -71,6 +72,39 @@ def _portable_strings(ds: xr.Dataset) -> xr.Dataset:
     return ds.assign_coords({k: ds[k].astype(object) for k in fixed if k in ds.coords}).assign(
         {k: ds[k].astype(object) for k in fixed if k in ds.data_vars}
     )
+
+
+def _checked_chunks(chunks: Any, ds: xr.Dataset) -> Mapping[str, int] | None:
+    """``chunks`` as given, after checking it names dims of ``ds`` with positive sizes."""
+    if chunks is None:
+        return None
+    if not isinstance(chunks, Mapping):
+        raise StgeoTypeError(f"chunks must be a mapping such as {{'time': 8}}, got {chunks!r}")
+    unknown = [d for d in chunks if d not in ds.dims]
+    if unknown:
+        raise DataValidationError(
+            f"chunks names dims {unknown} that the data do not have; its dims are "
+            f"{list(ds.dims)} (e.g. chunks={{'time': 8}})"
+        )
+    bad = {
+        d: c
+        for d, c in chunks.items()
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1
+    }
+    if bad:
+        raise DataValidationError(f"chunk sizes must be integers >= 1, got {bad}")
+    return chunks
+
+
+def _make_parent(dest: Path) -> None:
+    """Create the output's folder, or say why it cannot be created."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataValidationError(
+            f"cannot write {dest}: its folder {dest.parent} cannot be created "
+            f"({err.strerror or err}); choose a writable location"
+        ) from None
 
 
 def _encoding_for(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> dict[str, Any]:
@@ -161,7 +195,8 @@ def to_zarr(
     if not compute:
         raise StgeoTypeError("to_zarr(compute=False) would break atomicity; use StoreBuilder")
     dest = check_output(path, "store", inputs=[ds], overwrite=overwrite)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    chunks = _checked_chunks(chunks, ds)
+    _make_parent(dest)
     staging = _staging(dest)
     clear_staging(staging, "store")
     ds = _portable_strings(ds.copy())
@@ -226,10 +261,11 @@ class StoreBuilder:
         inputs: Any = (),
     ) -> None:
         self.path = check_output(path, "store", inputs=[template, *inputs], overwrite=overwrite)
+        chunks = _checked_chunks(chunks, template)
         self.overwrite = overwrite
         self.dim = dim
         self.staging = _staging(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_parent(self.path)
         tpl = _portable_strings(template.copy())
         if chunks:
             tpl = tpl.chunk({d: c for d, c in chunks.items() if d in tpl.dims})

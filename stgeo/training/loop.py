@@ -103,13 +103,30 @@ def evaluate(
         for i, (x, y) in enumerate(loader):
             if cfg.max_val_steps is not None and i >= cfg.max_val_steps:
                 break
+            _refuse_inf(x, y, i)
             x = fill_nodata(x.to(device, non_blocking=True), normalizer)
             y = y.to(device, non_blocking=True)
             with autocast(device, cfg.precision):
                 pred = net(x)
             sums.add(normalizer.inverse(pred.float()), normalizer.inverse(y))
     sums.reduce(dist)
+    if int(sums.n) == 0:
+        raise DataValidationError(
+            "every validation target pixel is NaN (no data), so the validation scores are "
+            "undefined and no epoch could be selected; check the data of the validation "
+            f"period (splits {cfg.splits}), choose other splits, or train without 'val'"
+        )
     return sums.result()
+
+
+def _refuse_inf(x: torch.Tensor, y: torch.Tensor, batch: int) -> None:
+    """Infinite values in a validation batch would give infinite scores: refuse them."""
+    for what, t in (("inputs", x), ("targets", y)):
+        if bool(torch.isinf(t).any()):
+            raise DataValidationError(
+                f"infinite values in the validation {what} (batch {batch + 1}); replace them, "
+                "e.g. ds = ds.where(np.isfinite(ds)) to mark them as no-data (NaN)"
+            )
 
 
 @dataclass

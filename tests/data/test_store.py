@@ -148,3 +148,19 @@ def test_store_builder_restarts_for_a_different_template(storms, tmp_path):
     b2 = StoreBuilder(dest, storms.isel(time=slice(0, 8)).chunk({"time": 4}))
     assert not b2.is_done(0)
     assert os.path.exists(b2.staging)
+
+
+def test_bad_chunks_and_unwritable_folders_are_clear_errors(tmp_path):
+    ds = stgeo.testing.storm_cells(n_times=6, shape=(8, 8), seed=0)
+    with pytest.raises(stgeo.errors.DataValidationError, match=r"dims \['tim'\]"):
+        stgeo.to_zarr(ds, tmp_path / "a.zarr", chunks={"tim": 8})
+    with pytest.raises(stgeo.errors.DataValidationError, match="integers >= 1"):
+        stgeo.to_zarr(ds, tmp_path / "b.zarr", chunks={"time": 0})
+    with pytest.raises(stgeo.errors.DataValidationError, match="integers >= 1"):
+        StoreBuilder(tmp_path / "c.zarr", ds, chunks={"time": -2})
+    blocker = tmp_path / "file"
+    blocker.write_text("mine")
+    with pytest.raises(stgeo.errors.DataValidationError, match="cannot be created"):
+        stgeo.to_zarr(ds, blocker / "sub" / "d.zarr")
+    assert blocker.read_text() == "mine"
+    assert not (tmp_path / "a.zarr").exists() and not (tmp_path / "b.zarr").exists()

@@ -141,3 +141,15 @@ def test_validation_sums_merge_across_batches():
     fd, od = xr.DataArray(f), xr.DataArray(o)
     assert whole.result()["csi"] == sm.csi(fd, od, threshold=[0.5, 2.0]).values.tolist()
     assert int(whole.n) == int((~np.isnan(f) & ~np.isnan(o)).sum())
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [(np.nan, "every validation target pixel is NaN"), (np.inf, "infinite values in the valid")],
+)
+def test_unusable_validation_periods_are_refused(value, match):
+    ds = stgeo.testing.storm_cells(n_times=40, shape=(16, 16), seed=0)
+    ds["rain_rate"][-4:] = value  # only the validation period (last 10%)
+    kw = dict(in_steps=2, out_steps=1, epochs=1, hid_S=4, hid_T=8, N_T=1, progress=False)
+    with pytest.raises(stgeo.errors.DataValidationError, match=match):
+        stgeo.train(ds, model="simvp", max_steps_per_epoch=1, **kw)
