@@ -36,6 +36,7 @@ OPTIONS: dict[str, Any] = {
     "cache_dir": None,  # None: $STGEO_CACHE_DIR or ~/.cache/stgeo
     "catalog_paths": (),  # extra catalog files or folders
     "autocast": "auto",  # "auto" | "bf16" | "off"
+    "map_download": True,  # maps may fetch Natural Earth through cartopy when none is on disk
 }
 
 
@@ -64,6 +65,8 @@ def _validate(key: str, value: Any) -> Any:
         value = tuple(str(v) for v in value)
     elif key == "autocast" and value not in ("auto", "bf16", "off"):
         raise DataValidationError("autocast must be 'auto', 'bf16' or 'off'")
+    elif key == "map_download" and not isinstance(value, bool):
+        raise StgeoTypeError(f"map_download must be True or False, got {value!r}")
     return value
 
 
@@ -83,6 +86,10 @@ class set_options:
         Extra catalog YAML files or folders searched by :func:`stgeo.open_dataset`.
     autocast : {"auto", "bf16", "off"}
         Mixed precision for models: ``"auto"`` uses bf16 where the device supports it.
+    map_download : bool
+        When no coastline/border data are on disk, let maps download Natural Earth once
+        through cartopy's own downloader into its cache (``cartopy.config["data_dir"]``);
+        False never touches the network.
 
     Examples
     --------
@@ -101,6 +108,7 @@ class set_options:
         cache_dir: Any = _UNSET,
         catalog_paths: Any = _UNSET,
         autocast: Any = _UNSET,
+        map_download: Any = _UNSET,
         **unknown: Any,
     ) -> None:
         given = {
@@ -109,6 +117,7 @@ class set_options:
             "cache_dir": cache_dir,
             "catalog_paths": catalog_paths,
             "autocast": autocast,
+            "map_download": map_download,
             **unknown,
         }
         self.old: dict[str, Any] = {}
@@ -131,7 +140,7 @@ def get_options() -> dict[str, Any]:
     --------
     >>> import stgeo
     >>> sorted(stgeo.get_options())
-    ['autocast', 'cache_dir', 'catalog_paths', 'device', 'progress']
+    ['autocast', 'cache_dir', 'catalog_paths', 'device', 'map_download', 'progress']
     """
     out = dict(OPTIONS)
     if out["cache_dir"] is None:

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MapData", "add_map_features", "find_map_data"]
+__all__ = ["MapData", "add_map_features", "fetch_natural_earth", "find_map_data"]
 
 logger = logging.getLogger("stgeo.plot")
 
@@ -54,7 +54,8 @@ SYSTEM_DIRS = (
     "/usr/local/share/gshhg-gmt",
 )
 _HOW_TO = (
-    "install Debian's 'gmt-gshhg-low' package (GSHHG coastlines and borders in "
+    "with internet access stgeo downloads Natural Earth once through cartopy (option "
+    "map_download); offline, install Debian's 'gmt-gshhg-low' package (GSHHG coastlines and borders in "
     "/usr/share/gmt-gshhg) or 'python-cartopy-data' (crude GSHHS coastlines in "
     "/usr/share/cartopy/data), or put Natural Earth shapefiles under "
     "cartopy.config['data_dir'] / 'shapefiles/natural_earth', or point STGEO_MAP_DATA "
@@ -221,6 +222,8 @@ def find_map_data(
     """
     dirs = _search_dirs(map_data_dir)
     coast, borders = _candidates(dirs)
+    if (not coast or not borders) and map_data_dir is None and fetch_natural_earth(span_deg):
+        coast, borders = _candidates(dirs)  # cartopy's data_dir is among the folders
     md = MapData(searched=dirs)
     c = _pick(coast, span_deg)
     if c is not None:
@@ -229,6 +232,64 @@ def find_map_data(
     if b is not None:
         md.borders, md.borders_source = b[3], b[2]
     return md
+
+
+# Natural Earth files cartopy's downloader fetches (resolution -> features) and its server
+_NE_FEATURES = (("physical", "coastline"), ("cultural", "admin_0_boundary_lines_land"))
+_NE_HOST = ("naturalearth.s3.amazonaws.com", 443)
+
+
+@functools.lru_cache(maxsize=1)
+def _online(timeout: float = 3.0) -> bool:
+    """Whether Natural Earth's server answers (asked once per process)."""
+    import socket
+
+    try:
+        socket.create_connection(_NE_HOST, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def fetch_natural_earth(span_deg: float | None = None) -> bool:
+    """Download Natural Earth coastlines and borders with cartopy's own downloader.
+
+    cartopy caches them under ``cartopy.config["data_dir"]``, where :func:`find_map_data`
+    looks, so this happens once per machine. Nothing is attempted when the option
+    ``map_download`` is False or the server cannot be reached (the map is then drawn
+    without them and one note says how to install offline data).
+
+    Parameters
+    ----------
+    span_deg : float, optional
+        Map width in degrees: 10m data for maps under ~30 degrees, 50m under ~300, else 110m.
+
+    Returns
+    -------
+    bool
+        True when the files are now on disk.
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> with stgeo.set_options(map_download=False):
+    ...     fetch_natural_earth(5.0)
+    False
+    """
+    from ..options import get_options
+
+    if not get_options()["map_download"] or not _online():
+        return False
+    res = "110m" if span_deg is None or span_deg > 300 else "50m" if span_deg > 30 else "10m"
+    try:
+        from cartopy.io import shapereader
+
+        for category, name in _NE_FEATURES:
+            shapereader.natural_earth(resolution=res, category=category, name=name)
+    except Exception as err:  # a failed or partial download: draw without, say why
+        logger.info("Natural Earth %s download through cartopy failed: %s", res, err)
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=8)

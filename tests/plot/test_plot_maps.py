@@ -416,3 +416,40 @@ def test_coastlines_and_borders_on_a_radar_map(tmp_path):
     ax.figure.savefig(tmp_path / "be.png", dpi=ax.figure.dpi)
     inside = axes_pixels(read_png(tmp_path / "be.png"), ax)
     assert (inside.max(axis=-1) < 120).sum() > 200
+
+
+def test_natural_earth_is_downloaded_through_cartopy_when_nothing_is_on_disk(tmp_path, monkeypatch):
+    # the network is out of reach here: cartopy's downloader and the reachability probe are
+    # replaced; the rest (option, cache folder, search) is the real code path
+    import cartopy
+    from cartopy.io import shapereader
+
+    import stgeo.plot.mapdata as mapdata
+
+    calls = []
+
+    def fake_natural_earth(resolution, category, name):
+        calls.append((resolution, category, name))
+        p = tmp_path / "shapefiles" / "natural_earth" / category / f"ne_{resolution}_{name}.shp"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"")
+        return str(p)
+
+    monkeypatch.setitem(cartopy.config, "data_dir", str(tmp_path))
+    monkeypatch.setitem(cartopy.config, "pre_existing_data_dir", "")
+    monkeypatch.setattr(mapdata, "SYSTEM_DIRS", ())
+    monkeypatch.setattr(mapdata, "_online", lambda: True)
+    monkeypatch.setattr(shapereader, "natural_earth", fake_natural_earth)
+    monkeypatch.setenv("STGEO_MAP_DATA", "")
+    monkeypatch.setattr(mapdata.sys, "prefix", str(tmp_path / "prefix"))
+    with stgeo.set_options(map_download=False):
+        md = find_map_data(span_deg=10.0)
+    assert md.coastline is None and calls == []
+    md = find_map_data(span_deg=10.0)
+    assert md.coastline_source == "natural_earth_10m" and md.borders_source == "natural_earth_10m"
+    assert [c[1:] for c in calls] == [
+        ("physical", "coastline"),
+        ("cultural", "admin_0_boundary_lines_land"),
+    ]
+    calls.clear()
+    assert find_map_data(span_deg=10.0).coastline is not None and calls == []  # cached
