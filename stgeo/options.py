@@ -40,34 +40,57 @@ OPTIONS: dict[str, Any] = {
 }
 
 
+def _device(value: Any) -> str:
+    if not isinstance(value, str):
+        raise StgeoTypeError(f"device must be a string such as 'auto' or 'cuda:0', got {value!r}")
+    if value.split(":")[0] not in _DEVICES:
+        raise DataValidationError(
+            f"device {value!r} is not supported; use one of {', '.join(_DEVICES)} "
+            "(optionally with an index, e.g. 'cuda:1')"
+        )
+    return value
+
+
+def _progress(value: Any) -> bool | None:
+    if value not in (None, True, False):
+        raise StgeoTypeError("progress must be True, False or None (auto: only on a terminal)")
+    return value
+
+
+def _catalog_paths(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (str, os.PathLike)):
+        value = (value,)
+    return tuple(str(v) for v in value)
+
+
+def _autocast(value: Any) -> str:
+    if value not in ("auto", "bf16", "off"):
+        raise DataValidationError("autocast must be 'auto', 'bf16' or 'off'")
+    return value
+
+
+def _map_download(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise StgeoTypeError(f"map_download must be True or False, got {value!r}")
+    return value
+
+
+_CHECKS = {
+    "device": _device,
+    "progress": _progress,
+    "cache_dir": lambda v: None if v is None else str(v),
+    "catalog_paths": _catalog_paths,
+    "autocast": _autocast,
+    "map_download": _map_download,
+}
+
+
 def _validate(key: str, value: Any) -> Any:
     if key not in OPTIONS:
         raise DataValidationError(
             f"unknown option {key!r}; valid options are {', '.join(sorted(OPTIONS))}"
         )
-    if key == "device":
-        if not isinstance(value, str):
-            raise StgeoTypeError(
-                f"device must be a string such as 'auto' or 'cuda:0', got {value!r}"
-            )
-        if value.split(":")[0] not in _DEVICES:
-            raise DataValidationError(
-                f"device {value!r} is not supported; use one of {', '.join(_DEVICES)} "
-                "(optionally with an index, e.g. 'cuda:1')"
-            )
-    elif key == "progress" and value not in (None, True, False):
-        raise StgeoTypeError("progress must be True, False or None (auto: only on a terminal)")
-    elif key == "cache_dir" and value is not None:
-        value = str(value)
-    elif key == "catalog_paths":
-        if isinstance(value, (str, os.PathLike)):
-            value = (value,)
-        value = tuple(str(v) for v in value)
-    elif key == "autocast" and value not in ("auto", "bf16", "off"):
-        raise DataValidationError("autocast must be 'auto', 'bf16' or 'off'")
-    elif key == "map_download" and not isinstance(value, bool):
-        raise StgeoTypeError(f"map_download must be True or False, got {value!r}")
-    return value
+    return _CHECKS[key](value)
 
 
 class set_options:

@@ -55,8 +55,8 @@ SYSTEM_DIRS = (
 )
 _HOW_TO = (
     "with internet access stgeo downloads Natural Earth once through cartopy (option "
-    "map_download); offline, install Debian's 'gmt-gshhg-low' package (GSHHG coastlines and borders in "
-    "/usr/share/gmt-gshhg) or 'python-cartopy-data' (crude GSHHS coastlines in "
+    "map_download); offline, install Debian's 'gmt-gshhg-low' package (GSHHG coastlines "
+    "and borders in /usr/share/gmt-gshhg) or 'python-cartopy-data' (crude GSHHS coastlines in "
     "/usr/share/cartopy/data), or put Natural Earth shapefiles under "
     "cartopy.config['data_dir'] / 'shapefiles/natural_earth', or point STGEO_MAP_DATA "
     "(or map_data_dir=) at a folder holding them"
