@@ -214,6 +214,7 @@ def _add_plot(pl: argparse.ArgumentParser) -> None:
     )
     pl.add_argument("--animate", action="store_true", help="write an animation (.gif or .mp4)")
     pl.add_argument("--out", required=True, help="output PNG (or GIF/MP4 with --animate)")
+    pl.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def _add_verify(v: argparse.ArgumentParser) -> None:
@@ -235,10 +236,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_figure_out(out: str, overwrite: bool) -> None:
+    """A figure replaces an existing file only with ``--overwrite``, never a folder."""
+    from pathlib import Path
+
+    from .errors import OutputExistsError
+
+    p = Path(out)
+    if p.is_dir():
+        raise StgeoError(f"--out {out} is a folder; give a file name, e.g. {p / 'forecast.png'}")
+    if p.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+
+
 def _cmd_plot(a: argparse.Namespace) -> int:
     from .data import open_dataset
     from .plot import animate_forecast, plot_forecast
 
+    _check_figure_out(a.out, a.overwrite)
     fc = open_dataset(a.forecast)
     obs = open_dataset(a.obs) if a.obs else None
     if a.animate:

@@ -282,7 +282,12 @@ def test_plot_maps_and_animation(tmp_path, capsys):
     assert main(["plot", str(fc), "--animate", "--out", str(gif)]) == 0
     with Image.open(gif) as im:
         assert im.n_frames == 3
-    assert main(["plot", str(fc), "--variable", "rain", "--out", str(png)]) == 1
+    capsys.readouterr()
+    assert main(["plot", str(fc), "--out", str(png)]) == 1  # an existing file is kept
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["plot", str(fc), "--out", str(tmp_path)]) == 1  # a folder, never
+    assert main(["plot", str(fc), "--out", str(png), "--overwrite"]) == 0
+    assert main(["plot", str(fc), "--variable", "rain", "--out", str(png), "--overwrite"]) == 1
 
 
 def test_forecast_on_a_local_dask_cluster(tmp_path, capsys):
