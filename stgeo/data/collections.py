@@ -233,7 +233,7 @@ def list_collections(pattern: str = "*") -> list[str]:
     Examples
     --------
     >>> list_collections("radar-*")
-    ['radar-test', 'radar-train']
+    ['radar-test', 'radar-train', 'radar-train-large']
     """
     return _registry().list(pattern)
 

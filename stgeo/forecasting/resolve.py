@@ -287,6 +287,22 @@ def _rule_of(spec: ModelSpec) -> GridRule:
 _TILING_WORDS = ("auto", "off")
 
 
+def _check_fixed_grid(spec: ModelSpec, grid: tuple[int, int], tiling: Any) -> None:
+    """A model with per-cell parameters runs only whole, on the grid it was trained on."""
+    trained = None if spec.grid_shape is None else tuple(int(n) for n in spec.grid_shape)
+    if trained is not None and tuple(grid) != trained:
+        raise DataValidationError(
+            f"the model {spec.model!r} has parameters per grid cell, tied to its training grid "
+            f"{trained[0]}x{trained[1]}; the data grid is {grid[0]}x{grid[1]}. Forecast data "
+            "on the training grid, or train on this grid"
+        )
+    if tiling not in (None, "auto", "off"):
+        raise DataValidationError(
+            f"the model {spec.model!r} has parameters per grid cell and cannot be tiled; "
+            "leave tiling=None"
+        )
+
+
 def _tiling(
     spec: ModelSpec, grid: tuple[int, int], tiling: Any, overlap: float | int, batch: int
 ) -> Tiling:
@@ -296,6 +312,9 @@ def _tiling(
     when the data grid differs from it; ``"off"`` never tiles; ``(th, tw)`` tiles at that size.
     """
     rule = _rule_of(spec)
+    if rule.fixed_grid:
+        _check_fixed_grid(spec, grid, tiling)
+        return Tiling(None, overlap, rule.multiple, batch)
     if isinstance(tiling, str) and tiling.lower() in _TILING_WORDS:
         tiling = tiling.lower()
     elif tiling is not None and (isinstance(tiling, str) or not hasattr(tiling, "__len__")):

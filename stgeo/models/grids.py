@@ -23,8 +23,9 @@ valid sizes, for a grid the model cannot use as is.
 Examples
 --------
 >>> from stgeo.models import grid_rule, check_grid
->>> grid_rule("simvp-radar")
-GridRule(multiple=4, fully_convolutional=False, note='GroupNorm over H, W in the encoder/decoder')
+>>> r = grid_rule("simvp-radar")
+>>> r.multiple, r.fully_convolutional, r.note
+(4, False, 'GroupNorm over H, W in the encoder/decoder')
 >>> grid_rule("simvp", N_S=6).multiple
 8
 >>> check_grid("simvp-radar", (128, 128))
@@ -60,6 +61,10 @@ class GridRule:
         attention, fixed token grids, normalisation over space, global pooling or FFTs.
     note : str
         Why the model is not fully convolutional (shown in docs and messages).
+    fixed_grid : bool
+        The model has parameters per grid cell (e.g. per-cell linear maps or embeddings): it
+        applies only to the grid it was trained on, whole - never tiled, cropped or moved to
+        another grid.
 
     Examples
     --------
@@ -73,6 +78,7 @@ class GridRule:
     multiple: int = 1
     fully_convolutional: bool = False
     note: str = ""
+    fixed_grid: bool = False
 
     def __post_init__(self) -> None:
         m = self.multiple
@@ -137,7 +143,7 @@ def grid_rule(model: Any, **hyperparameters: Any) -> GridRule:
     Examples
     --------
     >>> grid_rule("convlstm-radar")
-    GridRule(multiple=4, fully_convolutional=True, note='')
+    GridRule(multiple=4, fully_convolutional=True, note='', fixed_grid=False)
     >>> grid_rule("persistence").fully_convolutional
     True
     """

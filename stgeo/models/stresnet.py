@@ -38,15 +38,17 @@ True
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import DataValidationError
 from .base import register_model
+from .grids import GridRule
 from .layers import ForecastModule, check_hyperparameter
 
-__all__ = ["ResidualUnit", "STResNet", "source_frames"]
+__all__ = ["ResidualUnit", "STResNet", "source_frames", "stresnet_grid"]
 
 
 class ResidualUnit(nn.Module):
@@ -245,6 +247,19 @@ class STResNet(ForecastModule):
         return out.reshape(b, self.out_steps, c, h, w)
 
 
+def stresnet_grid(hp: dict[str, Any]) -> GridRule:
+    """Local convolutions at full resolution (any size); per-cell parameters tie it to one grid.
+
+    Examples
+    --------
+    >>> stresnet_grid({}).fixed_grid, stresnet_grid({"local": False, "embed_dim": 0}).fixed_grid
+    (True, False)
+    """
+    fixed = bool(hp.get("local", True)) or int(hp.get("embed_dim", 8)) > 0
+    note = "per-cell parameters (local / embed_dim) tie it to its training grid" if fixed else ""
+    return GridRule(multiple=1, fully_convolutional=True, note=note, fixed_grid=fixed)
+
+
 def _build(in_steps, out_steps, channels, grid_shape=None, **hp) -> STResNet:
     """ST-ResNet-style forecaster (see :class:`STResNet`)."""
     return STResNet(in_steps, out_steps, channels, grid_shape=grid_shape, **hp)
@@ -253,11 +268,13 @@ def _build(in_steps, out_steps, channels, grid_shape=None, **hp) -> STResNet:
 register_model(
     "stresnet",
     _build,
+    grid=stresnet_grid,
     description="ST-ResNet-style residual CNN over a per-cell linear baseline (hidden 64, 4 units)",
 )
 register_model(
     "stresnet-small",
     _build,
+    grid=stresnet_grid,
     defaults={"hidden": 32, "n_units": 2},
     description="ST-ResNet-style residual CNN, small (hidden 32, 2 units)",
 )

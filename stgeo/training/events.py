@@ -61,7 +61,7 @@ from ..data import (
     variables_of,
 )
 from ..errors import DataValidationError
-from ..models import PER_EVENT_STEP, check_grid
+from ..models import PER_EVENT_STEP, check_grid, grid_rule
 from .config import TrainConfig
 from .data import data_fingerprint, describe_data, split_ranges
 
@@ -155,6 +155,11 @@ def check_patch_for_model(model: str, patch_size: tuple[int, int] | None, **hp: 
     """
     if patch_size is None or model not in MODELS:
         return
+    if grid_rule(model, **hp).fixed_grid:
+        raise DataValidationError(
+            f"{model!r} has parameters per grid cell (tied to one grid): it cannot train on "
+            "crops; drop patch_size and train on whole frames of one grid"
+        )
     check_grid(model, tuple(patch_size), what="patch_size", **hp)
 
 

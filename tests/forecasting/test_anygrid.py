@@ -370,3 +370,25 @@ def test_lazy_forecast_tiles_inside_each_task(storms):
     lazy = forecast(storms, tm, lazy=True, chunk_size=4, **kw)
     assert lazy.chunks is not None and lazy.attrs["tiling"] == eager.attrs["tiling"]
     np.testing.assert_allclose(lazy.values, eager.values, atol=1e-6)
+
+
+def test_models_with_per_cell_parameters_stay_on_their_grid():
+    from stgeo.errors import DataValidationError
+    from stgeo.models import grid_rule
+
+    assert (
+        grid_rule("stresnet").fixed_grid
+        and not grid_rule("stresnet", local=False, embed_dim=0).fixed_grid
+    )
+    ds = stgeo.testing.storm_cells(n_times=30, shape=(16, 12), seed=1)
+    kw = dict(in_steps=2, out_steps=1, epochs=1, max_steps_per_epoch=1, progress=False)
+    with pytest.raises(DataValidationError, match="cannot train on crops"):
+        stgeo.train(ds, model="stresnet-small", patch_size=(8, 8), **kw)
+    m = stgeo.train(ds, model="stresnet-small", **kw)
+    fc = stgeo.forecast(ds.rain_rate, m, init_times=ds.time.values[[5]], lead_steps=1)
+    assert fc.sizes["y"] == 16 and fc.attrs["tiling"] == "whole grid"
+    other = stgeo.testing.storm_cells(n_times=10, shape=(24, 12), seed=1)
+    with pytest.raises(DataValidationError, match="tied to its training grid 16x12"):
+        stgeo.forecast(other.rain_rate, m, init_times=other.time.values[[5]], lead_steps=1)
+    with pytest.raises(DataValidationError, match="cannot be tiled"):
+        stgeo.forecast(ds.rain_rate, m, init_times=ds.time.values[[5]], lead_steps=1, tiling=(8, 8))
