@@ -241,6 +241,8 @@ def main() -> None:
     ap.add_argument("--arms", default="radar,bikenyc")
     ap.add_argument("--model", default="simvp")
     ap.add_argument("--crop", type=int, default=128, help="radar training crop (pixels)")
+    ap.add_argument("--radar-epochs", type=int, default=None, help="override radar epochs")
+    ap.add_argument("--radar-steps", type=int, default=None, help="override steps per epoch")
     ap.add_argument("--cache", default=str(Path.home() / ".cache" / "stgeo"))
     args = ap.parse_args()
     if not SHARED.is_dir():
@@ -248,8 +250,14 @@ def main() -> None:
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     seeds = list(range(args.seeds or (2 if args.quick else 3)))
     cfg = settings(args.quick)
+    for key, value in (("epochs", args.radar_epochs), ("max_steps_per_epoch", args.radar_steps)):
+        if value is not None:  # a smaller radar budget on a slow machine (reported in the JSON)
+            cfg["radar"]["train"][key] = value
     cache = Path(args.cache)
     result: dict[str, Any] = {"model": args.model, "seeds": seeds, "quick": args.quick}
+    result["radar_budget"] = {
+        k: cfg["radar"]["train"][k] for k in ("epochs", "max_steps_per_epoch")
+    }
     notes = []
     if "bikenyc" in arms:
         bike = bike_arm(seeds, args.model, cfg["bikenyc"], cache)
