@@ -223,7 +223,8 @@ def table(arm: str, rows: list[dict], summary: dict, keys: list[str]) -> None:
     for variant in ("plain", "nuwa"):
         print(f"{'mean':>6s} {variant:>8s}" + "".join(f"{summary[variant][k]:13.4f}" for k in keys))
     change = summary["change_pct"]
-    print(f"{'':>6s} {'change %':>8s}" + "".join(f"{change[k]:13.2f}" for k in keys))
+    cells = "".join("          n/a" if change[k] is None else f"{change[k]:13.2f}" for k in keys)
+    print(f"{'':>6s} {'change %':>8s}" + cells)  # n/a: the plain score is 0
 
 
 def verdict(arm: str, summary: dict, better_lower: list[str], better_higher: list[str]) -> str:
