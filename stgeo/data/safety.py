@@ -214,6 +214,15 @@ def _describe(p: Path) -> str:
     return "a file that stgeo did not write"
 
 
+def _refuse_overlap(dest: Path, inputs: Iterable[Any], message: str) -> None:
+    """Raise OutputOverlapsInputError (``message`` formatted with dest, rel, src) when
+    ``dest`` equals, contains or lies inside one of ``inputs``."""
+    for src in input_paths(*inputs):
+        rel = _relation(dest, src)
+        if rel is not None:
+            raise OutputOverlapsInputError(message.format(dest=dest, rel=rel, src=src))
+
+
 def check_output(
     path: str | os.PathLike,
     kind: str,
@@ -259,13 +268,12 @@ def check_output(
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).strip():
         raise StgeoTypeError(f"the output path must be a non-empty str or path, got {path!r}")
     dest = Path(path)
-    for src in input_paths(*inputs):
-        rel = _relation(dest, src)
-        if rel is not None:
-            raise OutputOverlapsInputError(
-                f"the output {dest} {rel} the input {src} of the same call; writing it would "
-                "destroy that input. Choose an output path outside the inputs."
-            )
+    _refuse_overlap(
+        dest,
+        inputs,
+        "the output {dest} {rel} the input {src} of the same call; writing it would destroy "
+        "that input. Choose an output path outside the inputs.",
+    )
     if not (dest.exists() or dest.is_symlink()):
         return dest
     if dest.is_dir() and not dest.is_symlink() and not any(dest.iterdir()):
@@ -317,12 +325,9 @@ def check_checkpoint_dir(path: str | os.PathLike, *, inputs: Iterable[Any] = ())
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).strip():
         raise StgeoTypeError(f"checkpoint_dir must be a non-empty str or path, got {path!r}")
     p = Path(path)
-    for src in input_paths(*inputs):
-        rel = _relation(p, src)
-        if rel is not None:
-            raise OutputOverlapsInputError(
-                f"checkpoint_dir {p} {rel} the input {src}; choose a folder outside the inputs"
-            )
+    _refuse_overlap(
+        p, inputs, "checkpoint_dir {dest} {rel} the input {src}; choose a folder outside the inputs"
+    )
     if (p.exists() or p.is_symlink()) and not p.is_dir():
         raise OutputExistsError(f"checkpoint_dir {p} is a file; give a folder (new or empty)")
     if p.is_dir():

@@ -128,15 +128,7 @@ def build_from_catalog(
     ...     stgeo.open_dataset("synthetic-crowd").flow.sizes["time"]
     96
     """
-    from ..data.catalog import get_entry
-
-    entry = get_entry(name)
-    rec = dict(entry.recipe)
-    if "name" not in rec:
-        raise DataValidationError(f"catalog entry {entry.name!r} names no recipe")
-    recipe = rec.pop("name")
-    store = entry.store_path()
-    source = _resolve_source(entry.name, recipe, rec.pop("source", None), store, data_root)
+    _, recipe, store, source, rec = _entry_recipe(name, data_root)
     rec.update(options)
     return run_recipe(recipe, source, str(store), **rec)
 
@@ -273,7 +265,8 @@ class _Plan:
     options: dict[str, Any]
 
 
-def _plan_entry(name: str, data_root: Any, options: dict[str, Any]) -> _Plan:
+def _entry_recipe(name: str, data_root: Any) -> tuple[Any, str, Path, Any, dict[str, Any]]:
+    """A catalog entry's recipe: (entry, recipe name, store path, resolved source, options)."""
     from ..data.catalog import get_entry
 
     entry = get_entry(name)
@@ -283,6 +276,11 @@ def _plan_entry(name: str, data_root: Any, options: dict[str, Any]) -> _Plan:
     recipe = rec.pop("name")
     store = entry.store_path()
     source = _resolve_source(entry.name, recipe, rec.pop("source", None), store, data_root)
+    return entry, recipe, store, source, rec
+
+
+def _plan_entry(name: str, data_root: Any, options: dict[str, Any]) -> _Plan:
+    entry, recipe, store, source, rec = _entry_recipe(name, data_root)
     if source is not None and not Path(source).exists():
         raise DataValidationError(
             _missing_source(entry.name, str(entry.recipe["source"]), data_root)
