@@ -5,6 +5,7 @@ from . import (  # noqa: F401  (importing a model module registers its names)
     convlstm,
     earthfarseer,
     extrapolation,
+    lagrangian,
     predformer,
     simvp,
     sprog,
