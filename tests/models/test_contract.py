@@ -22,6 +22,7 @@ SMALL = {
     "swin": {"hid_S": 8, "hid_T": 16, "N_T": 2, "heads": 2, "window": 4},
     "predformer": {"dim": 16, "heads": 2, "depth": 1},
     "stresnet": {"hidden": 8, "n_units": 1, "embed_dim": 2},
+    "lagrangian": {"hidden": 8, "bottleneck": 1},
 }
 
 

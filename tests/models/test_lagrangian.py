@@ -1,0 +1,108 @@
+"""The Lagrangian nowcaster: advection, probability matching and the start at extrapolation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import stgeo
+from stgeo.errors import DataValidationError
+from stgeo.models.lagrangian import advect, displacements, match_distribution
+
+pytest.importorskip("pysteps")
+
+
+def moving_cell(steps: int, speed: tuple[int, int] = (0, 2), shape=(40, 48)) -> torch.Tensor:
+    """A smooth rain cell moving ``speed`` (rows, cols) pixels per step: ``(1, steps, 1, H, W)``."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    frames = []
+    for t in range(steps):
+        cy, cx = 16 + speed[0] * t, 12 + speed[1] * t
+        frames.append(5.0 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0))
+    return torch.tensor(np.stack(frames), dtype=torch.float32)[None, :, None]
+
+
+def test_uniform_motion_displacements_are_exact():
+    v = torch.zeros(2, 2, 10, 12)
+    v[:, 0], v[:, 1] = 1.5, -0.5
+    d = displacements(v, 3)
+    assert torch.allclose(d[2][:, 0], torch.full((2, 10, 12), -4.5))
+    assert torch.allclose(d[2][:, 1], torch.full((2, 10, 12), 1.5))
+
+
+def test_advect_fills_inflow_and_moves_values():
+    f = torch.arange(12.0).view(1, 1, 3, 4)
+    d = torch.zeros(1, 2, 3, 4)
+    d[:, 0] = -1.0  # everything moves one column east
+    out = advect(f, d, torch.full((1, 1, 1, 1), -7.0))
+    assert out[0, 0, :, 0].tolist() == [-7.0, -7.0, -7.0]
+    assert torch.equal(out[0, 0, :, 1:], f[0, 0, :, :-1])
+
+
+def test_match_distribution_keeps_ranks_and_takes_reference_values():
+    g = torch.Generator().manual_seed(0)
+    vals, ref = torch.rand(3, 50, generator=g), torch.rand(3, 50, generator=g) * 10
+    out = match_distribution(vals, ref)
+    assert torch.equal(out.sort(dim=1).values, ref.sort(dim=1).values)
+    assert torch.equal(out.argsort(dim=1), vals.argsort(dim=1))
+
+
+def test_starts_as_extrapolation_of_the_last_frame():
+    x = moving_cell(4 + 3)
+    m = stgeo.create_model("lagrangian", in_steps=4, out_steps=3, hidden=8).eval()
+    with torch.no_grad():
+        y = m(x[:, :4])
+    truth = x[:, 4:]
+    err = (y - truth).abs().mean() / truth.mean()
+    persistence = (x[:, 3:4] - truth).abs().mean() / truth.mean()
+    assert err < 0.2 * persistence, (float(err), float(persistence))
+    peak = y[0, 2, 0].argmax()
+    assert divmod(int(peak), 48) == (16, 12 + 2 * 6)  # 3 steps after the 4th frame
+
+
+def test_correction_trains_and_prob_matching_only_in_eval():
+    torch.manual_seed(0)
+    x = moving_cell(7)
+    m = stgeo.create_model("lagrangian", in_steps=4, out_steps=3, hidden=8, prob_matching=True)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    target = 0.5 * x[:, 4:]  # the rain decays: extrapolation alone cannot do this
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = ((m(x[:, :4]) - target) ** 2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    m.eval()
+    with torch.no_grad():
+        y = m(x[:, :4])
+    # evaluation mode: every lead has exactly the last frame's values
+    ref = x[0, 3, 0].flatten().sort().values
+    for k in range(3):
+        assert torch.allclose(y[0, k, 0].flatten().sort().values, ref)
+
+
+def test_odd_grids_bf16_and_dry_input():
+    m = stgeo.create_model("lagrangian", in_steps=3, out_steps=2, channels=2, hidden=8).eval()
+    x = torch.rand(2, 3, 2, 21, 35)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = m(x)
+    assert y.shape == (2, 2, 2, 21, 35)
+    assert torch.isfinite(y.float()).all()
+    dry = torch.zeros(1, 3, 1, 16, 16)
+    with torch.no_grad():
+        y = stgeo.create_model("lagrangian", in_steps=3, out_steps=2, hidden=8).eval()(dry)
+    assert torch.equal(y, torch.zeros(1, 2, 1, 16, 16))
+
+
+def test_needs_two_input_frames():
+    with pytest.raises(DataValidationError, match="in_steps"):
+        stgeo.create_model("lagrangian", in_steps=1, out_steps=2)
+
+
+def test_grid_rule_runs_whole_grids():
+    rule = stgeo.models.grid_rule("lagrangian")
+    assert rule.fully_convolutional and rule.multiple == 4
