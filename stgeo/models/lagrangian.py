@@ -17,7 +17,10 @@ IEEE JSTARS 2023) and NowcastNet (Zhang et al., Nature 2023) do:
    at zero: **at initialisation the model is exactly extrapolation** of the last frame, and
    training learns growth, decay and the smoothing of what is unpredictable;
 4. **back to the grid**: the corrected field of lead ``k`` is advected ``k`` steps along the
-   motion. Cells advected in from outside the domain get the driest input value;
+   motion. Cells whose trajectory starts outside the grid take the nearest edge value
+   (``inflow="border"``, the default: on a training crop inside a rain area, what flows in
+   is rain much like the edge, and the network shapes its edge values) or the driest input
+   value (``inflow="dry"``, as pysteps' extrapolation, which fills with no rain);
 5. **probability matching** (``prob_matching=True``, evaluation mode only): each lead's values
    are replaced, rank for rank, by the values of the last observed frame (the empirical CDF
    matching that S-PROG ends with), which keeps rain area and peaks while keeping the
@@ -52,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import DataValidationError
 from .base import register_model
 from .grids import GridRule
 from .layers import ForecastModule, check_hyperparameter
@@ -110,7 +114,9 @@ def displacements(velocity: torch.Tensor, steps: int) -> list[torch.Tensor]:
     return out
 
 
-def advect(field: torch.Tensor, displacement: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+def advect(
+    field: torch.Tensor, displacement: torch.Tensor, fill: torch.Tensor | None
+) -> torch.Tensor:
     """``field`` ``(B, C, H, W)`` moved along a displacement of :func:`displacements`.
 
     Examples
@@ -213,6 +219,8 @@ class LagrangianNowcaster(ForecastModule):
         Residual blocks (dilated 1, 2, 4, ...) at the coarsest level.
     prob_matching : bool
         In evaluation mode, match each lead's value distribution to the last observed frame.
+    inflow : {"border", "dry"}
+        What enters the grid from outside: the nearest edge value or the driest input value.
     """
 
     name = "lagrangian"
@@ -225,8 +233,14 @@ class LagrangianNowcaster(ForecastModule):
         hidden: int = 32,
         bottleneck: int = 2,
         prob_matching: bool = False,
+        inflow: str = "border",
     ) -> None:
         super().__init__(in_steps, out_steps, channels)
+        if inflow not in ("border", "dry"):
+            raise DataValidationError(
+                f"lagrangian: inflow must be 'border' or 'dry', got {inflow!r}"
+            )
+        self.inflow = inflow
         check_hyperparameter("in_steps", in_steps, minimum=2)
         self.prob_matching = bool(prob_matching)
         self.net = EvolutionUNet(in_steps * channels, out_steps * channels, hidden, bottleneck)
@@ -242,7 +256,8 @@ class LagrangianNowcaster(ForecastModule):
         b, t, c, h, w = x.shape
         with torch.autocast(x.device.type, enabled=False):
             xf = x.float()
-            fill = xf.amin(dim=(1, 2, 3, 4)).view(b, 1, 1, 1)
+            dry = xf.amin(dim=(1, 2, 3, 4)).view(b, 1, 1, 1)
+            fill = None if self.inflow == "border" else dry
             steps = self.displacements(xf, max(t - 1, self.out_steps))
             aligned = [xf[:, -1]] + [
                 advect(xf[:, t - 1 - j], steps[j - 1], fill) for j in range(1, t)
@@ -284,6 +299,7 @@ def _build_lagrangian(
     hidden: int = 32,
     bottleneck: int = 2,
     prob_matching: bool = False,
+    inflow: str = "border",
 ) -> LagrangianNowcaster:
     return LagrangianNowcaster(
         in_steps,
@@ -292,6 +308,7 @@ def _build_lagrangian(
         hidden=hidden,
         bottleneck=bottleneck,
         prob_matching=prob_matching,
+        inflow=inflow,
     )
 
 

@@ -106,3 +106,16 @@ def test_needs_two_input_frames():
 def test_grid_rule_runs_whole_grids():
     rule = stgeo.models.grid_rule("lagrangian")
     assert rule.fully_convolutional and rule.multiple == 4
+
+
+def test_inflow_border_or_dry():
+    x = torch.roll(moving_cell(4), -12, dims=-1)  # a cell at the western edge, moving east
+    border = stgeo.create_model("lagrangian", in_steps=4, out_steps=3, hidden=8).eval()
+    dry = stgeo.create_model("lagrangian", in_steps=4, out_steps=3, hidden=8, inflow="dry")
+    with torch.no_grad():
+        yb, yd = border(x), dry.eval()(x)
+    edge = x[0, -1, 0, :, 0]
+    assert torch.allclose(yb[0, 2, 0, :, :6], edge[:, None].expand(-1, 6), atol=1e-5)
+    assert float(yd[0, 2, 0, :, :6].abs().max()) < 1e-6  # no rain (the driest input) flows in
+    with pytest.raises(DataValidationError, match="inflow"):
+        stgeo.create_model("lagrangian", in_steps=4, out_steps=2, inflow="zero")
