@@ -308,8 +308,8 @@ def _tiling(
 ) -> Tiling:
     """How to apply the model to ``grid``: whole (padded to its multiple) or tiled.
 
-    ``"auto"`` (or None) tiles at the trained grid a model that is not fully convolutional
-    when the data grid differs from it; ``"off"`` never tiles; ``(th, tw)`` tiles at that size.
+    ``"auto"`` (or None) tiles at the trained grid a model that is neither fully convolutional
+    nor a whole-grid model when the data grid differs from it; ``"off"`` never tiles; ``(th, tw)`` tiles at that size.
     """
     rule = _rule_of(spec)
     if rule.fixed_grid:
@@ -324,7 +324,7 @@ def _tiling(
     if tiling is None or tiling == "auto":
         whole = Tiling(None, overlap, rule.multiple, batch)
         trained = spec.grid_shape
-        if trained is None or rule.fully_convolutional:
+        if trained is None or rule.fully_convolutional or rule.whole_grid:
             return whole
         tile = whole.padded(tuple(trained))
         if tile == whole.padded(grid):

@@ -145,7 +145,7 @@ def convlstm_grid(hp) -> GridRule:
     Examples
     --------
     >>> convlstm_grid({"patch": 4})
-    GridRule(multiple=4, fully_convolutional=True, note='', fixed_grid=False)
+    GridRule(multiple=4, fully_convolutional=True, note='', fixed_grid=False, whole_grid=False)
     """
     return GridRule(multiple=int(hp.get("patch", 1)), fully_convolutional=True)
 

@@ -65,6 +65,10 @@ class GridRule:
         The model has parameters per grid cell (e.g. per-cell linear maps or embeddings): it
         applies only to the grid it was trained on, whole - never tiled, cropped or moved to
         another grid.
+    whole_grid : bool
+        The model is not fully convolutional but is meant for any grid as a whole: it
+        estimates something over the grid it is given (e.g. a motion field) that tiles would
+        get wrong. :func:`stgeo.forecast` never tiles it unless told to (``tiling=(h, w)``).
 
     Examples
     --------
@@ -79,6 +83,7 @@ class GridRule:
     fully_convolutional: bool = False
     note: str = ""
     fixed_grid: bool = False
+    whole_grid: bool = False
 
     def __post_init__(self) -> None:
         m = self.multiple
@@ -143,7 +148,7 @@ def grid_rule(model: Any, **hyperparameters: Any) -> GridRule:
     Examples
     --------
     >>> grid_rule("convlstm-radar")
-    GridRule(multiple=4, fully_convolutional=True, note='', fixed_grid=False)
+    GridRule(multiple=4, fully_convolutional=True, note='', fixed_grid=False, whole_grid=False)
     >>> grid_rule("persistence").fully_convolutional
     True
     """

@@ -27,8 +27,8 @@ IEEE JSTARS 2023) and NowcastNet (Zhang et al., Nature 2023) do:
    network's pattern. It is rank based, so it works on normalised values.
 
 The motion is estimated on whatever grid the model is given, so the model runs on whole grids
-(its grid rule says fully convolutional: the network's receptive field is bounded, and motion
-is best estimated on the whole domain). Needs the ``radar`` extra (pysteps, OpenCV).
+of any size (its grid rule says ``whole_grid``: the network's receptive field is bounded, but
+the motion is a property of the whole domain and tiles would get it wrong). Needs the ``radar`` extra (pysteps, OpenCV).
 
 Examples
 --------
@@ -317,8 +317,8 @@ register_model(
     _build_lagrangian,
     grid=GridRule(
         multiple=_MULTIPLE,
-        fully_convolutional=True,
-        note="bounded receptive field; motion estimated on the whole grid it is given",
+        note="Lucas-Kanade motion estimated over the whole grid (the U-Net itself is local)",
+        whole_grid=True,
     ),
     aliases=("l-unet",),
     description="Optical-flow extrapolation corrected by a U-Net in Lagrangian coordinates",

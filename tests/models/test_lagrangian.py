@@ -105,7 +105,7 @@ def test_needs_two_input_frames():
 
 def test_grid_rule_runs_whole_grids():
     rule = stgeo.models.grid_rule("lagrangian")
-    assert rule.fully_convolutional and rule.multiple == 4
+    assert rule.whole_grid and not rule.fully_convolutional and rule.multiple == 4
 
 
 def test_inflow_border_or_dry():
