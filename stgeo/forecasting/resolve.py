@@ -309,7 +309,8 @@ def _tiling(
     """How to apply the model to ``grid``: whole (padded to its multiple) or tiled.
 
     ``"auto"`` (or None) tiles at the trained grid a model that is neither fully convolutional
-    nor a whole-grid model when the data grid differs from it; ``"off"`` never tiles; ``(th, tw)`` tiles at that size.
+    nor a whole-grid model when the data grid differs from it; ``"off"`` never tiles;
+    ``(th, tw)`` tiles at that size.
     """
     rule = _rule_of(spec)
     if rule.fixed_grid:

@@ -28,7 +28,8 @@ IEEE JSTARS 2023) and NowcastNet (Zhang et al., Nature 2023) do:
 
 The motion is estimated on whatever grid the model is given, so the model runs on whole grids
 of any size (its grid rule says ``whole_grid``: the network's receptive field is bounded, but
-the motion is a property of the whole domain and tiles would get it wrong). Needs the ``radar`` extra (pysteps, OpenCV).
+the motion is a property of the whole domain and tiles would get it wrong). Needs the
+``radar`` extra (pysteps, OpenCV).
 
 Examples
 --------
