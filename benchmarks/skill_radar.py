@@ -73,10 +73,12 @@ def open_event(name: str, cache: Path) -> xr.Dataset:
 # simvp-radar step on 8 crops of 128x128 takes ~10x longer than this 1.2 M one)
 MODEL_SETTINGS = {
     "simvp": {"hid_S": 16, "hid_T": 128, "N_S": 4, "N_T": 4},
+    # extrapolation corrected in Lagrangian coordinates, probability matched (1.0 M)
+    "lagrangian": {"hidden": 32, "prob_matching": True},
 }
 
 
-def train_settings(quick: bool, patch: int) -> dict:
+def train_settings(quick: bool, patch: int, epochs: int = 15) -> dict:
     """Training settings of ``--train`` (the same for every model; the seed is fixed)."""
     return {
         "in_steps": IN_STEPS,
@@ -85,7 +87,7 @@ def train_settings(quick: bool, patch: int) -> dict:
         "importance": True,
         "normalization": "log1p",
         "batch_size": 4 if quick else 8,
-        "epochs": 2 if quick else 15,
+        "epochs": 2 if quick else epochs,
         "max_steps_per_epoch": 3 if quick else 40,
         "max_val_steps": 2 if quick else 20,
         "val_metric": "csi",
@@ -105,7 +107,7 @@ def train_model(name: str, args: argparse.Namespace) -> tuple[Path, float]:
             build_from_catalog(ev, data_root=SHARED)
         tag = f"{name}-p{args.patch}" + ("-la" if args.large_area else "")
         out = cache / "skill_radar_models" / tag
-        kw = train_settings(args.quick, args.patch)
+        kw = train_settings(args.quick, args.patch, args.epochs)
         t = time.perf_counter()
         m = stgeo.train(
             members,
@@ -166,6 +168,7 @@ def main() -> None:
     ap.add_argument("--train", action="append", default=[], help="registered model to train")
     ap.add_argument("--train-minutes", type=float, default=20.0, help="training wall-time budget")
     ap.add_argument("--patch", type=int, default=128, help="training crop size (pixels)")
+    ap.add_argument("--epochs", type=int, default=15, help="training epochs of 40 steps")
     ap.add_argument("--large-area", action="store_true", help="add OPERA (radar-train-large)")
     ap.add_argument("--cache", default=str(Path.home() / ".cache" / "stgeo"))
     args = ap.parse_args()
