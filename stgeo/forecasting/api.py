@@ -42,6 +42,7 @@ from .resolve import (
     _resolve_model,
     _tiling,
     _tiling_attrs,
+    _use_pretrained,
     _variables,
 )
 
@@ -200,6 +201,7 @@ def forecast(
         tile_overlap=tile_overlap,
     )
     ds = open_data(data)
+    model, ds, variable, pretrained_attrs = _use_pretrained(model, ds, variable, step_tolerance)
     model = _load_if_path(model)
     if output is not None:  # before any work: never write over an input or a user's folder
         check_output(output, "store", inputs=[data, ds, model], overwrite=overwrite)
@@ -225,7 +227,7 @@ def forecast(
     # -- everything checked: compute ---------------------------------------------------
     job = _prepared_job(module, spec, win, leads, hist_off, batch_size, device, precision, tiles)
     labels = _Labels.create(spec, label, step, leads, frames, ds, sdims)
-    labels.attrs.update(step_attrs, **_tiling_attrs(tiles, grid))
+    labels.attrs.update(step_attrs, **_tiling_attrs(tiles, grid), **pretrained_attrs)
     if lazy:
         chunk = chunk_size or 8 * batch_size
         return _lazy_result(job, labels, win.init_times, chunk, output, overwrite)
