@@ -558,7 +558,7 @@ def _cmd_pretrained(a: argparse.Namespace) -> int:
         overwrite=a.overwrite,
         progress=True,
     )
-    print(f"wrote {res.path} (sha256 {res.card.files['sha256']})")
+    print(f"wrote {res.path} (weights sha256 {res.card.weights_sha256})")
     if res.identical is not None:
         same = "identical to" if res.identical else "different from"
         print(f"weights: bit for bit {same} the registered {a.name!r}")
@@ -572,7 +572,8 @@ def _card_text(c: Any) -> str:
     from .pretrained import Recipe
 
     lines = [c.summary(), c.description, ""]
-    for key in ("normalization", "grid_shape", "dtype", "data_fingerprint", "licence"):
+    keys = ("normalization", "grid_shape", "dtype", "data_fingerprint", "weights_sha256")
+    for key in (*keys, "licence"):
         lines.append(f"{key}: {getattr(c, key)}")
     lines.append(f"provenance: {c.provenance}")
     lines.append(f"weights: {c.files}")

@@ -58,8 +58,8 @@ class BuildResult:
     path : str
         The artefact folder.
     identical : bool or None
-        Whether the weights equal the registered artefact's bit for bit (None: nothing to
-        compare with, e.g. a new artefact).
+        Whether the weights equal the registered artefact's bit for bit (its
+        ``weights_sha256``; None: nothing to compare with, e.g. a new artefact).
     same_data : bool or None
         Whether the training data's fingerprint equals the recorded one.
     """
@@ -173,7 +173,7 @@ def build_pretrained(
             scores = evaluate_recipe(tm, rec, label=name)
         meta = _metadata(old, rec, tm)
     new = package(tm, name=name, out=out, recipe=rec, scores=scores, overwrite=overwrite, **meta)
-    identical = None if old is None else new.files["sha256"] == old.files["sha256"]
+    identical = None if old is None else new.weights_sha256 == old.weights_sha256
     same_data = None if old is None else new.data_fingerprint == old.data_fingerprint
     return BuildResult(new, str(Path(out)), identical, same_data)
 

@@ -74,6 +74,10 @@ class PretrainedCard:
         How to rebuild it (see :class:`stgeo.pretrained.Recipe`).
     data_fingerprint : str, optional
         The training data's fingerprint (``spec.extra["data_fingerprint"]``).
+    weights_sha256 : str, optional
+        Digest of the stored tensors alone (names, types, shapes, values), which a rebuild
+        compares: ``files.sha256`` also covers the file's metadata (training history with
+        timings), which differs from run to run.
     scores : list of dict
         Benchmark table: one row per method (``{"method": ..., "CSI 1 mm/h +30 min": ...}``).
     dtype : str
@@ -102,6 +106,7 @@ class PretrainedCard:
     provenance: str = ""
     recipe: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: str | None = None
+    weights_sha256: str | None = None
     scores: list[dict[str, Any]] = field(default_factory=list)
     dtype: str = "float32"
     environment: dict[str, Any] = field(default_factory=dict)

@@ -45,7 +45,7 @@ from .fetch import sha256_of
 from .recipe import Recipe
 from .registry import CARD_FILE
 
-__all__ = ["add_to_index", "package"]
+__all__ = ["add_to_index", "package", "tensors_digest"]
 
 _DTYPES = ("float16", "bfloat16", "float32")
 _FP16_MAX = 65504.0
@@ -68,6 +68,28 @@ def _cast_state(module: Any, dtype: str) -> dict[str, Any]:
             t = t.to(target)
         state[k] = t
     return state
+
+
+def tensors_digest(state: Mapping[str, Any]) -> str:
+    """sha256 over the tensors of a state dict: sorted names, dtypes, shapes and bytes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> a = tensors_digest({"w": torch.ones(2), "b": torch.zeros(1)})
+    >>> a == tensors_digest({"b": torch.zeros(1), "w": torch.ones(2)}), len(a)
+    (True, 64)
+    """
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().to("cpu").contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def _environment() -> dict[str, Any]:
@@ -210,7 +232,7 @@ def package(
         backbone=backbone,
         default=default,
     )
-    body = _card_dict(trained, name, dtype, **fields)
+    body = _card_dict(trained, name, dtype, weights_sha256=tensors_digest(state), **fields)
     holder: dict[str, PretrainedCard] = {}
 
     def write(tmp: Path) -> None:
