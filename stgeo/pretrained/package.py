@@ -86,7 +86,7 @@ def tensors_digest(state: Mapping[str, Any]) -> str:
 
     h = hashlib.sha256()
     for k in sorted(state):
-        t = state[k].detach().to("cpu").contiguous()
+        t = state[k].detach().to("cpu").contiguous().reshape(-1)
         h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()

@@ -15,8 +15,19 @@ def storms():
 @pytest.fixture(scope="session")
 def tiny_simvp(storms):
     """A tiny SimVP trained for one epoch on synthetic storms (rain_rate, mm h-1, 5 min)."""
-    return stgeo.train(storms, model="simvp", in_steps=2, out_steps=2, epochs=1, hid_S=4,
-                       hid_T=8, N_T=1, N_S=2, progress=False, seed=0)
+    return stgeo.train(
+        storms,
+        model="simvp",
+        in_steps=2,
+        out_steps=2,
+        epochs=1,
+        hid_S=4,
+        hid_T=8,
+        N_T=1,
+        N_S=2,
+        progress=False,
+        seed=0,
+    )
 
 
 @pytest.fixture
@@ -26,8 +37,7 @@ def register(tmp_path):
 
     def make(trained, name, **kw):
         kw.setdefault("standard_names", {"rain_rate": "rainfall_rate"})
-        card = package(trained, name=name, out=tmp_path / name, index=tmp_path / "index.json",
-                       **kw)
+        card = package(trained, name=name, out=tmp_path / name, index=tmp_path / "index.json", **kw)
         names.extend(register_pretrained(tmp_path / name))
         return card
 

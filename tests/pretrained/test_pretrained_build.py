@@ -16,12 +16,29 @@ from stgeo.pretrained_build import build_pretrained
 TINY = {
     "data": "synthetic-storms",
     "catalog_options": {"n_times": 288, "shape": "16,16"},
-    "train": {"model": "convlstm", "variable": "rain_rate", "in_steps": 2, "out_steps": 2,
-              "epochs": 2, "batch_size": 4, "hidden": 4, "num_layers": 1, "patch_size": 8,
-              "importance": True, "seed": 3, "max_steps_per_epoch": 4,
-              "max_val_steps": 2},
-    "evaluate": {"lead_steps": 2, "thresholds": [1.0], "baselines": ["persistence"],
-                 "leads": ["5min", "10min"], "split": "val", "every": 6},
+    "train": {
+        "model": "convlstm",
+        "variable": "rain_rate",
+        "in_steps": 2,
+        "out_steps": 2,
+        "epochs": 2,
+        "batch_size": 4,
+        "hidden": 4,
+        "num_layers": 1,
+        "patch_size": 8,
+        "importance": True,
+        "seed": 3,
+        "max_steps_per_epoch": 4,
+        "max_val_steps": 2,
+    },
+    "evaluate": {
+        "lead_steps": 2,
+        "thresholds": [1.0],
+        "baselines": ["persistence"],
+        "leads": ["5min", "10min"],
+        "split": "val",
+        "every": 6,
+    },
 }
 
 
@@ -48,17 +65,20 @@ def test_build_twice_gives_identical_weights(tmp_path, stores):
             assert ta[k].dtype == tb[k].dtype and torch.equal(ta[k].view(-1), tb[k].view(-1))
         assert b.card.scores == a.card.scores
         # another seed: other weights, and the build says so
-        c = build_pretrained("tiny-rebuilt", out=tmp_path / "c", cache_dir=stores,
-                             recipe={**TINY, "train": {**TINY["train"], "seed": 4}},
-                             evaluate=False)
+        c = build_pretrained(
+            "tiny-rebuilt",
+            out=tmp_path / "c",
+            cache_dir=stores,
+            recipe={**TINY, "train": {**TINY["train"], "seed": 4}},
+            evaluate=False,
+        )
         assert c.identical is False and c.card.scores == []
     finally:
         PRETRAINED.remove("tiny-rebuilt")
 
 
 def test_cli_build_list_show(tmp_path, stores, capsys):
-    build_pretrained("tiny-cli", recipe=TINY, out=tmp_path / "a", cache_dir=stores,
-                     evaluate=False)
+    build_pretrained("tiny-cli", recipe=TINY, out=tmp_path / "a", cache_dir=stores, evaluate=False)
     register_pretrained(tmp_path / "a")
     try:
         assert main(["pretrained", "list"]) == 0
@@ -68,12 +88,38 @@ def test_cli_build_list_show(tmp_path, stores, capsys):
         out = capsys.readouterr().out
         assert "recipe: stgeo.train('synthetic-storms', model='convlstm'" in out
         assert "seed=3" in out
-        assert main(["pretrained", "build", "tiny-cli", "--out", str(tmp_path / "b"),
-                     "--cache-dir", str(stores), "--no-evaluate"]) == 0
+        assert (
+            main(
+                [
+                    "pretrained",
+                    "build",
+                    "tiny-cli",
+                    "--out",
+                    str(tmp_path / "b"),
+                    "--cache-dir",
+                    str(stores),
+                    "--no-evaluate",
+                ]
+            )
+            == 0
+        )
         out = capsys.readouterr().out
         assert "bit for bit identical to the registered 'tiny-cli'" in out
-        assert main(["pretrained", "build", "tiny-cli", "--out", str(tmp_path / "b"),
-                     "--cache-dir", str(stores), "--no-evaluate"]) == 1
+        assert (
+            main(
+                [
+                    "pretrained",
+                    "build",
+                    "tiny-cli",
+                    "--out",
+                    str(tmp_path / "b"),
+                    "--cache-dir",
+                    str(stores),
+                    "--no-evaluate",
+                ]
+            )
+            == 1
+        )
         assert "exists" in capsys.readouterr().err
     finally:
         PRETRAINED.remove("tiny-cli")
@@ -82,10 +128,24 @@ def test_cli_build_list_show(tmp_path, stores, capsys):
 
 
 def test_cli_forecast_says_which_pretrained_model(tmp_path, capsys):
-    store = stgeo.to_zarr(stgeo.testing.storm_cells(n_times=8, shape=(16, 16), seed=1),
-                          tmp_path / "s.zarr")
-    assert main(["forecast", store, "--model", "convlstm", "--lead-steps", "2",
-                 "--out", str(tmp_path / "fc.zarr")]) == 0
+    store = stgeo.to_zarr(
+        stgeo.testing.storm_cells(n_times=8, shape=(16, 16), seed=1), tmp_path / "s.zarr"
+    )
+    assert (
+        main(
+            [
+                "forecast",
+                store,
+                "--model",
+                "convlstm",
+                "--lead-steps",
+                "2",
+                "--out",
+                str(tmp_path / "fc.zarr"),
+            ]
+        )
+        == 0
+    )
     assert "used the pretrained model 'storms-convlstm'" in capsys.readouterr().out
 
 
@@ -98,5 +158,4 @@ def test_bad_recipes():
         Recipe.from_dict({"data": "x", "train": {"model": "simvp"}, "time_budget": -1})
     with pytest.raises(UnknownNameError, match="give a recipe"):
         build_pretrained("never-registered", out="unused")
-    assert json.loads(json.dumps(Recipe.from_dict(TINY).to_dict())) == {**TINY,
-                                                                       "time_budget": None}
+    assert json.loads(json.dumps(Recipe.from_dict(TINY).to_dict())) == {**TINY, "time_budget": None}

@@ -84,14 +84,19 @@ def test_remote_artefact_over_http_end_to_end(tmp_path, cache, tiny_simvp, storm
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/model.safetensors"
         remote = stgeo.pretrained.PretrainedCard.from_dict(
-            {**card.to_dict(), "files": {"url": url, "sha256": card.files["sha256"]}})
+            {**card.to_dict(), "files": {"url": url, "sha256": card.files["sha256"]}}
+        )
         register_pretrained(remote)
         fc = stgeo.forecast(storms, "tiny-remote", lead_steps=1, progress=False)
         assert fc.attrs["pretrained"] == "tiny-remote"
         assert cached_path("tiny-remote", card.files["sha256"]).is_file()
         bad = stgeo.pretrained.PretrainedCard.from_dict(
-            {**remote.to_dict(), "name": "tiny-remote-bad",
-             "files": {"url": url, "sha256": 64 * "0"}})
+            {
+                **remote.to_dict(),
+                "name": "tiny-remote-bad",
+                "files": {"url": url, "sha256": 64 * "0"},
+            }
+        )
         register_pretrained(bad)
         with pytest.raises(ModelFileError, match="refused"):
             stgeo.pretrained.get("tiny-remote-bad")

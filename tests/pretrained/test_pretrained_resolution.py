@@ -10,7 +10,9 @@ import stgeo
 from stgeo.errors import DataValidationError, UnknownNameError
 
 
-def test_architecture_name_uses_the_fitting_artefact_and_says_so(storms, tiny_simvp, register, caplog):
+def test_architecture_name_uses_the_fitting_artefact_and_says_so(
+    storms, tiny_simvp, register, caplog
+):
     register(tiny_simvp, "tiny-simvp")
     with caplog.at_level(logging.INFO, logger="stgeo.forecasting"):
         fc = stgeo.forecast(storms, "simvp", lead_steps=2, progress=False)
@@ -18,13 +20,16 @@ def test_architecture_name_uses_the_fitting_artefact_and_says_so(storms, tiny_si
     assert fc.attrs["model"] == "simvp"
     assert "using the pretrained model 'tiny-simvp'" in caplog.text
     # the same forecast as the artefact loaded by hand (fp16-stored weights restored)
-    direct = stgeo.forecast(storms, stgeo.pretrained.get("tiny-simvp"), lead_steps=2,
-                            progress=False)
+    direct = stgeo.forecast(
+        storms, stgeo.pretrained.get("tiny-simvp"), lead_steps=2, progress=False
+    )
     np.testing.assert_array_equal(fc.values, direct.values)
     # the accessor, an alias of the architecture and the artefact's own name
     assert storms.st.forecast(model="simvp-gsta", lead_steps=1).attrs["pretrained"] == "tiny-simvp"
-    assert stgeo.forecast(storms, "tiny-simvp", lead_steps=1, progress=False).attrs[
-        "pretrained"] == "tiny-simvp"
+    assert (
+        stgeo.forecast(storms, "tiny-simvp", lead_steps=1, progress=False).attrs["pretrained"]
+        == "tiny-simvp"
+    )
 
 
 def test_baselines_are_unchanged(storms, tiny_simvp, register):
@@ -78,8 +83,9 @@ def test_units_compared_by_meaning_and_step_tolerance(storms, tiny_simvp, regist
     ds = storms.copy()
     ds["rain_rate"] = ds.rain_rate.assign_attrs(units="mm/h")
     assert stgeo.forecast(ds, "simvp", lead_steps=1, progress=False).attrs["pretrained"]
-    ds = ds.assign_coords(time=pd.date_range(ds.time.values[0], periods=ds.sizes["time"],
-                                             freq="6min"))
+    ds = ds.assign_coords(
+        time=pd.date_range(ds.time.values[0], periods=ds.sizes["time"], freq="6min")
+    )
     with pytest.warns(stgeo.errors.StgeoWarning, match="step"):
         fc = stgeo.forecast(ds, "simvp", lead_steps=1, progress=False)  # 6 min: within 25%
     assert fc.attrs["pretrained"] == "tiny-simvp"
@@ -93,8 +99,10 @@ def test_several_fit_default_then_index_order(storms, tiny_simvp, register, capl
     assert fc.attrs["pretrained"] == "tiny-simvp-a"
     assert "also fitting: ['tiny-simvp-b']" in caplog.text
     register(tiny_simvp, "tiny-simvp-c", default=True)
-    assert stgeo.forecast(storms, "simvp", lead_steps=1, progress=False).attrs[
-        "pretrained"] == "tiny-simvp-c"
+    assert (
+        stgeo.forecast(storms, "simvp", lead_steps=1, progress=False).attrs["pretrained"]
+        == "tiny-simvp-c"
+    )
 
 
 def test_wrapper_found_by_its_backbone(storms, tiny_simvp, register):
