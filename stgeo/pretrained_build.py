@@ -16,7 +16,8 @@ Examples
 >>> recipe = Recipe.from_dict({
 ...     "data": "synthetic-storms", "catalog_options": {"n_times": 40, "shape": "16,16"},
 ...     "train": {"model": "convlstm", "variable": "rain_rate", "in_steps": 2,
-...               "out_steps": 2, "epochs": 1, "hidden": 4, "num_layers": 1, "seed": 0}})
+...               "out_steps": 2, "epochs": 1, "hidden": 4, "num_layers": 1, "seed": 0,
+...               "splits": {"train": 0.8, "val": 0.2}}})
 >>> d = tempfile.mkdtemp()
 >>> res = build_pretrained("tiny-storms", recipe=recipe, out=os.path.join(d, "tiny"),
 ...                        cache_dir=os.path.join(d, "stores"))

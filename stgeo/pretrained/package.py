@@ -16,6 +16,7 @@ Examples
 ['tiny-storms']
 >>> stgeo.pretrained.get("tiny-storms").spec.extra["pretrained"]
 'tiny-storms'
+>>> stgeo.pretrained.registry.PRETRAINED.remove("tiny-storms")  # unregister it again
 """
 
 from __future__ import annotations

@@ -121,12 +121,20 @@ def register_pretrained(
 
     Examples
     --------
-    >>> import stgeo.pretrained as pt
-    >>> pt.register_pretrained(pt.card("storms-convlstm"))
-    ['storms-convlstm']
+    >>> import tempfile, stgeo
+    >>> try:
+    ...     stgeo.pretrained.register_pretrained(tempfile.mkdtemp())
+    ... except stgeo.errors.DataValidationError as err:
+    ...     print(str(err)[-50:])
+    give a folder written by stgeo.pretrained.package
     """
     PRETRAINED.list()  # the shipped index first, so that a registration replaces it
     if isinstance(source, PretrainedCard):
+        if root is None and not source.remote:
+            raise DataValidationError(
+                f"the card {source.name!r} names local weights ({source.files['path']!r}); "
+                "give root=, the folder that path is relative to"
+            )
         _add_card(PRETRAINED, source, Path(root or "."), overwrite=True)
         return [source.name]
     if not isinstance(source, (str, os.PathLike)):
