@@ -170,3 +170,39 @@ def test_shipped_artefacts_stay_small():
 def test_registered_names_are_not_architectures():
     assert not set(stgeo.pretrained.list()) & set(stgeo.list_models())
     assert "storms-convlstm" in PRETRAINED
+
+
+@pytest.mark.slow
+def test_built_wheel_contains_the_shipped_artefacts(tmp_path):
+    """A (non-editable) wheel built from a copy of the source tree ships the artefacts."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    pytest.importorskip("setuptools")
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "stgeo", src / "stgeo", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(tmp_path / "dist"),
+        str(src),
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("stgeo-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "stgeo/pretrained/index.json" in names
+    for c in stgeo.pretrained.cards():
+        if not c.remote:
+            folder = f"stgeo/pretrained/{c.files['path']}"
+            for f in ("model.safetensors", "spec.json", "card.json"):
+                assert f"{folder}/{f}" in names
