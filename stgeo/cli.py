@@ -415,8 +415,10 @@ def _cmd_forecast(a: argparse.Namespace) -> int:
             )
             fc = forecast(ds, a.model, lazy=True, progress=False, **kw)
     print(f"wrote {a.out}: {dict(fc.sizes)}")
-    if fc.attrs.get("pretrained"):
-        print(f"model {a.model!r}: used the pretrained model {fc.attrs['pretrained']!r}")
+    arrays = list(fc.data_vars.values()) if hasattr(fc, "data_vars") else [fc]
+    used = {str(x.attrs["pretrained"]) for x in arrays if x.attrs.get("pretrained")}
+    if used:
+        print(f"model {a.model!r}: used the pretrained model {', '.join(sorted(used))}")
     return 0
 
 

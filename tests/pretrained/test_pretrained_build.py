@@ -146,7 +146,7 @@ def test_cli_forecast_says_which_pretrained_model(tmp_path, capsys):
         )
         == 0
     )
-    assert "used the pretrained model 'storms-convlstm'" in capsys.readouterr().out
+    assert "used the pretrained model storms-convlstm" in capsys.readouterr().out
 
 
 def test_bad_recipes():
