@@ -162,10 +162,7 @@ def build_pretrained(
     rec, old = _recipe_of(name, recipe)
     scope = set_options(cache_dir=str(cache_dir)) if cache_dir else contextlib.nullcontext()
     with scope:
-        from .datasets import build_catalog
-
-        say(f"building the stores of {rec.data!r}")
-        build_catalog([rec.data], data_root=data_root, **rec.catalog_options)
+        _build_stores(rec, data_root, say, evaluate)
         say(f"training: {rec.train_call()}")
         tm = _train(rec, device, progress is True)
         scores = []
@@ -177,6 +174,21 @@ def build_pretrained(
     identical = None if old is None else new.weights_sha256 == old.weights_sha256
     same_data = None if old is None else new.data_fingerprint == old.data_fingerprint
     return BuildResult(new, str(Path(out)), identical, same_data)
+
+
+def _build_stores(rec: Recipe, data_root: Any, say: Callable[[str], None], evaluate: bool) -> None:
+    """Build the stores of the training (and evaluation) entries that have a recipe;
+    entries without one must already have their store."""
+    from .data.catalog import get_entry
+    from .datasets import build_catalog
+
+    names = _events(rec.data)
+    if evaluate and rec.evaluate is not None:
+        names += [n for n in _events(rec.evaluate.get("data", rec.data)) if n not in names]
+    buildable = [n for n in names if get_entry(n).recipe.get("name")]
+    if buildable:
+        say(f"building the stores of {buildable} (skipping those up to date)")
+        build_catalog(buildable, data_root=data_root, progress=say, **rec.catalog_options)
 
 
 def _metadata(old: PretrainedCard | None, rec: Recipe, tm: Any) -> dict[str, Any]:

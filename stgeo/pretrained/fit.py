@@ -186,8 +186,8 @@ def find(
 
     Parameters
     ----------
-    data : xarray.Dataset
-        The data to forecast.
+    data : xarray.Dataset, xarray.DataArray, str or path
+        The data to forecast (a catalog name or store path is opened lazily).
     architecture : str, optional
         A registered model name or alias: only artefacts whose ``architecture`` or
         ``backbone`` is that model.
@@ -201,6 +201,9 @@ def find(
     list of Match
         Best first: ``default`` artefacts, then index order.
     """
+    from ..data import open_data
+
+    data = open_data(data)
     canonical = _canonical(architecture) if architecture is not None else None
     out = []
     for c in cards():
