@@ -81,7 +81,10 @@ def forecast(
         A registered baseline's name (``"persistence"`` uses 1 input step; ``"climatology"``
         uses one ``period`` of inputs, default ``"1D"``, e.g. ``period="7D"``; each baseline
         declares its settings in its registration, see
-        :func:`stgeo.models.baseline_settings`), the path of a model saved with
+        :func:`stgeo.models.baseline_settings`), an architecture's name (``"convlstm"``:
+        the pretrained model of that architecture that fits the data, see
+        :mod:`stgeo.pretrained`; the result's ``attrs["pretrained"]`` names it), a
+        pretrained model's name, the path of a model saved with
         :meth:`TrainedModel.save`, a :class:`TrainedModel`, or a bare module (then give
         ``in_steps``; no normalisation is applied).
     variable : str or list of str, optional
