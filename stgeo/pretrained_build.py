@@ -129,6 +129,8 @@ def build_pretrained(
     device: str = "cpu",
     overwrite: bool = False,
     progress: bool | Callable[[str], None] = False,
+    index: str | os.PathLike | None = None,
+    **card_fields: Any,
 ) -> BuildResult:
     """Re-run the training recipe of pretrained artefact ``name`` and write a new artefact.
 
@@ -153,6 +155,12 @@ def build_pretrained(
         Replace an existing artefact folder written by stgeo.
     progress : bool or callable
         Report the steps (``True``: print; a callable receives the lines).
+    index : str or path, optional
+        Add the new artefact to this index file (see :func:`stgeo.pretrained.add_to_index`).
+    **card_fields
+        Card metadata for :func:`stgeo.pretrained.package` (``description``, ``licence``,
+        ``provenance``, ``default``, ``backbone``, ``standard_names``, ``dtype``, ``url``),
+        replacing the registered card's.
 
     Returns
     -------
@@ -169,8 +177,10 @@ def build_pretrained(
         if evaluate and rec.evaluate is not None:
             say("scoring the model and the baselines")
             scores = evaluate_recipe(tm, rec, label=name)
-        meta = _metadata(old, rec, tm)
-    new = package(tm, name=name, out=out, recipe=rec, scores=scores, overwrite=overwrite, **meta)
+        meta = {**_metadata(old, rec, tm), **card_fields}
+    new = package(
+        tm, name=name, out=out, recipe=rec, scores=scores, overwrite=overwrite, index=index, **meta
+    )
     identical = None if old is None else new.weights_sha256 == old.weights_sha256
     same_data = None if old is None else new.data_fingerprint == old.data_fingerprint
     return BuildResult(new, str(Path(out)), identical, same_data)
