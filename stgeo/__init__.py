@@ -37,6 +37,10 @@ _LAZY = {
     "load_model": ("stgeo.models", "load_model"),
     "register_model": ("stgeo.models", "register_model"),
     "models": ("stgeo.models", None),
+    "pretrained": ("stgeo.pretrained", None),
+    "list_pretrained": ("stgeo.pretrained", "list_pretrained"),
+    "load_pretrained": ("stgeo.pretrained", "get"),
+    "build_pretrained": ("stgeo.pretrained_build", "build_pretrained"),
 }
 
 
@@ -59,6 +63,7 @@ __all__ = [
     "TrainedModel",
     "__version__",
     "augment",
+    "build_pretrained",
     "conventions",
     "create_model",
     "errors",
@@ -67,11 +72,14 @@ __all__ = [
     "list_catalog",
     "list_metrics",
     "list_models",
+    "list_pretrained",
     "load_model",
+    "load_pretrained",
     "metrics",
     "models",
     "open_dataset",
     "plot",
+    "pretrained",
     "register_catalog",
     "register_metric",
     "register_model",

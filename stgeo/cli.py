@@ -1,7 +1,7 @@
 """The ``stgeo`` command line.
 
 Subcommands: ``quickstart``, ``catalog``, ``recipe``, ``train``, ``forecast``, ``score``,
-``plot``, ``verify``.
+``plot``, ``verify``, ``pretrained``.
 Outputs (``--out``) never replace what stgeo did not write, nor an input of the same command;
 an earlier output of the same kind is replaced only with ``--overwrite``.
 Errors print one line (no traceback) and exit with status 1 (2 for usage errors); unexpected
@@ -69,6 +69,12 @@ _EXAMPLES = {
         "stgeo score fc.zarr storms.zarr --metrics csi,pod,mse --thresholds 0.1,1,5 --out scores.nc"
     ),
     "verify": _examples("stgeo verify storms.zarr", "stgeo verify fc.zarr storms.zarr"),
+    "pretrained": _examples(
+        "stgeo pretrained list",
+        "stgeo pretrained show storms-convlstm",
+        "stgeo pretrained build storms-convlstm --out ./storms-convlstm",
+        "stgeo pretrained build radar-nowcaster --data-root ../shared/data --out ./rebuilt",
+    ),
 }
 
 _OVERWRITE_HELP = "replace an earlier output of the same kind (never anything stgeo did not write)"
@@ -219,6 +225,31 @@ def _add_plot(pl: argparse.ArgumentParser) -> None:
 
 def _add_verify(v: argparse.ArgumentParser) -> None:
     v.add_argument("stores", nargs="+", metavar="STORE", help="Zarr store folder(s)")
+
+
+def _add_pretrained(p: argparse.ArgumentParser) -> None:
+    psp = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    pl = psp.add_parser("list", help="list the pretrained models and the data they fit")
+    pl.add_argument("pattern", nargs="?", default="*", help="shell wildcard (default: all)")
+    ps = psp.add_parser("show", help="show a pretrained model's card (data, recipe, scores)")
+    ps.add_argument("name")
+    pb = psp.add_parser(
+        "build",
+        help="rebuild a pretrained model from its recorded training recipe",
+        description="Build the recipe's catalog stores, train with the recorded stgeo.train "
+        "arguments and seed (on the CPU), score it, and write a new artefact folder; says "
+        "whether the weights equal the registered ones bit for bit.",
+    )
+    pb.add_argument("name")
+    pb.add_argument("--out", required=True, help="artefact folder to write")
+    pb.add_argument(
+        "--data-root",
+        default=None,
+        help="folder of the raw sources (default: $STGEO_SHARED_DATA, else . or ../shared/data)",
+    )
+    pb.add_argument("--cache-dir", default=None, help="root of the catalog stores")
+    pb.add_argument("--no-evaluate", action="store_true", help="skip scoring (no scores table)")
+    pb.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -384,6 +415,10 @@ def _cmd_forecast(a: argparse.Namespace) -> int:
             )
             fc = forecast(ds, a.model, lazy=True, progress=False, **kw)
     print(f"wrote {a.out}: {dict(fc.sizes)}")
+    arrays = list(fc.data_vars.values()) if hasattr(fc, "data_vars") else [fc]
+    used = {str(x.attrs["pretrained"]) for x in arrays if x.attrs.get("pretrained")}
+    if used:
+        print(f"model {a.model!r}: used the pretrained model {', '.join(sorted(used))}")
     return 0
 
 
@@ -503,6 +538,56 @@ def _cmd_verify(a: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _cmd_pretrained(a: argparse.Namespace) -> int:
+    from . import pretrained
+
+    if a.action == "list":
+        for name in pretrained.list(a.pattern):
+            print(pretrained.card(name).summary())
+        return 0
+    if a.action == "show":
+        print(_card_text(pretrained.card(a.name)))
+        return 0
+    from .pretrained_build import build_pretrained
+
+    _check_out_folder(a.out, "./rebuilt")
+    res = build_pretrained(
+        a.name,
+        out=a.out,
+        data_root=a.data_root,
+        cache_dir=a.cache_dir,
+        evaluate=not a.no_evaluate,
+        overwrite=a.overwrite,
+        progress=True,
+    )
+    print(f"wrote {res.path} (weights sha256 {res.card.weights_sha256})")
+    if res.identical is not None:
+        same = "identical to" if res.identical else "different from"
+        print(f"weights: bit for bit {same} the registered {a.name!r}")
+        if not res.same_data:
+            print("note: the training data's fingerprint differs from the recorded one")
+    return 0
+
+
+def _card_text(c: Any) -> str:
+    """A card for the terminal: summary, data, recipe (as a train call) and scores."""
+    from .pretrained import Recipe
+
+    lines = [c.summary(), c.description, ""]
+    keys = ("normalization", "grid_shape", "dtype", "data_fingerprint", "weights_sha256")
+    for key in (*keys, "licence"):
+        lines.append(f"{key}: {getattr(c, key)}")
+    lines.append(f"provenance: {c.provenance}")
+    lines.append(f"weights: {c.files}")
+    if c.recipe:
+        lines.append(f"recipe: {Recipe.from_dict(c.recipe).train_call()}")
+    if c.scores:
+        cols = list(dict.fromkeys(k for r in c.scores for k in r))
+        lines += ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(str(r.get(k, "")) for k in cols) + " |" for r in c.scores]
+    return "\n".join(lines)
+
+
 def _cmd_quickstart(a: argparse.Namespace) -> int:
     from .quickstart import quickstart
 
@@ -538,6 +623,11 @@ _SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Ca
         "read every chunk of Zarr stores: report missing and damaged chunks (exit 1 if any)",
         _add_verify,
         _cmd_verify,
+    ),
+    "pretrained": (
+        "list, show or rebuild the named pretrained models",
+        _add_pretrained,
+        _cmd_pretrained,
     ),
 }
 

@@ -22,6 +22,7 @@ __all__ = [
     "CorruptStoreError",
     "DataValidationError",
     "DependencyError",
+    "DownloadError",
     "IncompleteStoreError",
     "ModelFileError",
     "OutputExistsError",
@@ -86,6 +87,10 @@ class ModelFileError(StgeoError, ValueError):
 
 class DependencyError(StgeoError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
+
+
+class DownloadError(StgeoError, ConnectionError):
+    """A file cannot be downloaded (offline, moved); the message says how to place it by hand."""
 
 
 class StgeoWarning(UserWarning):

@@ -7,7 +7,7 @@ import pytest
 
 from stgeo.cli import main
 
-COMMANDS = ["quickstart", "catalog", "recipe", "train", "forecast", "score", "plot"]
+COMMANDS = ["quickstart", "catalog", "recipe", "train", "forecast", "score", "plot", "pretrained"]
 
 
 def test_console_script_lists_subcommands():

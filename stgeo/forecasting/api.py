@@ -42,6 +42,7 @@ from .resolve import (
     _resolve_model,
     _tiling,
     _tiling_attrs,
+    _use_pretrained,
     _variables,
 )
 
@@ -80,7 +81,10 @@ def forecast(
         A registered baseline's name (``"persistence"`` uses 1 input step; ``"climatology"``
         uses one ``period`` of inputs, default ``"1D"``, e.g. ``period="7D"``; each baseline
         declares its settings in its registration, see
-        :func:`stgeo.models.baseline_settings`), the path of a model saved with
+        :func:`stgeo.models.baseline_settings`), an architecture's name (``"convlstm"``:
+        the pretrained model of that architecture that fits the data, see
+        :mod:`stgeo.pretrained`; the result's ``attrs["pretrained"]`` names it), a
+        pretrained model's name, the path of a model saved with
         :meth:`TrainedModel.save`, a :class:`TrainedModel`, or a bare module (then give
         ``in_steps``; no normalisation is applied).
     variable : str or list of str, optional
@@ -200,6 +204,7 @@ def forecast(
         tile_overlap=tile_overlap,
     )
     ds = open_data(data)
+    model, ds, variable, pretrained_attrs = _use_pretrained(model, ds, variable, step_tolerance)
     model = _load_if_path(model)
     if output is not None:  # before any work: never write over an input or a user's folder
         check_output(output, "store", inputs=[data, ds, model], overwrite=overwrite)
@@ -225,7 +230,7 @@ def forecast(
     # -- everything checked: compute ---------------------------------------------------
     job = _prepared_job(module, spec, win, leads, hist_off, batch_size, device, precision, tiles)
     labels = _Labels.create(spec, label, step, leads, frames, ds, sdims)
-    labels.attrs.update(step_attrs, **_tiling_attrs(tiles, grid))
+    labels.attrs.update(step_attrs, **_tiling_attrs(tiles, grid), **pretrained_attrs)
     if lazy:
         chunk = chunk_size or 8 * batch_size
         return _lazy_result(job, labels, win.init_times, chunk, output, overwrite)

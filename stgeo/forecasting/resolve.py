@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -35,10 +36,14 @@ from ..errors import DataValidationError, StgeoTypeError, StgeoWarning, UnknownN
 from ..models import GridRule, grid_rule
 from ..models.artifact import TrainedModel, load_model
 from ..models.base import PER_EVENT_STEP, ModelSpec, baseline_settings, create_model, model_info
+from ..pretrained import PretrainedCard, card, cards, find, get, misfits
+from ..pretrained.registry import is_pretrained, unknown_name_message
 from .core import _leads
 from .tiles import Tiling
 
 __all__: list[str] = []
+
+logger = logging.getLogger("stgeo.forecasting")
 
 _MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 
@@ -55,6 +60,94 @@ def _load_if_path(model: Any) -> Any:
     if isinstance(model, (str, os.PathLike)) and _is_path(model):
         return load_model(model)
     return model
+
+
+def _use_pretrained(
+    model: Any, ds: xr.Dataset, variable: Any, step_tolerance: float
+) -> tuple[Any, xr.Dataset, Any, dict[str, Any]]:
+    """A pretrained artefact's name, or an architecture's name with a pretrained artefact
+    that fits the data -> ``(TrainedModel, data, variable, attrs)``; anything else unchanged.
+
+    Several fitting artefacts: the first ``default`` one, else the first in index order.
+    """
+    if not isinstance(model, str) or _is_path(model):
+        return model, ds, variable, {}
+    if is_pretrained(model):
+        rename, problems = misfits(
+            card(model), ds, variable=variable, step_tolerance=step_tolerance
+        )
+        if problems:
+            raise DataValidationError(
+                f"the pretrained model {model!r} ({card(model).fits_text()}) does not fit the "
+                f"data: {'; '.join(problems)}"
+            )
+        return _load_pretrained(card(model), rename, ds, variable, model, [])
+    try:
+        info = model_info(model)
+    except UnknownNameError:
+        raise UnknownNameError(unknown_name_message(model)) from None
+    if info["baseline"]:
+        return model, ds, variable, {}
+    matches = find(ds, info["name"], variable=variable, step_tolerance=step_tolerance)
+    if not matches:
+        raise DataValidationError(
+            _nothing_fits(info["name"], ds, variable, step_tolerance, asked=model)
+        )
+    first = matches[0]
+    others = [m.card.name for m in matches[1:]]
+    return _load_pretrained(first.card, first.rename, ds, variable, model, others)
+
+
+def _load_pretrained(
+    c: PretrainedCard,
+    rename: dict[str, str],
+    ds: xr.Dataset,
+    variable: Any,
+    asked: str,
+    others: list[str],
+) -> tuple[Any, xr.Dataset, Any, dict[str, Any]]:
+    tm = get(c.name)
+    msg = f"model={asked!r}: using the pretrained model {c.name!r} ({c.summary()})"
+    if others:
+        msg += f"; also fitting: {others} (the index's default / first entry wins)"
+    if rename:
+        msg += f"; data variables renamed {rename}"
+        ds = ds.rename(rename)
+        variable = None
+    logger.info(msg)
+    return tm, ds, variable, {"pretrained": c.name}
+
+
+def _nothing_fits(
+    arch: str, ds: xr.Dataset, variable: Any, step_tolerance: float, *, asked: str
+) -> str:
+    """The error text: the pretrained models, why none fits, and the train call to make one."""
+    lines = []
+    for c in cards():
+        _, problems = misfits(c, ds, variable=variable, step_tolerance=step_tolerance)
+        why = "fits these data" if not problems else "does not fit: " + "; ".join(problems)
+        lines.append(f"  - {c.summary()} -- {why}")
+    var = variable if variable is not None else _first_gridded(ds)
+    same = [c.name for c in cards() if arch in (c.architecture, c.backbone)]
+    head = (
+        f"no pretrained {arch!r} model fits these data"
+        if same
+        else f"{asked!r} is an architecture with untrained weights and no pretrained {arch!r} "
+        "model is registered"
+    )
+    return (
+        f"{head}. Pretrained models:\n"
+        + ("\n".join(lines) or "  (none)")
+        + "\nTrain one first on your data and forecast with it:\n"
+        + f"  m = stgeo.train(ds, model={arch!r}, variable={var!r}, in_steps=4, out_steps=12)\n"
+        + "  fc = ds.st.forecast(model=m)   # or m.save('my-model') and model='my-model'\n"
+        + "or forecast with a pretrained model by its name (model='<name>')"
+    )
+
+
+def _first_gridded(ds: xr.Dataset) -> str | None:
+    names = [str(v) for v, da in ds.data_vars.items() if "time" in da.dims and da.ndim >= 3]
+    return names[0] if names else None
 
 
 def _variables(model: Any, variable: str | Sequence[str] | None) -> Any:

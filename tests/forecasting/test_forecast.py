@@ -206,7 +206,7 @@ def test_bare_module_and_architecture_names(storms):
     )
     with pytest.raises(DataValidationError, match="in_steps"):
         forecast(storms, Step(3), progress=False)
-    with pytest.raises(StgeoTypeError, match="train it first"):
+    with pytest.raises(DataValidationError, match="(?s)no pretrained 'simvp'.*Train one first"):
         forecast(storms, "simvp", progress=False)
     with pytest.raises(UnknownNameError, match=r"(?i)did you mean"):
         forecast(storms, "persistance", progress=False)

@@ -1,0 +1,122 @@
+"""The training recipe of a pretrained artefact: the exact ``stgeo.train`` call that makes it.
+
+A recipe is plain JSON in the artefact's card (``card["recipe"]``)::
+
+    {
+      "data": "synthetic-storms",            # a catalog entry or collection ("radar-train")
+      "catalog_options": {"n_times": 288},   # recipe options when building its stores
+      "train": {                             # keyword arguments of stgeo.train, exactly
+        "model": "convlstm", "variable": "rain_rate", "in_steps": 4, "out_steps": 12,
+        "epochs": 12, "batch_size": 8, "lr": 0.003, "normalization": "log1p", "seed": 0,
+        "patch_size": 64, "importance": true, "hidden": 32, "num_layers": 2, ...
+      },
+      "time_budget": null,                   # seconds (a TimeLimit callback); not bit-exact
+      "evaluate": {"split": "test", "lead_steps": 12, "thresholds": [0.1, 1, 5],
+                   "baselines": ["persistence", "extrapolation"], "every": 2}
+    }
+
+``stgeo pretrained build NAME`` (:func:`stgeo.build_pretrained`) builds the catalog stores,
+calls ``stgeo.train(data, **train)`` with a fixed seed, scores the model and the baselines
+as ``evaluate`` says, and writes a new artefact. Training on the CPU with the same seed,
+torch version and thread count gives the same weights bit for bit; a ``time_budget``
+stops at a wall-clock time, so a run with one is reproducible only in its settings.
+
+Examples
+--------
+>>> from stgeo.pretrained import Recipe
+>>> r = Recipe.from_dict({"data": "synthetic-storms",
+...                       "train": {"model": "convlstm", "out_steps": 2, "seed": 0}})
+>>> r.train["model"], r.time_budget
+('convlstm', None)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import DataValidationError
+
+__all__ = ["Recipe"]
+
+#: keywords of stgeo.train a recipe may not set: the build decides them (or they are not data)
+RESERVED_TRAIN_KEYS = ("data", "callbacks", "checkpoint_dir", "resume", "progress", "device")
+_EVALUATE_KEYS = ("data", "split", "lead_steps", "thresholds", "baselines", "every", "leads")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a pretrained artefact is trained (see the module docstring for the format).
+
+    Parameters
+    ----------
+    data : str
+        Catalog entry or collection trained on (``stgeo.open_dataset`` / ``stgeo.train``).
+    train : dict
+        Keyword arguments of :func:`stgeo.train`: ``model`` (required), settings and model
+        hyperparameters; ``seed`` defaults to 0.
+    catalog_options : dict
+        Recipe options for building the stores (``stgeo catalog build --option``).
+    time_budget : float, optional
+        Wall-time budget of training in seconds.
+    evaluate : dict, optional
+        Scoring after training: ``split`` (catalog split, default ``"test"``),
+        ``lead_steps``, ``thresholds``, ``baselines``, ``every`` (use every n-th initial
+        time), ``leads`` (lead times in the table, e.g. ``["30min", "60min"]``), ``data``
+        (default: ``data``).
+    """
+
+    data: str
+    train: dict[str, Any]
+    catalog_options: dict[str, Any] = field(default_factory=dict)
+    time_budget: float | None = None
+    evaluate: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.data, str) or not self.data:
+            problems.append("data (a catalog entry or collection name)")
+        if not isinstance(self.train, dict) or not isinstance(self.train.get("model"), str):
+            problems.append("train (a mapping of stgeo.train arguments with 'model')")
+        elif bad := [k for k in RESERVED_TRAIN_KEYS if k in self.train]:
+            problems.append(f"train without {bad} (the build sets them)")
+        if not isinstance(self.catalog_options, dict):
+            problems.append("catalog_options (a mapping)")
+        tb = self.time_budget
+        if tb is not None and (isinstance(tb, bool) or not isinstance(tb, (int, float)) or tb <= 0):
+            problems.append("time_budget (a positive number of seconds, or null)")
+        ev = self.evaluate
+        if ev is not None and (not isinstance(ev, dict) or set(ev) - set(_EVALUATE_KEYS)):
+            problems.append(f"evaluate (a mapping with keys among {list(_EVALUATE_KEYS)})")
+        if problems:
+            raise DataValidationError("the recipe is malformed: expected " + "; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Recipe:
+        """A recipe from its JSON form."""
+        if not isinstance(d, dict) or not d:
+            raise DataValidationError(
+                "this pretrained model records no training recipe (a mapping with 'data' and "
+                "'train'); it cannot be rebuilt"
+            )
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown or "data" not in d or "train" not in d:
+            raise DataValidationError(
+                f"the recipe must have 'data' and 'train' and may have "
+                f"{sorted(set(cls.__dataclass_fields__) - {'data', 'train'})}; got {sorted(d)}"
+            )
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return asdict(self)
+
+    @property
+    def seed(self) -> int:
+        """The training seed (0 when the recipe does not set one)."""
+        return int(self.train.get("seed", 0))
+
+    def train_call(self) -> str:
+        """The ``stgeo.train(...)`` call the recipe makes, as Python text."""
+        args = ", ".join(f"{k}={v!r}" for k, v in self.train.items())
+        return f"stgeo.train({self.data!r}, {args})"

@@ -1,0 +1,123 @@
+"""forecast(model=NAME): an architecture name resolves to a pretrained artefact that fits."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import stgeo
+from stgeo.errors import DataValidationError, UnknownNameError
+
+
+def test_architecture_name_uses_the_fitting_artefact_and_says_so(
+    storms, tiny_simvp, register, caplog
+):
+    register(tiny_simvp, "tiny-simvp")
+    with caplog.at_level(logging.INFO, logger="stgeo.forecasting"):
+        fc = stgeo.forecast(storms, "simvp", lead_steps=2, progress=False)
+    assert fc.attrs["pretrained"] == "tiny-simvp"
+    assert fc.attrs["model"] == "simvp"
+    assert "using the pretrained model 'tiny-simvp'" in caplog.text
+    # the same forecast as the artefact loaded by hand (fp16-stored weights restored)
+    direct = stgeo.forecast(
+        storms, stgeo.pretrained.get("tiny-simvp"), lead_steps=2, progress=False
+    )
+    np.testing.assert_array_equal(fc.values, direct.values)
+    # the accessor, an alias of the architecture and the artefact's own name
+    assert storms.st.forecast(model="simvp-gsta", lead_steps=1).attrs["pretrained"] == "tiny-simvp"
+    assert (
+        stgeo.forecast(storms, "tiny-simvp", lead_steps=1, progress=False).attrs["pretrained"]
+        == "tiny-simvp"
+    )
+
+
+def test_baselines_are_unchanged(storms, tiny_simvp, register):
+    register(tiny_simvp, "tiny-simvp")
+    fc = stgeo.forecast(storms, "persistence", lead_steps=2, progress=False)
+    assert "pretrained" not in fc.attrs
+
+
+@pytest.mark.parametrize("case", ["units", "step", "variable"])
+def test_nothing_fits_lists_the_artefacts_and_the_train_call(storms, tiny_simvp, register, case):
+    register(tiny_simvp, "tiny-simvp")
+    ds = storms.copy()
+    if case == "units":
+        ds["rain_rate"] = ds.rain_rate.assign_attrs(units="m s-1")
+        why = "expects 'mm h-1'"
+    elif case == "step":
+        ds = ds.resample(time="10min").mean()
+        ds.rain_rate.attrs.update(storms.rain_rate.attrs)
+        why = "step is 10min"
+    else:
+        ds = ds.rename(rain_rate="precip")
+        ds["precip"].attrs.pop("standard_name")
+        why = "no variable 'rain_rate'"
+    with pytest.raises(DataValidationError) as e:
+        stgeo.forecast(ds, "simvp", lead_steps=2, progress=False)
+    msg = str(e.value)
+    assert "no pretrained 'simvp' model fits these data" in msg
+    assert "tiny-simvp (simvp)" in msg and why in msg
+    assert "stgeo.train(ds, model='simvp'" in msg
+    # the artefact by name says why it does not fit
+    with pytest.raises(DataValidationError, match="does not fit the data"):
+        stgeo.forecast(ds, "tiny-simvp", lead_steps=2, progress=False)
+
+
+def test_architecture_without_any_artefact(storms):
+    with pytest.raises(DataValidationError, match="(?s)untrained weights.*Train one first"):
+        stgeo.forecast(storms, "swin", lead_steps=2, progress=False)
+
+
+def test_variable_found_by_standard_name(storms, tiny_simvp, register):
+    register(tiny_simvp, "tiny-simvp")
+    ds = storms.rename(rain_rate="precip")  # standard_name rainfall_rate kept
+    fc = stgeo.forecast(ds, "simvp", lead_steps=1, progress=False)
+    assert fc.attrs["pretrained"] == "tiny-simvp" and fc.name == "rain_rate"
+    fc = stgeo.forecast(ds, "simvp", variable="precip", lead_steps=1, progress=False)
+    assert fc.attrs["pretrained"] == "tiny-simvp"
+
+
+def test_units_compared_by_meaning_and_step_tolerance(storms, tiny_simvp, register):
+    register(tiny_simvp, "tiny-simvp")
+    ds = storms.copy()
+    ds["rain_rate"] = ds.rain_rate.assign_attrs(units="mm/h")
+    assert stgeo.forecast(ds, "simvp", lead_steps=1, progress=False).attrs["pretrained"]
+    ds = ds.assign_coords(
+        time=pd.date_range(ds.time.values[0], periods=ds.sizes["time"], freq="6min")
+    )
+    with pytest.warns(stgeo.errors.StgeoWarning, match="step"):
+        fc = stgeo.forecast(ds, "simvp", lead_steps=1, progress=False)  # 6 min: within 25%
+    assert fc.attrs["pretrained"] == "tiny-simvp"
+
+
+def test_several_fit_default_then_index_order(storms, tiny_simvp, register, caplog):
+    register(tiny_simvp, "tiny-simvp-a")
+    register(tiny_simvp, "tiny-simvp-b")
+    with caplog.at_level(logging.INFO, logger="stgeo.forecasting"):
+        fc = stgeo.forecast(storms, "simvp", lead_steps=1, progress=False)
+    assert fc.attrs["pretrained"] == "tiny-simvp-a"
+    assert "also fitting: ['tiny-simvp-b']" in caplog.text
+    register(tiny_simvp, "tiny-simvp-c", default=True)
+    assert (
+        stgeo.forecast(storms, "simvp", lead_steps=1, progress=False).attrs["pretrained"]
+        == "tiny-simvp-c"
+    )
+
+
+def test_wrapper_found_by_its_backbone(storms, tiny_simvp, register):
+    register(tiny_simvp, "tiny-wrapped", backbone="earthfarseer")
+    fc = stgeo.forecast(storms, "earthfarseer", lead_steps=1, progress=False)
+    assert fc.attrs["pretrained"] == "tiny-wrapped"
+    assert [m.card.name for m in stgeo.pretrained.find(storms, "earthfarseer")] == ["tiny-wrapped"]
+
+
+def test_unknown_name_mentions_models_and_pretrained(storms, tiny_simvp, register):
+    register(tiny_simvp, "tiny-simvp")
+    with pytest.raises(UnknownNameError, match="(?s)Did you mean.*Pretrained models: .*tiny-simvp"):
+        stgeo.forecast(storms, "tiny-simvq", lead_steps=1, progress=False)
+
+
+def test_package_refuses_an_architecture_name(tiny_simvp, tmp_path):
+    with pytest.raises(DataValidationError, match="registered model architecture"):
+        stgeo.pretrained.package(tiny_simvp, name="simvp", out=tmp_path / "x")
