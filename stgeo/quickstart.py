@@ -210,7 +210,8 @@ def _plot_figures(
 
 
 def _table_rows(allscores: xr.Dataset) -> list[dict[str, Any]]:
-    """One row per model: mean MSE and CSI at 1 and 5 mm/h at +30 and +60 min."""
+    """One row per model: mean MSE; CSI at every threshold at +30 and +60 min; the range of
+    the frequency bias over all leads per threshold (honest about drizzle and lost peaks)."""
     leads = pd.to_timedelta(allscores[LEAD_TIME_DIM].values)
 
     def nearest(delta: str | pd.Timedelta) -> int:
@@ -220,16 +221,42 @@ def _table_rows(allscores: xr.Dataset) -> list[dict[str, Any]]:
     for label in allscores.model.values:
         s = allscores.sel(model=label)
         row: dict[str, Any] = {"model": str(label), "MSE (mean over leads)": float(s.mse.mean())}
-        for minutes in (30, 60):
-            k = nearest(pd.Timedelta(minutes=minutes))
-            row[f"CSI 1 mm/h +{minutes} min"] = float(
-                s.csi.sel(threshold=1.0).isel({LEAD_TIME_DIM: k})
-            )
-        row["CSI 5 mm/h +30 min"] = float(
-            s.csi.sel(threshold=5.0).isel({LEAD_TIME_DIM: nearest("30min")})
-        )
+        for thr in THRESHOLDS:
+            for minutes in (30, 60):
+                k = nearest(pd.Timedelta(minutes=minutes))
+                row[f"CSI {thr:g} mm/h +{minutes} min"] = float(
+                    s.csi.sel(threshold=thr).isel({LEAD_TIME_DIM: k})
+                )
+        for thr in THRESHOLDS:
+            bias = s.frequency_bias.sel(threshold=thr).values
+            row[f"bias {thr:g} mm/h (leads)"] = f"{np.nanmin(bias):.2f}..{np.nanmax(bias):.2f}"
         rows.append(row)
     return rows
+
+
+def _verdict(rows: list[dict[str, Any]], learned: str | None) -> list[str]:
+    """Plain statements of where the learned model beats extrapolation, and its bias."""
+    by = {r["model"]: r for r in rows}
+    if learned is None or learned not in by:
+        return []
+    ref = "extrapolation" if "extrapolation" in by else "persistence"
+    wins, losses = [], []
+    for thr in (1.0, 5.0):
+        for minutes in (30, 60):
+            key = f"CSI {thr:g} mm/h +{minutes} min"
+            (wins if by[learned][key] > by[ref][key] else losses).append(f"{thr:g} mm/h +{minutes}")
+    lines = [
+        f"- {learned} beats {ref} in CSI at: {', '.join(wins) or 'none'}"
+        + (f"; does not at: {', '.join(losses)}" if losses else "")
+        + "."
+    ]
+    for thr in THRESHOLDS:
+        lo, hi = (float(v) for v in by[learned][f"bias {thr:g} mm/h (leads)"].split(".."))
+        ok = "within" if 0.7 <= lo and hi <= 1.4 else "outside"
+        lines.append(
+            f"- frequency bias at {thr:g} mm/h over all leads: {lo:.2f}..{hi:.2f} ({ok} 0.7..1.4)."
+        )
+    return lines
 
 
 def _report(
@@ -241,6 +268,7 @@ def _report(
     out: Path,
     model_path: str | None,
     best: str,
+    verdict: list[str],
     figures: dict[str, Path],
     elapsed: float,
 ) -> str:
@@ -258,6 +286,8 @@ def _report(
             "",
             table,
             "",
+            *verdict,
+            *([""] if verdict else []),
             f"Files: scores `{out / 'scores.nc'}`, forecasts `{out / 'forecasts'}`"
             + (f", model `{model_path}`" if model_path is not None else ""),
             f"Figures: map of {best} vs observed `{figures['map'].name}`, CSI vs lead "
@@ -317,6 +347,7 @@ def quickstart(
 
     models = _baselines(verbose)
     summary: dict[str, Any] = {"store": store, "forecasts": {}}
+    name = None
     if train_model:
         name, trained = _train_model(ds, period, seed, out, summary, verbose)
         models[name] = (trained, {})
@@ -336,6 +367,7 @@ def quickstart(
         out=out,
         model_path=summary.get("model"),
         best=best,
+        verdict=_verdict(rows, name),
         figures=figures,
         elapsed=elapsed,
     )
