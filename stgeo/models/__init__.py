@@ -9,6 +9,7 @@ from . import (  # noqa: F401  (importing a model module registers its names)
     simvp,
     sprog,
     stresnet,
+    stresnet_stacked,
     swin,
 )
 from .artifact import TrainedModel, load_model
@@ -19,9 +20,11 @@ from .base import (
     ModelSpec,
     baseline_settings,
     create_model,
+    default_input_offsets,
     list_models,
     model_info,
     register_model,
+    wants_time_features,
 )
 from .grids import GridRule, check_grid, grid_rule
 
@@ -35,9 +38,11 @@ __all__ = [
     "baseline_settings",
     "check_grid",
     "create_model",
+    "default_input_offsets",
     "grid_rule",
     "list_models",
     "load_model",
     "model_info",
     "register_model",
+    "wants_time_features",
 ]
