@@ -58,18 +58,18 @@ def _holiday_calendar(country: str, subdiv: str | None, years: tuple[int, ...]) 
         raise ImportError(
             "holiday features need the 'holidays' package: pip install holidays"
         ) from None
-    try:
-        cal = hl.country_holidays(country, subdiv=subdiv, years=list(years))
-    except NotImplementedError:
+    supported = hl.list_supported_countries()
+    if country not in supported:
         raise DataValidationError(
             f"the holidays library knows no country {country!r}; use an ISO 3166 code "
             "such as 'US', 'CN', 'GB' (holidays.list_supported_countries())"
-        ) from None
-    except ValueError as err:  # unknown subdivision (older versions: NotImplementedError)
+        )
+    if subdiv is not None and subdiv not in supported[country]:
         raise DataValidationError(
-            f"holidays of {country!r}: {err}; see "
-            f"holidays.list_supported_countries()[{country!r}] for the subdivisions"
-        ) from None
+            f"the holidays library knows no subdivision {subdiv!r} of {country!r}; known: "
+            f"{', '.join(supported[country][:20])}{', ...' if len(supported[country]) > 20 else ''}"
+        )
+    cal = hl.country_holidays(country, subdiv=subdiv, years=list(years))
     return frozenset(cal.keys())
 
 
@@ -166,7 +166,7 @@ class TimeFeatures:
         angle = 2 * np.pi * hours / 24
         out[:, 0] = np.sin(angle)
         out[:, 1] = np.cos(angle)
-        dow = t.dayofweek.to_numpy()
+        dow = t.day_of_week.to_numpy()
         out[np.arange(t.size), 2 + dow] = 1.0
         out[:, 9] = dow >= 5
         if self.holidays:
