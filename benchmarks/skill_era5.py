@@ -10,7 +10,8 @@ computed by ``stgeo.score(..., weights="latitude")``.
 
 Baselines in the same run with the same scoring: persistence and diurnal persistence (the
 value 24 h before the valid time: ``stgeo.forecast(..., "climatology", period="1D")``).
-Learned: ``stresnet-stacked-small`` (stgeo.models.stresnet_stacked) trained with ``stgeo.train`` with fixed
+Learned: ``stresnet-stacked-small`` (stgeo.models.stresnet_stacked) trained with
+``stgeo.train`` with fixed
 seeds; the reported row is the mean forecast of the seeds. The learned model reads the last
 ``--history`` hours (default 48 h: two diurnal cycles; diurnal persistence itself reads 24 h
 back; the protocol's "12 h in" with ``--history 12``) and predicts the 12 leads in one pass.

@@ -248,7 +248,9 @@ class STResNet(ForecastModule):
             try:
                 pd.Timedelta(v)
             except (TypeError, ValueError):
-                raise DataValidationError(f"{what} must be a duration such as '1D', got {v!r}")
+                raise DataValidationError(
+                    f"{what} must be a duration such as '1D', got {v!r}"
+                ) from None
         self.grid_shape = tuple(int(v) for v in grid_shape)  # type: ignore[union-attr]
         self.lengths = (int(len_t), int(len_p), int(len_c))  # input order: oldest first
         self.n_features = int(n_features)
@@ -295,7 +297,7 @@ class STResNet(ForecastModule):
         (required when the model has an external branch, ignored otherwise).
         """
         check_input(x, self.in_steps, self.channels, self.name)
-        b, t, c, h, w = x.shape
+        b, _, c, h, w = x.shape
         if (h, w) != self.grid_shape:
             raise DataValidationError(
                 f"stresnet was built for the grid {self.grid_shape} (its fusion weights are "

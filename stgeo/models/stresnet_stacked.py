@@ -1,6 +1,7 @@
-"""Stacked ST-ResNet-style forecaster: residual convolutions on stacked frames over a linear baseline.
+"""Stacked ST-ResNet-style forecaster: residual convolutions on stacked frames, linear baseline.
 
-Not the three-branch ST-ResNet of the paper (that is :mod:`stgeo.models.stresnet`); after ST-ResNet (Zhang, Zheng and Qi, AAAI 2017): the input frames - which may be the
+Not the three-branch ST-ResNet of the paper (that is :mod:`stgeo.models.stresnet`); after
+ST-ResNet (Zhang, Zheng and Qi, AAAI 2017): the input frames - which may be the
 closeness, period and trend frames of crowd flows, chosen with ``input_offsets`` in
 :func:`stgeo.train` - are stacked along channels and mapped by residual units at full
 resolution (no down-sampling: small grids such as 16 x 8 keep every cell). Two changes make it
@@ -26,7 +27,8 @@ multi-step outputs (e.g. 48 h of ERA5 temperature in, 12 h out).
 Examples
 --------
 >>> import torch, stgeo
->>> m = stgeo.create_model("stresnet-stacked", in_steps=6, out_steps=1, channels=2, grid_shape=(16, 8))
+>>> m = stgeo.create_model("stresnet-stacked", in_steps=6, out_steps=1, channels=2,
+...                        grid_shape=(16, 8))
 >>> m(torch.randn(3, 6, 2, 16, 8)).shape
 torch.Size([3, 1, 2, 16, 8])
 
@@ -230,7 +232,8 @@ class StackedSTResNet(ForecastModule):
     def _check_grid(self, h: int, w: int) -> None:
         if self.grid_shape is not None and (h, w) != self.grid_shape:
             raise DataValidationError(
-                f"stresnet-stacked with per-cell parameters was built for the grid {self.grid_shape}, "
+                "stresnet-stacked with per-cell parameters was built for the grid "
+                f"{self.grid_shape}, "
                 f"got ({h}, {w}); forecast on the training grid, or train with local=False, "
                 "embed_dim=0 for a model that runs on any grid"
             )

@@ -67,9 +67,7 @@ def test_forecast_array_needs_the_times(trained):
     x = np.zeros((1, 5, 2, 6, 4), np.float32)
     with pytest.raises(DataValidationError, match="init_times"):
         forecast_array(m.module, m.spec, x, 1)
-    out = forecast_array(
-        m.module, m.spec, x, 1, init_times=ds.time.values[-1:], time_step="1h"
-    )
+    out = forecast_array(m.module, m.spec, x, 1, init_times=ds.time.values[-1:], time_step="1h")
     assert out.shape == (1, 1, 2, 6, 4)
 
 

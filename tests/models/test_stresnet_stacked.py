@@ -14,7 +14,9 @@ from stgeo.models.stresnet_stacked import source_frames
 
 
 def test_starts_as_persistence_exactly():
-    m = stgeo.create_model("stresnet-stacked-small", in_steps=5, out_steps=3, channels=2, grid_shape=(6, 4))
+    m = stgeo.create_model(
+        "stresnet-stacked-small", in_steps=5, out_steps=3, channels=2, grid_shape=(6, 4)
+    )
     x = torch.randn(3, 5, 2, 6, 4)
     torch.testing.assert_close(m.eval()(x), x[:, -1:].expand(-1, 3, -1, -1, -1), rtol=0, atol=0)
 

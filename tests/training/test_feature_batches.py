@@ -6,6 +6,7 @@ import types
 
 import numpy as np
 import pytest
+
 import stgeo
 from stgeo.data import BatchLoader, TimeFeatures, Windows, to_frames
 from stgeo.errors import DataValidationError
@@ -46,8 +47,8 @@ def test_prepare_data_uses_the_model_window_and_catalog_calendar(flows):
     td, cfg = prepare_data(flows, cfg)
     assert td.input_offsets == [-167, -23, -2, -1, 0]
     assert td.time_features == TimeFeatures()  # no catalog, no country given
-    train, val = td.loaders(cfg)
-    x, y, f = next(iter(val))
+    _, val = td.loaders(cfg)
+    x, _, f = next(iter(val))
     assert x.shape[1] == 5 and f.shape == (x.shape[0], 10)
     cat = types.SimpleNamespace(time_features={"holidays": "US", "subdiv": "NY"})
     cfg2 = model_window(TrainConfig(model="stresnet", out_steps=1), td.frames, cat)
