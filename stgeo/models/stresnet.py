@@ -362,9 +362,28 @@ def stresnet_grid(hp: dict[str, Any]) -> GridRule:
     )
 
 
+_STACKED_ONLY = {"local", "embed_dim", "kernel", "dropout", "decay"}
+_RENAMED = (
+    "; a model saved as 'stresnet' or 'stresnet-small' before the three-branch ST-ResNet took "
+    "these names is now 'stresnet-stacked' / 'stresnet-stacked-small': set \"model\" in its "
+    "spec.json accordingly"
+)
+
+
 def _build(in_steps, out_steps, channels, grid_shape=None, **hp) -> STResNet:
     """ST-ResNet (see :class:`STResNet`)."""
-    return STResNet(in_steps, out_steps, channels, grid_shape=grid_shape, **hp)
+    old = sorted(_STACKED_ONLY & set(hp))
+    if old:
+        raise StgeoTypeError(
+            f"{old} are hyperparameters of 'stresnet-stacked', not of the three-branch "
+            f"'stresnet'{_RENAMED}"
+        )
+    try:
+        return STResNet(in_steps, out_steps, channels, grid_shape=grid_shape, **hp)
+    except DataValidationError as err:
+        if "input frames" not in str(err):
+            raise
+        raise DataValidationError(f"{err}{_RENAMED}") from None
 
 
 _COMMON = {"grid": stresnet_grid, "input_offsets": _default_offsets, "time_features": True}

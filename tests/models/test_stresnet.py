@@ -118,3 +118,12 @@ def test_registry_declares_window_and_features():
     assert default_input_offsets("stresnet", pd.Timedelta("1h"), len_t=0) == [-23, -2, -1, 0]
     m = stgeo.create_model("stresnet-small", in_steps=5, out_steps=1, channels=2, grid_shape=(4, 4))
     assert m.external is None  # n_features=0 unless training sets it
+
+
+def test_old_stacked_settings_point_to_the_new_name():
+    from stgeo.errors import StgeoTypeError
+
+    with pytest.raises(StgeoTypeError, match="stresnet-stacked"):
+        stgeo.create_model("stresnet", in_steps=5, channels=2, grid_shape=(4, 4), embed_dim=8)
+    with pytest.raises(DataValidationError, match="stresnet-stacked"):
+        stgeo.create_model("stresnet", in_steps=12, channels=2, grid_shape=(4, 4))
