@@ -433,8 +433,10 @@ def list_models(pattern: str = "*", *, baselines: bool = True) -> list[str]:
 
 
 def model_info(name: str) -> dict[str, Any]:
-    """Canonical name, default hyperparameters, whether it is a baseline, description and
-    grid rule (for the variant's defaults, see :func:`stgeo.models.grid_rule`).
+    """Canonical name, default hyperparameters, whether it is a baseline, description, grid
+    rule (for the variant's defaults, see :func:`stgeo.models.grid_rule`), whether it
+    declares its input window (:func:`default_input_offsets`) and whether it takes calendar
+    features (:func:`wants_time_features`).
 
     Examples
     --------
@@ -449,6 +451,7 @@ def model_info(name: str) -> dict[str, Any]:
         "baseline": bool(e.meta.get("baseline")),
         "description": e.description,
         "grid": grid_rule(e.name),
+        "input_window": e.meta.get("input_offsets") is not None,
         "time_features": bool(e.meta.get("time_features")),
     }
 
