@@ -22,7 +22,7 @@ from .patches import (
 )
 from .splits import split_by_time
 from .store import StoreBuilder, open_data, open_dataset, to_zarr
-from .timefeatures import TimeFeatures, time_features
+from .timefeatures import ExternalVariables, TimeFeatures, time_features
 from .windows import Windows, read_frames
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "EventLoader",
     "EventSource",
     "EventWindows",
+    "ExternalVariables",
     "Importance",
     "Normalizer",
     "StoreBuilder",

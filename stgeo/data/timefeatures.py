@@ -44,7 +44,7 @@ import pandas as pd
 
 from ..errors import DataValidationError, StgeoTypeError
 
-__all__ = ["TimeFeatures", "time_features"]
+__all__ = ["ExternalVariables", "TimeFeatures", "feature_rows", "time_features"]
 
 _FIELDS = ("holidays", "subdiv", "timezone")
 
@@ -222,3 +222,157 @@ def time_features(
     (4, 1.0)
     """
     return TimeFeatures(holidays=holidays, subdiv=subdiv, timezone=timezone)(times)
+
+
+@dataclass(frozen=True)
+class ExternalVariables:
+    """External variables of the data (weather, ...) as features of the predicted times.
+
+    Variables with a ``time`` dimension and no spatial one (e.g. ``temperature(time)``,
+    ``wind_speed(time)``, ``weather(time, weather_class)`` of the TaxiBJ recipe) become
+    columns (one per value of their other dims), standardised with the mean and standard
+    deviation of the training split (:meth:`fit`), which a model's spec records.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> t = pd.date_range("2014-01-01", periods=4, freq="1h")
+    >>> ds = xr.Dataset({"temperature": ("time", [0.0, 2.0, 4.0, 6.0])}, coords={"time": t})
+    >>> ev = ExternalVariables.fit(ds, ["temperature"], (t[0], t[1]))
+    >>> ev.size, ev.mean, ev.std
+    (1, (1.0,), (1.0,))
+    >>> ev.at(ev.table(ds), t[2:]).ravel().tolist()
+    [3.0, 5.0]
+    """
+
+    names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def size(self) -> int:
+        """Number of columns."""
+        return len(self.mean)
+
+    @staticmethod
+    def _columns(ds: Any, names: Any) -> Any:
+        """``(time, K)`` DataArray of the variables, one column per value of their other dims."""
+        import xarray as xr
+
+        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            raise StgeoTypeError(f"external variables must be a list of names, got {names!r}")
+        cols = []
+        for n in names:
+            if n not in ds.data_vars:
+                raise DataValidationError(
+                    f"the data have no external variable {n!r}; variables with a time "
+                    f"dimension only: {_time_only(ds)}"
+                )
+            v = ds[n]
+            if "time" not in v.dims or set(v.dims) & {"x", "y", "lat", "lon"}:
+                raise DataValidationError(
+                    f"external variable {n!r} must have a time dimension and no spatial one, "
+                    f"has dims {v.dims}; candidates: {_time_only(ds)}"
+                )
+            other = [d for d in v.dims if d != "time"]
+            v = v.transpose("time", *other).astype("float64")
+            cols.append(v.values.reshape(v.sizes["time"], -1))
+        return xr.DataArray(
+            np.concatenate(cols, axis=1),
+            dims=("time", "column"),
+            coords={"time": ds["time"].values},
+        )
+
+    @classmethod
+    def fit(cls, ds: Any, names: Any, time_range: tuple[Any, Any]) -> ExternalVariables:
+        """Columns of ``names`` in ``ds`` with their statistics over ``time_range``."""
+        table = cls._columns(ds, list(names)).sel(time=slice(*time_range))
+        vals = table.values
+        if not np.isfinite(vals).all():
+            raise DataValidationError(
+                f"external variables {list(names)} have missing values in the training split"
+            )
+        std = vals.std(axis=0)
+        return cls(
+            tuple(names),
+            tuple(float(m) for m in vals.mean(axis=0)),
+            tuple(float(s) if s > 0 else 1.0 for s in std),
+        )
+
+    def table(self, ds: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(times, values)``: every time of ``ds`` and its standardised columns (float32)."""
+        cols = self._columns(ds, list(self.names))
+        if cols.sizes["column"] != self.size:
+            raise DataValidationError(
+                f"external variables {list(self.names)} have {cols.sizes['column']} columns "
+                f"in these data, {self.size} in the training data"
+            )
+        vals = (cols.values - np.asarray(self.mean)) / np.asarray(self.std)
+        return np.asarray(cols["time"].values), vals.astype(np.float32)
+
+    def at(self, table: tuple[np.ndarray, np.ndarray], times: Any) -> np.ndarray:
+        """The standardised columns at ``times`` (each must be a time of the table)."""
+        t_all, vals = table
+        t = _as_index(times).values
+        pos = np.searchsorted(t_all, t)
+        ok = (pos < t_all.size) & (t_all[np.minimum(pos, t_all.size - 1)] == t)
+        if not ok.all():
+            raise DataValidationError(
+                f"external variables {list(self.names)} are needed at the predicted times, "
+                f"but the data lack {pd.Timestamp(t[~ok][0])} (forecasts need them at their "
+                "valid times: append the weather forecast for those times to the data)"
+            )
+        out = vals[pos]
+        if not np.isfinite(out).all():
+            raise DataValidationError(
+                f"external variables {list(self.names)} are missing (NaN) at predicted times"
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (what a model's spec records)."""
+        return {"names": list(self.names), "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ExternalVariables:
+        """Inverse of :meth:`to_dict`."""
+        return cls(tuple(d["names"]), tuple(d["mean"]), tuple(d["std"]))
+
+
+def _time_only(ds: Any) -> list[str]:
+    return [
+        str(n)
+        for n, v in ds.data_vars.items()
+        if "time" in v.dims and not set(v.dims) & {"x", "y", "lat", "lon"}
+    ]
+
+
+def feature_rows(
+    times: Any,
+    calendar: TimeFeatures,
+    external: ExternalVariables | None = None,
+    table: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Features of ``(n, T)`` predicted times as ``(n, T * (F + K))`` float32 rows.
+
+    For each of the ``T`` predicted times of a row: its ``F`` calendar features, then the
+    ``K`` external-variable columns at that time (``external`` with its ``table`` of the
+    data, see :meth:`ExternalVariables.table`). Training windows and forecasts build their
+    features with this one function.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.array([["2014-07-04T00", "2014-07-04T01"]], dtype="datetime64[ns]")
+    >>> feature_rows(t, TimeFeatures(holidays="US")).shape
+    (1, 22)
+    """
+    t = np.asarray(times)
+    n, k = t.shape
+    parts = [calendar(t.ravel())]
+    if external is not None:
+        if table is None:
+            raise DataValidationError("external variables need the data's table")
+        parts.append(external.at(table, t.ravel()))
+    flat = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+    return np.ascontiguousarray(flat.reshape(n, k * flat.shape[1]), dtype=np.float32)

@@ -25,7 +25,7 @@ from ..errors import DataValidationError, StgeoTypeError
 from ..models.base import ModelSpec
 from .tiles import Tiling
 
-__all__ = ["forecast_array", "rollout_offsets"]
+__all__ = ["external_table", "forecast_array", "rollout_offsets"]
 
 
 def _spec_offsets(spec: ModelSpec) -> tuple[list[int], list[int]]:
@@ -108,17 +108,30 @@ class _Features:
     those of these valid times (``init_times + offset * step``), as in training.
     """
 
-    def __init__(self, spec: ModelSpec, init_times: Any, step: Any, device: Any) -> None:
+    def __init__(
+        self, spec: ModelSpec, init_times: Any, step: Any, device: Any, table: Any = None
+    ) -> None:
         import pandas as pd
 
-        from ..data import TimeFeatures
+        from ..data import ExternalVariables, TimeFeatures
 
         if init_times is None or step is None:
             raise DataValidationError(
                 f"model {spec.model!r} takes calendar features of the predicted times: give "
                 "forecast_array init_times= (the t0 of each window) and time_step="
             )
-        self.tf = TimeFeatures.from_dict((spec.features or {}).get("time"))
+        feats = spec.features or {}
+        self.tf = TimeFeatures.from_dict(feats.get("time"))
+        self.ext = None
+        if feats.get("variables"):
+            self.ext = ExternalVariables.from_dict(feats["variables"])
+            if table is None:
+                raise DataValidationError(
+                    f"model {spec.model!r} takes the external variables "
+                    f"{list(self.ext.names)}: give forecast_array external_table="
+                    "ExternalVariables.table(data)"
+                )
+        self.table = table
         self.t0 = pd.DatetimeIndex(np.asarray(init_times).ravel()).values
         self.step = pd.Timedelta(step).to_timedelta64()
         self.device = device
@@ -126,14 +139,33 @@ class _Features:
     def __call__(self, offsets: list[int]) -> Any:
         import torch
 
+        from ..data.timefeatures import feature_rows
+
         off = np.asarray(offsets, dtype=np.int64)
         times = self.t0[:, None] + (off * self.step)[None, :]
-        f = self.tf(times.ravel()).reshape(self.t0.size, off.size * self.tf.size)
+        f = feature_rows(times, self.tf, self.ext, self.table)
         return torch.from_numpy(f).to(self.device)
 
 
 def _takes_features(spec: ModelSpec) -> bool:
     return bool(spec.features and spec.features.get("time") is not None)
+
+
+def external_table(spec: ModelSpec, data: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The external variables a model takes, read from ``data`` (None if it takes none).
+
+    Examples
+    --------
+    >>> from stgeo.models import ModelSpec
+    >>> external_table(ModelSpec("persistence", 1, 1, ["v"], ["v"], "1h"), None) is None
+    True
+    """
+    feats = spec.features or {}
+    if not feats.get("variables"):
+        return None
+    from ..data import ExternalVariables
+
+    return ExternalVariables.from_dict(feats["variables"]).table(data)
 
 
 class _Runner:
@@ -243,6 +275,7 @@ def forecast_array(
     tiling: Tiling | None = None,
     init_times: Any = None,
     time_step: Any = None,
+    external_table: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Forecast from input windows: the pure numerical core of :func:`stgeo.forecast`.
 
@@ -276,6 +309,9 @@ def forecast_array(
         the features of the times it predicts, computed with the spec's settings.
     time_step : str or pandas.Timedelta, optional
         The data's time step (see ``init_times``).
+    external_table : (times, values), optional
+        The external variables of a model that takes them (``spec.features["variables"]``),
+        as :func:`external_table` reads them from the data; needed at every predicted time.
 
     Returns
     -------
@@ -318,7 +354,9 @@ def forecast_array(
 
         t = fill_nodata(t, normalizer)
     hist = {o: t[:, i] for i, o in enumerate(hist_off)}
-    feats = _Features(spec, init_times, time_step, t.device) if _takes_features(spec) else None
+    feats = None
+    if _takes_features(spec):
+        feats = _Features(spec, init_times, time_step, t.device, external_table)
     run = _Runner(model, precision, len(out_off), t.device, tiling, feats)
     if contiguous:
         preds = _rollout(run, hist, inp_off, max(leads))
@@ -342,6 +380,7 @@ class _ForecastJob:
 
         self.tiling = tiling
         self.step = time_step(windows.frames) if _takes_features(spec) else None
+        self.external = None  # (times, values) of the external variables (see api.forecast)
         self.module = module
         self.spec = spec
         self.windows = windows
@@ -363,6 +402,7 @@ class _ForecastJob:
             tiling=self.tiling,
             init_times=self.windows.init_times[idx] if self.step is not None else None,
             time_step=self.step,
+            external_table=self.external,
         )
 
     def __call__(self, start: int, stop: int) -> np.ndarray:

@@ -35,6 +35,7 @@ import xarray as xr
 from ..conventions import freq_string, spatial_dims, time_step, validate
 from ..data import (
     BatchLoader,
+    ExternalVariables,
     Normalizer,
     TimeFeatures,
     Windows,
@@ -200,8 +201,15 @@ def model_window(cfg: TrainConfig, frames: xr.DataArray, catalog: Any = None) ->
         return cfg
     settings = cfg.time_features
     if settings is None:
-        settings = dict(getattr(catalog, "time_features", None) or {})
-    return cfg.resolved(time_features=TimeFeatures.from_dict(settings).to_dict())
+        settings = getattr(catalog, "time_features", None) or {}
+    settings = dict(settings)
+    names = settings.pop("variables", None) or []
+    if isinstance(names, str):
+        names = [names]
+    resolved = TimeFeatures.from_dict(settings).to_dict()
+    if names:
+        resolved["variables"] = list(names)
+    return cfg.resolved(time_features=resolved)
 
 
 def _feature_models() -> list[str]:
@@ -211,12 +219,16 @@ def _feature_models() -> list[str]:
 
 
 def window_features(
-    windows: Windows, features: TimeFeatures, init_times: np.ndarray | None = None
+    windows: Windows,
+    features: TimeFeatures,
+    external: ExternalVariables | None = None,
+    table: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """The calendar features of every window's predicted times: ``(n_windows, T_out * F)``.
+    """The features of every window's predicted times: ``(n_windows, T_out * (F + K))``.
 
-    Row ``i`` holds the features (:class:`stgeo.data.TimeFeatures`) of the target times
-    ``t0 + target_offsets * step`` of window ``i``, one block of ``F`` per target frame.
+    Row ``i`` holds, for each target time ``t0 + target_offsets * step`` of window ``i``,
+    its calendar features (:class:`stgeo.data.TimeFeatures`) and, with ``external``, the
+    external variables at that time (:func:`stgeo.data.timefeatures.feature_rows`).
 
     Examples
     --------
@@ -226,13 +238,13 @@ def window_features(
     >>> window_features(w, TimeFeatures()).shape
     (4, 30)
     """
-    t0 = windows.init_times if init_times is None else init_times
+    from ..data.timefeatures import feature_rows
+
     step = time_step(windows.frames)
-    valid = pd.DatetimeIndex(np.asarray(t0).ravel())
+    t0 = pd.DatetimeIndex(np.asarray(windows.init_times).ravel()).values
     offs = np.asarray(windows.target_offsets, dtype=np.int64)
-    times = valid.values[:, None] + (offs * step.to_timedelta64())[None, :]
-    f = features(times.ravel())
-    return f.reshape(len(valid), offs.size * features.size)
+    times = t0[:, None] + (offs * step.to_timedelta64())[None, :]
+    return feature_rows(times, features, external, table)
 
 
 class FeatureLoader:
@@ -298,6 +310,8 @@ class TrainingData:
     normalizer: Normalizer
     window_kwargs: dict[str, Any]
     time_features: TimeFeatures | None = None
+    external: ExternalVariables | None = None
+    external_table: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def spatial_dims(self) -> tuple[str, str]:
@@ -368,10 +382,10 @@ class TrainingData:
             )
         if self.time_features is None:
             return train, val
-        tf = self.time_features
-        train = FeatureLoader(train, window_features(self.train, tf))  # type: ignore[assignment]
+        ext = (self.time_features, self.external, self.external_table)
+        train = FeatureLoader(train, window_features(self.train, *ext))  # type: ignore[assignment]
         if val is not None:
-            val = FeatureLoader(val, window_features(self.val, tf))  # type: ignore[assignment,arg-type]
+            val = FeatureLoader(val, window_features(self.val, *ext))  # type: ignore[assignment,arg-type]
         return train, val
 
 
@@ -442,8 +456,19 @@ def prepare_data(
         val=val,
         normalizer=Normalizer(cfg.normalization).fit(frames.sel(time=slice(t_lo, t_hi))),
         window_kwargs=win_kw,
-        time_features=(
-            TimeFeatures.from_dict(cfg.time_features) if cfg.time_features is not None else None
-        ),
+        **_features(ds, cfg, ranges["train"]),
     )
     return td, cfg
+
+
+def _features(ds: xr.Dataset, cfg: TrainConfig, train_range: tuple) -> dict[str, Any]:
+    """The run's calendar settings and external variables (fitted on the training split)."""
+    if cfg.time_features is None:
+        return {}
+    settings = dict(cfg.time_features)
+    names = settings.pop("variables", None)
+    out: dict[str, Any] = {"time_features": TimeFeatures.from_dict(settings)}
+    if names:
+        ext = ExternalVariables.fit(ds, names, train_range)
+        out.update(external=ext, external_table=ext.table(ds))
+    return out

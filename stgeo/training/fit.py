@@ -142,7 +142,10 @@ def _artefact(
 def _features_spec(td: Any) -> dict[str, Any] | None:
     """``ModelSpec.features`` of the run: the time-feature settings, if the model takes them."""
     tf = getattr(td, "time_features", None)
-    return None if tf is None else {"time": tf.to_dict()}
+    if tf is None:
+        return None
+    ext = getattr(td, "external", None)
+    return {"time": tf.to_dict(), **({"variables": ext.to_dict()} if ext else {})}
 
 
 def _with_feature_size(td: Any, cfg: TrainConfig, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -150,12 +153,14 @@ def _with_feature_size(td: Any, cfg: TrainConfig, kwargs: dict[str, Any]) -> dic
     tf = getattr(td, "time_features", None)
     if tf is None:
         return kwargs
-    n = tf.size * len(td.target_offsets)
+    ext = getattr(td, "external", None)
+    per_frame = tf.size + (ext.size if ext is not None else 0)
+    n = per_frame * len(td.target_offsets)
     given = kwargs.get("n_features")
     if given is not None and given != n:
         raise DataValidationError(
-            f"n_features={given!r} does not match the run's features ({tf.size} calendar "
-            f"features x {len(td.target_offsets)} predicted frames = {n}); leave it out"
+            f"n_features={given!r} does not match the run's features ({per_frame} features "
+            f"x {len(td.target_offsets)} predicted frames = {n}); leave it out"
         )
     return {**kwargs, "n_features": n}
 
@@ -340,8 +345,11 @@ def train(
         :func:`stgeo.models.wants_time_features`): the settings of
         :class:`stgeo.data.TimeFeatures`, e.g. ``{"holidays": "US", "subdiv": "NY"}``.
         Default: the catalog entry's ``time_features`` (BikeNYC: US/NY, TaxiBJ: CN), else
-        no holiday flag. The training and validation batches carry them, the model's spec
-        records them and every forecast computes them the same way.
+        no holiday flag. ``"variables": ["temperature", "wind_speed"]`` adds external
+        variables of the data (dims ``time`` and no spatial one, standardised with the
+        training split's statistics) at the predicted times; forecasts then need them at
+        their valid times. The training and validation batches carry the features, the
+        model's spec records the settings and every forecast computes them the same way.
     **model_kwargs
         Hyperparameters of the architecture (e.g. ``hid_S=16``).
 

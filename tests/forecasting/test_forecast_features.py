@@ -75,3 +75,38 @@ def test_short_history_names_the_trend(trained):
     ds, m = trained
     with pytest.raises(DataValidationError, match="168 consecutive time steps|history"):
         stgeo.forecast(ds.isel(time=slice(0, 100)), m, progress=False)
+
+
+def test_external_variables_from_training_to_forecast(tmp_path):
+    ds = stgeo.testing.crowd_flows(n_days=9, shape=(4, 4), step="1h", start="2014-06-28")
+    rng = np.random.default_rng(0)
+    ds["temperature"] = ("time", 20 + 5 * rng.standard_normal(ds.sizes["time"]))
+    m = stgeo.train(
+        ds,
+        "stresnet-small",
+        out_steps=1,
+        epochs=1,
+        progress=False,
+        precision="fp32",
+        time_features={"holidays": "US", "variables": ["temperature"]},
+    )
+    assert m.spec.hyperparameters["n_features"] == 12
+    ext = m.spec.features["variables"]
+    assert ext["names"] == ["temperature"] and abs(ext["mean"][0] - 20) < 1.5
+    m.save(tmp_path / "m")
+    back = stgeo.load_model(tmp_path / "m")
+    init = ds.time.values[-6:-1]
+    kw = {"init_times": init, "progress": False, "precision": "fp32"}
+    fc = stgeo.forecast(ds, back, **kw)
+    warm = ds.copy()
+    warm["temperature"] = ds.temperature.where(ds.time != init[2] + np.timedelta64(1, "h"), 60.0)
+    with torch.no_grad():
+        back.module.external[0].weight[:, -1] += 5.0  # make the temperature column count
+    hot, ref = stgeo.forecast(warm, back, **kw), stgeo.forecast(ds, back, **kw)
+    changed = (np.abs(hot - ref).max(["lead_time", "channel", "y", "x"]) > 1e-6).values
+    assert changed.tolist() == [False, False, True, False, False]
+    assert fc.shape == (5, 1, 2, 4, 4)
+    with pytest.raises(DataValidationError, match="no external variable 'temperature'"):
+        stgeo.forecast(ds.drop_vars("temperature"), back, **kw)
+    with pytest.raises(DataValidationError, match="lack"):
+        stgeo.forecast(ds, back, init_times=ds.time.values[-1:], progress=False)
