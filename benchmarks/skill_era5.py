@@ -10,7 +10,8 @@ computed by ``stgeo.score(..., weights="latitude")``.
 
 Baselines in the same run with the same scoring: persistence and diurnal persistence (the
 value 24 h before the valid time: ``stgeo.forecast(..., "climatology", period="1D")``).
-Learned: ``stresnet-small`` (stgeo.models.stresnet) trained with ``stgeo.train`` with fixed
+Learned: ``stresnet-stacked-small`` (stgeo.models.stresnet_stacked) trained with
+``stgeo.train`` with fixed
 seeds; the reported row is the mean forecast of the seeds. The learned model reads the last
 ``--history`` hours (default 48 h: two diurnal cycles; diurnal persistence itself reads 24 h
 back; the protocol's "12 h in" with ``--history 12``) and predicts the 12 leads in one pass.
@@ -73,10 +74,10 @@ def settings(quick: bool, history: int) -> dict[str, Any]:
         train = dict(epochs=1, max_steps_per_epoch=8, max_val_steps=2, lr=2e-3, batch_size=8)
         train["local"] = False
     if history > 24:  # start from damped anomaly persistence against the day before
-        train.update(period=24, decay=6.0)  # (see stgeo.models.stresnet.STResNet)
+        train.update(period=24, decay=6.0)  # (see stgeo.models.stresnet_stacked.StackedSTResNet)
     elif history == 24:  # from diurnal persistence
         train.update(period=24)
-    return {"model": "stresnet-small", "train": train}
+    return {"model": "stresnet-stacked-small", "train": train}
 
 
 def origins(t2m: xr.DataArray, test: tuple[str, str]) -> np.ndarray:

@@ -156,7 +156,12 @@ def _add_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("data", help="Zarr store path or catalog name")
     t.add_argument("--model", default="simvp")
     t.add_argument("--variable", default=None)
-    t.add_argument("--in-steps", type=int, default=4)
+    t.add_argument(
+        "--in-steps",
+        type=int,
+        default=None,
+        help="input frames (default 4; models that declare their window, e.g. stresnet: theirs)",
+    )
     t.add_argument("--out-steps", type=int, default=4)
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=16)
@@ -354,6 +359,17 @@ def _pick_variable(ds: Any, variable: str | None) -> Any:
     return ds if variable is None else ds[[variable]]
 
 
+def _declares_window(model: str) -> bool:
+    """Whether ``model`` declares its own input window (then ``--in-steps`` has no default)."""
+    from .errors import UnknownNameError
+    from .models import model_info
+
+    try:
+        return bool(model_info(model)["input_window"])
+    except UnknownNameError:
+        return False  # train() names the valid models
+
+
 def _cmd_train(a: argparse.Namespace) -> int:
     from .data import open_dataset
     from .training import train
@@ -364,11 +380,14 @@ def _cmd_train(a: argparse.Namespace) -> int:
     kw = parse_options(a.option)
     if a.lr is not None:
         kw["lr"] = a.lr
+    in_steps = a.in_steps
+    if in_steps is None and "input_offsets" not in kw and not _declares_window(a.model):
+        in_steps = 4
     tm = train(
         ds,
         model=a.model,
         variable=a.variable,
-        in_steps=a.in_steps,
+        in_steps=in_steps,
         out_steps=a.out_steps,
         epochs=a.epochs,
         batch_size=a.batch_size,

@@ -22,6 +22,7 @@ from .patches import (
 )
 from .splits import split_by_time
 from .store import StoreBuilder, open_data, open_dataset, to_zarr
+from .timefeatures import ExternalVariables, TimeFeatures, time_features
 from .windows import Windows, read_frames
 
 __all__ = [
@@ -31,9 +32,11 @@ __all__ = [
     "EventLoader",
     "EventSource",
     "EventWindows",
+    "ExternalVariables",
     "Importance",
     "Normalizer",
     "StoreBuilder",
+    "TimeFeatures",
     "VerifyReport",
     "Windows",
     "as_patch_size",
@@ -53,6 +56,7 @@ __all__ = [
     "register_collection",
     "split_by_time",
     "stream_statistics",
+    "time_features",
     "to_frames",
     "to_zarr",
     "variables_of",

@@ -15,6 +15,10 @@ A catalog file holds ``datasets:``, a list of entries::
         citation: Pulkkinen et al. (2019), GMD
         recipe: {name: radar, source: fmi/pgm/20160928}
 
+Crowd-flow entries may give the calendar of their city for models that take time
+features (``stresnet``; see :class:`stgeo.data.TimeFeatures`), e.g.
+``time_features: {holidays: US, subdiv: NY}``.
+
 A file may also hold ``collections:``, named lists of entries that train together (see
 :func:`get_collection`)::
 
@@ -80,6 +84,7 @@ _OPTIONAL: dict[str, Any] = {
     "recipe": dict,
     "units": dict,
     "tags": list,
+    "time_features": dict,
 }
 _SPLITS = ("train", "val", "test")
 
@@ -100,6 +105,7 @@ class CatalogEntry:
     recipe: dict[str, Any] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+    time_features: dict[str, Any] = field(default_factory=dict)
     source_file: str = ""
 
     def store_path(self) -> Path:

@@ -32,7 +32,7 @@ import xarray as xr
 from ..conventions import spatial_dims
 from ..data import open_data, to_frames
 from ..data.safety import check_output
-from .core import _leads, _prepared_job, rollout_offsets
+from .core import _leads, _prepared_job, external_table, rollout_offsets
 from .inputs import _check_arguments, _time_step, _windows
 from .output import _in_memory_result, _Labels, _lazy_result, _store_result
 from .resolve import (
@@ -229,6 +229,7 @@ def forecast(
 
     # -- everything checked: compute ---------------------------------------------------
     job = _prepared_job(module, spec, win, leads, hist_off, batch_size, device, precision, tiles)
+    job.external = external_table(spec, ds)  # a model's weather inputs (None for most)
     labels = _Labels.create(spec, label, step, leads, frames, ds, sdims)
     labels.attrs.update(step_attrs, **_tiling_attrs(tiles, grid), **pretrained_attrs)
     if lazy:

@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ from ..errors import DataValidationError, StgeoTypeError
 from ..models.base import ModelSpec
 from .tiles import Tiling
 
-__all__ = ["forecast_array", "rollout_offsets"]
+__all__ = ["external_table", "forecast_array", "rollout_offsets"]
 
 
 def _spec_offsets(spec: ModelSpec) -> tuple[list[int], list[int]]:
@@ -100,28 +101,111 @@ def _checked_inputs(inputs: Any, hist_off: list[int], spec: ModelSpec) -> np.nda
     return x
 
 
-class _Runner:
-    """One checked forward pass: ``(B, T_in, C, H, W)`` -> ``(B, n_out, C, H, W)`` on ``device``,
-    on the whole grid or tile by tile (``tiling``)."""
+class _Features:
+    """The calendar features of each pass of a forecast, for a model that takes them.
+
+    Pass ``k`` of a rollout predicts the offsets ``k * n_out + out_off``; its features are
+    those of these valid times (``init_times + offset * step``), as in training.
+    """
 
     def __init__(
-        self, model: Any, precision: str | None, n_out: int, device: Any, tiling: Any = None
+        self, spec: ModelSpec, init_times: Any, step: Any, device: Any, table: Any = None
+    ) -> None:
+        import pandas as pd
+
+        from ..data import ExternalVariables, TimeFeatures
+
+        if init_times is None or step is None:
+            raise DataValidationError(
+                f"model {spec.model!r} takes calendar features of the predicted times: give "
+                "forecast_array init_times= (the t0 of each window) and time_step="
+            )
+        feats = spec.features or {}
+        self.tf = TimeFeatures.from_dict(feats.get("time"))
+        self.ext = None
+        if feats.get("variables"):
+            self.ext = ExternalVariables.from_dict(feats["variables"])
+            if table is None:
+                raise DataValidationError(
+                    f"model {spec.model!r} takes the external variables "
+                    f"{list(self.ext.names)}: give forecast_array external_table="
+                    "ExternalVariables.table(data)"
+                )
+        self.table = table
+        self.t0 = pd.DatetimeIndex(np.asarray(init_times).ravel()).values
+        self.step = pd.Timedelta(step).to_timedelta64()
+        self.device = device
+
+    def __call__(self, offsets: list[int]) -> Any:
+        import torch
+
+        from ..data.timefeatures import feature_rows
+
+        off = np.asarray(offsets, dtype=np.int64)
+        times = self.t0[:, None] + (off * self.step)[None, :]
+        f = feature_rows(times, self.tf, self.ext, self.table)
+        return torch.from_numpy(f).to(self.device)
+
+
+def _takes_features(spec: ModelSpec) -> bool:
+    return bool(spec.features and spec.features.get("time") is not None)
+
+
+def external_table(spec: ModelSpec, data: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The external variables a model takes, read from ``data`` (None if it takes none).
+
+    Examples
+    --------
+    >>> from stgeo.models import ModelSpec
+    >>> external_table(ModelSpec("persistence", 1, 1, ["v"], ["v"], "1h"), None) is None
+    True
+    """
+    feats = spec.features or {}
+    if not feats.get("variables"):
+        return None
+    from ..data import ExternalVariables
+
+    return ExternalVariables.from_dict(feats["variables"]).table(data)
+
+
+class _Runner:
+    """One checked forward pass: ``(B, T_in, C, H, W)`` -> ``(B, n_out, C, H, W)`` on ``device``,
+    on the whole grid or tile by tile (``tiling``); ``features`` (a :class:`_Features`) gives
+    the extra input of each pass of a model that takes calendar features."""
+
+    def __init__(
+        self,
+        model: Any,
+        precision: str | None,
+        n_out: int,
+        device: Any,
+        tiling: Any = None,
+        features: _Features | None = None,
     ) -> None:
         self.model = model
         self.precision = precision
         self.n_out = n_out
         self.device = device
         self.tiling = tiling
+        self.features = features
 
-    def __call__(self, inp: Any) -> Any:
+    def __call__(self, inp: Any, offsets: list[int] | None = None) -> Any:
+        fn = self._checked
+        if self.features is not None:
+            fn = functools.partial(self._checked, features=self.features(offsets))
         if self.tiling is None:
-            return self._checked(inp)
-        return self.tiling.apply(self._checked, inp).to(self.device)
+            return fn(inp)
+        if self.features is not None and len(self.tiling.plan(tuple(inp.shape[-2:]))) > 1:
+            raise DataValidationError(
+                "a model that takes calendar features runs on the whole grid, not in tiles; "
+                "forecast with tiling='off'"
+            )
+        return self.tiling.apply(fn, inp).to(self.device)
 
-    def _checked(self, inp: Any) -> Any:
+    def _checked(self, inp: Any, features: Any = None) -> Any:
         from ..models.runtime import predict
 
-        y = predict(self.model, inp, self.precision)
+        y = predict(self.model, inp, self.precision, features=features)
         if y.ndim != 5 or y.shape[0] != inp.shape[0] or y.shape[2:] != inp.shape[2:]:
             raise DataValidationError(
                 f"the model returned shape {tuple(y.shape)} for input {tuple(inp.shape)}; "
@@ -141,7 +225,7 @@ def _direct(run: _Runner, hist: dict[int, Any], inp_off: list[int], out_off: lis
     missing = [o for o in inp_off if o not in hist]
     if missing:
         raise DataValidationError(f"inputs lack the offsets {missing} the model needs")
-    y = run(torch.stack([hist[o] for o in inp_off], 1))
+    y = run(torch.stack([hist[o] for o in inp_off], 1), out_off)
     return {o: y[:, i] for i, o in enumerate(out_off)}
 
 
@@ -164,7 +248,7 @@ def _rollout(run: _Runner, hist: dict[int, Any], inp_off: list[int], last_lead: 
                     f"rolling out to lead {last_lead} needs the observed frame at offset "
                     f"{s}, which the inputs lack; pass input_offsets=rollout_offsets(...)"
                 )
-        y = run(torch.stack(frames, 1))
+        y = run(torch.stack(frames, 1), [k * n_out + i + 1 for i in range(n_out)])
         for i in range(n_out):
             preds[k * n_out + i + 1] = y[:, i]
     return preds
@@ -189,6 +273,9 @@ def forecast_array(
     precision: str | None = "auto",
     normalize: bool = True,
     tiling: Tiling | None = None,
+    init_times: Any = None,
+    time_step: Any = None,
+    external_table: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Forecast from input windows: the pure numerical core of :func:`stgeo.forecast`.
 
@@ -216,6 +303,15 @@ def forecast_array(
     tiling : Tiling, optional
         Apply the model padded to a multiple and/or tile by tile with blended overlaps
         (:class:`stgeo.forecasting.Tiling`); default: the whole grid as given.
+    init_times : array-like of datetime64, optional
+        The ``t0`` of each window; with ``time_step``, needed by a model that takes
+        calendar features (``spec.features``, e.g. ``stresnet``): each forward pass gets
+        the features of the times it predicts, computed with the spec's settings.
+    time_step : str or pandas.Timedelta, optional
+        The data's time step (see ``init_times``).
+    external_table : (times, values), optional
+        The external variables of a model that takes them (``spec.features["variables"]``),
+        as :func:`external_table` reads them from the data; needed at every predicted time.
 
     Returns
     -------
@@ -258,7 +354,10 @@ def forecast_array(
 
         t = fill_nodata(t, normalizer)
     hist = {o: t[:, i] for i, o in enumerate(hist_off)}
-    run = _Runner(model, precision, len(out_off), t.device, tiling)
+    feats = None
+    if _takes_features(spec):
+        feats = _Features(spec, init_times, time_step, t.device, external_table)
+    run = _Runner(model, precision, len(out_off), t.device, tiling, feats)
     if contiguous:
         preds = _rollout(run, hist, inp_off, max(leads))
     else:
@@ -277,7 +376,11 @@ class _ForecastJob:
     chunk on Dask workers (pickled once per worker)."""
 
     def __init__(self, module, spec, windows, leads, offsets, batch_size, device, tiling=None):
+        from ..conventions import time_step
+
         self.tiling = tiling
+        self.step = time_step(windows.frames) if _takes_features(spec) else None
+        self.external = None  # (times, values) of the external variables (see api.forecast)
         self.module = module
         self.spec = spec
         self.windows = windows
@@ -297,6 +400,9 @@ class _ForecastJob:
             device=self.device,
             precision=None,
             tiling=self.tiling,
+            init_times=self.windows.init_times[idx] if self.step is not None else None,
+            time_step=self.step,
+            external_table=self.external,
         )
 
     def __call__(self, start: int, stop: int) -> np.ndarray:

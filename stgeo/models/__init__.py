@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (importing a model module registers its names)
     simvp,
     sprog,
     stresnet,
+    stresnet_stacked,
     swin,
 )
 from .artifact import TrainedModel, load_model
@@ -20,9 +21,11 @@ from .base import (
     ModelSpec,
     baseline_settings,
     create_model,
+    default_input_offsets,
     list_models,
     model_info,
     register_model,
+    wants_time_features,
 )
 from .grids import GridRule, check_grid, grid_rule
 
@@ -36,9 +39,11 @@ __all__ = [
     "baseline_settings",
     "check_grid",
     "create_model",
+    "default_input_offsets",
     "grid_rule",
     "list_models",
     "load_model",
     "model_info",
     "register_model",
+    "wants_time_features",
 ]

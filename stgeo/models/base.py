@@ -33,9 +33,11 @@ __all__ = [
     "ModelSpec",
     "baseline_settings",
     "create_model",
+    "default_input_offsets",
     "list_models",
     "model_info",
     "register_model",
+    "wants_time_features",
 ]
 
 
@@ -85,6 +87,11 @@ class ModelSpec:
         Non-contiguous windows (crowd-flow period/trend); default contiguous.
     extra : dict
         Free-form metadata: training data fingerprint, metrics, training settings, ...
+    features : dict, optional
+        External inputs of a model that takes ``forward(x, features)`` (e.g. ``stresnet``):
+        ``{"time": {...}}``, the settings of :class:`stgeo.data.TimeFeatures` (holiday
+        country, time zone) with which training, validation and every forecast compute the
+        calendar features of the predicted times. None: the model takes frames only.
 
     Examples
     --------
@@ -107,6 +114,7 @@ class ModelSpec:
     input_offsets: list[int] | None = None
     target_offsets: list[int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    features: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""
@@ -172,6 +180,48 @@ class BaselineSettings:
 
 #: signature of a baseline's settings hook: ``(step, in_steps, lead_steps, **kwargs)``
 SettingsHook = Callable[..., BaselineSettings]
+#: signature of a model's default-input-window hook: ``(step, hyperparameters) -> offsets``
+OffsetsHook = Callable[[Any, dict[str, Any]], list[int]]
+
+
+def wants_time_features(name: str) -> bool:
+    """Whether the registered model ``name`` takes calendar features: ``forward(x, features)``.
+
+    Examples
+    --------
+    >>> wants_time_features("stresnet"), wants_time_features("simvp")
+    (True, False)
+    """
+    return bool(MODELS.entry(name).meta.get("time_features"))
+
+
+def default_input_offsets(name: str, step: Any, **hyperparameters: Any) -> list[int] | None:
+    """The input offsets the registered model ``name`` declares for data of time ``step``.
+
+    ``None`` when the model declares none (then ``in_steps`` or ``input_offsets`` must be
+    given to :func:`stgeo.train`). The hyperparameters override the variant's defaults.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> default_input_offsets("stresnet", pd.Timedelta("1h"))  # trend, period, closeness
+    [-167, -23, -2, -1, 0]
+    >>> default_input_offsets("stresnet", pd.Timedelta("30min"), len_c=2, len_t=0)
+    [-47, -1, 0]
+    >>> default_input_offsets("simvp", pd.Timedelta("1h")) is None
+    True
+    """
+    e = MODELS.entry(name)
+    hook = e.meta.get("input_offsets")
+    if hook is None:
+        return None
+    offsets = [int(o) for o in hook(step, {**e.meta.get("defaults", {}), **hyperparameters})]
+    if not offsets or offsets != sorted(set(offsets)) or offsets[-1] != 0:
+        raise DataValidationError(
+            f"the input offsets of {e.name!r} for a {step} step are {offsets}: they must be "
+            "distinct, increasing and end at 0; choose other lengths (e.g. len_p, len_t)"
+        )
+    return offsets
 
 
 def _default_settings(
@@ -257,6 +307,8 @@ def register_model(
     settings: SettingsHook | None = None,
     auxiliary_loss: tuple[Callable[..., Any], float] | None = None,
     grid: GridRuleLike | None = None,
+    input_offsets: OffsetsHook | None = None,
+    time_features: bool = False,
     description: str = "",
     overwrite: bool = False,
 ):
@@ -284,6 +336,20 @@ def register_model(
     decides how :func:`stgeo.forecast` applies a model trained on one grid (or on crops) to
     another: on the whole grid, or tile by tile (see :func:`stgeo.models.grid_rule`).
     Without it the model is taken as not fully convolutional, any size.
+
+    ``input_offsets`` declares the model's default input window:
+    ``input_offsets(step, hp) -> list of int`` gets the data's time step
+    (``pandas.Timedelta``) and the hyperparameters (variant defaults merged with
+    overrides) and returns the offsets of the input frames relative to the last one (e.g.
+    closeness, period = one day and trend = one week back for ``stresnet``). Training uses
+    them when neither ``in_steps`` nor ``input_offsets`` is given
+    (:func:`default_input_offsets`).
+
+    ``time_features=True`` declares that the module's forward is
+    ``forward(x, features)`` with ``features`` a ``(B, n_features)`` tensor: the calendar
+    features (:class:`stgeo.data.TimeFeatures`) of each of the ``out_steps`` predicted
+    times, concatenated. Training builds the model with ``n_features=...`` and its loaders,
+    validation and :func:`stgeo.forecast` supply them (:func:`wants_time_features`).
 
     Examples
     --------
@@ -320,6 +386,11 @@ def register_model(
             f"grid must be a stgeo.models.GridRule or a function of the hyperparameters "
             f"returning one, got {type(grid).__name__}"
         )
+    if input_offsets is not None and not callable(input_offsets):
+        raise StgeoTypeError(
+            "input_offsets must be a function (step, hyperparameters) -> list of int, got "
+            f"{type(input_offsets).__name__}"
+        )
     if settings is not None and not callable(settings):
         raise StgeoTypeError(
             f"settings must be a function (step, in_steps, lead_steps, **kwargs) -> "
@@ -338,6 +409,8 @@ def register_model(
             settings=settings,
             auxiliary_loss=auxiliary_loss,
             grid=grid,
+            input_offsets=input_offsets,
+            time_features=bool(time_features),
         )
         return b
 
@@ -360,8 +433,10 @@ def list_models(pattern: str = "*", *, baselines: bool = True) -> list[str]:
 
 
 def model_info(name: str) -> dict[str, Any]:
-    """Canonical name, default hyperparameters, whether it is a baseline, description and
-    grid rule (for the variant's defaults, see :func:`stgeo.models.grid_rule`).
+    """Canonical name, default hyperparameters, whether it is a baseline, description, grid
+    rule (for the variant's defaults, see :func:`stgeo.models.grid_rule`), whether it
+    declares its input window (:func:`default_input_offsets`) and whether it takes calendar
+    features (:func:`wants_time_features`).
 
     Examples
     --------
@@ -376,6 +451,8 @@ def model_info(name: str) -> dict[str, Any]:
         "baseline": bool(e.meta.get("baseline")),
         "description": e.description,
         "grid": grid_rule(e.name),
+        "input_window": e.meta.get("input_offsets") is not None,
+        "time_features": bool(e.meta.get("time_features")),
     }
 
 

@@ -294,6 +294,7 @@ def predict(
     precision: str | None = None,
     *,
     batch_size: int | None = None,
+    features: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Apply ``module`` to ``x`` without autograd and return float32 (on ``x``'s device).
 
@@ -308,6 +309,9 @@ def predict(
         For plain modules: autocast precision (default: the ``autocast`` option).
     batch_size : int, optional
         Run at most this many samples per call.
+    features : torch.Tensor, optional
+        ``(B, F)`` extra input of a model that takes features (``module(x, features)``,
+        e.g. ``stresnet``'s calendar features); None: ``module(x)``.
 
     Examples
     --------
@@ -341,16 +345,18 @@ def predict(
         with torch.inference_mode():
             for start in range(0, max(n, 1), step):
                 xb = x[start : start + step] if x.ndim else x
+                args = () if features is None else (features[start : start + step].to(dev),)
                 if info is not None:
                     dtype = torch.bfloat16 if prec == "bf16" else torch.float32
                     xb = xb.to(device=dev)
                     if xb.is_floating_point():
                         xb = xb.to(dtype=dtype)
-                    y = module(xb)
+                    args = tuple(a.to(dtype=dtype) for a in args)
+                    y = module(xb, *args)
                 else:
                     xb = xb.to(device=dev)
                     with autocast(dev, prec):
-                        y = module(xb)
+                        y = module(xb, *args)
                 outs.append(y.to(device=out_dev, dtype=torch.float32))
         return outs[0] if len(outs) == 1 else torch.cat(outs)
     finally:

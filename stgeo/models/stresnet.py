@@ -1,168 +1,218 @@
-"""ST-ResNet-style forecaster: residual convolutions on stacked frames over a linear baseline.
+"""ST-ResNet (Zhang, Zheng and Qi, AAAI 2017): closeness, period and trend branches.
 
-After ST-ResNet (Zhang, Zheng and Qi, AAAI 2017): the input frames - which may be the
-closeness, period and trend frames of crowd flows, chosen with ``input_offsets`` in
-:func:`stgeo.train` - are stacked along channels and mapped by residual units at full
-resolution (no down-sampling: small grids such as 16 x 8 keep every cell). Two changes make it
-learn well from a few weeks of data:
+The input frames are split, oldest first, into the **trend** frames (``len_t`` frames at the
+same time of day on previous weeks), the **period** frames (``len_p`` frames, same time on
+previous days) and the **closeness** frames (the last ``len_c`` frames). Each group is stacked
+along channels and goes through its own branch: a 3x3 convolution to ``hidden`` channels,
+``n_units`` residual units (batch norm, ReLU, 3x3 convolution, twice, plus the input) and a
+3x3 convolution to the output channels. The branches are fused with **parametric
+matrices**: one learned weight per branch, output channel and grid cell, multiplied
+element-wise with the branch's output and summed. An **external branch** maps the calendar
+features of the predicted times (``n_features``: time of day, day of week, weekend,
+holiday; see :class:`stgeo.data.TimeFeatures`) through ``Linear -> ReLU -> Linear`` to one
+value per output channel and cell, added to the fusion. The output activation is
+``tanh`` for data scaled to [-1, 1] (the paper; ``normalization="minmax"`` in
+:func:`stgeo.train`) or the identity for stgeo's default z-scores (``output="linear"``).
 
-* **residual on a linear baseline.** The output is ``linear(x) + cnn(x)``: a 1 x 1 linear map
-  of the stacked frames, initialised to persistence (the last input frame repeated; or, with
-  ``period``, to periodic persistence such as the value a day before), plus a
-  convolutional correction whose last layer starts near zero. Training starts from a sound
-  forecast and the network learns what persistence (or the linear auto-regression the map
-  becomes) misses.
-* **position-dependent parameters** (``local=True``, needs ``grid_shape``). ST-ResNet fuses
-  its branches with per-cell weights; here every cell gets its own linear map of its input
-  history (a per-cell auto-regression, zero at start) and a learned embedding that the
-  convolutions see as extra input channels. Land and sea, or a busy station and a quiet
-  street, then get their own dynamics. The model is then tied to its training grid.
+The per-cell fusion weights and the external branch tie the model to its training grid
+(``grid_shape``; a fixed-grid model: never cropped, tiled or moved to another grid).
 
-Registered names: ``stresnet`` (hidden 64, 4 residual units, local parameters) and
-``stresnet-small`` (hidden 32, 2 units).
+Input window: :func:`cpt_offsets` gives, for a time step, the offsets of the trend, period
+and closeness frames of the first predicted time (period = 1 day, trend = 1 week);
+:func:`stgeo.train` uses them when neither ``in_steps`` nor ``input_offsets`` is given.
+
+Registered names (parameter counts for BikeNYC: 2 channels, 16 x 8, 11 features):
+
+* ``stresnet``: hidden 64, 4 residual units, ``len_c, len_p, len_t = 3, 1, 1`` (the
+  paper's BikeNYC setting), 0.90 M parameters;
+* ``stresnet-small``: hidden 32, 2 units, 0.12 M;
+* ``stresnet-taxibj``: hidden 64, 12 units (the paper's TaxiBJ setting), 2.68 M
+  (on TaxiBJ's 32 x 32 grid: 2.71 M).
 
 Examples
 --------
 >>> import torch, stgeo
->>> m = stgeo.create_model("stresnet", in_steps=6, out_steps=1, channels=2, grid_shape=(16, 8))
->>> m(torch.randn(3, 6, 2, 16, 8)).shape
+>>> m = stgeo.create_model("stresnet", in_steps=5, out_steps=1, channels=2,
+...                        grid_shape=(16, 8), n_features=11)
+>>> m(torch.randn(3, 5, 2, 16, 8), torch.zeros(3, 11)).shape
 torch.Size([3, 1, 2, 16, 8])
-
-At initialisation the forecast is persistence (the correction starts at exactly zero):
-
->>> x = torch.randn(2, 6, 2, 16, 8)
->>> torch.equal(m.eval()(x), x[:, -1:])
-True
+>>> sum(p.numel() for p in m.parameters())
+902462
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
-from ..errors import DataValidationError
+from ..errors import DataValidationError, StgeoTypeError
 from .base import register_model
 from .grids import GridRule
-from .layers import ForecastModule, check_hyperparameter
+from .layers import ForecastModule, check_hyperparameter, check_input
 
-__all__ = ["ResidualUnit", "STResNet", "source_frames", "stresnet_grid"]
+__all__ = ["BNResidualUnit", "STResNet", "cpt_offsets"]
+
+_DAY = pd.Timedelta("1D")
+_WEEK = pd.Timedelta("7D")
 
 
-class ResidualUnit(nn.Module):
-    """ReLU -> conv -> ReLU -> conv, added to the input (ST-ResNet's residual unit).
+class BNResidualUnit(nn.Module):
+    """ST-ResNet's residual unit: (batch norm -> ReLU -> 3x3 conv) twice, plus the input.
 
     Examples
     --------
     >>> import torch
-    >>> ResidualUnit(8)(torch.zeros(1, 8, 5, 4)).shape
-    torch.Size([1, 8, 5, 4])
+    >>> BNResidualUnit(8)(torch.zeros(2, 8, 5, 4)).shape
+    torch.Size([2, 8, 5, 4])
     """
 
-    def __init__(self, dim: int, kernel: int = 3, dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, batch_norm: bool = True) -> None:
         super().__init__()
-        pad = kernel // 2
+        norm = (lambda: nn.BatchNorm2d(dim)) if batch_norm else nn.Identity
         self.body = nn.Sequential(
+            norm(),
             nn.ReLU(),
-            nn.Conv2d(dim, dim, kernel, padding=pad),
+            nn.Conv2d(dim, dim, 3, padding=1),
+            norm(),
             nn.ReLU(),
-            nn.Dropout2d(dropout) if dropout > 0 else nn.Identity(),
-            nn.Conv2d(dim, dim, kernel, padding=pad),
+            nn.Conv2d(dim, dim, 3, padding=1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
-def source_frames(in_steps: int, out_steps: int, period: int = 0) -> list[int]:
-    """Input frame each output frame copies at initialisation (persistence or periodic).
+class _Branch(nn.Sequential):
+    """conv (frames*C -> hidden) -> residual units -> ReLU -> conv (hidden -> out channels)."""
 
-    With ``period = 0`` every output frame is the last input frame (persistence); with
-    ``period = P`` output frame ``k`` (1-based) is the input at the same phase of the most
-    recent observed cycle, ``t0 + k - P * ceil(k / P)`` (periodic persistence, e.g. the value
-    24 h before the valid time with hourly data and ``P = 24``).
-
-    Examples
-    --------
-    >>> source_frames(6, 3)
-    [5, 5, 5]
-    >>> source_frames(6, 5, period=3)
-    [3, 4, 5, 3, 4]
-    """
-    last = in_steps - 1
-    if period == 0:
-        return [last] * out_steps
-    return [last + k - period * -(-k // period) for k in range(1, out_steps + 1)]
+    def __init__(self, c_in: int, c_out: int, hidden: int, n_units: int, batch_norm: bool):
+        super().__init__(
+            nn.Conv2d(c_in, hidden, 3, padding=1),
+            *(BNResidualUnit(hidden, batch_norm) for _ in range(n_units)),
+            nn.ReLU(),
+            nn.Conv2d(hidden, c_out, 3, padding=1),
+        )
 
 
-def _init_as_baseline(conv: nn.Conv2d, channels: int, sources: list[int]) -> None:
-    """Set a 1x1 convolution of stacked frames to copy input frame ``sources[k]`` to output k."""
-    with torch.no_grad():
-        conv.weight.zero_()
-        conv.bias.zero_()
-        for k, src in enumerate(sources):
-            for c in range(channels):
-                conv.weight[k * channels + c, src * channels + c] = 1.0
+def _steps_in(span: pd.Timedelta, step: pd.Timedelta, what: str) -> int:
+    n = span / step
+    if n < 1 or abs(n - round(n)) > 1e-9:
+        raise DataValidationError(
+            f"the {what} of stresnet ({span}) is not a whole number of the data's time step "
+            f"({step}); resample the data to a step that divides {span}, or set "
+            f"{'len_p' if what == 'period' else 'len_t'}=0"
+        )
+    return round(n)
 
 
-def _add_damped_anomaly(
-    conv: nn.Conv2d, in_steps: int, out_steps: int, channels: int, period: int, decay: float
-) -> None:
-    """Add ``exp(-k / decay) * (x[t0] - x[t0 - period])`` to output frame k (1-based)."""
-    last = in_steps - 1
-    with torch.no_grad():
-        for k in range(out_steps):
-            a = math.exp(-(k + 1) / decay)
-            for c in range(channels):
-                conv.weight[k * channels + c, last * channels + c] += a
-                conv.weight[k * channels + c, (last - period) * channels + c] -= a
+def cpt_offsets(
+    step: Any,
+    len_c: int = 3,
+    len_p: int = 1,
+    len_t: int = 1,
+    period: Any = _DAY,
+    trend: Any = _WEEK,
+) -> list[int]:
+    """Input offsets (relative to the last input ``t0``) of the trend, period and closeness frames.
 
-
-class STResNet(ForecastModule):
-    """Residual convolutions on stacked input frames plus a linear (per-cell) baseline.
+    The predicted time is ``t0 + 1`` step; the closeness frames are ``t0 - len_c + 1 .. t0``,
+    the period frames the predicted time ``1 .. len_p`` periods earlier and the trend frames
+    ``1 .. len_t`` trends earlier (oldest first), as in the paper.
 
     Parameters
     ----------
-    in_steps, out_steps, channels : int
-        Frames in and out; channels per frame.
-    grid_shape : (int, int), optional
-        ``(ny, nx)`` of the grid; required with per-cell parameters (``local=True`` or
-        ``embed_dim > 0``; the model then runs only on that grid).
-    hidden : int
-        Channels of the residual units.
-    n_units : int
-        Residual units (each two ``kernel`` x ``kernel`` convolutions).
-    kernel : int
-        Kernel size of the convolutions (odd).
-    dropout : float
-        Channel dropout inside every residual unit during training.
-    local : bool
-        Per-cell linear maps of each cell's input history (ST-ResNet's parametric fusion).
-    embed_dim : int
-        Channels of a learned per-cell embedding fed to the convolutions (0: none).
-    period : int
-        Start the linear map from periodic persistence with this period in time steps
-        (e.g. 24 for the diurnal cycle of hourly data; needs ``in_steps >= period``) instead
-        of persistence (0). See :func:`source_frames`.
-    decay : float
-        With ``period``: also start with the current anomaly against the last cycle,
-        ``x[t0] - x[t0 - period]``, added to lead ``k`` with weight ``exp(-k / decay)``
-        (damped anomaly persistence; ``decay`` in time steps, 0: none; needs
-        ``in_steps > period``).
+    step : pandas.Timedelta or str
+        Time step of the data.
+    len_c, len_p, len_t : int
+        Frames of closeness (>= 1), period and trend (>= 0).
+    period, trend : pandas.Timedelta or str
+        Period (default one day) and trend interval (default one week).
 
     Raises
     ------
     DataValidationError
-        Invalid hyperparameters, or per-cell parameters without ``grid_shape``.
+        A period or trend that is not a whole number of steps, or frames that overlap.
+
+    Examples
+    --------
+    >>> cpt_offsets("1h")
+    [-167, -23, -2, -1, 0]
+    >>> cpt_offsets("30min", len_c=2, len_p=2, len_t=0)
+    [-95, -47, -1, 0]
+    """
+    step = pd.Timedelta(step)
+    check_hyperparameter("len_c", len_c)
+    check_hyperparameter("len_p", len_p, minimum=0)
+    check_hyperparameter("len_t", len_t, minimum=0)
+    p = _steps_in(pd.Timedelta(period), step, "period") if len_p else 0
+    q = _steps_in(pd.Timedelta(trend), step, "trend") if len_t else 0
+    trend_off = [1 - j * q for j in range(len_t, 0, -1)]
+    period_off = [1 - j * p for j in range(len_p, 0, -1)]
+    close_off = list(range(1 - len_c, 1))
+    offsets = trend_off + period_off + close_off
+    if offsets != sorted(set(offsets)):
+        raise DataValidationError(
+            f"the trend, period and closeness frames of stresnet overlap for a {step} step "
+            f"(offsets {offsets}): use fewer closeness frames (len_c) or a longer period/trend"
+        )
+    return offsets
+
+
+def _default_offsets(step: Any, hp: dict[str, Any]) -> list[int]:
+    keys = ("len_c", "len_p", "len_t", "period", "trend")
+    return cpt_offsets(step, **{k: hp[k] for k in keys if k in hp})
+
+
+class STResNet(ForecastModule):
+    """Three-branch ST-ResNet with parametric-matrix fusion and an external-factor branch.
+
+    Parameters
+    ----------
+    in_steps, out_steps, channels : int
+        Frames in (``len_t + len_p + len_c``, oldest first) and out; channels per frame.
+    grid_shape : (int, int)
+        ``(ny, nx)`` of the grid (the fusion weights are per cell).
+    len_c, len_p, len_t : int
+        Closeness (>= 1), period and trend (>= 0) frames: the input's last ``len_c`` frames
+        feed the closeness branch, the ``len_p`` before them the period branch and the
+        first ``len_t`` the trend branch. A length 0 drops its branch.
+    period, trend : str
+        Period and trend interval of the default input window (see :func:`cpt_offsets`);
+        recorded, not used by the network itself.
+    hidden : int
+        Channels inside the branches (the paper: 64).
+    n_units : int
+        Residual units per branch (the paper: 4 for BikeNYC, 12 for TaxiBJ).
+    n_features : int
+        Length of the external feature vector (0: no external branch); training sets it
+        to the calendar features of the ``out_steps`` predicted times.
+    ext_hidden : int
+        Width of the external branch's hidden layer (the paper: 10).
+    batch_norm : bool
+        Batch normalisation in the residual units (the paper's units have it).
+    output : {"linear", "tanh"}
+        Output activation: ``"tanh"`` for data scaled to [-1, 1]
+        (``normalization="minmax"``), ``"linear"`` for z-scores (stgeo's default scaling).
+
+    Raises
+    ------
+    DataValidationError
+        Invalid hyperparameters, ``in_steps`` different from ``len_t + len_p + len_c``, no
+        ``grid_shape``; at call time another grid, or features missing or of the wrong
+        shape.
 
     Examples
     --------
     >>> import torch
-    >>> m = STResNet(4, 2, 1, hidden=8, n_units=1, local=False, embed_dim=0)
-    >>> m(torch.randn(2, 4, 1, 9, 13)).shape
-    torch.Size([2, 2, 1, 9, 13])
+    >>> m = STResNet(4, 1, 2, grid_shape=(6, 5), len_c=2, len_p=1, len_t=1, hidden=8,
+    ...              n_units=1, n_features=3)
+    >>> m(torch.randn(2, 4, 2, 6, 5), torch.randn(2, 3)).shape
+    torch.Size([2, 1, 2, 6, 5])
+    >>> tuple(m.fusion.shape)  # branch, output channel, y, x
+    (3, 2, 6, 5)
     """
 
     name = "stresnet"
@@ -174,107 +224,187 @@ class STResNet(ForecastModule):
         channels: int,
         *,
         grid_shape: tuple[int, int] | None = None,
+        len_c: int = 3,
+        len_p: int = 1,
+        len_t: int = 1,
+        period: str = "1D",
+        trend: str = "7D",
         hidden: int = 64,
         n_units: int = 4,
-        kernel: int = 3,
-        dropout: float = 0.0,
-        local: bool = True,
-        embed_dim: int = 8,
-        period: int = 0,
-        decay: float = 0.0,
+        n_features: int = 0,
+        ext_hidden: int = 10,
+        batch_norm: bool = True,
+        output: str = "linear",
     ) -> None:
         super().__init__(in_steps, out_steps, channels)
+        self._check(in_steps, grid_shape, len_c, len_p, len_t, hidden, n_units)
+        check_hyperparameter("n_features", n_features, minimum=0)
+        check_hyperparameter("ext_hidden", ext_hidden)
+        if not isinstance(batch_norm, bool):
+            raise StgeoTypeError(f"batch_norm must be True or False, got {batch_norm!r}")
+        if output not in ("linear", "tanh"):
+            raise DataValidationError(f"output must be 'linear' or 'tanh', got {output!r}")
+        for what, v in (("period", period), ("trend", trend)):
+            try:
+                pd.Timedelta(v)
+            except (TypeError, ValueError):
+                raise DataValidationError(
+                    f"{what} must be a duration such as '1D', got {v!r}"
+                ) from None
+        self.grid_shape = tuple(int(v) for v in grid_shape)  # type: ignore[union-attr]
+        self.lengths = (int(len_t), int(len_p), int(len_c))  # input order: oldest first
+        self.n_features = int(n_features)
+        self.output = output
+        c_out = out_steps * channels
+        ny, nx = self.grid_shape
+        self.branches = nn.ModuleList(
+            _Branch(n * channels, c_out, hidden, n_units, batch_norm) for n in self.lengths if n
+        )
+        # one weight per branch, output channel and cell; equal shares at the start
+        self.fusion = nn.Parameter(torch.full((len(self.branches), c_out, ny, nx), 1.0))
+        with torch.no_grad():
+            self.fusion /= len(self.branches)
+        self.external = None
+        if n_features:
+            self.external = nn.Sequential(
+                nn.Linear(n_features, ext_hidden), nn.ReLU(), nn.Linear(ext_hidden, c_out * ny * nx)
+            )
+
+    @staticmethod
+    def _check(in_steps, grid_shape, len_c, len_p, len_t, hidden, n_units) -> None:
+        check_hyperparameter("len_c", len_c)
+        check_hyperparameter("len_p", len_p, minimum=0)
+        check_hyperparameter("len_t", len_t, minimum=0)
         check_hyperparameter("hidden", hidden)
         check_hyperparameter("n_units", n_units, minimum=0)
-        check_hyperparameter("kernel", kernel)
-        check_hyperparameter("dropout", dropout, integer=False, minimum=0, maximum=0.99)
-        check_hyperparameter("embed_dim", embed_dim, minimum=0)
-        check_hyperparameter("period", period, minimum=0)
-        check_hyperparameter("decay", decay, integer=False, minimum=0)
-        need = period + 1 if period and decay else period
-        if need > in_steps:
+        if in_steps != len_c + len_p + len_t:
             raise DataValidationError(
-                f"period={period}{' with decay' if decay else ''} needs at least {need} input "
-                f"frames, got in_steps={in_steps}; give more inputs or a shorter period (0: start "
-                "from persistence)"
+                f"stresnet takes len_t + len_p + len_c = {len_t} + {len_p} + {len_c} = "
+                f"{len_c + len_p + len_t} input frames (trend, period, closeness, oldest "
+                f"first), got in_steps={in_steps}; train without in_steps/input_offsets to "
+                "use its default window, or set len_c, len_p, len_t to match"
             )
-        if kernel % 2 == 0:
-            raise DataValidationError(f"kernel must be odd, got {kernel}")
-        if not isinstance(local, bool):
-            raise DataValidationError(f"local must be True or False, got {local!r}")
-        if (local or embed_dim) and grid_shape is None:
+        if grid_shape is None:
             raise DataValidationError(
-                "stresnet with per-cell parameters (local=True or embed_dim > 0) needs "
-                "grid_shape=(ny, nx) (stgeo.train passes the data's grid); pass local=False, "
-                "embed_dim=0 for a model that runs on any grid"
+                "stresnet has per-cell fusion weights: it needs grid_shape=(ny, nx) "
+                "(stgeo.train passes the data's grid)"
             )
-        c_in, c_out = in_steps * channels, out_steps * channels
-        bound = bool(local or embed_dim)
-        self.grid_shape = tuple(int(v) for v in grid_shape) if bound else None
-        self.linear = nn.Conv2d(c_in, c_out, 1)
-        _init_as_baseline(self.linear, channels, source_frames(in_steps, out_steps, period))
-        if period and decay:
-            _add_damped_anomaly(self.linear, in_steps, out_steps, channels, period, decay)
-        ny, nx = self.grid_shape or (0, 0)
-        self.local_weight = nn.Parameter(torch.zeros(c_out, c_in, ny, nx)) if local else None
-        self.local_bias = nn.Parameter(torch.zeros(c_out, ny, nx)) if local else None
-        self.embed = nn.Parameter(0.1 * torch.randn(embed_dim, ny, nx)) if embed_dim else None
-        self.head = nn.Conv2d(c_in + embed_dim, hidden, kernel, padding=kernel // 2)
-        self.units = nn.Sequential(*(ResidualUnit(hidden, kernel, dropout) for _ in range(n_units)))
-        self.tail = nn.Conv2d(hidden, c_out, kernel, padding=kernel // 2)
-        nn.init.zeros_(self.tail.weight)  # the correction starts at zero: the first forecast
-        nn.init.zeros_(self.tail.bias)  # is the linear map's (persistence)
 
-    def _check_grid(self, h: int, w: int) -> None:
-        if self.grid_shape is not None and (h, w) != self.grid_shape:
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Forecast ``(B, out_steps, C, H, W)`` from ``x`` and the external ``features``.
+
+        ``features`` is ``(B, n_features)``: the calendar features of the predicted times
+        (required when the model has an external branch, ignored otherwise).
+        """
+        check_input(x, self.in_steps, self.channels, self.name)
+        b, _, c, h, w = x.shape
+        if (h, w) != self.grid_shape:
             raise DataValidationError(
-                f"stresnet with per-cell parameters was built for the grid {self.grid_shape}, "
-                f"got ({h}, {w}); forecast on the training grid, or train with local=False, "
-                "embed_dim=0 for a model that runs on any grid"
+                f"stresnet was built for the grid {self.grid_shape} (its fusion weights are "
+                f"per cell), got ({h}, {w}); forecast on the training grid"
+            )
+        if self.external is not None:
+            self._check_features(features, b)
+        out = self._forward(x)
+        if self.external is not None:
+            ext = self.external(features.to(out.dtype)).reshape(out.shape)  # type: ignore[union-attr]
+            out = out + ext
+        if self.output == "tanh":
+            out = torch.tanh(out)
+        return out.reshape(b, self.out_steps, c, h, w)
+
+    def _check_features(self, features: Any, b: int) -> None:
+        if features is None:
+            raise DataValidationError(
+                f"this stresnet has an external branch (n_features={self.n_features}): call "
+                "it as model(x, features) with the (B, n_features) calendar features of the "
+                "predicted times; stgeo.train and stgeo.forecast supply them"
+            )
+        if not isinstance(features, torch.Tensor) or tuple(features.shape) != (
+            b,
+            self.n_features,
+        ):
+            shape = tuple(features.shape) if isinstance(features, torch.Tensor) else features
+            raise DataValidationError(
+                f"stresnet features must be a tensor ({b}, {self.n_features}), got {shape!r}"
             )
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, c, h, w = x.shape
-        self._check_grid(h, w)
-        z = x.reshape(b, t * c, h, w)
-        out = self.linear(z)
-        feats = z
-        if self.local_weight is not None:
-            out = out + torch.einsum("oihw,bihw->bohw", self.local_weight, z) + self.local_bias
-        if self.embed is not None:
-            feats = torch.cat([z, self.embed.expand(b, -1, -1, -1)], dim=1)
-        out = out + self.tail(torch.relu(self.units(self.head(feats))))
-        return out.reshape(b, self.out_steps, c, h, w)
+        """The fused branches, ``(B, out_steps * C, H, W)`` (no external term, no activation)."""
+        b, _, c, h, w = x.shape
+        out = None
+        start = 0
+        k = 0
+        for n in self.lengths:
+            if not n:
+                continue
+            part = x[:, start : start + n].reshape(b, n * c, h, w)
+            term = self.branches[k](part) * self.fusion[k]
+            out = term if out is None else out + term
+            start += n
+            k += 1
+        return out  # type: ignore[return-value]
 
 
 def stresnet_grid(hp: dict[str, Any]) -> GridRule:
-    """Local convolutions at full resolution (any size); per-cell parameters tie it to one grid.
+    """Full-resolution 3x3 convolutions, but per-cell fusion weights: a fixed-grid model.
 
     Examples
     --------
-    >>> stresnet_grid({}).fixed_grid, stresnet_grid({"local": False, "embed_dim": 0}).fixed_grid
-    (True, False)
+    >>> stresnet_grid({}).fixed_grid
+    True
     """
-    fixed = bool(hp.get("local", True)) or int(hp.get("embed_dim", 8)) > 0
-    note = "per-cell parameters (local / embed_dim) tie it to its training grid" if fixed else ""
-    return GridRule(multiple=1, fully_convolutional=True, note=note, fixed_grid=fixed)
+    return GridRule(
+        multiple=1,
+        fully_convolutional=True,
+        note="per-cell fusion weights and external branch tie it to its training grid",
+        fixed_grid=True,
+    )
+
+
+_STACKED_ONLY = {"local", "embed_dim", "kernel", "dropout", "decay"}
+_RENAMED = (
+    "; a model saved as 'stresnet' or 'stresnet-small' before the three-branch ST-ResNet took "
+    "these names is now 'stresnet-stacked' / 'stresnet-stacked-small': set \"model\" in its "
+    "spec.json accordingly"
+)
 
 
 def _build(in_steps, out_steps, channels, grid_shape=None, **hp) -> STResNet:
-    """ST-ResNet-style forecaster (see :class:`STResNet`)."""
-    return STResNet(in_steps, out_steps, channels, grid_shape=grid_shape, **hp)
+    """ST-ResNet (see :class:`STResNet`)."""
+    old = sorted(_STACKED_ONLY & set(hp))
+    if old:
+        raise StgeoTypeError(
+            f"{old} are hyperparameters of 'stresnet-stacked', not of the three-branch "
+            f"'stresnet'{_RENAMED}"
+        )
+    try:
+        return STResNet(in_steps, out_steps, channels, grid_shape=grid_shape, **hp)
+    except DataValidationError as err:
+        if "input frames" not in str(err):
+            raise
+        raise DataValidationError(f"{err}{_RENAMED}") from None
 
 
+_COMMON = {"grid": stresnet_grid, "input_offsets": _default_offsets, "time_features": True}
 register_model(
     "stresnet",
     _build,
-    grid=stresnet_grid,
-    description="ST-ResNet-style residual CNN over a per-cell linear baseline (hidden 64, 4 units)",
+    description="ST-ResNet: closeness/period/trend residual branches, per-cell fusion, "
+    "calendar features (hidden 64, 4 units)",
+    **_COMMON,
 )
 register_model(
     "stresnet-small",
     _build,
-    grid=stresnet_grid,
     defaults={"hidden": 32, "n_units": 2},
-    description="ST-ResNet-style residual CNN, small (hidden 32, 2 units)",
+    description="ST-ResNet, small (hidden 32, 2 units)",
+    **_COMMON,
+)
+register_model(
+    "stresnet-taxibj",
+    _build,
+    defaults={"n_units": 12},
+    description="ST-ResNet, the paper's TaxiBJ setting (hidden 64, 12 units)",
+    **_COMMON,
 )

@@ -54,6 +54,16 @@ def augment_name(augment: Any) -> str | None:
     return f"{getattr(augment, '__module__', '?')}.{qual}"
 
 
+def _has_window(model: str) -> bool:
+    """Whether the registered ``model`` declares a default input window (e.g. stresnet)."""
+    from .._registry import MODELS
+
+    try:
+        return MODELS.entry(model).meta.get("input_offsets") is not None
+    except (KeyError, ValueError):
+        return False
+
+
 def _positive_int(name: str, v: Any, *, optional: bool = False) -> None:
     if optional and v is None:
         return
@@ -120,13 +130,19 @@ class TrainConfig:
     step_tolerance: float = 0.25
     allow_gaps: bool = False
     precision_used: str | None = None
+    time_features: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self._check_names()
         self._check_numbers()
         self._normalise()
-        if self.input_offsets is None and self.in_steps is None:
+        if self.input_offsets is None and self.in_steps is None and not _has_window(self.model):
             raise DataValidationError("give in_steps (the number of input frames) or input_offsets")
+        if self.time_features is not None and not isinstance(self.time_features, Mapping):
+            raise StgeoTypeError(
+                "time_features must be a mapping such as {'holidays': 'US', 'subdiv': 'NY'}, "
+                f"got {type(self.time_features).__name__}"
+            )
 
     # -- checks -----------------------------------------------------------------------
     def _check_names(self) -> None:
@@ -279,4 +295,6 @@ class TrainConfig:
             "step_tolerance": float(self.step_tolerance),
             "allow_gaps": bool(self.allow_gaps),
         }
+        if self.time_features is not None:  # only for models that take them (older records)
+            doc["time_features"] = dict(self.time_features)
         return json.loads(json.dumps(doc, default=str))

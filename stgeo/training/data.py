@@ -35,7 +35,9 @@ import xarray as xr
 from ..conventions import freq_string, spatial_dims, time_step, validate
 from ..data import (
     BatchLoader,
+    ExternalVariables,
     Normalizer,
+    TimeFeatures,
     Windows,
     get_entry,
     open_data,
@@ -44,9 +46,19 @@ from ..data import (
     variables_of,
 )
 from ..errors import DataValidationError, StgeoTypeError
+from ..models.base import default_input_offsets, wants_time_features
 from .config import TrainConfig
 
-__all__ = ["TrainingData", "data_fingerprint", "describe_data", "prepare_data", "split_ranges"]
+__all__ = [
+    "FeatureLoader",
+    "TrainingData",
+    "data_fingerprint",
+    "describe_data",
+    "model_window",
+    "prepare_data",
+    "split_ranges",
+    "window_features",
+]
 
 Ranges = dict[str, tuple[pd.Timestamp, pd.Timestamp]]
 
@@ -158,6 +170,114 @@ def split_ranges(ds: xr.Dataset, splits: Mapping[str, Any] | None) -> tuple[Rang
     return out, source
 
 
+def model_window(cfg: TrainConfig, frames: xr.DataArray, catalog: Any = None) -> TrainConfig:
+    """``cfg`` with the model's declared input window and time-feature settings filled in.
+
+    Without ``in_steps`` and ``input_offsets`` a model that declares its window (e.g.
+    ``stresnet``: closeness, period = 1 day, trend = 1 week) gets the offsets it declares for
+    the data's time step (:func:`stgeo.models.default_input_offsets`). A model that takes
+    calendar features gets ``cfg.time_features`` checked, defaulting to the catalog entry's
+    ``time_features`` (e.g. BikeNYC: US holidays of New York), else no holiday column.
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> from stgeo.data import to_frames
+    >>> ds = stgeo.testing.storm_cells(n_times=8, shape=(8, 8), seed=0)
+    >>> cfg = model_window(TrainConfig(model="stresnet", out_steps=1), to_frames(ds))
+    >>> cfg.input_offsets, cfg.time_features["holidays"]
+    ((-2015, -287, -2, -1, 0), None)
+    """
+    if cfg.in_steps is None and cfg.input_offsets is None:
+        step = time_step(frames)
+        offsets = default_input_offsets(cfg.model, step, **dict(cfg.hyperparameters))
+        cfg = cfg.resolved(input_offsets=tuple(offsets or ()))
+    if not wants_time_features(cfg.model):
+        if cfg.time_features is not None:
+            raise DataValidationError(
+                f"model {cfg.model!r} takes no time features; drop time_features= (models "
+                "that take them: " + ", ".join(_feature_models()) + ")"
+            )
+        return cfg
+    settings = cfg.time_features
+    if settings is None:
+        settings = getattr(catalog, "time_features", None) or {}
+    settings = dict(settings)
+    names = settings.pop("variables", None) or []
+    if isinstance(names, str):
+        names = [names]
+    resolved = TimeFeatures.from_dict(settings).to_dict()
+    if names:
+        resolved["variables"] = list(names)
+    return cfg.resolved(time_features=resolved)
+
+
+def _feature_models() -> list[str]:
+    from ..models import list_models
+
+    return [n for n in list_models() if wants_time_features(n)]
+
+
+def window_features(
+    windows: Windows,
+    features: TimeFeatures,
+    external: ExternalVariables | None = None,
+    table: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """The features of every window's predicted times: ``(n_windows, T_out * (F + K))``.
+
+    Row ``i`` holds, for each target time ``t0 + target_offsets * step`` of window ``i``,
+    its calendar features (:class:`stgeo.data.TimeFeatures`) and, with ``external``, the
+    external variables at that time (:func:`stgeo.data.timefeatures.feature_rows`).
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> from stgeo.data import Windows, to_frames
+    >>> w = Windows(to_frames(stgeo.testing.storm_cells(n_times=8, shape=(4, 4))), 2, 3)
+    >>> window_features(w, TimeFeatures()).shape
+    (4, 30)
+    """
+    from ..data.timefeatures import feature_rows
+
+    step = time_step(windows.frames)
+    t0 = pd.DatetimeIndex(np.asarray(windows.init_times).ravel()).values
+    offs = np.asarray(windows.target_offsets, dtype=np.int64)
+    times = t0[:, None] + (offs * step.to_timedelta64())[None, :]
+    return feature_rows(times, features, external, table)
+
+
+class FeatureLoader:
+    """A batch loader that also yields each batch's features: ``(x, y, features)``.
+
+    ``table`` holds one row per window (see :func:`window_features`); the rows of a batch
+    follow :meth:`stgeo.data.BatchLoader.batch_indices`, the order the loader reads
+    (a pure function of ``(seed, epoch)``), so no data is read twice.
+    """
+
+    def __init__(self, loader: BatchLoader, table: np.ndarray) -> None:
+        import torch
+
+        self.loader = loader
+        self.table = torch.from_numpy(np.ascontiguousarray(table, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.loader.set_epoch(epoch)
+
+    def __getattr__(self, name: str) -> Any:  # batch_size, windows, ... of the loader
+        if name == "loader":
+            raise AttributeError(name)
+        return getattr(self.loader, name)
+
+    def __iter__(self):
+        order = self.loader.batch_indices()
+        for i, (x, y) in enumerate(self.loader):
+            yield x, y, self.table[order[i]]
+
+
 def _window_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     kw: dict[str, Any] = {"out_steps": cfg.out_steps}
     if cfg.input_offsets is not None:
@@ -189,6 +309,9 @@ class TrainingData:
     val: Windows | None
     normalizer: Normalizer
     window_kwargs: dict[str, Any]
+    time_features: TimeFeatures | None = None
+    external: ExternalVariables | None = None
+    external_table: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def spatial_dims(self) -> tuple[str, str]:
@@ -252,12 +375,40 @@ class TrainingData:
             drop_last=drop_last,
             normalizer=self.normalizer,
         )
-        if self.val is None:
-            return train, None
-        val = BatchLoader(
-            self.val, cfg.batch_size, shuffle=False, seed=cfg.seed, normalizer=self.normalizer
-        )
+        val = None
+        if self.val is not None:
+            val = BatchLoader(
+                self.val, cfg.batch_size, shuffle=False, seed=cfg.seed, normalizer=self.normalizer
+            )
+        if self.time_features is None:
+            return train, val
+        ext = (self.time_features, self.external, self.external_table)
+        train = FeatureLoader(train, window_features(self.train, *ext))  # type: ignore[assignment]
+        if val is not None:
+            val = FeatureLoader(val, window_features(self.val, *ext))  # type: ignore[assignment,arg-type]
         return train, val
+
+
+def _train_windows(
+    frames: xr.DataArray, rng: tuple, win_kw: dict[str, Any], cfg: TrainConfig
+) -> Windows:
+    """The training windows; a window longer than the training split says how long it is."""
+    try:
+        return Windows(frames, time_range=rng, **win_kw)
+    except DataValidationError as err:
+        offs = win_kw.get("input_offsets")
+        if offs is None or cfg.in_steps is not None or not cfg.input_offsets:
+            raise
+        step = time_step(frames)
+        span = (cfg.out_steps - min(offs)) * step  # type: ignore[operator]
+        raise DataValidationError(
+            f"{cfg.model!r} reads input frames back to offset {min(offs)} (its trend/period "
+            f"window: {freq_string(-min(offs) * step)} of history before the last input) and "
+            f"predicts {cfg.out_steps} step(s), so each training window spans "
+            f"{freq_string(span)}; the training split {rng[0]} .. {rng[1]} has no such "
+            f"window ({err}). Give more history, or shorten the window (e.g. len_t=0 to drop "
+            "the one-week trend, len_p=0 for the one-day period, or input_offsets=...)"
+        ) from None
 
 
 def prepare_data(
@@ -283,13 +434,14 @@ def prepare_data(
     channels = [str(c) for c in frames["channel"].values]
     variables = variables_of(channels)
     ranges, source = split_ranges(ds, cfg.splits)
+    cfg = model_window(cfg, frames, _catalog_entry(ds))
     cfg = cfg.resolved(
         thresholds=_thresholds(cfg, ds),
         splits={k: [str(a), str(b)] for k, (a, b) in ranges.items()},
         split_source=source,
     )
     win_kw = _window_kwargs(cfg)
-    train = Windows(frames, time_range=ranges["train"], **win_kw)
+    train = _train_windows(frames, ranges["train"], win_kw, cfg)
     val = None
     if "val" in ranges:
         val = Windows(frames, time_range=ranges["val"], inputs_in_range=False, **win_kw)
@@ -304,5 +456,19 @@ def prepare_data(
         val=val,
         normalizer=Normalizer(cfg.normalization).fit(frames.sel(time=slice(t_lo, t_hi))),
         window_kwargs=win_kw,
+        **_features(ds, cfg, ranges["train"]),
     )
     return td, cfg
+
+
+def _features(ds: xr.Dataset, cfg: TrainConfig, train_range: tuple) -> dict[str, Any]:
+    """The run's calendar settings and external variables (fitted on the training split)."""
+    if cfg.time_features is None:
+        return {}
+    settings = dict(cfg.time_features)
+    names = settings.pop("variables", None)
+    out: dict[str, Any] = {"time_features": TimeFeatures.from_dict(settings)}
+    if names:
+        ext = ExternalVariables.fit(ds, names, train_range)
+        out.update(external=ext, external_table=ext.table(ds))
+    return out

@@ -380,6 +380,22 @@ def _thresholds(cfg: TrainConfig, events: list[EventSource]) -> tuple[float, ...
     return ()
 
 
+def _model_window(cfg: TrainConfig, run_step: pd.Timedelta) -> TrainConfig:
+    """The model's declared window at the run's step; time-feature models are refused."""
+    from ..models import default_input_offsets, wants_time_features
+
+    if wants_time_features(cfg.model):
+        raise DataValidationError(
+            f"{cfg.model!r} takes calendar features of the predicted times, which the "
+            "multi-event and patch path does not deliver yet: train it on one dataset on one "
+            "grid (no list of events, no collection, no patch_size, no time_step)"
+        )
+    if cfg.in_steps is None and cfg.input_offsets is None:
+        offsets = default_input_offsets(cfg.model, run_step, **dict(cfg.hyperparameters))
+        cfg = cfg.resolved(input_offsets=tuple(offsets or ()))
+    return cfg
+
+
 def prepare_events(
     sources: Sequence[EventSource] | Sequence[Any], cfg: TrainConfig, policy: str | None = None
 ) -> tuple[MultiEventData, TrainConfig]:
@@ -400,6 +416,7 @@ def prepare_events(
     run_step, factors = resolve_time_steps(
         names, steps, cfg.time_step or policy, cfg.step_tolerance
     )
+    cfg = _model_window(cfg, run_step)
     base = _base_offsets(cfg)
     events = [
         _build_event(s, cfg, st, f, base) for s, st, f in zip(sources, steps, factors, strict=True)

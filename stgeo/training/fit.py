@@ -131,11 +131,38 @@ def _artefact(
             "training": state.config.to_dict(),
             "history": state.history,
         },
+        features=_features_spec(td),
     )
     module.eval()
     # hand back the standard layout, the one load_model() rebuilds (same results bit for bit)
     module.to(memory_format=torch.contiguous_format)
     return TrainedModel(module, spec, history=state.history)
+
+
+def _features_spec(td: Any) -> dict[str, Any] | None:
+    """``ModelSpec.features`` of the run: the time-feature settings, if the model takes them."""
+    tf = getattr(td, "time_features", None)
+    if tf is None:
+        return None
+    ext = getattr(td, "external", None)
+    return {"time": tf.to_dict(), **({"variables": ext.to_dict()} if ext else {})}
+
+
+def _with_feature_size(td: Any, cfg: TrainConfig, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The model keywords with ``n_features``: F calendar features per predicted frame."""
+    tf = getattr(td, "time_features", None)
+    if tf is None:
+        return kwargs
+    ext = getattr(td, "external", None)
+    per_frame = tf.size + (ext.size if ext is not None else 0)
+    n = per_frame * len(td.target_offsets)
+    given = kwargs.get("n_features")
+    if given is not None and given != n:
+        raise DataValidationError(
+            f"n_features={given!r} does not match the run's features ({per_frame} features "
+            f"x {len(td.target_offsets)} predicted frames = {n}); leave it out"
+        )
+    return {**kwargs, "n_features": n}
 
 
 def _finish(tm: TrainedModel, checkpoint_dir: Path | None, dist: Distributed | None) -> None:
@@ -200,6 +227,7 @@ def train(
     time_step: str | None = None,
     step_tolerance: float = 0.25,
     allow_gaps: bool = False,
+    time_features: Mapping[str, Any] | None = None,
     **model_kwargs: Any,
 ) -> TrainedModel:
     """Train a registered forecasting model on gridded data; return the best model.
@@ -219,6 +247,9 @@ def train(
         Variables to model (default: all gridded variables).
     in_steps, out_steps : int
         Input frames and predicted frames of one forward pass (``out_steps`` is required).
+        A model that declares its input window (``stresnet``: closeness, period = 1 day,
+        trend = 1 week; :func:`stgeo.models.default_input_offsets`) needs neither
+        ``in_steps`` nor ``input_offsets``.
     input_offsets : sequence of int, optional
         Non-contiguous inputs relative to the last input time, e.g. ``[-336, -48, -1, 0]``
         (closeness/period/trend for crowd flows); replaces ``in_steps``.
@@ -309,6 +340,16 @@ def train(
     allow_gaps : bool
         Accept gaps inside an event's time axis (no window crosses one); by default a
         gap is refused, exactly as :func:`stgeo.validate` refuses it.
+    time_features : mapping, optional
+        For models that take calendar features of the predicted times (``stresnet``;
+        :func:`stgeo.models.wants_time_features`): the settings of
+        :class:`stgeo.data.TimeFeatures`, e.g. ``{"holidays": "US", "subdiv": "NY"}``.
+        Default: the catalog entry's ``time_features`` (BikeNYC: US/NY, TaxiBJ: CN), else
+        no holiday flag. ``"variables": ["temperature", "wind_speed"]`` adds external
+        variables of the data (dims ``time`` and no spatial one, standardised with the
+        training split's statistics) at the predicted times; forecasts then need them at
+        their valid times. The training and validation batches carry the features, the
+        model's spec records the settings and every forecast computes them the same way.
     **model_kwargs
         Hyperparameters of the architecture (e.g. ``hid_S=16``).
 
@@ -385,11 +426,14 @@ def train(
         time_step=time_step,
         step_tolerance=step_tolerance,
         allow_gaps=allow_gaps,
+        time_features=time_features,
     )
     hooks = [augmentation(augment), *(callbacks or ()), ProgressBar(progress)]
     cbs = CallbackList([h for h in hooks if h is not None])
     entry = MODELS.entry(cfg.model)
     td, cfg = prepare_data(data, cfg.resolved(model=entry.name))
+    model_kwargs = _with_feature_size(td, cfg, model_kwargs)
+    cfg = cfg.resolved(hyperparameters=model_kwargs)
     dev = resolve_device(device)
     cfg = cfg.resolved(precision_used=resolve_precision(dev, cfg.precision))
     dist = maybe_distributed(dev)
@@ -433,6 +477,7 @@ def train(
             checkpoint_dir=ckdir,
             record=record,
             best_weights=_resume(ckdir, resume, record, state, dev),
+            features=getattr(td, "time_features", None) is not None,
         ).fit()
     tm = _artefact(module, state, td, hp, base)
     _finish(tm, ckdir, dist)

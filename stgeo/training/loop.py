@@ -89,25 +89,29 @@ def evaluate(
     cfg: TrainConfig,
     device: torch.device,
     dist: Distributed | None = None,
+    features: bool = False,
 ) -> dict[str, Any]:
     """Validation scores of ``net`` in physical units, summed over batches and ranks.
 
     ``{"mse": ..., "csi": [...], "csi_m": ...}`` (see :mod:`.validation`), ``{}`` without a
-    validation loader; at most ``cfg.max_val_steps`` batches.
+    validation loader; at most ``cfg.max_val_steps`` batches. With ``features`` the
+    batches' features (``(x, y, features)`` batches) are passed on: ``net(x, features)``.
     """
     if loader is None:
         return {}
     sums = ValidationSums(cfg.thresholds or (), device)
     net.eval()
     with torch.no_grad():
-        for i, (x, y) in enumerate(loader):
+        for i, batch in enumerate(loader):
             if cfg.max_val_steps is not None and i >= cfg.max_val_steps:
                 break
+            x, y = batch[0], batch[1]
             _refuse_inf(x, y, i)
             x = fill_nodata(x.to(device, non_blocking=True), normalizer)
             y = y.to(device, non_blocking=True)
+            args = (batch[2].to(device, non_blocking=True),) if features else ()
             with autocast(device, cfg.precision):
-                pred = net(x)
+                pred = net(x, *args)
             sums.add(normalizer.inverse(pred.float()), normalizer.inverse(y))
     sums.reduce(dist)
     if int(sums.n) == 0:
@@ -150,6 +154,7 @@ class Loop:
     checkpoint_dir: Path | None = None
     record: Mapping[str, Any] | None = None
     best_weights: dict[str, torch.Tensor] | None = None
+    features: bool = False
 
     def __post_init__(self) -> None:
         opt = self.state.optimizer
@@ -157,12 +162,13 @@ class Loop:
 
     # -- training -----------------------------------------------------------------------
     def _objective(
-        self, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | None = None
+        self, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | None = None, args=()
     ) -> torch.Tensor:
-        """The loss of one batch; ``valid`` masks no-data (NaN) target pixels out of it."""
+        """The loss of one batch; ``valid`` masks no-data (NaN) target pixels out of it;
+        ``args`` are the model's extra inputs (the batch's features)."""
         cfg = self.state.config
         with autocast(self.device, cfg.precision):
-            pred = self.net(x)
+            pred = self.net(x, *args)
         pred = pred.float()
         tab = cfg.loss_weights
         pix_w = threshold_weights(self.normalizer.inverse(y), tab) if tab else None
@@ -175,12 +181,12 @@ class Loop:
         return objective
 
     def _step(
-        self, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | None = None
+        self, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | None = None, args=()
     ) -> torch.Tensor:
         """Forward, backward and optimiser step of one batch; returns its loss."""
         st = self.state
         cfg = st.config
-        objective = self._objective(x, y, valid)
+        objective = self._objective(x, y, valid, args)
         if not bool(torch.isfinite(objective)):
             raise DataValidationError(
                 f"the training loss became {float(objective)} at epoch {st.epoch + 1}, "
@@ -211,18 +217,19 @@ class Loop:
             for i in range(st.steps_per_epoch):
                 t0 = time.perf_counter()
                 try:
-                    x, y = next(it)
+                    batch = next(it)
                 except StopIteration:
                     break
                 wait += time.perf_counter() - t0
                 st.batch = i
-                x = x.to(self.device, non_blocking=True)
-                y = y.to(self.device, non_blocking=True)
+                x = batch[0].to(self.device, non_blocking=True)
+                y = batch[1].to(self.device, non_blocking=True)
+                args = (batch[2].to(self.device, non_blocking=True),) if self.features else ()
                 if check_finite(x, "inputs", st.epoch, i) is not None:
                     x = fill_nodata(x, self.normalizer)
                 x, y = self.callbacks.on_batch_start(st, x, y)
                 valid = check_finite(y, "targets", st.epoch, i)
-                st.loss = self._step(x, y, valid).detach()
+                st.loss = self._step(x, y, valid, args).detach()
                 loss_sum += st.loss.double().cpu() * x.shape[0]
                 n_seen += x.shape[0]
                 self.callbacks.on_batch_end(st)
@@ -287,7 +294,13 @@ class Loop:
             st.epoch = epoch
             rec = self.train_epoch()
             res = evaluate(
-                self.net, self.val_loader, self.normalizer, st.config, self.device, self.dist
+                self.net,
+                self.val_loader,
+                self.normalizer,
+                st.config,
+                self.device,
+                self.dist,
+                self.features,
             )
             st.metrics = {f"val_{k}": v for k, v in res.items()}
             self.callbacks.on_validation_end(st)

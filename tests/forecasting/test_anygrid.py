@@ -378,13 +378,14 @@ def test_models_with_per_cell_parameters_stay_on_their_grid():
 
     assert (
         grid_rule("stresnet").fixed_grid
-        and not grid_rule("stresnet", local=False, embed_dim=0).fixed_grid
+        and grid_rule("stresnet-stacked").fixed_grid
+        and not grid_rule("stresnet-stacked", local=False, embed_dim=0).fixed_grid
     )
     ds = stgeo.testing.storm_cells(n_times=30, shape=(16, 12), seed=1)
     kw = dict(in_steps=2, out_steps=1, epochs=1, max_steps_per_epoch=1, progress=False)
     with pytest.raises(DataValidationError, match="cannot train on crops"):
-        stgeo.train(ds, model="stresnet-small", patch_size=(8, 8), **kw)
-    m = stgeo.train(ds, model="stresnet-small", **kw)
+        stgeo.train(ds, model="stresnet-stacked-small", patch_size=(8, 8), **kw)
+    m = stgeo.train(ds, model="stresnet-stacked-small", **kw)
     fc = stgeo.forecast(ds.rain_rate, m, init_times=ds.time.values[[5]], lead_steps=1)
     assert fc.sizes["y"] == 16 and fc.attrs["tiling"] == "whole grid"
     other = stgeo.testing.storm_cells(n_times=10, shape=(24, 12), seed=1)

@@ -21,9 +21,29 @@ SMALL = {
     "earthfarseer": {"hid_S": 8, "fotf_dim": 16, "hid_T": 16, "N_T": 2, "tedev_depth": 1},
     "swin": {"hid_S": 8, "hid_T": 16, "N_T": 2, "heads": 2, "window": 4},
     "predformer": {"dim": 16, "heads": 2, "depth": 1},
-    "stresnet": {"hidden": 8, "n_units": 1, "embed_dim": 2},
     "lagrangian": {"hidden": 8, "bottleneck": 1},
+    "stresnet": {"hidden": 8, "n_units": 1, "n_features": 5},
+    "stresnet-stacked": {"hidden": 8, "n_units": 1, "embed_dim": 2},
 }
+#: length of the feature vector given to models that take calendar features
+N_FEATURES = 5
+
+
+def small(name: str) -> dict:
+    """The small hyperparameters of ``name``: its longest registered prefix in SMALL."""
+    parts = name.split("-")
+    for k in range(len(parts), 0, -1):
+        if "-".join(parts[:k]) in SMALL:
+            return dict(SMALL["-".join(parts[:k])])
+    return {}
+
+
+def call(m, x):
+    """``m(x)``, with features (seeded) for a model that takes calendar features."""
+    if getattr(m, "n_features", 0):
+        g = torch.Generator().manual_seed(int(x.shape[0]))
+        return m(x, torch.randn(x.shape[0], m.n_features, generator=g))
+    return m(x)
 
 
 def _not_from_tests(names: list[str]) -> list[str]:
@@ -45,7 +65,9 @@ def build(
     seed: int = 0,
     grid_shape=(16, 24),
 ):
-    family = name.split("-")[0]
+    hp = small(name)
+    if model_info(name)["time_features"]:  # closeness/period/trend: in_steps = c + p + t
+        hp["len_c"] = in_steps - hp.get("len_p", 1) - hp.get("len_t", 1)
     torch.manual_seed(seed)
     return stgeo.create_model(
         name,
@@ -53,7 +75,7 @@ def build(
         out_steps=out_steps,
         channels=channels,
         grid_shape=grid_shape,
-        **SMALL.get(family, {}),
+        **hp,
     )
 
 
@@ -80,7 +102,7 @@ def test_learned_models_are_registered():
 def test_forward_shape_and_finite(name, t_in, t_out, shape):
     m = build(name, t_in, t_out, grid_shape=shape).eval()
     x = torch.randn(2, t_in, 2, *shape)
-    y = m(x)
+    y = call(m, x)
     assert y.shape == (2, t_out, 2, *shape)
     assert y.dtype == torch.float32
     assert torch.isfinite(y).all()
@@ -90,7 +112,7 @@ def test_forward_shape_and_finite(name, t_in, t_out, shape):
 def test_backward_reaches_every_parameter(name):
     m = build(name, grid_shape=(12, 20)).train()  # the grid it runs on (per-cell parameters)
     x = torch.randn(3, 3, 2, 12, 20)
-    m(x).square().mean().backward()
+    call(m, x).square().mean().backward()
     params = dict(m.named_parameters())
     assert params, "a learned model must have parameters"
     for pname, p in params.items():
@@ -107,7 +129,7 @@ def test_seeded_determinism(name):
     for k in sa:
         assert torch.equal(sa[k], sb[k]), k
     x = torch.randn(2, 3, 2, 16, 24)
-    torch.testing.assert_close(a.eval()(x), b.eval()(x), rtol=0, atol=0)
+    torch.testing.assert_close(call(a.eval(), x), call(b.eval(), x), rtol=0, atol=0)
     if name in LEARNED:
         assert any(not torch.equal(sa[k], sc[k]) for k in sa if sa[k].is_floating_point())
 
@@ -117,7 +139,11 @@ def test_batch_independence_in_eval(name):
     """A sample's forecast does not depend on the other samples of its batch."""
     m = build(name).eval()
     x = torch.randn(3, 3, 2, 16, 24)
-    torch.testing.assert_close(m(x)[1:2], m(x[1:2]), rtol=1e-4, atol=1e-5)
+    f = torch.randn(3, getattr(m, "n_features", 0))
+    args = (f,) if f.shape[1] else ()
+    torch.testing.assert_close(
+        m(x, *args)[1:2], m(x[1:2], *(a[1:2] for a in args)), rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("name", LEARNED)
@@ -141,11 +167,10 @@ def test_wrong_input_raises_stgeo_error(name, bad):
 
 @pytest.mark.parametrize("name", LEARNED)
 def test_bad_sizes_raise_stgeo_error(name):
-    family = name.split("-")[0]
     with pytest.raises(StgeoError):
-        stgeo.create_model(name, in_steps=0, **SMALL.get(family, {}))
+        stgeo.create_model(name, in_steps=0, **small(name))
     with pytest.raises(StgeoError):
-        stgeo.create_model(name, not_a_hyperparameter=1, **SMALL.get(family, {}))
+        stgeo.create_model(name, not_a_hyperparameter=1, **small(name))
 
 
 def test_baselines_are_registered():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_contract import LEARNED, MODELS, SMALL, build
+from test_contract import LEARNED, MODELS, build, call, small
 
 import stgeo
 from stgeo.errors import DataValidationError, StgeoTypeError
@@ -26,8 +26,7 @@ def test_declared_rule_is_true(name):
     (the receptive field of the small configurations is well below the 48-pixel distance);
     any other model's forecast there changes. The grid is a multiple of the declared
     ``multiple``, which the model must accept as is."""
-    family = name.split("-")[0]
-    rule = grid_rule(name, **SMALL.get(family, {}))
+    rule = grid_rule(name, **small(name))
     n = 64
     assert n % rule.multiple == 0
     model = build(name, grid_shape=(n, n)).eval()
@@ -35,9 +34,9 @@ def test_declared_rule_is_true(name):
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
         x = torch.rand(1, 3, 2, n, n)
-        y0 = model(x)
+        y0 = call(model, x)
         x[..., :8, :8] += 5.0
-        y1 = model(x)
+        y1 = call(model, x)
     assert y0.shape[-2:] == (n, n)
     far = (y1 - y0)[..., -8:, -8:].abs().max().item()
     if rule.fully_convolutional:
