@@ -9,7 +9,7 @@ import torch
 import stgeo
 from stgeo.errors import StgeoError
 from stgeo.models import model_info, runtime
-from stgeo.models.earthfarseer import EarthFarseer
+from stgeo.models.earthfarseer import EarthFarseer, FoTF
 from stgeo.models.layers.afno import FourierMixer, interpolate_pos_embed
 
 TINY = {"hid_S": 8, "fotf_dim": 16, "hid_T": 16, "N_T": 2, "tedev_depth": 1}
@@ -371,3 +371,26 @@ def test_trained_on_small_grid_forecasts_a_larger_grid(trained):
         .sqrt()
     )
     assert gap < 0.25 * change
+
+
+def test_unpatch_as_matrix_product_equals_the_transposed_convolution():
+    """FoTF un-patches tokens with a matrix product and a pixel shuffle; the result is the
+    stored ``ConvTranspose2d``'s (kernel = stride = patch), so the weights keep their layout."""
+    torch.manual_seed(0)
+    blk = FoTF(3, dim=16, patch=4, depth=1)
+    t = torch.randn(2, 5, 7, 16)
+    want = blk.unpatch(t.permute(0, 3, 1, 2))
+    assert torch.allclose(blk._unpatch(t), want, atol=1e-5)
+
+
+def test_bf16_fourier_mixing_close_to_fp32():
+    """In bf16 the mode MLP runs in bf16 (FFTs in float32): close to the float32 mixer."""
+    torch.manual_seed(0)
+    mix = FourierMixer(32, num_blocks=4)
+    x = torch.randn(2, 9, 12, 32)
+    ref = mix(x)
+    low = mix.to(torch.bfloat16)(x.to(torch.bfloat16))
+    assert low.dtype == torch.bfloat16
+    with torch.no_grad():
+        rel = float((low.float() - ref).square().mean() / ref.square().mean())
+    assert rel < 1e-3

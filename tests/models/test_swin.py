@@ -252,3 +252,23 @@ def test_swin_learns_storms_better_than_persistence():
         splits={"train": 0.8, "val": 0.2},
     )
     assert m.metrics["val_mse"] < m.metrics["persistence_val_mse"]
+
+
+@pytest.mark.parametrize("length", [4, 36, 100])
+def test_attend_matches_fused_attention_with_bias_in_bf16(length):
+    """``attend`` (explicit matmuls for short bf16 sequences, the fused kernel otherwise)
+    agrees with float32 scaled-dot-product attention, with an additive bias and a -inf-like
+    mask, within bf16 rounding."""
+    import torch.nn.functional as F
+
+    from stgeo.models.layers.transformer import attend
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 6, 2, length, 16).unbind(0)
+    bias = torch.randn(2, length, length)
+    bias[:, :, : length // 3] = -100.0  # masked keys, as the shifted-window mask
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    assert torch.allclose(attend(q, k, v, bias), ref, atol=1e-5)
+    low = attend(q.bfloat16(), k.bfloat16(), v.bfloat16(), bias.bfloat16())
+    assert low.dtype == torch.bfloat16
+    assert float((low.float() - ref).abs().max()) < 0.05

@@ -15,9 +15,11 @@ Two activations are offered (``activation=``):
 * ``"split"``: AFNO's original form, ReLU and soft-shrink on the real and imaginary parts
   separately (with complex biases); not shift-equivariant.
 
-The mixer runs in float32 whatever the autocast or weight dtype (``torch.fft`` has no bf16
-CPU kernels; the mode MLP is small): one dense matrix product per layer on the modes with
-real and imaginary parts interleaved, the block-diagonal complex weight written in real form.
+The FFTs and the activations run in float32 whatever the autocast or weight dtype
+(``torch.fft`` has no bf16 CPU kernels); the mode MLP is one dense matrix product per layer on
+the modes with real and imaginary parts interleaved (the block-diagonal complex weight written
+in real form), computed in bf16 when the block runs in bf16 (bf16 weights or bf16 autocast)
+and in float32 otherwise.
 
 Examples
 --------
@@ -135,6 +137,14 @@ class FourierMixer(nn.Module):
         """The dense block-diagonal real form of a complex block weight."""
         return torch.block_diag(*_realify(w.to(dtype)))
 
+    def _mix(self, z: torch.Tensor, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``z @ W`` (the block-diagonal layer in real form) in the working precision:
+        bf16 when the block runs in bf16 (the modes' products are ordinary matrix products;
+        only the FFTs need float32), else ``z``'s dtype; the result is ``z``'s dtype."""
+        if dtype in (torch.bfloat16, torch.float16) and z.dtype == torch.float32:
+            return (z.to(dtype) @ self._matrix(w, dtype)).to(z.dtype)
+        return z @ self._matrix(w, z.dtype)
+
     def _hidden(self, z: torch.Tensor) -> torch.Tensor:
         if self.activation == "split":
             return F.relu(z + self.b1.to(z.dtype).flatten())
@@ -147,14 +157,16 @@ class FourierMixer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, d = x.shape
-        # float32 (float64 for float64 input): torch.fft has no bf16 CPU kernels
-        with torch.autocast(x.device.type, enabled=False):
+        dev = x.device.type
+        work = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+        # FFTs in float32 (float64 for float64 input): torch.fft has no bf16 CPU kernels
+        with torch.autocast(dev, enabled=False):
             ct = torch.float64 if x.dtype == torch.float64 else torch.float32
             spec = torch.fft.rfft2(x.to(ct), dim=(1, 2), norm="ortho")
             # (B, h, w//2+1, d) complex -> (modes, 2d), real/imag interleaved per channel
             z = torch.view_as_real(spec).reshape(-1, 2 * d)
-            z = self._hidden(z @ self._matrix(self.w1, ct))
-            z = self._shrink(z @ self._matrix(self.w2, ct)).reshape(b, h, w // 2 + 1, d, 2)
+            z = self._hidden(self._mix(z, self.w1, work))
+            z = self._shrink(self._mix(z, self.w2, work)).reshape(b, h, w // 2 + 1, d, 2)
             out = torch.fft.irfft2(torch.view_as_complex(z), s=(h, w), dim=(1, 2), norm="ortho")
         return out.to(x.dtype)
 

@@ -37,11 +37,10 @@ import functools
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .common import DropPath, check_hyperparameter
-from .transformer import FeedForward, check_heads
+from .transformer import FeedForward, attend, check_heads
 
 __all__ = ["SwinBlock", "WindowAttention", "WindowGeometry", "balanced_window", "window_geometry"]
 
@@ -228,7 +227,7 @@ class WindowAttention(nn.Module):
         qkv = qkv.view(b, -1, n, 3, self.heads, dim // self.heads)
         q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).flatten(1, 2).unbind(0)
         bias = self.attention_bias(geo, b, q.dtype)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        y = attend(q, k, v, bias)
         y = y.transpose(1, 2).reshape(b, -1, dim).index_select(1, geo.scatter)
         return self.drop(self.proj(y))
 

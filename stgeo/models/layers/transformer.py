@@ -2,7 +2,9 @@
 
 All modules work on tokens in the last two axes ``(..., N, dim)`` (any leading axes), so
 they run as plain ``linear``/``matmul`` kernels (oneDNN-accelerated in bf16 on CPU) without
-layout changes. Attention uses :func:`torch.nn.functional.scaled_dot_product_attention`.
+layout changes. Attention goes through :func:`attend`: PyTorch's fused
+:func:`torch.nn.functional.scaled_dot_product_attention`, except for short sequences in bf16
+on CPU, where two batched matrix products and a softmax are faster.
 
 Examples
 --------
@@ -22,7 +24,40 @@ from torch import nn
 from ...errors import DataValidationError
 from .common import DropPath
 
-__all__ = ["FeedForward", "GatedTransformerLayer", "MultiHeadSelfAttention", "SwiGLU"]
+__all__ = ["FeedForward", "GatedTransformerLayer", "MultiHeadSelfAttention", "SwiGLU", "attend"]
+
+#: longest sequence for which :func:`attend` uses explicit matrix products in bf16 on CPU
+SHORT_SEQUENCE = 64
+
+
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Scaled dot-product attention ``softmax(q k^T / sqrt(d) + bias) v`` on ``(..., L, d)``.
+
+    On CPU, PyTorch's fused kernel is the fastest in float32 but slower than plain batched
+    matrix products in bf16 for short sequences (measured on a 2-core AVX-512 BF16 machine:
+    2.3x slower for 4 tokens, 1.35x for 64): sequences of at most :data:`SHORT_SEQUENCE`
+    tokens in reduced precision on CPU take the explicit path (same result within bf16
+    rounding), everything else the fused kernel.
+
+    Examples
+    --------
+    >>> q = torch.randn(2, 3, 5, 8)
+    >>> ref = F.scaled_dot_product_attention(q, q, q)
+    >>> bool(torch.allclose(attend(q, q, q), ref, atol=1e-6))
+    True
+    >>> low = attend(q.bfloat16(), q.bfloat16(), q.bfloat16())
+    >>> low.dtype, bool((low.float() - ref).abs().max() < 0.1)
+    (torch.bfloat16, True)
+    """
+    short = q.shape[-2] <= SHORT_SEQUENCE and k.shape[-2] <= SHORT_SEQUENCE
+    if not (short and q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16)):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    a = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
+    if bias is not None:
+        a = a + bias
+    return torch.softmax(a, dim=-1) @ v
 
 
 def init_transformer_weights(module: nn.Module) -> None:
@@ -90,8 +125,7 @@ class MultiHeadSelfAttention(nn.Module):
         lead, (n, dim) = x.shape[:-2], x.shape[-2:]
         qkv = self.qkv(x.reshape(-1, n, dim)).reshape(-1, n, 3, self.heads, dim // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        y = F.scaled_dot_product_attention(q, k, v)
-        y = y.transpose(1, 2).reshape(*lead, n, dim)
+        y = attend(q, k, v).transpose(1, 2).reshape(*lead, n, dim)
         return self.drop(self.proj(y))
 
 
