@@ -74,7 +74,8 @@ QUICK_SETTINGS: dict[str, dict[str, Any]] = {
     "stresnet": {},
 }
 # the registered variant trained for a family (default: the family's name)
-REGISTRY_NAME = {"stresnet": "stresnet-small"}
+# stresnet-stacked: the three-branch stresnet needs a week of history, storms have a day
+REGISTRY_NAME = {"stresnet": "stresnet-stacked-small"}
 
 
 def storms(quick: bool) -> tuple[xr.Dataset, xr.Dataset]:
