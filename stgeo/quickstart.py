@@ -240,7 +240,7 @@ def _table_rows(allscores: xr.Dataset) -> list[dict[str, Any]]:
     return rows
 
 
-def _verdict(rows: list[dict[str, Any]], learned: str | None) -> list[str]:
+def _verdict(rows: list[dict[str, Any]], allscores: xr.Dataset, learned: str | None) -> list[str]:
     """Plain statements of where the learned model beats extrapolation, and its bias."""
     by = {r["model"]: r for r in rows}
     if learned is None or learned not in by:
@@ -257,7 +257,8 @@ def _verdict(rows: list[dict[str, Any]], learned: str | None) -> list[str]:
         + "."
     ]
     for thr in THRESHOLDS:
-        lo, hi = (float(v) for v in by[learned][f"bias {thr:g} mm/h (leads)"].split(".."))
+        bias = allscores.frequency_bias.sel(model=learned, threshold=thr).values
+        lo, hi = float(np.nanmin(bias)), float(np.nanmax(bias))
         ok = "within" if 0.7 <= lo and hi <= 1.4 else "outside"
         lines.append(
             f"- frequency bias at {thr:g} mm/h over all leads: {lo:.2f}..{hi:.2f} ({ok} 0.7..1.4)."
@@ -373,7 +374,7 @@ def quickstart(
         out=out,
         model_path=summary.get("model"),
         best=best,
-        verdict=_verdict(rows, name),
+        verdict=_verdict(rows, allscores, name),
         figures=figures,
         elapsed=elapsed,
     )

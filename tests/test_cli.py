@@ -221,7 +221,10 @@ def test_quickstart_main_job(tmp_path, capsys):
     learned, pers = rows["convlstm"], rows["persistence"]
     assert learned["MSE (mean over leads)"] < pers["MSE (mean over leads)"]
     assert learned["CSI 1 mm/h +30 min"] > pers["CSI 1 mm/h +30 min"]
-    assert "| convlstm" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| convlstm" in report
+    assert "convlstm beats extrapolation in CSI at:" in report
+    assert report.count("- frequency bias at ") == 3
 
 
 def test_catalog_build_then_open_by_name(tmp_path, capsys):

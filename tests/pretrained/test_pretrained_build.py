@@ -80,6 +80,8 @@ def test_build_twice_gives_identical_weights(tmp_path, stores):
 def test_cli_build_list_show(tmp_path, stores, capsys):
     build_pretrained("tiny-cli", recipe=TINY, out=tmp_path / "a", cache_dir=stores, evaluate=False)
     register_pretrained(tmp_path / "a")
+    build = ["pretrained", "build", "tiny-cli", "--out", str(tmp_path / "b")]
+    build += ["--cache-dir", str(stores), "--no-evaluate"]
     try:
         assert main(["pretrained", "list"]) == 0
         out = capsys.readouterr().out
@@ -88,38 +90,10 @@ def test_cli_build_list_show(tmp_path, stores, capsys):
         out = capsys.readouterr().out
         assert "recipe: stgeo.train('synthetic-storms', model='convlstm'" in out
         assert "seed=3" in out
-        assert (
-            main(
-                [
-                    "pretrained",
-                    "build",
-                    "tiny-cli",
-                    "--out",
-                    str(tmp_path / "b"),
-                    "--cache-dir",
-                    str(stores),
-                    "--no-evaluate",
-                ]
-            )
-            == 0
-        )
+        assert main(build) == 0
         out = capsys.readouterr().out
         assert "bit for bit identical to the registered 'tiny-cli'" in out
-        assert (
-            main(
-                [
-                    "pretrained",
-                    "build",
-                    "tiny-cli",
-                    "--out",
-                    str(tmp_path / "b"),
-                    "--cache-dir",
-                    str(stores),
-                    "--no-evaluate",
-                ]
-            )
-            == 1
-        )
+        assert main(build) == 1  # the folder exists now
         assert "exists" in capsys.readouterr().err
     finally:
         PRETRAINED.remove("tiny-cli")
