@@ -299,7 +299,9 @@ def forecast_array(
     precision : {"auto", "bf16", "fp32"} or None
         Autocast precision for a plain module; None for a prepared one.
     normalize : bool
-        Apply the spec's normaliser to the inputs and its inverse to the outputs.
+        Apply the spec's normaliser to the inputs and its inverse to the outputs, then the
+        spec's calibration if it has one (``spec.calibration``: quantile maps per lead,
+        :class:`stgeo.models.QuantileMapping`).
     tiling : Tiling, optional
         Apply the model padded to a multiple and/or tile by tile with blended overlaps
         (:class:`stgeo.forecasting.Tiling`); default: the whole grid as given.
@@ -365,6 +367,10 @@ def forecast_array(
     out = torch.stack([preds[v] for v in leads], 1)
     if normalizer is not None:
         out = normalizer.inverse(out)
+    if normalize and spec.calibration:
+        from ..models import QuantileMapping
+
+        out = QuantileMapping.from_dict(spec.calibration).apply(out.float(), leads)
     res = out.float().cpu().numpy()
     if nodata.any():
         res[np.broadcast_to(nodata[:, None, None], res.shape)] = np.nan

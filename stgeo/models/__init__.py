@@ -27,6 +27,7 @@ from .base import (
     register_model,
     wants_time_features,
 )
+from .calibration import QuantileMapping
 from .grids import GridRule, check_grid, grid_rule
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Forecaster",
     "GridRule",
     "ModelSpec",
+    "QuantileMapping",
     "TrainedModel",
     "baseline_settings",
     "check_grid",

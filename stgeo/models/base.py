@@ -92,6 +92,11 @@ class ModelSpec:
         ``{"time": {...}}``, the settings of :class:`stgeo.data.TimeFeatures` (holiday
         country, time zone) with which training, validation and every forecast compute the
         calendar features of the predicted times. None: the model takes frames only.
+    calibration : dict, optional
+        Post-processing of the forecasts fitted after training (``stgeo.train(...,
+        calibration="quantile")``): the per-lead quantile maps of
+        :class:`stgeo.models.calibration.QuantileMapping`, applied by every forecast after
+        de-normalisation. None: raw model output.
 
     Examples
     --------
@@ -115,6 +120,7 @@ class ModelSpec:
     target_offsets: list[int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     features: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""

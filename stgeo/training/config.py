@@ -33,6 +33,7 @@ __all__ = ["TrainConfig", "augment_name"]
 
 SCHEDULES = ("cosine", "onecycle")
 VAL_METRICS = ("mse", "csi")
+CALIBRATIONS = ("quantile",)
 
 
 def augment_name(augment: Any) -> str | None:
@@ -131,6 +132,7 @@ class TrainConfig:
     allow_gaps: bool = False
     precision_used: str | None = None
     time_features: Mapping[str, Any] | None = None
+    calibration: str | None = None
 
     def __post_init__(self) -> None:
         self._check_names()
@@ -157,6 +159,11 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("val_metric", self.val_metric, VAL_METRICS)
         _choice("loss", self.loss, LOSSES)
+        if self.calibration is not None and self.calibration not in CALIBRATIONS:
+            raise DataValidationError(
+                f"calibration must be None or 'quantile' (quantile mapping of the forecasts "
+                f"per lead, fitted on the training split), got {self.calibration!r}"
+            )
         if self.val_metric == "csi" and self.thresholds is not None and not self.thresholds:
             raise DataValidationError(
                 "val_metric='csi' needs thresholds (e.g. thresholds=[0.1, 1, 5] in the data's "
@@ -297,4 +304,6 @@ class TrainConfig:
         }
         if self.time_features is not None:  # only for models that take them (older records)
             doc["time_features"] = dict(self.time_features)
+        if self.calibration is not None:  # only when asked for (older records)
+            doc["calibration"] = self.calibration
         return json.loads(json.dumps(doc, default=str))

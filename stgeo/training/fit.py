@@ -42,6 +42,7 @@ from ..data.safety import check_checkpoint_dir
 from ..errors import DataValidationError
 from ..models.artifact import TrainedModel
 from ..models.base import ModelSpec, create_model
+from ..models.calibration import QuantileMapping, QuantileSample
 from ..models.losses import aux_loss_of
 from ..models.runtime import prepare_for_training, resolve_precision
 from ..options import resolve_device
@@ -51,7 +52,7 @@ from .config import TrainConfig
 from .data import TrainingData, prepare_data
 from .distributed import Distributed, maybe_distributed
 from .events import summary_for_spec
-from .loop import Loop, evaluate
+from .loop import Loop, evaluate, predictions
 from .schedules import make_optimizer, make_scheduler
 
 __all__ = ["train"]
@@ -137,6 +138,29 @@ def _artefact(
     # hand back the standard layout, the one load_model() rebuilds (same results bit for bit)
     module.to(memory_format=torch.contiguous_format)
     return TrainedModel(module, spec, history=state.history)
+
+
+def _calibration(
+    module: Any,
+    loader: Any,
+    td: TrainingData,
+    cfg: TrainConfig,
+    device: torch.device,
+    dist: Distributed | None,
+) -> dict[str, Any]:
+    """Quantile maps of the trained model's forecasts on the training split (see ``train``)."""
+    sample = QuantileSample(per_batch=65536, seed=cfg.seed)
+    features = getattr(td, "time_features", None) is not None
+    for pred, obs in predictions(module, loader, td.normalizer, cfg, device, features, 64):
+        sample.add(pred, obs)
+    qm = QuantileMapping.fit(sample, None, leads=td.target_offsets)
+    if dist is not None:  # the mean of the ranks' quantile functions
+        for a in (qm.forecast, qm.observed):
+            t = torch.from_numpy(a).to(device)
+            dist.all_reduce(t)
+            a[...] = (t / dist.world).cpu().numpy()
+    module.eval()
+    return qm.to_dict()
 
 
 def _features_spec(td: Any) -> dict[str, Any] | None:
@@ -228,6 +252,7 @@ def train(
     step_tolerance: float = 0.25,
     allow_gaps: bool = False,
     time_features: Mapping[str, Any] | None = None,
+    calibration: str | None = None,
     **model_kwargs: Any,
 ) -> TrainedModel:
     """Train a registered forecasting model on gridded data; return the best model.
@@ -350,6 +375,16 @@ def train(
         training split's statistics) at the predicted times; forecasts then need them at
         their valid times. The training and validation batches carry the features, the
         model's spec records the settings and every forecast computes them the same way.
+    calibration : {None, "quantile"}
+        Post-process the forecasts of the trained model: ``"quantile"`` fits, on the
+        training split (the best weights' forecasts of up to 64 batches, in their loader's
+        order; 65536 pixels per lead and channel per batch), one monotone map per lead and
+        channel from the forecasts' quantiles to the observations' quantiles
+        (:class:`stgeo.models.QuantileMapping`), stored in the spec and applied by every
+        forecast. It corrects a systematic frequency bias (a pixel loss shrinks the rain
+        area at long leads) without moving rain. The validation scores in ``metrics`` are
+        those of the raw model. With several ranks, each fits on its shard and the
+        quantiles are averaged.
     **model_kwargs
         Hyperparameters of the architecture (e.g. ``hid_S=16``).
 
@@ -427,6 +462,7 @@ def train(
         step_tolerance=step_tolerance,
         allow_gaps=allow_gaps,
         time_features=time_features,
+        calibration=calibration,
     )
     hooks = [augmentation(augment), *(callbacks or ()), ProgressBar(progress)]
     cbs = CallbackList([h for h in hooks if h is not None])
@@ -480,5 +516,7 @@ def train(
             features=getattr(td, "time_features", None) is not None,
         ).fit()
     tm = _artefact(module, state, td, hp, base)
+    if cfg.calibration is not None:
+        tm.spec.calibration = _calibration(module, train_loader, td, cfg, dev, dist)
     _finish(tm, ckdir, dist)
     return tm

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,32 @@ def is_better(metric: str, a: float, b: float | None) -> bool:
     return a > b if metric == "csi" else a < b
 
 
+def predictions(
+    net: Any,
+    loader: BatchLoader | EventLoader,
+    normalizer: Normalizer,
+    cfg: TrainConfig,
+    device: torch.device,
+    features: bool = False,
+    max_batches: int | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(forecast, truth)`` of each batch of ``loader`` in physical units, ``net`` in eval
+    mode without gradients (at most ``max_batches`` batches). Infinite values are refused;
+    NaN inputs are no data (:func:`stgeo.data.fill_nodata`)."""
+    net.eval()
+    for i, batch in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        x, y = batch[0], batch[1]
+        _refuse_inf(x, y, i)
+        x = fill_nodata(x.to(device, non_blocking=True), normalizer)
+        y = y.to(device, non_blocking=True)
+        args = (batch[2].to(device, non_blocking=True),) if features else ()
+        with torch.no_grad(), autocast(device, cfg.precision):  # not across the yield
+            pred = net(x, *args)
+        yield normalizer.inverse(pred.float()), normalizer.inverse(y)
+
+
 def evaluate(
     net: Any,
     loader: BatchLoader | EventLoader | None,
@@ -100,19 +126,8 @@ def evaluate(
     if loader is None:
         return {}
     sums = ValidationSums(cfg.thresholds or (), device)
-    net.eval()
-    with torch.no_grad():
-        for i, batch in enumerate(loader):
-            if cfg.max_val_steps is not None and i >= cfg.max_val_steps:
-                break
-            x, y = batch[0], batch[1]
-            _refuse_inf(x, y, i)
-            x = fill_nodata(x.to(device, non_blocking=True), normalizer)
-            y = y.to(device, non_blocking=True)
-            args = (batch[2].to(device, non_blocking=True),) if features else ()
-            with autocast(device, cfg.precision):
-                pred = net(x, *args)
-            sums.add(normalizer.inverse(pred.float()), normalizer.inverse(y))
+    for pred, obs in predictions(net, loader, normalizer, cfg, device, features, cfg.max_val_steps):
+        sums.add(pred, obs)
     sums.reduce(dist)
     if int(sums.n) == 0:
         raise DataValidationError(
