@@ -1,8 +1,11 @@
 """Does every learned model learn? Synthetic storms, one budget, one seed (``zoo_synthetic``).
 
 Data: ``stgeo.testing.storm_cells`` (the generator of ``stgeo quickstart``), 5-min rain-rate
-frames in mm/h. Training storms: ``seed=0`` (the first 85 % of the frames train, the rest
-validate); held-out storms: an independent series with ``seed=1``, never seen in training.
+frames in mm/h. Training storms: ``--series`` independent days (``seed=0, 2, 3, ...``; the
+first 85 % of each day's frames train, the rest validate), trained as separate events; held-out
+storms: an independent series with ``seed=1``, never seen in training. Each day's wind blows
+from its own random direction (turning slowly), so one day teaches one direction of motion:
+a model that must move the held-out storms the right way needs several.
 Task: 4 input frames -> 12 lead steps (1 h), as the quickstart and the radar protocol.
 
 Every learned model (convlstm, simvp, tau, swin, earthfarseer, predformer, stresnet) is trained
@@ -22,6 +25,7 @@ origins per lead, then averaged over leads, and at +30 and +60 min).
 
     python benchmarks/zoo_synthetic.py [--quick] [--models convlstm,swin] [--epochs 8]
                                        [--steps 20] [--batch 8] [--lr 2e-3]
+                                       [--series 1]
 
 ``--quick`` trains tiny versions for a few steps on small grids: a smoke test of the pipeline,
 not a skill figure. Ends with one JSON line: per method ``mse``, ``csi1``, ``csi1_30min``,
@@ -78,10 +82,13 @@ QUICK_SETTINGS: dict[str, dict[str, Any]] = {
 REGISTRY_NAME = {"stresnet": "stresnet-stacked-small"}
 
 
-def storms(quick: bool) -> tuple[xr.Dataset, xr.Dataset]:
-    """Training storms (seed 0) and held-out storms (seed 1) on the same grid."""
+def storms(quick: bool, series: int = 1) -> tuple[list[xr.Dataset], xr.Dataset]:
+    """Training storms (``series`` independent days: seeds 0, 2, 3, ..., each with its own
+    wind) and held-out storms (seed 1) on the same grid."""
     shape = (32, 32) if quick else (64, 64)
-    train = stgeo.testing.storm_cells(n_times=96 if quick else 288, shape=shape, seed=0)
+    seeds = [0, *range(2, series + 1)]
+    n = 96 if quick else 288
+    train = [stgeo.testing.storm_cells(n_times=n, shape=shape, seed=s) for s in seeds]
     test = stgeo.testing.storm_cells(n_times=40 if quick else 120, shape=shape, seed=1)
     return train, test
 
@@ -136,7 +143,11 @@ def train_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def train_and_score(
-    name: str, train: xr.Dataset, test: xr.Dataset, inits: np.ndarray, args: argparse.Namespace
+    name: str,
+    train: list[xr.Dataset],
+    test: xr.Dataset,
+    inits: np.ndarray,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
     hp = (QUICK_SETTINGS if args.quick else MODEL_SETTINGS)[name]
     t = time.perf_counter()
@@ -170,6 +181,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine)")
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     ap.add_argument(
+        "--series",
+        type=int,
+        default=1,
+        help="independent days of training storms (seeds 0, 2, 3, ...: one wind each)",
+    )
+    ap.add_argument(
         "--normalization",
         default="standard",
         choices=("standard", "log1p"),
@@ -188,10 +205,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
     common = load_common()
-    train, test = storms(args.quick)
+    train, test = storms(args.quick, args.series)
     inits = test_inits(test, args.quick)
     print(
-        f"training storms {dict(train.sizes)} (seed 0), held-out storms {dict(test.sizes)} "
+        f"training storms {len(train)} x {dict(train[0].sizes)} (seeds 0, 2, ...), held-out "
+        f"storms {dict(test.sizes)} "
         f"(seed 1), {len(inits)} origins, {IN_STEPS} -> {OUT_STEPS} steps; budget "
         f"{args.epochs} x {args.steps} steps of {args.batch}, lr {args.lr}, seed {args.seed}"
         + ("  [--quick: a smoke test, not a skill figure]" if args.quick else ""),

@@ -62,7 +62,14 @@ from .grids import GridRule
 from .layers import ForecastModule, check_hyperparameter
 from .motion import lucas_kanade
 
-__all__ = ["LagrangianNowcaster", "advect", "displacements", "match_distribution"]
+__all__ = [
+    "LagrangianNowcaster",
+    "advect",
+    "cascade_weights",
+    "displacements",
+    "match_distribution",
+    "spectral_evolution",
+]
 
 _MULTIPLE = 4  # two 2x down-samplings in the U-Net
 
@@ -148,6 +155,86 @@ def match_distribution(values: torch.Tensor, reference: torch.Tensor) -> torch.T
     return out
 
 
+def cascade_weights(h: int, w: int, levels: int, device: torch.device) -> torch.Tensor:
+    """Weights ``(levels, H, W // 2 + 1)`` of a Gaussian band-pass cascade over the ``rfft2``
+    wavenumbers of an ``H x W`` grid; they sum to 1 at every wavenumber.
+
+    Level ``l`` is centred on ``q**l`` cycles across the larger side (``q`` spaces the levels
+    geometrically from 1 cycle to the Nyquist wavenumber), Gaussian in log-wavenumber; the
+    mean (wavenumber 0) belongs to level 0. This is the scale decomposition of S-PROG (Seed
+    2003; pysteps' ``filter_gaussian``), re-derived here.
+
+    Examples
+    --------
+    >>> import torch
+    >>> wts = cascade_weights(16, 20, 4, torch.device("cpu"))
+    >>> wts.shape, bool(torch.allclose(wts.sum(0), torch.ones(16, 11)))
+    (torch.Size([4, 16, 11]), True)
+    """
+    n = max(h, w)
+    ky = torch.fft.fftfreq(h, device=device) * n
+    kx = torch.fft.rfftfreq(w, device=device) * n
+    r = torch.sqrt(ky[:, None] ** 2 + kx[None, :] ** 2)
+    logr = torch.log(r.clamp(min=1.0))
+    top = np.log(max(n / 2.0, 2.0))
+    centres = torch.linspace(0.0, top, levels, device=device)
+    width = (top / max(levels - 1, 1)) if levels > 1 else 1.0
+    wts = torch.exp(-0.5 * ((logr[None] - centres[:, None, None]) / (0.5 * width + 1e-6)) ** 2)
+    wts[:, 0, 0] = 0.0
+    wts[0, 0, 0] = 1.0
+    return wts / wts.sum(0, keepdim=True)
+
+
+def spectral_evolution(aligned: torch.Tensor, out_steps: int, levels: int = 6) -> torch.Tensor:
+    """S-PROG's evolution in Lagrangian coordinates: each scale of the last frame decays as an
+    AR(2) process fitted to that scale's own history.
+
+    ``aligned`` ``(B, T, C, H, W)`` are input frames already advected to the origin
+    (``T >= 3``); the result ``(B, out_steps, C, H, W)`` holds, for lead ``k``, the sum over
+    the cascade levels of the AR(2) forecast of each level. Per sample, channel and level the
+    coefficients come from the lag-1 and lag-2 correlations of the level's last three frames
+    (Yule-Walker; an AR(1) where the AR(2) would not be stationary; correlations clipped to
+    [0, 0.999]). Large scales, which persist, keep their amplitude; small scales, which
+    decorrelate within minutes, fade: the expected value of what cannot be predicted is
+    smooth. The mean of the last frame is kept.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.rand(1, 4, 1, 32, 32)                  # noise: no scale persists
+    >>> y = spectral_evolution(x, 3)
+    >>> y.shape, bool(y[0, -1].std() < x[0, -1].std())
+    (torch.Size([1, 3, 1, 32, 32]), True)
+    """
+    t, (h, w) = aligned.shape[1], aligned.shape[-2:]
+    if t < 3:
+        raise DataValidationError("spectral evolution needs at least 3 input frames (AR(2))")
+    wts = cascade_weights(h, w, levels, aligned.device)
+    spec = torch.fft.rfft2(aligned[:, -3:].float())  # (B, 3, C, H, W//2+1)
+    lev = torch.fft.irfft2(spec[:, :, :, None] * wts, s=(h, w))  # (B, 3, C, L, H, W)
+    z = lev - lev.mean(dim=(-2, -1), keepdim=True)
+
+    def corr(a: torch.Tensor, bb: torch.Tensor) -> torch.Tensor:
+        num = (a * bb).mean(dim=(-2, -1))
+        den = torch.sqrt(a.square().mean(dim=(-2, -1)) * bb.square().mean(dim=(-2, -1)))
+        return torch.where(den > 0, num / den.clamp(min=1e-12), torch.zeros_like(num))
+
+    r1 = corr(z[:, 2], z[:, 1]).clamp(0.0, 0.999)  # (B, C, L)
+    r2 = corr(z[:, 2], z[:, 0]).clamp(0.0, 0.999)
+    phi1 = r1 * (1 - r2) / (1 - r1**2)
+    phi2 = (r2 - r1**2) / (1 - r1**2)
+    ok = (phi2 > -1) & (phi2 < 1 - phi1) & (phi2 < 1 + phi1)  # AR(2) stationarity
+    phi1 = torch.where(ok, phi1, r1)
+    phi2 = torch.where(ok, phi2, torch.zeros_like(phi2))
+    mean = (lev[:, 2] - z[:, 2]).sum(dim=2)  # (B, C, 1, 1): the last frame's mean persists
+    prev, cur = z[:, 1], z[:, 2]  # (B, C, L, H, W)
+    out = []
+    for _ in range(out_steps):
+        prev, cur = cur, phi1[..., None, None] * cur + phi2[..., None, None] * prev
+        out.append(mean + cur.sum(dim=2))
+    return torch.stack(out, dim=1)
+
+
 def _conv(cin: int, cout: int, dilation: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation, padding_mode="replicate")
 
@@ -222,6 +309,13 @@ class LagrangianNowcaster(ForecastModule):
         In evaluation mode, match each lead's value distribution to the last observed frame.
     inflow : {"border", "dry"}
         What enters the grid from outside: the nearest edge value or the driest input value.
+    evolution : {"persistence", "spectral"}
+        What the network corrects in Lagrangian coordinates: the last frame for every lead
+        (``"persistence"``: the untrained model is extrapolation) or S-PROG's scale-wise
+        AR(2) decay of it (``"spectral"``, :func:`spectral_evolution`: the untrained model is
+        an S-PROG-like nowcast; needs ``in_steps >= 3``).
+    levels : int
+        Cascade levels of ``evolution="spectral"`` (6, as the radar protocol's S-PROG).
     """
 
     name = "lagrangian"
@@ -235,14 +329,23 @@ class LagrangianNowcaster(ForecastModule):
         bottleneck: int = 2,
         prob_matching: bool = False,
         inflow: str = "border",
+        evolution: str = "persistence",
+        levels: int = 6,
     ) -> None:
         super().__init__(in_steps, out_steps, channels)
         if inflow not in ("border", "dry"):
             raise DataValidationError(
                 f"lagrangian: inflow must be 'border' or 'dry', got {inflow!r}"
             )
+        if evolution not in ("persistence", "spectral"):
+            raise DataValidationError(
+                f"lagrangian: evolution must be 'persistence' or 'spectral', got {evolution!r}"
+            )
         self.inflow = inflow
-        check_hyperparameter("in_steps", in_steps, minimum=2)
+        self.evolution = evolution
+        self.levels = int(levels)
+        check_hyperparameter("in_steps", in_steps, minimum=3 if evolution == "spectral" else 2)
+        check_hyperparameter("levels", levels, minimum=1)
         self.prob_matching = bool(prob_matching)
         self.net = EvolutionUNet(in_steps * channels, out_steps * channels, hidden, bottleneck)
 
@@ -266,7 +369,11 @@ class LagrangianNowcaster(ForecastModule):
             aligned = torch.stack(aligned[::-1], dim=1)  # (B, T, C, H, W), oldest first
         corr = self.net(aligned.reshape(b, t * c, h, w).to(x.dtype))
         with torch.autocast(x.device.type, enabled=False):
-            lagr = xf[:, -1:] + corr.float().view(b, self.out_steps, c, h, w)
+            if self.evolution == "spectral":
+                base = spectral_evolution(aligned, self.out_steps, self.levels)
+            else:
+                base = xf[:, -1:]
+            lagr = base + corr.float().view(b, self.out_steps, c, h, w)
             out = torch.stack(
                 [advect(lagr[:, k], steps[k], fill) for k in range(self.out_steps)], dim=1
             )
@@ -301,6 +408,8 @@ def _build_lagrangian(
     bottleneck: int = 2,
     prob_matching: bool = False,
     inflow: str = "border",
+    evolution: str = "persistence",
+    levels: int = 6,
 ) -> LagrangianNowcaster:
     return LagrangianNowcaster(
         in_steps,
@@ -310,6 +419,8 @@ def _build_lagrangian(
         bottleneck=bottleneck,
         prob_matching=prob_matching,
         inflow=inflow,
+        evolution=evolution,
+        levels=levels,
     )
 
 

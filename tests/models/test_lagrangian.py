@@ -8,7 +8,13 @@ import torch
 
 import stgeo
 from stgeo.errors import DataValidationError
-from stgeo.models.lagrangian import advect, displacements, match_distribution
+from stgeo.models.lagrangian import (
+    advect,
+    cascade_weights,
+    displacements,
+    match_distribution,
+    spectral_evolution,
+)
 
 pytest.importorskip("pysteps")
 
@@ -119,3 +125,45 @@ def test_inflow_border_or_dry():
     assert float(yd[0, 2, 0, :, :6].abs().max()) < 1e-6  # no rain (the driest input) flows in
     with pytest.raises(DataValidationError, match="inflow"):
         stgeo.create_model("lagrangian", in_steps=4, out_steps=2, inflow="zero")
+
+
+def test_cascade_weights_partition_every_wavenumber_and_order_the_scales():
+    w = cascade_weights(32, 48, 6, torch.device("cpu"))
+    assert torch.allclose(w.sum(0), torch.ones(32, 25))
+    assert float(w[0, 0, 0]) == 1.0  # the mean is the largest scale's
+    assert int(w[:, 0, 1].argmax()) < int(w[:, 0, 24].argmax())  # 1 cycle vs the Nyquist
+
+
+def test_spectral_evolution_keeps_what_persists_and_fades_noise():
+    still = moving_cell(1).expand(1, 4, 1, 40, 48).contiguous()  # a cell standing still
+    kept = spectral_evolution(still, 6)
+    assert torch.allclose(kept[0, -1], still[0, -1], atol=0.02)  # correlations clip at 0.999
+    g = torch.Generator().manual_seed(0)
+    noise = torch.rand(2, 4, 1, 40, 48, generator=g)  # every frame independent
+    faded = spectral_evolution(noise, 6)
+    assert torch.allclose(faded.mean(dim=(-2, -1)), noise[:, -1:].mean(dim=(-2, -1)), atol=1e-5)
+    assert float(faded[:, 0].std()) < 0.5 * float(noise[:, -1].std())
+    # a mixture: the persistent large cell stays, the independent small-scale noise fades
+    mixed = still + 0.5 * torch.rand(1, 4, 1, 40, 48, generator=g)
+    out = spectral_evolution(mixed, 3)[0, -1, 0]
+    assert float((out - still[0, -1, 0]).abs().mean()) < float(
+        (mixed[0, -1, 0] - still[0, -1, 0]).abs().mean()
+    )
+    with pytest.raises(DataValidationError, match="at least 3 input frames"):
+        spectral_evolution(still[:, :2], 2)
+
+
+def test_spectral_evolution_model_starts_as_its_base_and_checks_settings():
+    x = moving_cell(4 + 3)
+    m = stgeo.create_model(
+        "lagrangian", in_steps=4, out_steps=3, hidden=8, evolution="spectral"
+    ).eval()
+    with torch.no_grad():
+        y = m(x[:, :4])
+    peak = y[0, 2, 0].argmax()
+    assert divmod(int(peak), 48) == (16, 12 + 2 * 6)  # moved like extrapolation
+    assert float(y[0, 2].max()) < float(x[0, 3].max())  # the small scales of the cell fade
+    with pytest.raises(DataValidationError, match="evolution must be"):
+        stgeo.create_model("lagrangian", in_steps=4, out_steps=3, evolution="ar")
+    with pytest.raises(DataValidationError, match="in_steps"):
+        stgeo.create_model("lagrangian", in_steps=2, out_steps=3, evolution="spectral")
