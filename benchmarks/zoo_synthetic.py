@@ -59,7 +59,7 @@ BASELINES = ("persistence", "extrapolation")
 
 # each family at a width that trains a few hundred steps in minutes on one CPU core
 MODEL_SETTINGS: dict[str, dict[str, Any]] = {
-    "convlstm": {"hidden": 32, "num_layers": 2, "kernel_size": 3, "patch": 4},
+    "convlstm": {"hidden": 64, "num_layers": 2, "kernel_size": 3, "patch": 4},
     "simvp": {"hid_S": 16, "hid_T": 128, "N_S": 4, "N_T": 4},
     "tau": {"hid_S": 16, "hid_T": 128, "N_S": 4, "N_T": 4},
     "swin": {"hid_S": 16, "hid_T": 128, "N_S": 4, "N_T": 4},
