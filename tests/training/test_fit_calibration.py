@@ -74,3 +74,40 @@ def test_saved_and_loaded_calibrated_model_forecasts_the_same(models, storms, tm
 def test_unknown_calibration_is_refused_before_reading_data():
     with pytest.raises(DataValidationError, match="calibration must be None or 'quantile'"):
         stgeo.train("no-such-store.zarr", calibration="isotonic", **KW)
+
+
+TORCHRUN_SCRIPT = """
+import sys
+import stgeo
+
+store, out = sys.argv[1], sys.argv[2]
+m = stgeo.train(store, model="convlstm", in_steps=4, out_steps=3, epochs=1, hidden=8,
+                num_layers=1, patch=4, normalization="log1p", loss="mae", progress=False,
+                seed=0, batch_size=4, max_steps_per_epoch=3, calibration="quantile",
+                checkpoint_dir=out)
+"""
+
+
+def test_two_ranks_average_their_quantile_maps(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ds = stgeo.testing.storm_cells(n_times=48, shape=(16, 16), seed=0)
+    store = stgeo.to_zarr(ds, tmp_path / "storms.zarr")
+    script = tmp_path / "run.py"
+    script.write_text(TORCHRUN_SCRIPT)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           "--standalone", str(script), str(store), str(tmp_path / "ck")]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    m = stgeo.load_model(tmp_path / "ck" / "model")
+    cal = m.spec.calibration
+    assert cal["method"] == "quantile" and m.spec.extra["training"]["world_size"] == 2
+    fq = np.asarray(cal["forecast"])
+    assert np.isfinite(fq).all() and (np.diff(fq, axis=-1) >= -1e-6).all()
+    fc = stgeo.forecast(ds, m, lead_steps=3, init_times=ds.time[4:8], progress=False)
+    assert np.isfinite(fc.values).all()
