@@ -23,9 +23,9 @@ windows, and everything is scored by ``stgeo.score``: MSE (mm^2 h^-2) pooled ove
 origins and leads, and CSI at 1 mm/h (hits / misses / false alarms pooled over pixels and
 origins per lead, then averaged over leads, and at +30 and +60 min).
 
-    python benchmarks/zoo_synthetic.py [--quick] [--models convlstm,swin] [--epochs 8]
-                                       [--steps 20] [--batch 8] [--lr 2e-3]
-                                       [--series 1]
+    python benchmarks/zoo_synthetic.py [--quick] [--models convlstm,swin] [--epochs 20]
+                                       [--steps 50] [--batch 8] [--lr 2e-3]
+                                       [--series 8]
 
 ``--quick`` trains tiny versions for a few steps on small grids: a smoke test of the pipeline,
 not a skill figure. Ends with one JSON line: per method ``mse``, ``csi1``, ``csi1_30min``,
@@ -175,16 +175,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny models and data: a smoke test")
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated learned models")
-    ap.add_argument("--epochs", type=int, default=None, help="epochs (default 8; quick 1)")
-    ap.add_argument("--steps", type=int, default=None, help="steps per epoch (default 20)")
+    ap.add_argument("--epochs", type=int, default=None, help="epochs (default 20; quick 1)")
+    ap.add_argument("--steps", type=int, default=None, help="steps per epoch (default 50)")
     ap.add_argument("--batch", type=int, default=8, help="windows per step")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine)")
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     ap.add_argument(
         "--series",
         type=int,
-        default=1,
-        help="independent days of training storms (seeds 0, 2, 3, ...: one wind each)",
+        default=None,
+        help="independent days of training storms (seeds 0, 2, 3, ...: one wind each; "
+        "default 8, quick 1)",
     )
     ap.add_argument(
         "--normalization",
@@ -193,8 +194,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="input/target scaling (standard: the loss is the scored MSE up to a constant)",
     )
     args = ap.parse_args(argv)
-    args.epochs = args.epochs or (1 if args.quick else 8)
-    args.steps = args.steps or (2 if args.quick else 20)
+    args.epochs = args.epochs or (1 if args.quick else 20)
+    args.steps = args.steps or (2 if args.quick else 50)
+    args.series = args.series or (1 if args.quick else 8)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(args.models) - set(MODEL_SETTINGS))
     if unknown:
