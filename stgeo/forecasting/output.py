@@ -68,6 +68,8 @@ class _Labels:
             "in_steps": spec.in_steps,
             "out_steps": spec.out_steps,
         }
+        if spec.calibration:
+            attrs["calibration"] = "quantile mapping per lead (fitted on the training split)"
         return cls(
             like,
             list(spec.channels),

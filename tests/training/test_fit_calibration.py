@@ -56,6 +56,7 @@ def test_calibrated_forecasts_have_the_observed_rain_area(models):
     inits = held_out.time[3:-3]
     f_raw = stgeo.forecast(held_out, raw, lead_steps=3, init_times=inits, progress=False)
     f_cal = stgeo.forecast(held_out, cal, lead_steps=3, init_times=inits, progress=False)
+    assert "calibration" in f_cal.attrs and "calibration" not in f_raw.attrs
     b_raw, b_cal = _bias(f_raw, held_out.rain_rate, 1.0), _bias(f_cal, held_out.rain_rate, 1.0)
     assert np.abs(b_cal - 1).max() < np.abs(b_raw - 1).max()
     assert np.abs(b_cal - 1).max() < 0.3, b_cal
