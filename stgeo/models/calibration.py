@@ -80,11 +80,7 @@ class QuantileSample:
 
     def add(self, pred: Any, obs: Any) -> None:
         """Add a batch ``(B, L, C, ...)`` of forecasts and observations (physical units)."""
-        p = _numpy(pred)
-        o = _numpy(obs)
-        b, n_l, n_c = p.shape[:3]
-        p = np.moveaxis(p.reshape(b, n_l, n_c, -1), 0, 2).reshape(n_l, n_c, -1)
-        o = np.moveaxis(o.reshape(b, n_l, n_c, -1), 0, 2).reshape(n_l, n_c, -1)
+        p, o = _by_lead_and_channel(pred), _by_lead_and_channel(obs)
         n = p.shape[-1]
         if n > self.per_batch:
             idx = np.sort(self.rng.choice(n, self.per_batch, replace=False))
@@ -92,11 +88,22 @@ class QuantileSample:
         self.forecast.append(p)
         self.observed.append(o)
 
+    def quantile_mapping(
+        self, leads: Sequence[int], probabilities: Sequence[float] = PROBABILITIES
+    ) -> QuantileMapping:
+        """The :class:`QuantileMapping` of the values gathered so far."""
+        fc = np.concatenate(self.forecast, axis=-1)
+        ob = np.concatenate(self.observed, axis=-1)
+        return QuantileMapping._from_values(fc, ob, leads, probabilities)
 
-def _numpy(t: Any) -> np.ndarray:
+
+def _by_lead_and_channel(t: Any) -> np.ndarray:
+    """float32 numpy ``(L, C, B * pixels)`` of a batch ``(B, L, C, ...)``."""
     if isinstance(t, torch.Tensor):
         t = t.detach().float().cpu().numpy()
-    return np.asarray(t, dtype=np.float32)
+    a = np.asarray(t, dtype=np.float32)
+    b, n_l, n_c = a.shape[:3]
+    return np.moveaxis(a.reshape(b, n_l, n_c, -1), 0, 2).reshape(n_l, n_c, -1)
 
 
 def _nan_quantiles(v: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -132,7 +139,8 @@ class QuantileMapping:
         leads: Sequence[int],
         probabilities: Sequence[float] = PROBABILITIES,
     ) -> QuantileMapping:
-        """Fit from arrays ``(B, L, C, ...)`` or from a :class:`QuantileSample`.
+        """Fit from forecasts and observations ``(B, L, C, ...)`` (arrays or tensors); batch
+        by batch, use :class:`QuantileSample`.
 
         Raises
         ------
@@ -140,18 +148,19 @@ class QuantileMapping:
             Shapes that differ, a lead count different from ``len(leads)``, or a lead and
             channel without any pair of valid (non-NaN) values.
         """
-        if isinstance(forecast, QuantileSample):
-            fc = np.concatenate(forecast.forecast, axis=-1)
-            ob = np.concatenate(forecast.observed, axis=-1)
-        else:
-            sample = QuantileSample(per_batch=np.iinfo(np.int64).max)
-            f, o = _numpy(forecast), _numpy(observed)
-            if f.shape != o.shape:
-                raise DataValidationError(
-                    f"forecasts {f.shape} and observations {o.shape} differ in shape"
-                )
-            sample.add(f, o)
-            fc, ob = sample.forecast[0], sample.observed[0]
+        if tuple(forecast.shape) != tuple(observed.shape):
+            raise DataValidationError(
+                f"forecasts {tuple(forecast.shape)} and observations {tuple(observed.shape)} "
+                "differ in shape"
+            )
+        fc, ob = _by_lead_and_channel(forecast), _by_lead_and_channel(observed)
+        return cls._from_values(fc, ob, leads, probabilities)
+
+    @classmethod
+    def _from_values(
+        cls, fc: np.ndarray, ob: np.ndarray, leads: Sequence[int], probabilities: Sequence[float]
+    ) -> QuantileMapping:
+        """The maps of values ``(L, C, N)`` of forecasts and observations."""
         if fc.shape[0] != len(leads):
             raise DataValidationError(f"{fc.shape[0]} leads of forecasts for leads {list(leads)}")
         bad = np.isnan(fc) | np.isnan(ob)

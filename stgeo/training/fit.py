@@ -42,7 +42,7 @@ from ..data.safety import check_checkpoint_dir
 from ..errors import DataValidationError
 from ..models.artifact import TrainedModel
 from ..models.base import ModelSpec, create_model
-from ..models.calibration import QuantileMapping, QuantileSample
+from ..models.calibration import QuantileSample
 from ..models.losses import aux_loss_of
 from ..models.runtime import prepare_for_training, resolve_precision
 from ..options import resolve_device
@@ -153,7 +153,7 @@ def _calibration(
     features = getattr(td, "time_features", None) is not None
     for pred, obs in predictions(module, loader, td.normalizer, cfg, device, features, 64):
         sample.add(pred, obs)
-    qm = QuantileMapping.fit(sample, None, leads=td.target_offsets)
+    qm = sample.quantile_mapping(td.target_offsets)
     if dist is not None:  # the mean of the ranks' quantile functions
         for a in (qm.forecast, qm.observed):
             t = torch.from_numpy(a).to(device)
