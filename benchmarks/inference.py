@@ -34,14 +34,6 @@ The last line printed is one JSON object: per model ``infer_fp32_sps``, ``infer_
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# benchmarks/dask.py is named like the dask package: keep this folder off the import path
-# (worker processes inherit sys.path) so that "import dask" finds the real package
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
 import argparse
 import json
 import statistics

@@ -28,20 +28,16 @@ JSON line.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# keep this folder off sys.path: benchmarks/dask.py would shadow the dask package
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
-
 import argparse
-import importlib.util
 import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import skill_radar as skill
 import xarray as xr
 
 import stgeo
@@ -51,14 +47,6 @@ HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
 BIKE_OFFSETS = [-167, -47, -23, -2, -1, 0]  # trend (week), period (2 days, 1 day), closeness
 TEST_HOURS = 240
-
-
-def _skill_radar() -> Any:
-    """benchmarks/skill_radar.py as a module (its event building, forecasting and scoring)."""
-    spec = importlib.util.spec_from_file_location("skill_radar", HERE / "skill_radar.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def settings(quick: bool) -> dict[str, Any]:
@@ -156,7 +144,7 @@ def radar_training(crop: int) -> tuple[Any, dict[str, Any], str]:
     return "radar-train", extra, f"radar-train (5 events), {crop}px importance-sampled crops"
 
 
-def radar_forecast(skill: Any, ds: xr.Dataset, m: Any, quick: bool) -> xr.DataArray:
+def radar_forecast(ds: xr.Dataset, m: Any, quick: bool) -> xr.DataArray:
     """skill_radar's forecast: origins t0 = 3, 7, ..., 12 steps, no data -> 0 mm/h."""
     rr = ds.rain_rate.fillna(0.0)
     t0 = skill.origins(rr.sizes["time"], quick)
@@ -164,10 +152,10 @@ def radar_forecast(skill: Any, ds: xr.Dataset, m: Any, quick: bool) -> xr.DataAr
     return stgeo.forecast(rr, m, init_times=init, lead_steps=skill.OUT_STEPS, progress=False)
 
 
-def radar_scores(skill: Any, m: Any, data: dict, quick: bool) -> dict[str, float]:
+def radar_scores(m: Any, data: dict, quick: bool) -> dict[str, float]:
     per_event, steps, rmse = {}, {}, []
     for ev, ds in data.items():
-        fc = radar_forecast(skill, ds, m, quick)
+        fc = radar_forecast(ds, m, quick)
         per_event[ev] = skill.score_event(fc, ds.rain_rate)
         steps[ev] = pd.Timedelta(stgeo.conventions.time_step(ds))
         mse = stgeo.score(fc.fillna(0.0), ds.rain_rate.fillna(0.0), metrics=["mse"]).compute()
@@ -177,7 +165,6 @@ def radar_scores(skill: Any, m: Any, data: dict, quick: bool) -> dict[str, float
 
 
 def radar_arm(seeds: list[int], model: str, cfg: dict, cache: Path, quick: bool, crop: int):
-    skill = _skill_radar()
     skill.SHARED = SHARED
     events = skill.TEST_EVENTS[2:] if quick else skill.TEST_EVENTS
     test = {ev: skill.open_event(ev, cache) for ev in events}
@@ -192,7 +179,7 @@ def radar_arm(seeds: list[int], model: str, cfg: dict, cache: Path, quick: bool,
             row = {
                 "seed": seed,
                 "variant": variant,
-                **radar_scores(skill, m, test, quick),
+                **radar_scores(m, test, quick),
             }
             rows.append({**row, "train_seconds": secs})
             print("radar", json.dumps(rows[-1]), flush=True)

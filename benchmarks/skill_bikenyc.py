@@ -29,18 +29,13 @@ minute, not a skill figure. Ends with one JSON line: ``rmse`` and ``mae`` per me
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# keep this folder off sys.path: benchmarks/dask.py would shadow the dask package
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
-
 import argparse
-import importlib.util
+import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import skill_common as common
 import xarray as xr
 
 import stgeo
@@ -56,15 +51,6 @@ REFERENCE = {  # specs/evaluation.md, measured with this protocol
 }
 TARGET_RMSE = 5.9  # issue 14: 15% below the historical average
 PUBLISHED = {"st-resnet (Zhang et al. 2017, ~4.5 months of training data)": 6.33}
-
-
-def load_common() -> Any:
-    """benchmarks/skill_common.py as a module (this folder is off sys.path)."""
-    path = Path(__file__).resolve().parent / "skill_common.py"
-    spec = importlib.util.spec_from_file_location("skill_common", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 MODELS = ("stresnet", "stresnet-stacked")
@@ -108,15 +94,13 @@ def historical_average(flow: xr.DataArray, train: tuple[str, str], like: xr.Data
     return table.sel(how=hour_of_week(valid)).values
 
 
-def baselines(common: Any, flow: xr.DataArray, inits: Any, train: tuple[str, str]) -> dict:
+def baselines(flow: xr.DataArray, inits: Any, train: tuple[str, str]) -> dict:
     pers = stgeo.forecast(flow, "persistence", init_times=inits, lead_steps=1, progress=False)
     ha = common.like(pers, historical_average(flow, train, pers), "historical_average")
     return {"persistence": pers, "historical_average": ha}
 
 
-def learned(
-    common: Any, ds: xr.Dataset, inits: Any, seeds: list[int], quick: bool, model: str
-) -> tuple:
+def learned(ds: xr.Dataset, inits: Any, seeds: list[int], quick: bool, model: str) -> tuple:
     cfg = settings(model, quick)
     fcs, per_seed, secs = [], [], []
     for seed in seeds:
@@ -148,7 +132,6 @@ def main() -> None:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models or set(models) - set(MODELS):
         sys.exit(f"--models takes a comma-separated subset of {', '.join(MODELS)}")
-    common = load_common()
     if not common.SHARED.is_dir():
         sys.exit(f"needs the real data in {common.SHARED}")
     ds = common.open_catalog(CATALOG, args.cache or common.DEFAULT_CACHE)
@@ -157,12 +140,12 @@ def main() -> None:
     test_times = flow.time.values[-TEST_HOURS:]
     inits = test_times - np.timedelta64(1, "h")
     results: dict[str, dict[str, Any]] = {}
-    for name, fc in baselines(common, flow, inits, train).items():
+    for name, fc in baselines(flow, inits, train).items():
         results[name] = score(fc, flow)
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
     names = []
     for model in models:
-        name, fcs, per_seed, secs = learned(common, ds, inits, seeds, args.quick, model)
+        name, fcs, per_seed, secs = learned(ds, inits, seeds, args.quick, model)
         for row, fc in zip(per_seed, fcs, strict=True):
             row.update(score(fc, flow))
             results[f"{name}[seed={row['seed']}]"] = row

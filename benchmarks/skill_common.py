@@ -1,7 +1,6 @@
 """Shared pieces of the skill benchmarks (``skill_bikenyc``, ``skill_era5``).
 
-The benchmarks load it by file path (``importlib``), because this folder is kept off
-``sys.path``: ``benchmarks/dask.py`` would shadow the dask package.
+The benchmarks import it as ``skill_common``: a script's own folder is on ``sys.path``.
 
 Store building goes through the catalog recipes (``build_from_catalog``) into ``--cache``;
 scores through ``stgeo.score``; learned models through ``stgeo.train`` / ``stgeo.forecast``.

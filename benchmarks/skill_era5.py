@@ -25,18 +25,13 @@ not a skill figure. Ends with one JSON line: ``rmse_mean``, ``rmse_lead1``, ``rm
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# keep this folder off sys.path: benchmarks/dask.py would shadow the dask package
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
-
 import argparse
-import importlib.util
+import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import skill_common as common
 import xarray as xr
 
 import stgeo
@@ -55,15 +50,6 @@ REFERENCE = {  # specs/evaluation.md, measured with this protocol
 }
 TARGET = 1.18  # issue 14: 20% below the better baseline (1.48 K)
 KEYS = ["rmse_mean", "rmse_lead1", "rmse_lead6", "rmse_lead12"]
-
-
-def load_common() -> Any:
-    """benchmarks/skill_common.py as a module (this folder is off sys.path)."""
-    path = Path(__file__).resolve().parent / "skill_common.py"
-    spec = importlib.util.spec_from_file_location("skill_common", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def settings(quick: bool, history: int) -> dict[str, Any]:
@@ -109,7 +95,7 @@ def baselines(t2m: xr.DataArray, inits: np.ndarray) -> dict[str, xr.DataArray]:
 
 
 def learned(
-    common: Any, ds: xr.Dataset, inits: np.ndarray, seeds: list[int], history: int, quick: bool
+    ds: xr.Dataset, inits: np.ndarray, seeds: list[int], history: int, quick: bool
 ) -> tuple:
     cfg = settings(quick, history)
     fcs, per_seed, secs = [], [], []
@@ -138,7 +124,6 @@ def main() -> None:
     ap.add_argument("--history", type=int, default=48, help="input hours of the learned model")
     ap.add_argument("--cache", default=None, help="store cache (default ~/.cache/stgeo)")
     args = ap.parse_args()
-    common = load_common()
     if not common.SHARED.is_dir():
         sys.exit(f"needs the real data in {common.SHARED}")
     if args.history < 1:
@@ -150,7 +135,7 @@ def main() -> None:
         name: score(fc, t2m) for name, fc in baselines(t2m, inits).items()
     }
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
-    name, fcs, per_seed, secs = learned(common, ds, inits, seeds, args.history, args.quick)
+    name, fcs, per_seed, secs = learned(ds, inits, seeds, args.history, args.quick)
     for row, fc in zip(per_seed, fcs, strict=True):
         row.update(score(fc, t2m))
         results[f"{name}[seed={row['seed']}]"] = row

@@ -25,15 +25,11 @@ pipeline, not a skill figure. Ends with one JSON line (keys of specs/evaluation.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# keep this folder off sys.path: benchmarks/dask.py would shadow the dask package
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
-
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -35,19 +35,13 @@ not a skill figure. Ends with one JSON line: per method ``mse``, ``csi1``, ``csi
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# keep this folder off sys.path: benchmarks/dask.py would shadow the dask package
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
-
 import argparse
-import importlib.util
 import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import skill_common as common
 import xarray as xr
 
 import stgeo
@@ -162,15 +156,6 @@ def train_and_score(
     return row
 
 
-def load_common() -> Any:
-    """benchmarks/skill_common.py as a module (this folder is off sys.path)."""
-    path = Path(__file__).resolve().parent / "skill_common.py"
-    spec = importlib.util.spec_from_file_location("skill_common", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny models and data: a smoke test")
@@ -206,7 +191,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
-    common = load_common()
     train, test = storms(args.quick, args.series)
     inits = test_inits(test, args.quick)
     print(

@@ -13,7 +13,7 @@ worker process reached while forecasting, sampled every 50 ms.
 
 Run from the repository root::
 
-    python benchmarks/dask.py [--quick] [--store-gib 4] [--memory-limit 1GiB]
+    python benchmarks/dask_forecast.py [--quick] [--store-gib 4] [--memory-limit 1GiB]
 
 The last line printed is one JSON object: ``seconds_1w``, ``seconds_2w``, ``speedup``,
 ``peak_worker_mem_mib``, ``store_gib``, ``identical`` (plus ``seconds_single_process``).
@@ -21,19 +21,12 @@ The last line printed is one JSON object: ``seconds_1w``, ``seconds_2w``, ``spee
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# benchmarks/dask.py is named like the dask package: keep this folder off the import path
-# (worker processes inherit sys.path) so that "import dask" finds the real package
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
 import argparse
 import json
 import shutil
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
