@@ -185,18 +185,35 @@ def cascade_weights(h: int, w: int, levels: int, device: torch.device) -> torch.
     return wts / wts.sum(0, keepdim=True)
 
 
-def spectral_evolution(aligned: torch.Tensor, out_steps: int, levels: int = 6) -> torch.Tensor:
+def _masked_corr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation over the last two dims of ``a`` and ``b`` where ``mask`` is 1
+    (0 where either field is constant there)."""
+    n = mask.sum(dim=(-2, -1), keepdim=True)
+    a = (a - (a * mask).sum(dim=(-2, -1), keepdim=True) / n) * mask
+    b = (b - (b * mask).sum(dim=(-2, -1), keepdim=True) / n) * mask
+    num = (a * b).sum(dim=(-2, -1))
+    den = torch.sqrt(a.square().sum(dim=(-2, -1)) * b.square().sum(dim=(-2, -1)))
+    return torch.where(den > 0, num / den.clamp(min=1e-12), torch.zeros_like(num))
+
+
+def spectral_evolution(
+    aligned: torch.Tensor, out_steps: int, levels: int = 6, gains: torch.Tensor | None = None
+) -> torch.Tensor:
     """S-PROG's evolution in Lagrangian coordinates: each scale of the last frame decays as an
     AR(2) process fitted to that scale's own history.
 
     ``aligned`` ``(B, T, C, H, W)`` are input frames already advected to the origin
     (``T >= 3``); the result ``(B, out_steps, C, H, W)`` holds, for lead ``k``, the sum over
     the cascade levels of the AR(2) forecast of each level. Per sample, channel and level the
-    coefficients come from the lag-1 and lag-2 correlations of the level's last three frames
-    (Yule-Walker; an AR(1) where the AR(2) would not be stationary; correlations clipped to
-    [0, 0.999]). Large scales, which persist, keep their amplitude; small scales, which
-    decorrelate within minutes, fade: the expected value of what cannot be predicted is
-    smooth. The mean of the last frame is kept.
+    coefficients come from the lag-1 and lag-2 correlations of the level's last three frames,
+    as in S-PROG: over the pixels that are wet (above the sample's driest value) in all three
+    frames, or over all pixels where fewer than 16 are; correlations clipped to [0, 0.999],
+    the lag-2 one adjusted towards a stationary process (pysteps' ``adjust_lag2_corrcoef2``),
+    then Yule-Walker (an AR(1) where the AR(2) would still not be stationary). Large scales,
+    which persist, keep their amplitude; small scales, which decorrelate within minutes,
+    fade: the expected value of what cannot be predicted is smooth. The mean of the last
+    frame is kept. ``gains`` ``(out_steps, levels)``, if given, scale each level's forecast
+    per lead (learned by :class:`LagrangianNowcaster` with ``scale_gains=True``).
 
     Examples
     --------
@@ -214,13 +231,18 @@ def spectral_evolution(aligned: torch.Tensor, out_steps: int, levels: int = 6) -
     lev = torch.fft.irfft2(spec[:, :, :, None] * wts, s=(h, w))  # (B, 3, C, L, H, W)
     z = lev - lev.mean(dim=(-2, -1), keepdim=True)
 
-    def corr(a: torch.Tensor, bb: torch.Tensor) -> torch.Tensor:
-        num = (a * bb).mean(dim=(-2, -1))
-        den = torch.sqrt(a.square().mean(dim=(-2, -1)) * bb.square().mean(dim=(-2, -1)))
-        return torch.where(den > 0, num / den.clamp(min=1e-12), torch.zeros_like(num))
-
-    r1 = corr(z[:, 2], z[:, 1]).clamp(0.0, 0.999)  # (B, C, L)
-    r2 = corr(z[:, 2], z[:, 0]).clamp(0.0, 0.999)
+    # as S-PROG: correlations over the pixels with rain in all three frames (where fewer than
+    # 16 are wet, over all pixels), and the lag-2 correlation adjusted so that Yule-Walker
+    # gives a stationary AR(2) (pysteps' adjust_lag2_corrcoef2)
+    last3 = aligned[:, -3:].float()
+    dry = last3.amin(dim=(1, 3, 4), keepdim=True)
+    tol = 1e-3 * (last3.amax(dim=(1, 3, 4), keepdim=True) - dry)
+    wet = (last3 > dry + tol).all(dim=1)[:, :, None].float()  # (B, C, 1, H, W)
+    wet = torch.where(wet.sum(dim=(-2, -1), keepdim=True) >= 16, wet, torch.ones_like(wet))
+    r1 = _masked_corr(lev[:, 2], lev[:, 1], wet).clamp(0.0, 0.999)  # (B, C, L)
+    r2 = _masked_corr(lev[:, 2], lev[:, 0], wet).clamp(0.0, 0.999)
+    r2 = torch.maximum(r2, 2 * r1 * r2 - 1)
+    r2 = torch.maximum(r2, (3 * r1**2 - 2 + 2 * (1 - r1**2) ** 1.5) / r1.clamp(min=1e-6) ** 2)
     phi1 = r1 * (1 - r2) / (1 - r1**2)
     phi2 = (r2 - r1**2) / (1 - r1**2)
     ok = (phi2 > -1) & (phi2 < 1 - phi1) & (phi2 < 1 + phi1)  # AR(2) stationarity
@@ -229,9 +251,12 @@ def spectral_evolution(aligned: torch.Tensor, out_steps: int, levels: int = 6) -
     mean = (lev[:, 2] - z[:, 2]).sum(dim=2)  # (B, C, 1, 1): the last frame's mean persists
     prev, cur = z[:, 1], z[:, 2]  # (B, C, L, H, W)
     out = []
-    for _ in range(out_steps):
+    for k in range(out_steps):
         prev, cur = cur, phi1[..., None, None] * cur + phi2[..., None, None] * prev
-        out.append(mean + cur.sum(dim=2))
+        if gains is None:
+            out.append(mean + cur.sum(dim=2))
+        else:
+            out.append(mean + (cur * gains[k].view(1, 1, -1, 1, 1)).sum(dim=2))
     return torch.stack(out, dim=1)
 
 
@@ -316,6 +341,11 @@ class LagrangianNowcaster(ForecastModule):
         an S-PROG-like nowcast; needs ``in_steps >= 3``).
     levels : int
         Cascade levels of ``evolution="spectral"`` (6, as the radar protocol's S-PROG).
+    scale_gains : bool
+        With ``evolution="spectral"``: learn one gain per lead and cascade level that scales
+        that level's AR(2) forecast (they start at 1, the plain spectral evolution). A few
+        dozen parameters trained with the U-Net: how much of each scale survives, learned
+        from data rather than from three frames alone.
     """
 
     name = "lagrangian"
@@ -331,6 +361,7 @@ class LagrangianNowcaster(ForecastModule):
         inflow: str = "border",
         evolution: str = "persistence",
         levels: int = 6,
+        scale_gains: bool = False,
     ) -> None:
         super().__init__(in_steps, out_steps, channels)
         if inflow not in ("border", "dry"):
@@ -346,8 +377,14 @@ class LagrangianNowcaster(ForecastModule):
         self.levels = int(levels)
         check_hyperparameter("in_steps", in_steps, minimum=3 if evolution == "spectral" else 2)
         check_hyperparameter("levels", levels, minimum=1)
+        if scale_gains and evolution != "spectral":
+            raise DataValidationError(
+                "lagrangian: scale_gains=True scales the cascade levels of "
+                "evolution='spectral'; pass evolution='spectral' or drop scale_gains"
+            )
         self.prob_matching = bool(prob_matching)
         self.net = EvolutionUNet(in_steps * channels, out_steps * channels, hidden, bottleneck)
+        self.scale_gains = nn.Parameter(torch.ones(out_steps, self.levels)) if scale_gains else None
 
     @torch.no_grad()
     def motion(self, x: torch.Tensor) -> torch.Tensor:
@@ -370,7 +407,8 @@ class LagrangianNowcaster(ForecastModule):
         corr = self.net(aligned.reshape(b, t * c, h, w).to(x.dtype))
         with torch.autocast(x.device.type, enabled=False):
             if self.evolution == "spectral":
-                base = spectral_evolution(aligned, self.out_steps, self.levels)
+                gains = None if self.scale_gains is None else self.scale_gains.float()
+                base = spectral_evolution(aligned, self.out_steps, self.levels, gains)
             else:
                 base = xf[:, -1:]
             lagr = base + corr.float().view(b, self.out_steps, c, h, w)
@@ -410,6 +448,7 @@ def _build_lagrangian(
     inflow: str = "border",
     evolution: str = "persistence",
     levels: int = 6,
+    scale_gains: bool = False,
 ) -> LagrangianNowcaster:
     return LagrangianNowcaster(
         in_steps,
@@ -421,6 +460,7 @@ def _build_lagrangian(
         inflow=inflow,
         evolution=evolution,
         levels=levels,
+        scale_gains=scale_gains,
     )
 
 

@@ -153,6 +153,43 @@ def test_spectral_evolution_keeps_what_persists_and_fades_noise():
         spectral_evolution(still[:, :2], 2)
 
 
+def test_spectral_evolution_fits_its_decay_on_the_wet_pixels():
+    # independent noise inside a rain area: the area's edges persist, its inside does not;
+    # correlations over the wet pixels only (as S-PROG) let the inside fade
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(1, 4, 1, 64, 64)
+    x[0, :, 0, 8:32, 8:32] = 1.0 + 2.0 * torch.rand(4, 24, 24, generator=g)
+    inside = (slice(12, 28), slice(12, 28))
+    out = spectral_evolution(x, 1)[0, 0, 0]
+    assert float(out[inside].std()) < 0.35 * float(x[0, -1, 0][inside].std())
+    # fewer than 16 wet pixels: the correlations use every pixel, and nothing breaks
+    speck = torch.zeros(1, 4, 1, 32, 32)
+    speck[0, :, 0, 5:8, 5:8] = 3.0
+    assert bool(torch.isfinite(spectral_evolution(speck, 2)).all())
+
+
+def test_scale_gains_start_neutral_and_learn():
+    torch.manual_seed(0)
+    plain = stgeo.create_model(
+        "lagrangian", in_steps=4, out_steps=3, hidden=8, evolution="spectral"
+    )
+    torch.manual_seed(0)
+    gained = stgeo.create_model(
+        "lagrangian", in_steps=4, out_steps=3, hidden=8, evolution="spectral", scale_gains=True
+    )
+    assert tuple(gained.scale_gains.shape) == (3, 6)
+    x = moving_cell(4)
+    assert torch.equal(plain(x), gained(x))  # gains of 1: the plain spectral evolution
+    loss = (gained(x) - x[:, -1:]).square().mean()
+    loss.backward()
+    assert float(gained.scale_gains.grad.abs().sum()) > 0
+    flat = spectral_evolution(x, 3, gains=torch.zeros(3, 6))  # no scale kept: the mean is left
+    mean = x[:, -1:].mean(dim=(-2, -1), keepdim=True).expand_as(flat)
+    assert torch.allclose(flat, mean, atol=1e-5)
+    with pytest.raises(DataValidationError, match="scale_gains"):
+        stgeo.create_model("lagrangian", in_steps=4, out_steps=3, scale_gains=True)
+
+
 def test_spectral_evolution_model_starts_as_its_base_and_checks_settings():
     x = moving_cell(4 + 3)
     m = stgeo.create_model(
