@@ -20,7 +20,9 @@ trainable augmentation is a template: each run works on its own ``replace(**sett
 so ``augment={"name": "nuwa", "k": 0.1}`` changes settings without touching the registry.
 
 Registered by stgeo: ``"nuwa"`` (alias ``"nuwadynamics"``), an unfitted
-:class:`stgeo.augment.nuwa.NuwaAugment` with its default settings.
+:class:`stgeo.augment.nuwa.NuwaAugment` with its default settings, and ``"dihedral"``,
+:class:`stgeo.augment.dihedral.Dihedral` (random flips and quarter turns of isotropic
+fields such as rain rate).
 
 Third-party packages register augmentations from an entry point in group
 ``stgeo.augmentations`` (see the "Extending stgeo" guide).
@@ -223,6 +225,7 @@ def list_augmentations(pattern: str = "*") -> list[str]:
 
 def _builtin(registry: Registry[Any]) -> None:
     """stgeo's own augmentations, imported on the first lookup (torch is not imported before)."""
+    from .dihedral import Dihedral
     from .nuwa import NuwaAugment
 
     if "nuwa" not in registry.list("nuwa"):
@@ -231,6 +234,12 @@ def _builtin(registry: Registry[Any]) -> None:
             NuwaAugment(),
             aliases=["nuwadynamics"],
             description="NuwaDynamics: discovery ViT + intervention on the least-attended patches",
+        )
+    if "dihedral" not in registry.list("dihedral"):
+        registry.add(
+            "dihedral",
+            Dihedral(),
+            description="random flips and quarter turns of isotropic scalar fields",
         )
 
 

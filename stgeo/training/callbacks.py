@@ -314,6 +314,10 @@ class TimeLimit(Callback):
 class Augmentation(Callback):
     """Applies ``fn(x, y) -> (x, y)`` to every normalised training batch.
 
+    An ``fn`` with a ``reseed(*keys)`` method (e.g. :class:`stgeo.augment.dihedral.Dihedral`)
+    is first reseeded from ``(run seed, epoch, batch, rank)``, so its draws depend only on
+    where the batch is in the run and a resumed run is exact.
+
     Examples
     --------
     >>> aug = Augmentation(lambda x, y: (-x, y))
@@ -325,6 +329,9 @@ class Augmentation(Callback):
         self.fn = fn
 
     def on_batch_start(self, state: TrainState, x: Any, y: Any) -> tuple[Any, Any]:
+        reseed = getattr(self.fn, "reseed", None)
+        if state is not None and callable(reseed):
+            reseed(state.config.seed, state.epoch, state.batch, state.rank)
         return self.fn(x, y)
 
 
