@@ -19,14 +19,6 @@ RUN = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_the_eight_codes_are_the_symmetries_of_the_square():
     t = torch.arange(9.0).view(3, 3)
     images = {tuple(dihedral(t, c).flatten().tolist()) for c in range(8)}

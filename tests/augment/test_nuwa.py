@@ -27,15 +27,6 @@ from stgeo.augment.nuwa import (
 from stgeo.errors import DataValidationError, ModelFileError, StgeoTypeError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids spin-wait contention on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _vit(t=3, c=2, p=4, **kw) -> DiscoveryViT:
     torch.manual_seed(0)
     kw.setdefault("embed_dim", 16)

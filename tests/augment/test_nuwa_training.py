@@ -26,14 +26,6 @@ RUN = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def storms():
     """H != W (16 x 24): patch size ceil(24 / 16) = 2, an 8 x 12 patch grid."""
