@@ -18,7 +18,8 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -151,6 +152,7 @@ class ModelSpec:
             out_steps=self.out_steps,
             channels=len(self.channels),
             grid_shape=self.grid_shape,
+            normalization=self.normalization,
             **self.hyperparameters,
         )
 
@@ -462,6 +464,14 @@ def model_info(name: str) -> dict[str, Any]:
     }
 
 
+def _takes_normalization(builder: Any) -> bool:
+    """Whether a model builder has a ``normalization`` parameter."""
+    try:
+        return "normalization" in inspect.signature(builder).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+
+
 def create_model(
     name: str,
     *,
@@ -469,6 +479,7 @@ def create_model(
     out_steps: int = 4,
     channels: int = 1,
     grid_shape: tuple[int, int] | None = None,
+    normalization: Mapping[str, Any] | None = None,
     **overrides: Any,
 ):
     """Build the registered model ``name`` with its variant defaults and ``overrides``.
@@ -483,6 +494,12 @@ def create_model(
         Number of channels C.
     grid_shape : (int, int), optional
         (ny, nx); needed by models with position-dependent parameters.
+    normalization : dict, optional
+        How the model's inputs were normalised (``Normalizer.to_dict()``, as
+        ``ModelSpec.normalization``). Passed only to builders that take a ``normalization``
+        argument (models that need physical values inside, e.g. ``lagrangian`` with
+        ``motion_from="dbr"``); the others ignore it. Training and ``ModelSpec.build`` pass
+        the data's normalisation.
     **overrides
         Hyperparameters replacing the variant's defaults.
 
@@ -501,6 +518,8 @@ def create_model(
             raise StgeoTypeError(f"{k} must be a positive integer, got {v!r}")
     e = MODELS.entry(name)
     hp = {**e.meta.get("defaults", {}), **overrides}
+    if normalization is not None and _takes_normalization(e.obj):
+        hp["normalization"] = dict(normalization)
     try:
         return e.obj(
             in_steps=in_steps, out_steps=out_steps, channels=channels, grid_shape=grid_shape, **hp

@@ -6,7 +6,12 @@ what it moves. :class:`LagrangianNowcaster` splits the work the way L-CNN (Ritva
 IEEE JSTARS 2023) and NowcastNet (Zhang et al., Nature 2023) do:
 
 1. **motion**: pysteps' Lucas-Kanade optical flow of the input frames (no gradient), one
-   ``(2, H, W)`` field per sample, in pixels per step;
+   ``(2, H, W)`` field per sample, in pixels per step; estimated on the model's inputs as
+   they are (``motion_from="input"``) or, for rain rates, on their dBR values (``"dbr"``:
+   ``10 log10 R`` at or above 0.1 mm/h, -15 dBR below, as the radar protocol's
+   extrapolation and S-PROG; the inputs are taken back to mm/h through the normalisation
+   the model was trained with), where the edges of light rain are as sharp as those of the
+   cores;
 2. **to Lagrangian coordinates**: every input frame is advected forward to the forecast
    origin along that motion (semi-Lagrangian backward trajectories with a mid-point step,
    bilinear sampling), so that the network sees rain cells standing still;
@@ -56,11 +61,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.normalize import Normalizer
 from ..errors import DataValidationError
 from .base import register_model
 from .grids import GridRule
 from .layers import ForecastModule, check_hyperparameter
-from .motion import lucas_kanade
+from .motion import lucas_kanade, to_db
 
 __all__ = [
     "LagrangianNowcaster",
@@ -346,6 +352,12 @@ class LagrangianNowcaster(ForecastModule):
         that level's AR(2) forecast (they start at 1, the plain spectral evolution). A few
         dozen parameters trained with the U-Net: how much of each scale survives, learned
         from data rather than from three frames alone.
+    motion_from : {"input", "dbr"}
+        Estimate the motion on the inputs as given, or on their dBR values (rain rates in
+        mm/h; recommended for rain, used by the ``radar-nowcaster`` pretrained model).
+    normalization : dict, optional
+        How the inputs were normalised (``Normalizer.to_dict()``; ``None``: they are in
+        mm/h). Only ``motion_from="dbr"`` uses it; training and loading pass it.
     """
 
     name = "lagrangian"
@@ -362,8 +374,17 @@ class LagrangianNowcaster(ForecastModule):
         evolution: str = "persistence",
         levels: int = 6,
         scale_gains: bool = False,
+        motion_from: str = "input",
+        normalization: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(in_steps, out_steps, channels)
+        if motion_from not in ("input", "dbr"):
+            raise DataValidationError(
+                f"lagrangian: motion_from must be 'input' (the inputs as given) or 'dbr' "
+                f"(dBR of rain rates in mm/h), got {motion_from!r}"
+            )
+        self.motion_from = motion_from
+        self.normalizer = Normalizer.from_dict(normalization)
         if inflow not in ("border", "dry"):
             raise DataValidationError(
                 f"lagrangian: inflow must be 'border' or 'dry', got {inflow!r}"
@@ -389,7 +410,12 @@ class LagrangianNowcaster(ForecastModule):
     @torch.no_grad()
     def motion(self, x: torch.Tensor) -> torch.Tensor:
         """Lucas-Kanade motion ``(B, 2, H, W)`` (pixels per step) of inputs ``(B, T, C, H, W)``."""
-        frames = x.detach().float().mean(dim=2).cpu().numpy().astype(np.float64)
+        x = x.detach().float()
+        if self.motion_from == "dbr":
+            rain = self.normalizer.inverse(x).mean(dim=2).cpu().numpy()
+            frames = to_db(rain)  # NaN (no data) -> -15 dBR
+        else:
+            frames = x.mean(dim=2).cpu().numpy().astype(np.float64)
         fields = [_motion_or_zero(f) for f in frames]
         return torch.from_numpy(np.stack(fields)).float().to(x.device)
 
@@ -449,6 +475,8 @@ def _build_lagrangian(
     evolution: str = "persistence",
     levels: int = 6,
     scale_gains: bool = False,
+    motion_from: str = "input",
+    normalization: dict[str, Any] | None = None,
 ) -> LagrangianNowcaster:
     return LagrangianNowcaster(
         in_steps,
@@ -461,6 +489,8 @@ def _build_lagrangian(
         evolution=evolution,
         levels=levels,
         scale_gains=scale_gains,
+        motion_from=motion_from,
+        normalization=normalization,
     )
 
 

@@ -72,6 +72,7 @@ def _build(name: str, td: TrainingData, cfg: TrainConfig, device: torch.device) 
         out_steps=len(td.target_offsets),
         channels=len(td.channels),
         grid_shape=td.grid,
+        normalization=td.normalizer.to_dict(),
         **cfg.hyperparameters,
     )
     return prepare_for_training(module, device)  # channels-last, CPU allocator tuning

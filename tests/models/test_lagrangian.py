@@ -204,3 +204,47 @@ def test_spectral_evolution_model_starts_as_its_base_and_checks_settings():
         stgeo.create_model("lagrangian", in_steps=4, out_steps=3, evolution="ar")
     with pytest.raises(DataValidationError, match="in_steps"):
         stgeo.create_model("lagrangian", in_steps=2, out_steps=3, evolution="spectral")
+
+
+def test_motion_from_dbr_takes_inputs_back_to_rain_rates():
+    from stgeo.data.normalize import Normalizer
+    from stgeo.models.motion import lucas_kanade, to_db
+
+    rain = moving_cell(4, speed=(1, 2))  # mm/h
+    rain[..., 30:, :] = 0.3  # a band of light rain: an edge that dBR makes as sharp as a core
+    norm = {"method": "log1p", "channels": ["rain"], "mean": [0.2], "std": [0.5]}
+    x = Normalizer.from_dict(norm).transform(rain)
+    m = stgeo.create_model(
+        "lagrangian", in_steps=4, out_steps=2, hidden=8, motion_from="dbr", normalization=norm
+    )
+    expected = lucas_kanade(to_db(rain[0, :, 0].numpy()))
+    assert np.allclose(m.motion(x)[0].numpy(), expected, atol=1e-5)
+    plain = stgeo.create_model("lagrangian", in_steps=4, out_steps=2, hidden=8)
+    assert not torch.allclose(plain.motion(x), m.motion(x), atol=1e-3)  # not the input's
+    direct = stgeo.create_model(  # no normalisation: the inputs are mm/h
+        "lagrangian", in_steps=4, out_steps=2, hidden=8, motion_from="dbr"
+    )
+    assert np.allclose(direct.motion(rain)[0].numpy(), expected, atol=1e-5)
+    with pytest.raises(DataValidationError, match="motion_from must be"):
+        stgeo.create_model("lagrangian", in_steps=4, out_steps=2, motion_from="db")
+
+
+def test_spec_build_hands_the_normalization_to_models_that_take_it():
+    from stgeo.models import ModelSpec
+
+    norm = {"method": "log1p", "channels": ["rain_rate"], "mean": [0.2], "std": [0.5]}
+    spec = ModelSpec(
+        "lagrangian",
+        4,
+        2,
+        ["rain_rate"],
+        ["rain_rate"],
+        "5min",
+        None,
+        hyperparameters={"hidden": 8, "motion_from": "dbr"},
+        normalization=norm,
+    )
+    m = spec.build()
+    assert m.normalizer.method == "log1p" and m.normalizer.to_dict()["mean"] == [0.2]
+    other = stgeo.create_model("convlstm", hidden=4, num_layers=1, normalization=norm)
+    assert other is not None  # builders without the argument ignore it
