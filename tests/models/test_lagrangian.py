@@ -246,5 +246,27 @@ def test_spec_build_hands_the_normalization_to_models_that_take_it():
     )
     m = spec.build()
     assert m.normalizer.method == "log1p" and m.normalizer.to_dict()["mean"] == [0.2]
-    other = stgeo.create_model("convlstm", hidden=4, num_layers=1, normalization=norm)
-    assert other is not None  # builders without the argument ignore it
+    # builders without the argument ignore it (no "unexpected keyword" error)
+    stgeo.create_model("convlstm", hidden=4, num_layers=1, normalization=norm)
+
+
+def test_training_hands_the_data_normalization_to_the_model(tmp_path):
+    ds = stgeo.testing.storm_cells(n_times=30, shape=(16, 16), seed=1, resolution_km=12)
+    tm = stgeo.train(
+        ds,
+        model="lagrangian",
+        variable="rain_rate",
+        in_steps=4,
+        out_steps=2,
+        hidden=4,
+        motion_from="dbr",
+        normalization="log1p",
+        epochs=1,
+        batch_size=2,
+        max_steps_per_epoch=1,
+        progress=False,
+    )
+    assert tm.module.normalizer.to_dict() == tm.spec.normalization
+    tm.save(tmp_path / "m")
+    back = stgeo.load_model(tmp_path / "m")
+    assert back.module.normalizer.to_dict() == tm.spec.normalization
