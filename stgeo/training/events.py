@@ -277,7 +277,10 @@ class MultiEventData:
             wet_maps=self.wet_maps,
             **common,
         )
-        val = None if self.val is None else EventLoader(self.val, shuffle=False, **common)
+        # validation crops do not depend on the training seed (always those of seed 0), so
+        # runs that differ only in their seed are scored, and selected, on the same crops
+        val_kw = {**common, "seed": 0}
+        val = None if self.val is None else EventLoader(self.val, shuffle=False, **val_kw)
         return train, val
 
 

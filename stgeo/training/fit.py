@@ -348,7 +348,8 @@ def train(
     patch_size : int or (int, int), optional
         Train on crops of this size (an int: square) at random positions, seeded from
         ``(seed, epoch, window)`` (reproducible and resume-exact); validation uses fixed
-        crops. Only the chunks a crop intersects are read. Needed when the events have
+        crops, the same whatever the seed (runs that differ only in their seed are compared
+        on the same validation). Only the chunks a crop intersects are read. Needed when the events have
         different grids; must not exceed any event's grid.
     importance : bool, mapping or stgeo.data.Importance, optional
         Favour crops with signal: a candidate crop is accepted with probability
