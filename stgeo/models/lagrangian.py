@@ -203,7 +203,11 @@ def _masked_corr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.
 
 
 def spectral_evolution(
-    aligned: torch.Tensor, out_steps: int, levels: int = 6, gains: torch.Tensor | None = None
+    aligned: torch.Tensor,
+    out_steps: int,
+    levels: int = 6,
+    gains: torch.Tensor | None = None,
+    ar_pairs: str = "last",
 ) -> torch.Tensor:
     """S-PROG's evolution in Lagrangian coordinates: each scale of the last frame decays as an
     AR(2) process fitted to that scale's own history.
@@ -211,9 +215,12 @@ def spectral_evolution(
     ``aligned`` ``(B, T, C, H, W)`` are input frames already advected to the origin
     (``T >= 3``); the result ``(B, out_steps, C, H, W)`` holds, for lead ``k``, the sum over
     the cascade levels of the AR(2) forecast of each level. Per sample, channel and level the
-    coefficients come from the lag-1 and lag-2 correlations of the level's last three frames,
-    as in S-PROG: over the pixels that are wet (above the sample's driest value) in all three
-    frames, or over all pixels where fewer than 16 are; correlations clipped to [0, 0.999],
+    coefficients come from the lag-1 and lag-2 correlations of the level: those of the last
+    frame with the one and two steps before (``ar_pairs="last"``, as S-PROG), or the mean over
+    every pair of input frames one and two steps apart (``"all"``: more pairs, a steadier
+    estimate when there are more than three inputs). As in S-PROG they are computed over the
+    pixels that are wet (above the sample's driest value) in all the frames used, or over
+    all pixels where fewer than 16 are; correlations clipped to [0, 0.999],
     the lag-2 one adjusted towards a stationary process (pysteps' ``adjust_lag2_corrcoef2``),
     then Yule-Walker (an AR(1) where the AR(2) would still not be stationary). Large scales,
     which persist, keep their amplitude; small scales, which decorrelate within minutes,
@@ -232,21 +239,30 @@ def spectral_evolution(
     t, (h, w) = aligned.shape[1], aligned.shape[-2:]
     if t < 3:
         raise DataValidationError("spectral evolution needs at least 3 input frames (AR(2))")
+    if ar_pairs not in ("last", "all"):
+        raise DataValidationError(
+            f"spectral evolution: ar_pairs must be 'last' (S-PROG) or 'all', got {ar_pairs!r}"
+        )
+    n = 3 if ar_pairs == "last" else t  # the frames the correlations are computed from
     wts = cascade_weights(h, w, levels, aligned.device)
-    spec = torch.fft.rfft2(aligned[:, -3:].float())  # (B, 3, C, H, W//2+1)
-    lev = torch.fft.irfft2(spec[:, :, :, None] * wts, s=(h, w))  # (B, 3, C, L, H, W)
+    spec = torch.fft.rfft2(aligned[:, -n:].float())  # (B, n, C, H, W//2+1)
+    lev = torch.fft.irfft2(spec[:, :, :, None] * wts, s=(h, w))  # (B, n, C, L, H, W)
     z = lev - lev.mean(dim=(-2, -1), keepdim=True)
 
-    # as S-PROG: correlations over the pixels with rain in all three frames (where fewer than
-    # 16 are wet, over all pixels), and the lag-2 correlation adjusted so that Yule-Walker
-    # gives a stationary AR(2) (pysteps' adjust_lag2_corrcoef2)
-    last3 = aligned[:, -3:].float()
-    dry = last3.amin(dim=(1, 3, 4), keepdim=True)
-    tol = 1e-3 * (last3.amax(dim=(1, 3, 4), keepdim=True) - dry)
-    wet = (last3 > dry + tol).all(dim=1)[:, :, None].float()  # (B, C, 1, H, W)
+    # as S-PROG: correlations over the pixels with rain in all the frames used (where fewer
+    # than 16 are wet, over all pixels), and the lag-2 correlation adjusted so that
+    # Yule-Walker gives a stationary AR(2) (pysteps' adjust_lag2_corrcoef2)
+    used = aligned[:, -n:].float()
+    dry = used.amin(dim=(1, 3, 4), keepdim=True)
+    tol = 1e-3 * (used.amax(dim=(1, 3, 4), keepdim=True) - dry)
+    wet = (used > dry + tol).all(dim=1)[:, :, None].float()  # (B, C, 1, H, W)
     wet = torch.where(wet.sum(dim=(-2, -1), keepdim=True) >= 16, wet, torch.ones_like(wet))
-    r1 = _masked_corr(lev[:, 2], lev[:, 1], wet).clamp(0.0, 0.999)  # (B, C, L)
-    r2 = _masked_corr(lev[:, 2], lev[:, 0], wet).clamp(0.0, 0.999)
+    first = n - 1 if ar_pairs == "last" else 2  # later frames of the lag-1 / lag-2 pairs
+    r1 = torch.stack([_masked_corr(lev[:, i], lev[:, i - 1], wet) for i in range(first, n)])
+    r2 = torch.stack([_masked_corr(lev[:, i], lev[:, i - 2], wet) for i in range(first, n)])
+    if ar_pairs == "all":  # every lag-1 pair, including the one of the two oldest frames
+        r1 = torch.cat((r1, _masked_corr(lev[:, 1], lev[:, 0], wet)[None]))
+    r1, r2 = r1.mean(0).clamp(0.0, 0.999), r2.mean(0).clamp(0.0, 0.999)  # (B, C, L)
     r2 = torch.maximum(r2, 2 * r1 * r2 - 1)
     r2 = torch.maximum(r2, (3 * r1**2 - 2 + 2 * (1 - r1**2) ** 1.5) / r1.clamp(min=1e-6) ** 2)
     phi1 = r1 * (1 - r2) / (1 - r1**2)
@@ -254,8 +270,8 @@ def spectral_evolution(
     ok = (phi2 > -1) & (phi2 < 1 - phi1) & (phi2 < 1 + phi1)  # AR(2) stationarity
     phi1 = torch.where(ok, phi1, r1)
     phi2 = torch.where(ok, phi2, torch.zeros_like(phi2))
-    mean = (lev[:, 2] - z[:, 2]).sum(dim=2)  # (B, C, 1, 1): the last frame's mean persists
-    prev, cur = z[:, 1], z[:, 2]  # (B, C, L, H, W)
+    mean = (lev[:, -1] - z[:, -1]).sum(dim=2)  # (B, C, 1, 1): the last frame's mean persists
+    prev, cur = z[:, -2], z[:, -1]  # (B, C, L, H, W)
     out = []
     for k in range(out_steps):
         prev, cur = cur, phi1[..., None, None] * cur + phi2[..., None, None] * prev
@@ -347,6 +363,11 @@ class LagrangianNowcaster(ForecastModule):
         an S-PROG-like nowcast; needs ``in_steps >= 3``).
     levels : int
         Cascade levels of ``evolution="spectral"`` (6, as the radar protocol's S-PROG).
+    ar_pairs : {"last", "all"}
+        With ``evolution="spectral"``: each level's AR(2) coefficients come from the
+        correlations of the last frame with the two before (``"last"``, as S-PROG) or from
+        the mean over every pair of input frames at lag 1 and 2 (``"all"``, see
+        :func:`spectral_evolution`; used by the ``radar-nowcaster`` pretrained model).
     scale_gains : bool
         With ``evolution="spectral"``: learn one gain per lead and cascade level that scales
         that level's AR(2) forecast (they start at 1, the plain spectral evolution). A few
@@ -376,6 +397,7 @@ class LagrangianNowcaster(ForecastModule):
         scale_gains: bool = False,
         motion_from: str = "input",
         normalization: dict[str, Any] | None = None,
+        ar_pairs: str = "last",
     ) -> None:
         super().__init__(in_steps, out_steps, channels)
         if motion_from not in ("input", "dbr"):
@@ -398,6 +420,12 @@ class LagrangianNowcaster(ForecastModule):
         self.levels = int(levels)
         check_hyperparameter("in_steps", in_steps, minimum=3 if evolution == "spectral" else 2)
         check_hyperparameter("levels", levels, minimum=1)
+        if ar_pairs not in ("last", "all"):
+            raise DataValidationError(
+                f"lagrangian: ar_pairs must be 'last' (the last frame with the two before, as "
+                f"S-PROG) or 'all' (every pair of input frames), got {ar_pairs!r}"
+            )
+        self.ar_pairs = ar_pairs
         if scale_gains and evolution != "spectral":
             raise DataValidationError(
                 "lagrangian: scale_gains=True scales the cascade levels of "
@@ -434,7 +462,9 @@ class LagrangianNowcaster(ForecastModule):
         with torch.autocast(x.device.type, enabled=False):
             if self.evolution == "spectral":
                 gains = None if self.scale_gains is None else self.scale_gains.float()
-                base = spectral_evolution(aligned, self.out_steps, self.levels, gains)
+                base = spectral_evolution(
+                    aligned, self.out_steps, self.levels, gains, self.ar_pairs
+                )
             else:
                 base = xf[:, -1:]
             lagr = base + corr.float().view(b, self.out_steps, c, h, w)
@@ -477,6 +507,7 @@ def _build_lagrangian(
     scale_gains: bool = False,
     motion_from: str = "input",
     normalization: dict[str, Any] | None = None,
+    ar_pairs: str = "last",
 ) -> LagrangianNowcaster:
     return LagrangianNowcaster(
         in_steps,
@@ -491,6 +522,7 @@ def _build_lagrangian(
         scale_gains=scale_gains,
         motion_from=motion_from,
         normalization=normalization,
+        ar_pairs=ar_pairs,
     )
 
 

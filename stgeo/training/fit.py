@@ -349,8 +349,8 @@ def train(
         Train on crops of this size (an int: square) at random positions, seeded from
         ``(seed, epoch, window)`` (reproducible and resume-exact); validation uses fixed
         crops, the same whatever the seed (runs that differ only in their seed are compared
-        on the same validation). Only the chunks a crop intersects are read. Needed when the events have
-        different grids; must not exceed any event's grid.
+        on the same validation). Only the chunks a crop intersects are read. Needed when the
+        events have different grids; must not exceed any event's grid.
     importance : bool, mapping or stgeo.data.Importance, optional
         Favour crops with signal: a candidate crop is accepted with probability
         ``floor + (1 - floor) * min(1, wet / saturation)``, ``wet`` its fraction of pixels

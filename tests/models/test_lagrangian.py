@@ -168,6 +168,38 @@ def test_spectral_evolution_fits_its_decay_on_the_wet_pixels():
     assert bool(torch.isfinite(spectral_evolution(speck, 2)).all())
 
 
+def test_ar_pairs_all_averages_the_correlations_of_every_input_pair():
+    g = torch.Generator().manual_seed(0)
+    # the last three frames are one field (perfect persistence), the oldest is unrelated noise
+    field = torch.rand(1, 1, 1, 40, 48, generator=g)
+    x = torch.cat((torch.rand(1, 1, 1, 40, 48, generator=g), field.expand(1, 3, 1, 40, 48)), 1)
+    last = spectral_evolution(x, 4)  # S-PROG's pairs: the last frame with the two before
+    assert torch.equal(last, spectral_evolution(x, 4, ar_pairs="last"))
+    assert torch.allclose(last[0, -1], field[0, 0], atol=0.03)  # correlations 1: kept
+    # every pair: the oldest frame's lag-1 and lag-2 correlations (about 0) enter the means,
+    # so the small scales decay
+    every = spectral_evolution(x, 4, ar_pairs="all")
+    assert float(every[0, -1].std()) < 0.9 * float(last[0, -1].std())
+    assert torch.allclose(every.mean(dim=(-2, -1)), field.mean(dim=(-2, -1)), atol=1e-5)
+    # with three inputs "all" differs from S-PROG only by the lag-1 pair of the two oldest
+    three = x[:, :3]
+    assert not torch.allclose(
+        spectral_evolution(three, 2, ar_pairs="all"), spectral_evolution(three, 2)
+    )
+    assert torch.equal(
+        spectral_evolution(x[:, 1:], 2, ar_pairs="all"), spectral_evolution(x[:, 1:], 2)
+    )
+    with pytest.raises(DataValidationError, match="ar_pairs"):
+        spectral_evolution(x, 2, ar_pairs="every")
+    m = stgeo.create_model(
+        "lagrangian", in_steps=4, out_steps=2, hidden=8, evolution="spectral", ar_pairs="all"
+    ).eval()
+    with torch.no_grad():
+        assert torch.allclose(m(x), every[:, :2], atol=1e-5)  # the untrained model: its base
+    with pytest.raises(DataValidationError, match="ar_pairs must be"):
+        stgeo.create_model("lagrangian", in_steps=4, out_steps=2, ar_pairs="every")
+
+
 def test_scale_gains_start_neutral_and_learn():
     torch.manual_seed(0)
     plain = stgeo.create_model(
