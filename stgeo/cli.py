@@ -167,6 +167,15 @@ def _add_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="train a seed ensemble: one model per seed, saved as one model forecasting "
+        "their mean (replaces --seed)",
+    )
     t.add_argument("--out", required=True, help="folder for the trained model")
     t.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
     t.add_argument("--option", action="append", metavar="KEY=VALUE", help="model/training option")
@@ -392,6 +401,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         epochs=a.epochs,
         batch_size=a.batch_size,
         seed=a.seed,
+        seeds=a.seeds,
         **kw,
     )
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes

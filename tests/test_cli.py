@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+import stgeo
 from stgeo.cli import main
 
 COMMANDS = ["quickstart", "catalog", "recipe", "train", "forecast", "score", "plot", "pretrained"]
@@ -307,3 +308,17 @@ def test_forecast_on_a_local_dask_cluster(tmp_path, capsys):
     assert "forecasting on the Dask cluster at tcp://" in capsys.readouterr().out
     a, b = stgeo.open_dataset(tmp_path / "a.zarr"), stgeo.open_dataset(tmp_path / "b.zarr")
     xr.testing.assert_identical(a.load(), b.load())
+
+
+def test_train_seeds_saves_one_ensemble(tmp_path, capsys):
+    store = tmp_path / "storms.zarr"
+    stgeo.to_zarr(stgeo.testing.storm_cells(n_times=30, shape=(16, 16), seed=0), store)
+    out = tmp_path / "ens"
+    args = ["train", str(store), "--model", "convlstm", "--in-steps", "2", "--out-steps", "2"]
+    args += ["--epochs", "1", "--batch-size", "4", "--seeds", "0", "1", "--out", str(out)]
+    args += ["--option", "hidden=4", "--option", "precision=fp32"]
+    assert main(args) == 0
+    assert "saved trained model" in capsys.readouterr().out
+    tm = stgeo.load_model(out)
+    assert tm.spec.members == 2
+    assert [m.spec.extra["training"]["seed"] for m in tm.members] == [0, 1]

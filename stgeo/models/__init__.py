@@ -28,6 +28,7 @@ from .base import (
     wants_time_features,
 )
 from .calibration import QuantileMapping
+from .ensembles import MeanEnsemble, ensemble
 from .grids import GridRule, check_grid, grid_rule
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "BaselineSettings",
     "Forecaster",
     "GridRule",
+    "MeanEnsemble",
     "ModelSpec",
     "QuantileMapping",
     "TrainedModel",
@@ -42,6 +44,7 @@ __all__ = [
     "check_grid",
     "create_model",
     "default_input_offsets",
+    "ensemble",
     "grid_rule",
     "list_models",
     "load_model",

@@ -298,8 +298,30 @@ class TrainedModel:
         s = self.spec
         return (
             f"TrainedModel({s.model!r}, in_steps={s.in_steps}, out_steps={s.out_steps}, "
-            f"channels={s.channels!r}, time_step={s.time_step!r})"
+            f"channels={s.channels!r}, time_step={s.time_step!r}"
+            + (f", members={s.members})" if s.members else ")")
         )
+
+    @property
+    def members(self) -> list[TrainedModel]:
+        """The members of a seed ensemble (:func:`stgeo.models.ensemble`) as models of
+        their own, each with its seed, metrics and history; empty for a single network."""
+        if not self.spec.members:
+            return []
+        import dataclasses
+
+        records = self.spec.extra.get("members", [])
+        out = []
+        for i, module in enumerate(self.module.members):
+            rec = records[i] if i < len(records) else {}
+            extra = {k: v for k, v in self.spec.extra.items() if k != "members"}
+            extra["metrics"] = rec.get("metrics", {})
+            if isinstance(extra.get("training"), dict):
+                training = {k: v for k, v in extra["training"].items() if k != "seeds"}
+                extra["training"] = {**training, "seed": rec.get("seed")}
+            spec = dataclasses.replace(self.spec, members=None, extra=extra)
+            out.append(TrainedModel(module, spec, history=rec.get("history", [])))
+        return out
 
     def to(self, device: Any) -> TrainedModel:
         """Move the module to ``device`` (in place); return self."""

@@ -98,6 +98,9 @@ class ModelSpec:
         calibration="quantile")``): the per-lead quantile maps of
         :class:`stgeo.models.calibration.QuantileMapping`, applied by every forecast after
         de-normalisation. None: raw model output.
+    members : int, optional
+        A seed ensemble (:func:`stgeo.models.ensemble`): that many networks of this
+        architecture and hyperparameters, whose outputs are averaged. None: one network.
 
     Examples
     --------
@@ -122,12 +125,23 @@ class ModelSpec:
     extra: dict[str, Any] = field(default_factory=dict)
     features: dict[str, Any] | None = None
     calibration: dict[str, Any] | None = None
+    members: int | None = None
+
+    def __post_init__(self) -> None:
+        n = self.members
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2):
+            raise DataValidationError(
+                f"ModelSpec members={n!r}: an ensemble has an integer number of members >= 2 "
+                "(None for a single network)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""
         d = asdict(self)
         d["grid_shape"] = list(self.grid_shape) if self.grid_shape else None
         d["spatial_dims"] = list(self.spatial_dims)
+        if d["members"] is None:  # single networks keep the spec layout they always had
+            del d["members"]
         return d
 
     @classmethod
@@ -145,16 +159,25 @@ class ModelSpec:
         return cls(**d)
 
     def build(self):  # -> torch.nn.Module
-        """Construct the (untrained) module this spec describes."""
-        return create_model(
-            self.model,
-            in_steps=self.in_steps,
-            out_steps=self.out_steps,
-            channels=len(self.channels),
-            grid_shape=self.grid_shape,
-            normalization=self.normalization,
-            **self.hyperparameters,
-        )
+        """Construct the (untrained) module this spec describes (a
+        :class:`~stgeo.models.ensembles.MeanEnsemble` of ``members`` networks if set)."""
+
+        def one() -> Any:
+            return create_model(
+                self.model,
+                in_steps=self.in_steps,
+                out_steps=self.out_steps,
+                channels=len(self.channels),
+                grid_shape=self.grid_shape,
+                normalization=self.normalization,
+                **self.hyperparameters,
+            )
+
+        if not self.members:
+            return one()
+        from .ensembles import MeanEnsemble
+
+        return MeanEnsemble([one() for _ in range(self.members)])
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from ..errors import DataValidationError
 from ..models.artifact import TrainedModel
 from ..models.base import ModelSpec, create_model
 from ..models.calibration import QuantileSample
+from ..models.ensembles import ensemble
 from ..models.losses import aux_loss_of
 from ..models.runtime import prepare_for_training, resolve_precision
 from ..options import resolve_device
@@ -96,6 +97,34 @@ def _steps_per_epoch(n_batches: int, cfg: TrainConfig) -> int:
             "no training batch: give more training data or a smaller batch_size"
         )
     return n
+
+
+def _train_seeds(
+    seeds: Sequence[int], args: dict[str, Any], model_kwargs: Mapping[str, Any]
+) -> TrainedModel:
+    """``train(..., seeds=...)``: one run per seed, combined into a seed ensemble."""
+    seeds = list(seeds) if not isinstance(seeds, (str, bytes)) else [seeds]
+    if len(seeds) < 2 or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
+        raise DataValidationError(
+            f"seeds must be two or more integers (one model per seed), got {seeds!r}"
+        )
+    if len(set(seeds)) != len(seeds):
+        raise DataValidationError(
+            f"seeds must differ (the same seed trains the same model), got {seeds!r}"
+        )
+    if args["seed"] != 0:
+        raise DataValidationError(f"give seed={args['seed']!r} or seeds={seeds!r}, not both")
+    if args["calibration"] is not None:
+        raise DataValidationError(
+            "calibration is fitted to one trained model's forecasts; train the seed ensemble "
+            "without calibration"
+        )
+    ckdir = args.pop("checkpoint_dir")
+    members = []
+    for s in seeds:
+        ck = None if ckdir is None else Path(ckdir) / f"seed-{s}"
+        members.append(train(**{**args, "seed": s}, checkpoint_dir=ck, **model_kwargs))
+    return ensemble(members)
 
 
 def _artefact(
@@ -254,6 +283,7 @@ def train(
     allow_gaps: bool = False,
     time_features: Mapping[str, Any] | None = None,
     calibration: str | None = None,
+    seeds: Sequence[int] | None = None,
     **model_kwargs: Any,
 ) -> TrainedModel:
     """Train a registered forecasting model on gridded data; return the best model.
@@ -323,6 +353,11 @@ def train(
         ``"auto"`` (CUDA, MPS, CPU), ``"cpu"``, ``"cuda:1"``, ...
     seed : int
         Seeds weights, shuffling and dropout: a CPU run is reproducible.
+    seeds : sequence of int, optional
+        Train a **seed ensemble**: one model per seed (each exactly the run ``seed=s`` would
+        be, checkpointed under ``checkpoint_dir/seed-<s>``), returned as one model that
+        forecasts the mean of their outputs (:func:`stgeo.models.ensemble`;
+        ``TrainedModel.members`` gives each back). Replaces ``seed``.
     checkpoint_dir : str or path, optional
         Write a checkpoint after every epoch (weights, optimizer, scheduler, RNG states,
         best weights, history; safetensors + JSON, atomically) and the final model to
@@ -404,7 +439,10 @@ def train(
         Invalid data, splits or settings; too few time steps for one window; infinite
         values or all-NaN targets in a training batch; a checkpoint written with different
         settings; events of different grids without ``patch_size``, a patch larger than an
-        event, events whose time steps do not fit ``time_step``.
+        event, events whose time steps do not fit ``time_step``; ``seeds`` with
+        ``calibration`` or with a ``seed`` other than 0.
+    UnknownNameError
+        Unknown model, variable or augmentation name.
 
     Notes
     -----
@@ -413,11 +451,7 @@ def train(
     pixels, for every loss and the pixel weights) and out of the validation scores; NaN
     inputs are replaced by the normalised value of physical 0 (dry/empty for
     precipitation-like data).
-    UnknownNameError
-        Unknown model, variable or augmentation name.
 
-    Notes
-    -----
     Multi-GPU training uses torch.distributed: start the same command under
     ``torchrun --nproc_per_node=N -m stgeo.cli train ...`` (or any script calling
     ``stgeo.train``). Each rank trains on its own shard of the windows, gradients are
@@ -432,6 +466,10 @@ def train(
     >>> round(m.metrics["val_mse"], 6) == round(m.metrics["persistence_val_mse"], 6)
     True
     """
+    if seeds is not None:
+        args = dict(locals())
+        del args["seeds"], args["model_kwargs"]
+        return _train_seeds(seeds, args, model_kwargs)
     cfg = TrainConfig(
         model=model,
         variable=variable,
