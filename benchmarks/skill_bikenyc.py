@@ -10,8 +10,9 @@ hour, computed by ``stgeo.score``.
 
 Baselines in the same run with the same scoring: persistence (``stgeo.forecast(...,
 "persistence")``) and the historical average of the same hour of week over the training
-split. Learned, each trained with ``stgeo.train`` with fixed seeds, each reported row being the
-mean forecast of the seeds (each seed's score is listed too):
+split. Learned, each a seed ensemble (``stgeo.train(..., seeds=...)``, stgeo.models.ensemble),
+each reported row being the ensemble's forecast, the mean of the seeds' (each seed's score is
+listed too):
 
 * ``stresnet`` (stgeo.models.stresnet): the paper's three-branch ST-ResNet with its own
   window (closeness 3 h, period = the target's hour a day before, trend = a week before,
@@ -101,23 +102,17 @@ def baselines(flow: xr.DataArray, inits: Any, train: tuple[str, str]) -> dict:
 
 
 def learned(ds: xr.Dataset, inits: Any, seeds: list[int], quick: bool, model: str) -> tuple:
+    """Train the seed ensemble; its forecast and each seed's (record, forecast)."""
     cfg = settings(model, quick)
-    fcs, per_seed, secs = [], [], []
-    for seed in seeds:
-        m, s = common.train_timed(
-            ds,
-            cfg["model"],
-            variable="flow",
-            out_steps=1,
-            seed=seed,
-            precision="fp32",
-            **cfg["train"],
-        )
-        fc = stgeo.forecast(ds.flow, m, init_times=inits, lead_steps=1, progress=False)
-        fcs.append(fc)
-        per_seed.append({"seed": seed, "best_epoch": m.metrics["best_epoch"], "train_seconds": s})
-        secs.append(s)
-    return cfg["model"], fcs, per_seed, round(sum(secs), 1)
+    m, secs = common.train_seeds(
+        ds, cfg["model"], seeds, variable="flow", out_steps=1, precision="fp32", **cfg["train"]
+    )
+
+    def forecast(model: Any) -> xr.DataArray:
+        return stgeo.forecast(ds.flow, model, init_times=inits, lead_steps=1, progress=False)
+
+    per_seed = [(row, forecast(member)) for row, member in common.seed_members(m)]
+    return cfg["model"], forecast(m), per_seed, secs
 
 
 def main() -> None:
@@ -145,12 +140,12 @@ def main() -> None:
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
     names = []
     for model in models:
-        name, fcs, per_seed, secs = learned(ds, inits, seeds, args.quick, model)
-        for row, fc in zip(per_seed, fcs, strict=True):
+        name, ens, per_seed, secs = learned(ds, inits, seeds, args.quick, model)
+        for row, fc in per_seed:
             row.update(score(fc, flow))
             results[f"{name}[seed={row['seed']}]"] = row
-        ens = common.mean_forecast(fcs, name)
-        results[name] = {**score(ens, flow), "train_seconds": secs, "seeds": per_seed}
+        rows = [row for row, _ in per_seed]
+        results[name] = {**score(ens, flow), "train_seconds": secs, "seeds": rows}
         names.append(name)
     print(f"\nBikeNYC, next hour, {TEST_HOURS} test hours (counts per cell and hour)")
     common.print_table(results, ["rmse", "mae", "train_seconds"])

@@ -47,11 +47,20 @@ def train_timed(data: Any, model: str, **kwargs: Any) -> tuple[Any, float]:
     return m, round(time.perf_counter() - t, 1)
 
 
-def mean_forecast(fcs: Sequence[xr.DataArray], name: str) -> xr.DataArray:
-    """The mean of several forecasts on the same labels (a seed ensemble)."""
-    out = xr.concat(list(fcs), dim="member").mean("member")
-    out.attrs = {**fcs[0].attrs, "model": name}
-    return out
+def train_seeds(data: Any, model: str, seeds: Sequence[int], **kwargs: Any) -> tuple[Any, float]:
+    """One model per seed, a seed ensemble when there are several (``stgeo.train(...,
+    seeds=...)``, forecasting the mean of the seeds), and the wall time in seconds."""
+    seeding = {"seeds": list(seeds)} if len(seeds) > 1 else {"seed": seeds[0]}
+    return train_timed(data, model, **seeding, **kwargs)
+
+
+def seed_members(model: Any) -> list[tuple[dict[str, Any], Any]]:
+    """Each seed of a model (the members of a seed ensemble, else the model itself) with its
+    record: seed and best epoch."""
+    return [
+        ({"seed": m.spec.extra["training"]["seed"], "best_epoch": m.metrics["best_epoch"]}, m)
+        for m in (model.members or [model])
+    ]
 
 
 def print_table(results: Mapping[str, Mapping[str, float]], cols: Sequence[str]) -> None:

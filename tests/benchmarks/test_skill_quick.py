@@ -23,13 +23,20 @@ SHARED = Path(os.environ.get("STGEO_SHARED_DATA") or ROOT.parent / "shared" / "d
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 
-def run_quick(script: str, cache: Path) -> tuple[dict, str]:
+def run_quick(script: str, cache: Path, *extra: str) -> tuple[dict, str]:
     need = {"skill_bikenyc.py": "bikenyc", "skill_era5.py": "era5"}[script]
     if not (SHARED / need).is_dir():
         pytest.skip(f"needs the real data in {SHARED / need}")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--cache", str(cache)],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / script),
+            "--quick",
+            "--cache",
+            str(cache),
+            *extra,
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -61,8 +68,13 @@ def test_skill_bikenyc_quick(tmp_path):
 
 
 def test_skill_era5_quick(tmp_path):
-    out, text = run_quick("skill_era5.py", tmp_path)
+    out, text = run_quick("skill_era5.py", tmp_path, "--seeds", "2")
     assert out["quick"] is True and out["origins"] == 26
+    # a seed ensemble of the library: each seed scored, the mean forecast no worse than the
+    # seeds on average (RMSE is convex)
+    ens = out["stresnet-stacked-small"]
+    assert [r["seed"] for r in ens["seeds"]] == [0, 1]
+    assert ens["rmse_mean"] <= sum(r["rmse_mean"] for r in ens["seeds"]) / 2 + 1e-6
     keys = {"rmse_mean", "rmse_lead1", "rmse_lead6", "rmse_lead12"}
     for method in ("persistence", "diurnal_persistence", "stresnet-stacked-small"):
         assert keys <= set(out[method]), method
