@@ -77,6 +77,10 @@ def test_train_with_seeds_is_the_ensemble_of_the_seeded_runs(tmp_path, storms, m
         a, b = got.module.state_dict(), ref.module.state_dict()
         assert all(torch.equal(a[k], b[k]) for k in b)  # exactly the run seed=s
     assert (tmp_path / "ck" / "seed-0").is_dir() and (tmp_path / "ck" / "seed-1").is_dir()
+    # the same call again resumes every member from its finished checkpoint: the same model
+    again = stgeo.train(storms, "simvp", seeds=[0, 1], checkpoint_dir=tmp_path / "ck", **KW)
+    a, b = again.module.state_dict(), ens.module.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in b)
     with pytest.raises(DataValidationError, match="two or more integers"):
         stgeo.train(storms, "simvp", seeds=[0], **KW)
     with pytest.raises(DataValidationError, match="must differ"):
