@@ -305,7 +305,8 @@ class TrainedModel:
     @property
     def members(self) -> list[TrainedModel]:
         """The members of a seed ensemble (:func:`stgeo.models.ensemble`) as models of
-        their own, each with its seed, metrics and history; empty for a single network."""
+        their own, each with its seed, metrics and history (their modules are the
+        ensemble's, not copies); empty for a single network."""
         if not self.spec.members:
             return []
         import dataclasses
