@@ -62,7 +62,8 @@ class MeanEnsemble(nn.Module):
     """The mean of the outputs of ``members`` (modules with the same inputs and outputs).
 
     Every argument of :meth:`forward` (frames, and the calendar features of models that take
-    them) goes to every member.
+    them) goes to every member; the mean is accumulated and returned in float32 (or the
+    members' wider type).
 
     Examples
     --------
@@ -81,7 +82,10 @@ class MeanEnsemble(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        out = self.members[0](*args, **kwargs)
+        first = self.members[0](*args, **kwargs)
+        # accumulate in at least float32: under bf16 autocast the members' outputs are bf16,
+        # and a bf16 sum would round the mean to about 3 significant digits
+        out = first.to(torch.promote_types(first.dtype, torch.float32))
         for m in self.members[1:]:
             out = out + m(*args, **kwargs)
         return out / len(self.members)

@@ -108,3 +108,14 @@ def test_bad_members_are_refused_with_the_reason(storms, members):
         ModelSpec("simvp", 2, 2, ["r"], ["r"], "5min", members=1)
     with pytest.raises(DataValidationError, match="at least 2 members"):
         MeanEnsemble([torch.nn.Identity()])
+
+
+def test_the_mean_is_accumulated_in_float32_under_bf16():
+    torch.manual_seed(0)
+    nets = [stgeo.create_model("convlstm", in_steps=2, out_steps=1, hidden=4) for _ in range(3)]
+    x = torch.rand(2, 2, 1, 8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = MeanEnsemble(nets)(x)
+        outs = [n(x) for n in nets]
+    assert outs[0].dtype == torch.bfloat16 and y.dtype == torch.float32
+    assert torch.equal(y, sum(o.float() for o in outs) / 3)
