@@ -357,7 +357,9 @@ def train(
         Train a **seed ensemble**: one model per seed (each exactly the run ``seed=s`` would
         be, checkpointed under ``checkpoint_dir/seed-<s>``), returned as one model that
         forecasts the mean of their outputs (:func:`stgeo.models.ensemble`;
-        ``TrainedModel.members`` gives each back). Replaces ``seed``.
+        ``TrainedModel.members`` gives each back). Replaces ``seed``. The callbacks see
+        every member's run in turn (a :class:`~stgeo.training.TimeLimit` budget applies to
+        each member).
     checkpoint_dir : str or path, optional
         Write a checkpoint after every epoch (weights, optimizer, scheduler, RNG states,
         best weights, history; safetensors + JSON, atomically) and the final model to
