@@ -11,9 +11,8 @@ computed by ``stgeo.score(..., weights="latitude")``.
 Baselines in the same run with the same scoring: persistence and diurnal persistence (the
 value 24 h before the valid time: ``stgeo.forecast(..., "climatology", period="1D")``).
 Learned: ``stresnet-stacked-small`` (stgeo.models.stresnet_stacked) trained with
-``stgeo.train(..., seeds=...)``: a
-seed ensemble (stgeo.models.ensemble) whose forecast is the mean of the seeds'; each seed is
-also scored alone. The learned model reads the last
+``stgeo.train(..., seeds=...)``: a seed ensemble (stgeo.models.ensemble) whose forecast is the
+mean of the seeds'; each seed is also scored alone. The learned model reads the last
 ``--history`` hours (default 48 h: two diurnal cycles; diurnal persistence itself reads 24 h
 back; the protocol's "12 h in" with ``--history 12``) and predicts the 12 leads in one pass.
 
