@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -309,8 +310,6 @@ class TrainedModel:
         ensemble's, not copies); empty for a single network."""
         if not self.spec.members:
             return []
-        import dataclasses
-
         records = self.spec.extra.get("members", [])
         out = []
         for i, module in enumerate(self.module.members):

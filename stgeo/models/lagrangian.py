@@ -257,11 +257,10 @@ def spectral_evolution(
     tol = 1e-3 * (used.amax(dim=(1, 3, 4), keepdim=True) - dry)
     wet = (used > dry + tol).all(dim=1)[:, :, None].float()  # (B, C, 1, H, W)
     wet = torch.where(wet.sum(dim=(-2, -1), keepdim=True) >= 16, wet, torch.ones_like(wet))
-    first = n - 1 if ar_pairs == "last" else 2  # later frames of the lag-1 / lag-2 pairs
-    r1 = torch.stack([_masked_corr(lev[:, i], lev[:, i - 1], wet) for i in range(first, n)])
-    r2 = torch.stack([_masked_corr(lev[:, i], lev[:, i - 2], wet) for i in range(first, n)])
-    if ar_pairs == "all":  # every lag-1 pair, including the one of the two oldest frames
-        r1 = torch.cat((r1, _masked_corr(lev[:, 1], lev[:, 0], wet)[None]))
+    # pairs (i, i - lag): those ending at the last frame (S-PROG), or every pair
+    lo1, lo2 = (1, 2) if ar_pairs == "all" else (n - 1, n - 1)
+    r1 = torch.stack([_masked_corr(lev[:, i], lev[:, i - 1], wet) for i in range(lo1, n)])
+    r2 = torch.stack([_masked_corr(lev[:, i], lev[:, i - 2], wet) for i in range(lo2, n)])
     r1, r2 = r1.mean(0).clamp(0.0, 0.999), r2.mean(0).clamp(0.0, 0.999)  # (B, C, L)
     r2 = torch.maximum(r2, 2 * r1 * r2 - 1)
     r2 = torch.maximum(r2, (3 * r1**2 - 2 + 2 * (1 - r1**2) ** 1.5) / r1.clamp(min=1e-6) ** 2)
