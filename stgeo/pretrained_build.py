@@ -229,10 +229,14 @@ def _events(data: str) -> list[str]:
     return list(get_collection(data).members) if is_collection(data) else [data]
 
 
-def _init_times(ds: xr.Dataset, name: str, split: str, every: int) -> pd.DatetimeIndex:
+def _init_times(ds: xr.Dataset, name: str, ev: dict[str, Any]) -> pd.DatetimeIndex:
+    """The initial times scored: every ``every``-th time of the split (``anchor="origin"``) or
+    of the times whose first lead lies in the split (``anchor="valid"``), keeping those
+    whose ``lead_steps`` leads all lie in the data."""
     from .data.catalog import get_entry
 
     entry = get_entry(name)
+    split = ev.get("split", "test")
     if split not in entry.splits:
         raise DataValidationError(
             f"the recipe evaluates on split {split!r}, which catalog entry {name!r} does not "
@@ -240,7 +244,18 @@ def _init_times(ds: xr.Dataset, name: str, split: str, every: int) -> pd.Datetim
         )
     start, end = (pd.Timestamp(t) for t in entry.splits[split])
     times = pd.DatetimeIndex(ds.time.values)
-    return times[(times >= start) & (times <= end)][::every]
+    step = time_step(ds)
+    first = times + step if ev.get("anchor", "origin") == "valid" else times
+    inits = times[(first >= start) & (first <= end)][:: int(ev.get("every", 1))]
+    return inits[inits <= times[-1] - int(ev["lead_steps"]) * step]
+
+
+def _baseline(entry: str | dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """A recipe's baseline as (label, model name, forecast options)."""
+    if isinstance(entry, str):
+        return entry, entry, {}
+    opts = {k: v for k, v in entry.items() if k not in ("model", "label")}
+    return str(entry.get("label", entry["model"])), entry["model"], opts
 
 
 def _score_event(tm: Any, name: str, ev: dict[str, Any], label: str) -> dict[str, xr.Dataset]:
@@ -250,16 +265,19 @@ def _score_event(tm: Any, name: str, ev: dict[str, Any], label: str) -> dict[str
 
     ds = open_dataset(name)
     var = tm.spec.variables[0]
-    lead_steps = int(ev.get("lead_steps", tm.out_steps))
-    inits = _init_times(ds, name, ev.get("split", "test"), int(ev.get("every", 1)))
-    inits = inits[inits <= ds.time.values[-1] - lead_steps * time_step(ds)]
+    ev = {**ev, "lead_steps": int(ev.get("lead_steps", tm.out_steps))}
+    inits = _init_times(ds, name, ev)
     thresholds = [float(t) for t in ev.get("thresholds", [])]
-    metrics = ["mse", *(["csi", "frequency_bias"] if thresholds else [])]
+    metrics = [*ev.get("metrics", ["mse"]), *(["csi", "frequency_bias"] if thresholds else [])]
+    kw: dict[str, Any] = {"thresholds": thresholds} if thresholds else {}
+    if ev.get("weights"):
+        kw["weights"] = ev["weights"]
     out = {}
-    for method in [label, *ev.get("baselines", [])]:
-        model = tm if method == label else method
-        fc = forecast(ds, model, variable=var, init_times=inits, lead_steps=lead_steps)
-        kw = {"thresholds": thresholds} if thresholds else {}
+    methods = [(label, tm, {}), *(_baseline(b) for b in ev.get("baselines", []))]
+    for method, model, opts in methods:
+        fc = forecast(
+            ds, model, variable=var, init_times=inits, lead_steps=ev["lead_steps"], **opts
+        )
         out[method] = score(fc, ds[var], metrics=metrics, **kw).compute()
     return out
 
@@ -268,8 +286,14 @@ def evaluate_recipe(tm: Any, recipe: Recipe, *, label: str) -> list[dict[str, An
     """Score ``tm`` and the recipe's baselines on its evaluation data: the card's table.
 
     Each catalog entry (or member of a collection) is scored on its ``split``; the table
-    gives per method the MSE (mean over leads) and, per threshold, CSI and frequency bias
-    at the lead times ``leads`` (default +30 and +60 min), averaged over the events.
+    gives per method each of ``metrics`` (default ``["mse"]``; also ``"rmse"``, ``"mae"``)
+    as its mean over the leads (RMSE and MAE also at the lead times ``leads``, default
+    ``["30min", "60min"]``, tagged as spelled there: ``"RMSE +6h"``) and, per threshold,
+    CSI and frequency bias at those leads, averaged over the events.
+    ``weights="latitude"`` weights the cells by cos(latitude) (see :func:`stgeo.score`).
+    A baseline is a name (``"persistence"``) or a mapping with ``model``, an optional
+    ``label`` and options of :func:`stgeo.forecast` (``{"model": "climatology", "period":
+    "1D", "label": "diurnal persistence"}``).
 
     Examples
     --------
@@ -289,7 +313,7 @@ def evaluate_recipe(tm: Any, recipe: Recipe, *, label: str) -> list[dict[str, An
     """
     ev = dict(recipe.evaluate or {})
     per_event = [_score_event(tm, name, ev, label) for name in _events(ev.get("data", recipe.data))]
-    leads = [pd.Timedelta(x) for x in ev.get("leads", _DEFAULT_LEADS)]
+    leads = [(str(x), pd.Timedelta(x)) for x in ev.get("leads", _DEFAULT_LEADS)]
     rows = []
     for method in per_event[0]:
         row: dict[str, Any] = {"method": method}
@@ -298,17 +322,26 @@ def evaluate_recipe(tm: Any, recipe: Recipe, *, label: str) -> list[dict[str, An
     return rows
 
 
-def _row(s: xr.Dataset, leads: Sequence[pd.Timedelta]) -> dict[str, float]:
-    row = {"MSE": float(s["mse"].mean())}
+_CONTINUOUS = {"mse": "MSE", "rmse": "RMSE", "mae": "MAE"}
+_CATEGORICAL = {"csi": "CSI", "frequency_bias": "bias"}
+
+
+def _row(s: xr.Dataset, leads: Sequence[tuple[str, pd.Timedelta]]) -> dict[str, float]:
+    """One event's row: each continuous metric's lead mean, then per lead (tagged as the
+    recipe spells it) the continuous metrics and CSI / bias per threshold."""
+    row = {short: float(s[name].mean()) for name, short in _CONTINUOUS.items() if name in s}
     have = pd.to_timedelta(s[LEAD_TIME_DIM].values)
-    for lead in [x for x in leads if x in have]:
-        tag = f"+{int(lead.total_seconds() // 60)}min"
-        for name, short in (("csi", "CSI"), ("frequency_bias", "bias")):
+    for text, lead in [(t, x) for t, x in leads if x in have]:
+        tag = f"+{text}"
+        at = {LEAD_TIME_DIM: lead}
+        for name, short in _CONTINUOUS.items():
+            if name in s and name != "mse":
+                row[f"{short} {tag}"] = float(s[name].sel(at))
+        for name, short in _CATEGORICAL.items():
             if name not in s:
                 continue
             for thr in s["threshold"].values:
-                v = s[name].sel({LEAD_TIME_DIM: lead, "threshold": thr})
-                row[f"{short} {float(thr):g} {tag}"] = float(v)
+                row[f"{short} {float(thr):g} {tag}"] = float(s[name].sel({**at, "threshold": thr}))
     return row
 
 

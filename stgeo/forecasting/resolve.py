@@ -37,6 +37,7 @@ from ..models import GridRule, grid_rule
 from ..models.artifact import TrainedModel, load_model
 from ..models.base import PER_EVENT_STEP, ModelSpec, baseline_settings, create_model, model_info
 from ..pretrained import PretrainedCard, card, cards, find, get, misfits
+from ..pretrained.fit import candidates
 from ..pretrained.registry import is_pretrained, unknown_name_message
 from .core import _leads
 from .tiles import Tiling
@@ -128,7 +129,7 @@ def _nothing_fits(
         why = "fits these data" if not problems else "does not fit: " + "; ".join(problems)
         lines.append(f"  - {c.summary()} -- {why}")
     var = variable if variable is not None else _first_gridded(ds)
-    same = [c.name for c in cards() if arch in (c.architecture, c.backbone)]
+    same = candidates(arch)
     head = (
         f"no pretrained {arch!r} model fits these data"
         if same

@@ -467,17 +467,28 @@ def model_info(name: str) -> dict[str, Any]:
     """Canonical name, default hyperparameters, whether it is a baseline, description, grid
     rule (for the variant's defaults, see :func:`stgeo.models.grid_rule`), whether it
     declares its input window (:func:`default_input_offsets`) and whether it takes calendar
-    features (:func:`wants_time_features`).
+    features (:func:`wants_time_features`); ``family`` is the architecture a named variant
+    configures (the name registered with the same builder and no variant defaults:
+    ``"convlstm"`` for ``"convlstm-radar"``; the name itself for a base architecture).
 
     Examples
     --------
     >>> info = model_info("convlstm-radar")
     >>> info["name"], info["grid"].multiple, info["grid"].fully_convolutional
     ('convlstm-radar', 4, True)
+    >>> info["family"], model_info("tau")["family"]
+    ('convlstm', 'tau')
     """
     e = MODELS.entry(name)
+    bases = [
+        n
+        for n in MODELS.list()
+        if MODELS.entry(n).obj is e.obj and not MODELS.entry(n).meta.get("defaults")
+    ]
+    family = e.name if e.name in bases or not bases else bases[0]
     return {
         "name": e.name,
+        "family": family,
         "defaults": dict(e.meta.get("defaults", {})),
         "baseline": bool(e.meta.get("baseline")),
         "description": e.description,

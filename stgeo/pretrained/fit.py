@@ -41,7 +41,7 @@ from ..models.base import PER_EVENT_STEP
 from .card import PretrainedCard
 from .registry import cards
 
-__all__ = ["Match", "find", "misfits"]
+__all__ = ["Match", "candidates", "find", "misfits"]
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,13 @@ def misfits(
 
 
 def _wanted(c: PretrainedCard, canonical: str) -> bool:
-    return canonical in (_canonical(c.architecture), _canonical(c.backbone))
+    """Whether the artefact is of the architecture asked for: that name (or alias), or, when
+    a base architecture is asked for, any of its named variants (``"stresnet-stacked"``
+    takes a ``"stresnet-stacked-small"`` artefact; ``"simvp-radar"`` only that variant)."""
+    names = [n for n in (c.architecture, c.backbone) if n is not None]
+    if canonical in [_canonical(n) for n in names]:
+        return True
+    return _family(canonical) == canonical and canonical in [_family(n) for n in names]
 
 
 def _canonical(name: str | None) -> str | None:
@@ -171,6 +177,13 @@ def _canonical(name: str | None) -> str | None:
         return None
     try:
         return str(model_info(name)["name"])
+    except UnknownNameError:
+        return name.lower()
+
+
+def _family(name: str) -> str:
+    try:
+        return str(model_info(name)["family"])
     except UnknownNameError:
         return name.lower()
 
@@ -190,7 +203,8 @@ def find(
         The data to forecast (a catalog name or store path is opened lazily).
     architecture : str, optional
         A registered model name or alias: only artefacts whose ``architecture`` or
-        ``backbone`` is that model.
+        ``backbone`` is that model (for a base architecture such as ``"simvp"``, also its
+        named variants such as ``"simvp-radar"``).
     variable : str or list of str, optional
         The variables to forecast (default: any gridded variable of the data).
     step_tolerance : float
@@ -216,6 +230,7 @@ def find(
 
 
 def candidates(architecture: str) -> list[PretrainedCard]:
-    """All artefacts of ``architecture`` (its name, an alias, or a backbone name)."""
+    """All artefacts of ``architecture`` (its name, an alias, or a backbone name; a base
+    architecture also takes its named variants)."""
     canonical = _canonical(architecture)
     return [c for c in cards() if _wanted(c, str(canonical))]

@@ -15,6 +15,13 @@ A recipe is plain JSON in the artefact's card (``card["recipe"]``)::
                    "baselines": ["persistence", "extrapolation"], "every": 2}
     }
 
+A regression recipe scores RMSE / MAE instead, with baselines that take options::
+
+      "evaluate": {"split": "test", "lead_steps": 12, "every": 6, "metrics": ["rmse"],
+                   "weights": "latitude", "leads": ["1h", "6h", "12h"],
+                   "baselines": ["persistence", {"model": "climatology", "period": "1D",
+                                                 "label": "diurnal persistence"}]}
+
 ``stgeo pretrained build NAME`` (:func:`stgeo.build_pretrained`) builds the catalog stores,
 calls ``stgeo.train(data, **train)`` with a fixed seed, scores the model and the baselines
 as ``evaluate`` says, and writes a new artefact. Training on the CPU with the same seed,
@@ -41,7 +48,11 @@ __all__ = ["Recipe"]
 
 #: keywords of stgeo.train a recipe may not set: the build decides them (or they are not data)
 RESERVED_TRAIN_KEYS = ("data", "callbacks", "checkpoint_dir", "resume", "progress", "device")
-_EVALUATE_KEYS = ("data", "split", "lead_steps", "thresholds", "baselines", "every", "leads")
+_EVALUATE_KEYS = (
+    "data", "split", "lead_steps", "thresholds", "baselines", "every", "leads", "metrics",
+    "weights", "anchor",
+)  # fmt: skip
+_EVALUATE_METRICS = ("mse", "rmse", "mae")
 
 
 @dataclass(frozen=True)
@@ -61,9 +72,13 @@ class Recipe:
         Wall-time budget of training in seconds.
     evaluate : dict, optional
         Scoring after training: ``split`` (catalog split, default ``"test"``),
-        ``lead_steps``, ``thresholds``, ``baselines``, ``every`` (use every n-th initial
-        time), ``leads`` (lead times in the table, e.g. ``["30min", "60min"]``), ``data``
-        (default: ``data``).
+        ``lead_steps``, ``thresholds``, ``baselines`` (names, or mappings with ``model``,
+        ``label`` and forecast options), ``every`` (use every n-th initial time),
+        ``anchor`` (``"origin"``: initial times in the split, the default; ``"valid"``:
+        the first lead's valid times in it), ``leads`` (lead times in the table, e.g.
+        ``["30min", "60min"]``), ``metrics`` (among ``"mse"`` (default), ``"rmse"``,
+        ``"mae"``), ``weights`` (``"latitude"``: cos-latitude weighted scores), ``data``
+        (default: ``data``). See :func:`stgeo.pretrained_build.evaluate_recipe`.
     """
 
     data: str
@@ -88,6 +103,8 @@ class Recipe:
         ev = self.evaluate
         if ev is not None and (not isinstance(ev, dict) or set(ev) - set(_EVALUATE_KEYS)):
             problems.append(f"evaluate (a mapping with keys among {list(_EVALUATE_KEYS)})")
+        elif ev is not None:
+            problems += _evaluate_problems(ev)
         if problems:
             raise DataValidationError("the recipe is malformed: expected " + "; ".join(problems))
 
@@ -120,3 +137,25 @@ class Recipe:
         """The ``stgeo.train(...)`` call the recipe makes, as Python text."""
         args = ", ".join(f"{k}={v!r}" for k, v in self.train.items())
         return f"stgeo.train({self.data!r}, {args})"
+
+
+def _evaluate_problems(ev: dict[str, Any]) -> list[str]:
+    """What is wrong with the values of a recipe's ``evaluate`` mapping."""
+    problems = []
+    metrics = ev.get("metrics", ["mse"])
+    if not isinstance(metrics, list) or not metrics or set(metrics) - set(_EVALUATE_METRICS):
+        problems.append(f"evaluate.metrics (a non-empty list among {list(_EVALUATE_METRICS)})")
+    if ev.get("weights") not in (None, "latitude"):
+        problems.append("evaluate.weights (null or 'latitude')")
+    if ev.get("anchor", "origin") not in ("origin", "valid"):
+        problems.append(
+            "evaluate.anchor ('origin': initial times in the split, or 'valid': the first "
+            "lead's valid times in the split)"
+        )
+    for b in ev.get("baselines", []):
+        if not isinstance(b, str) and not (isinstance(b, dict) and isinstance(b.get("model"), str)):
+            problems.append(
+                f"evaluate.baselines entries (a name, or a mapping with 'model', an optional "
+                f"'label' and forecast options), got {b!r}"
+            )
+    return problems

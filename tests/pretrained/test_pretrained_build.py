@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 
@@ -121,6 +122,62 @@ def test_cli_forecast_says_which_pretrained_model(tmp_path, capsys):
         == 0
     )
     assert "used the pretrained model storms-convlstm" in capsys.readouterr().out
+
+
+def test_regression_scores_with_options(tmp_path):
+    """metrics / weights / anchor / baselines with options: the card's row equals stgeo.score
+    on the same forecasts, and the initial times are those the keys say."""
+    from stgeo.pretrained_build import evaluate_recipe
+
+    with stgeo.set_options(cache_dir=str(tmp_path)):
+        stgeo.datasets.build_from_catalog("synthetic-storms", n_times=288, shape="16,16")
+        ds = stgeo.open_dataset("synthetic-storms")
+        tm = stgeo.train(ds, model="persistence", in_steps=1, out_steps=3, progress=False)
+        ev = {
+            "split": "test", "lead_steps": 3, "every": 4, "anchor": "valid",
+            "metrics": ["rmse", "mae"], "weights": "latitude", "leads": ["10min"],
+            "baselines": [{"model": "climatology", "period": "30min", "label": "half-hourly"}],
+        }  # fmt: skip
+        recipe = Recipe.from_dict(
+            {"data": "synthetic-storms", "train": {"model": "x"}, "evaluate": ev}
+        )
+        rows = {r["method"]: r for r in evaluate_recipe(tm, recipe, label="p")}
+        assert sorted(rows) == ["half-hourly", "p"]
+        assert sorted(rows["p"]) == ["MAE", "MAE +10min", "RMSE", "RMSE +10min", "method"]
+        start, end = (
+            pd.Timestamp(t) for t in stgeo.data.get_entry("synthetic-storms").splits["test"]
+        )
+        times = pd.DatetimeIndex(ds.time.values)
+        step = times[1] - times[0]
+        inits = times[(times + step >= start) & (times + step <= end)][::4]
+        inits = inits[inits <= times[-1] - 3 * step]
+        assert inits[0] == start - step  # anchored on the first lead's valid time
+        for label, model, kw in [
+            ("p", tm, {}),
+            ("half-hourly", "climatology", {"period": "30min"}),
+        ]:
+            fc = stgeo.forecast(ds, model, init_times=inits, lead_steps=3, progress=False, **kw)
+            s = stgeo.score(fc, ds.rain_rate, metrics=["rmse", "mae"], weights="latitude")
+            assert rows[label]["RMSE"] == round(float(s.rmse.mean()), 4)
+            assert rows[label]["MAE +10min"] == round(float(s.mae.sel(lead_time="10min")), 4)
+        unweighted = stgeo.score(fc, ds.rain_rate, metrics=["rmse"])
+        assert rows["half-hourly"]["RMSE"] != round(float(unweighted.rmse.mean()), 4)
+
+
+@pytest.mark.parametrize(
+    "ev, match",
+    [
+        ({"metrics": ["csi"]}, "evaluate.metrics"),
+        ({"metrics": []}, "evaluate.metrics"),
+        ({"weights": "area"}, "evaluate.weights"),
+        ({"anchor": "end"}, "evaluate.anchor"),
+        ({"baselines": [{"period": "1D"}]}, "evaluate.baselines"),
+        ({"lead_time": 3}, "keys among"),
+    ],
+)
+def test_bad_evaluate_settings(ev, match):
+    with pytest.raises(DataValidationError, match=match):
+        Recipe.from_dict({"data": "x", "train": {"model": "simvp"}, "evaluate": ev})
 
 
 def test_bad_recipes():

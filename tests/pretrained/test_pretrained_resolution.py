@@ -121,3 +121,22 @@ def test_unknown_name_mentions_models_and_pretrained(storms, tiny_simvp, registe
 def test_package_refuses_an_architecture_name(tiny_simvp, tmp_path):
     with pytest.raises(DataValidationError, match="registered model architecture"):
         stgeo.pretrained.package(tiny_simvp, name="simvp", out=tmp_path / "x")
+
+
+def test_base_architecture_takes_its_named_variants(storms, register):
+    """model="simvp" uses a "simvp-radar" artefact; a variant name asks for that variant
+    only; an architecture with its own builder (tau) is not a variant of simvp."""
+    small = stgeo.train(
+        storms, model="simvp-radar", in_steps=2, out_steps=2, epochs=1, hid_S=4, hid_T=8,
+        N_T=1, N_S=2, max_steps_per_epoch=1, max_val_steps=1, progress=False, seed=0,
+    )  # fmt: skip
+    register(small, "tiny-simvp-variant")
+    assert stgeo.models.model_info("simvp-radar")["family"] == "simvp"
+    assert stgeo.models.model_info("tau-radar")["family"] == "tau"
+    fc = stgeo.forecast(storms, "simvp", lead_steps=1, progress=False)
+    assert fc.attrs["pretrained"] == "tiny-simvp-variant"
+    assert stgeo.pretrained.find(storms, "simvp-radar")[0].card.name == "tiny-simvp-variant"
+    assert not stgeo.pretrained.find(storms, "simvp-taxibj")
+    assert not stgeo.pretrained.find(storms, "tau")
+    with pytest.raises(DataValidationError, match="no pretrained 'simvp-taxibj' model is"):
+        stgeo.forecast(storms, "simvp-taxibj", lead_steps=1, progress=False)
