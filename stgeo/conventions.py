@@ -58,6 +58,8 @@ __all__ = [
     "data_variables",
     "find_spatial_dims",
     "freq_string",
+    "grid_corners",
+    "grid_corners_differ",
     "segments",
     "set_crs",
     "spatial_dims",
@@ -168,6 +170,59 @@ def find_spatial_dims(obj: xr.Dataset | xr.DataArray) -> tuple[str, str] | None:
         if set(pair) <= dims:
             return pair
     return None
+
+
+def grid_corners(obj: xr.Dataset | xr.DataArray) -> dict[str, list[float]] | None:
+    """Latitude and longitude of the grid's first and last cell (``None`` without ``lat``
+    and ``lon`` coordinates): where a grid lies, for models tied to their training grid.
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> ds = stgeo.testing.storm_cells(n_times=2, shape=(8, 8), seed=0)
+    >>> c = stgeo.conventions.grid_corners(ds)
+    >>> sorted(c), len(c["lat"])
+    (['lat', 'lon'], 2)
+    """
+    ds = as_dataset(obj)
+    if "lat" not in ds.coords or "lon" not in ds.coords:
+        return None
+    out = {}
+    for name in ("lat", "lon"):
+        c = ds.coords[name]
+        v = np.asarray(c.isel({d: [0, -1] for d in c.dims}).values, dtype=float)
+        out[name] = [round(float(v.flat[0]), 6), round(float(v.flat[-1]), 6)]
+    return out
+
+
+def grid_corners_differ(
+    trained: dict[str, Any], data: dict[str, Any] | None, grid_shape: Sequence[int]
+) -> str | None:
+    """Whether the data's grid lies elsewhere than the training grid of the same shape: a
+    description of the difference, or ``None`` when the corners agree to a quarter of a
+    cell (or the data have no lat/lon to compare).
+
+    Examples
+    --------
+    >>> uk = {"lat": [58.0, 50.0], "lon": [-10.0, 2.0]}
+    >>> grid_corners_differ(uk, {"lat": [58.01, 50.0], "lon": [-10.0, 2.0]}, (33, 49))
+    >>> grid_corners_differ(uk, {"lat": [48.0, 40.0], "lon": [-10.0, 2.0]}, (33, 49))
+    'the training grid spans lat 58..50, lon -10..2; the data grid lat 48..40, lon -10..2'
+    """
+    if not data or not trained:
+        return None
+    ny, nx = (max(int(n) - 1, 1) for n in grid_shape)
+    tlat, tlon = np.asarray(trained["lat"], float), np.asarray(trained["lon"], float)
+    cell = max(abs(tlat[-1] - tlat[0]) / ny, abs(tlon[-1] - tlon[0]) / nx, 1e-6)
+    dlat, dlon = np.asarray(data["lat"], float), np.asarray(data["lon"], float)
+    lon_gap = np.abs((dlon - tlon + 180.0) % 360.0 - 180.0)  # 350E is 10W
+    if np.all(np.abs(dlat - tlat) <= cell / 4) and np.all(lon_gap <= cell / 4):
+        return None
+
+    def span(c: dict[str, Any]) -> str:
+        return f"lat {c['lat'][0]:g}..{c['lat'][-1]:g}, lon {c['lon'][0]:g}..{c['lon'][-1]:g}"
+
+    return f"the training grid spans {span(trained)}; the data grid {span(data)}"
 
 
 def data_variables(ds: xr.Dataset | xr.DataArray) -> list[str]:

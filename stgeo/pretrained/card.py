@@ -66,6 +66,10 @@ class PretrainedCard:
         The architecture's hyperparameters (they decide its grid rule).
     grid_shape : [int, int], optional
         The training grid (crop) size; binding only for a model with per-cell parameters.
+    grid_corners : dict, optional
+        For a model with per-cell parameters, the latitude and longitude of its training
+        grid's first and last cell (``{"lat": [a, b], "lon": [c, d]}``): data of the same
+        shape elsewhere do not fit (:func:`stgeo.conventions.grid_corners`).
     default : bool
         Preferred over other artefacts that fit the same data.
     description, licence, provenance : str
@@ -100,6 +104,7 @@ class PretrainedCard:
     normalization: str | None = None
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     grid_shape: list[int] | None = None
+    grid_corners: dict[str, list[float]] | None = None
     default: bool = False
     description: str = ""
     licence: str = ""
@@ -155,6 +160,8 @@ class PretrainedCard:
             if self.units.get(v):
                 s += f" [{self.units[v]}]"
             parts.append(s)
+        if self.time_step == "per-event":  # trained on several steps, one model step each
+            return f"{', '.join(parts)} at any time step (one model step per data step)"
         return f"{', '.join(parts)} every {self.time_step}"
 
     def summary(self) -> str:
@@ -199,7 +206,19 @@ def _size_problems(c: PretrainedCard) -> list[str]:
     g = c.grid_shape
     if g is not None and (not isinstance(g, list) or len(g) != 2):
         problems.append(f"grid_shape={g!r} ([ny, nx] or null)")
+    gc = c.grid_corners
+    if gc is not None and not _corners_ok(gc):
+        problems.append(f"grid_corners={gc!r} ({{'lat': [a, b], 'lon': [c, d]}} or null)")
     return problems
+
+
+def _corners_ok(gc: Any) -> bool:
+    def pair(v: Any) -> bool:
+        return isinstance(v, list) and len(v) == 2 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in v
+        )  # fmt: skip
+
+    return isinstance(gc, dict) and set(gc) == {"lat", "lon"} and all(map(pair, gc.values()))
 
 
 def _field_problems(c: PretrainedCard) -> list[str]:

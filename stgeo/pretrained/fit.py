@@ -10,7 +10,8 @@ An artefact **fits** a dataset when
 3. the data's time step is the artefact's within ``step_tolerance`` (a fraction, 0.25 by
    default, as in :func:`stgeo.forecast`), or the artefact was trained ``per-event``;
 4. the grid is one the model applies to: any grid, unless the architecture has parameters
-   per grid cell (:class:`stgeo.models.GridRule` ``fixed_grid``), then only its training grid.
+   per grid cell (:class:`stgeo.models.GridRule` ``fixed_grid``), then only its training grid
+   (its shape and, when the card records them, the latitude and longitude of its corners).
 
 :func:`find` lists the artefacts of an architecture that fit, in the order of preference:
 artefacts marked ``default`` first, then index order.
@@ -34,7 +35,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 import xarray as xr
 
-from ..conventions import SPATIAL_DIM_PAIRS, time_step, units_equal
+from ..conventions import (
+    SPATIAL_DIM_PAIRS,
+    grid_corners,
+    grid_corners_differ,
+    time_step,
+    units_equal,
+)
 from ..errors import DataValidationError, UnknownNameError
 from ..models import grid_rule, model_info
 from ..models.base import PER_EVENT_STEP
@@ -126,6 +133,9 @@ def _grid_problems(c: PretrainedCard, ds: xr.Dataset, data_var: str | None) -> l
     shape = [int(ds.sizes[d]) for d in dims] if dims else None
     if trained is not None and shape != list(trained):
         return [f"it runs only on its training grid {trained}, the data grid is {shape}"]
+    elsewhere = grid_corners_differ(c.grid_corners or {}, grid_corners(ds), trained or shape)
+    if elsewhere:
+        return [f"it runs only on its training grid: {elsewhere}"]
     return []
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from .._registry import MODELS
 from ..data.safety import check_output
 from ..errors import DataValidationError, StgeoTypeError
+from ..models import grid_rule
 from ..models.artifact import (
     FORMAT,
     FORMAT_VERSION,
@@ -124,6 +125,7 @@ def _card_dict(tm: TrainedModel, name: str, dtype: str, **fields: Any) -> dict[s
         "normalization": (s.normalization or {}).get("method"),
         "hyperparameters": dict(s.hyperparameters),
         "grid_shape": grid,
+        "grid_corners": s.extra.get("grid_corners") if grid_rule(s).fixed_grid else None,
         "data_fingerprint": s.extra.get("data_fingerprint"),
         "dtype": dtype,
         "environment": _environment(),

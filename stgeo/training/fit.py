@@ -37,6 +37,7 @@ import torch
 import xarray as xr
 
 from .._registry import MODELS
+from ..conventions import grid_corners
 from ..data import Importance
 from ..data.safety import check_checkpoint_dir
 from ..errors import DataValidationError
@@ -157,6 +158,7 @@ def _artefact(
         extra={
             "data_fingerprint": td.fingerprint,
             "catalog": td.catalog,
+            **({"grid_corners": corners} if (corners := _corners(td)) else {}),
             **({"events": ev} if (ev := summary_for_spec(td)) else {}),
             "metrics": metrics,
             "training": state.config.to_dict(),
@@ -168,6 +170,12 @@ def _artefact(
     # hand back the standard layout, the one load_model() rebuilds (same results bit for bit)
     module.to(memory_format=torch.contiguous_format)
     return TrainedModel(module, spec, history=state.history)
+
+
+def _corners(td: Any) -> dict[str, list[float]] | None:
+    """Where the training grid lies (a single grid with lat/lon; multi-event data: None)."""
+    frames = getattr(td, "frames", None)
+    return None if frames is None else grid_corners(frames)
 
 
 def _calibration(

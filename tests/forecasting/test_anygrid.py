@@ -393,3 +393,17 @@ def test_models_with_per_cell_parameters_stay_on_their_grid():
         stgeo.forecast(other.rain_rate, m, init_times=other.time.values[[5]], lead_steps=1)
     with pytest.raises(DataValidationError, match="cannot be tiled"):
         stgeo.forecast(ds.rain_rate, m, init_times=ds.time.values[[5]], lead_steps=1, tiling=(8, 8))
+    # the same shape elsewhere: the training grid's corners are recorded and compared
+    assert m.spec.extra["grid_corners"] == stgeo.conventions.grid_corners(ds)
+    one = dict(init_times=ds.time.values[[5]], lead_steps=1, progress=False)
+    moved = ds.assign_coords(lat=ds.lat + 3.0)
+    with pytest.raises(DataValidationError, match="tied to where it was trained: the training"):
+        stgeo.forecast(moved.rain_rate, m, **one)
+    cell = float(abs(ds.lat[1, 0] - ds.lat[0, 0]))
+    nudged = ds.assign_coords(lat=ds.lat + cell / 10)  # rounding of the same grid: fine
+    np.testing.assert_array_equal(
+        stgeo.forecast(nudged.rain_rate, m, **one).values,
+        stgeo.forecast(ds.rain_rate, m, **one).values,
+    )
+    bare = ds.drop_vars(["lat", "lon"])  # nothing to compare: the shape decides
+    assert stgeo.forecast(bare.rain_rate, m, **one).sizes["y"] == 16

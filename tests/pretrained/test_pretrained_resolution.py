@@ -140,3 +140,22 @@ def test_base_architecture_takes_its_named_variants(storms, register):
     assert not stgeo.pretrained.find(storms, "tau")
     with pytest.raises(DataValidationError, match="no pretrained 'simvp-taxibj' model is"):
         stgeo.forecast(storms, "simvp-taxibj", lead_steps=1, progress=False)
+
+
+def test_per_cell_artefact_fits_only_where_it_was_trained(storms, register):
+    """A model with per-cell parameters: its card records the training grid's corners, and
+    data of the same shape elsewhere do not fit (nor a malformed record)."""
+    m = stgeo.train(
+        storms, model="stresnet-stacked-small", in_steps=2, out_steps=1, epochs=1,
+        max_steps_per_epoch=1, max_val_steps=1, progress=False, seed=0,
+    )  # fmt: skip
+    card = register(m, "tiny-per-cell")
+    assert card.grid_corners == stgeo.conventions.grid_corners(storms)
+    fc = stgeo.forecast(storms, "stresnet-stacked", lead_steps=1, progress=False)
+    assert fc.attrs["pretrained"] == "tiny-per-cell"
+    moved = storms.assign_coords(lon=storms.lon - 20.0)
+    with pytest.raises(DataValidationError) as e:
+        stgeo.forecast(moved, "stresnet-stacked", lead_steps=1, progress=False)
+    assert "tiny-per-cell" in str(e.value) and "runs only on its training grid: the" in str(e.value)
+    with pytest.raises(DataValidationError, match="grid_corners"):
+        stgeo.pretrained.PretrainedCard.from_dict({**card.to_dict(), "grid_corners": {"lat": [1]}})
