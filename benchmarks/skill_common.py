@@ -3,7 +3,8 @@
 The benchmarks import it as ``skill_common``: a script's own folder is on ``sys.path``.
 
 Store building goes through the catalog recipes (``build_from_catalog``) into ``--cache``;
-scores through ``stgeo.score``; learned models through ``stgeo.train`` / ``stgeo.forecast``.
+scores through ``stgeo.score``; learned models through ``stgeo.train`` / ``stgeo.forecast``;
+the shipped pretrained models through ``stgeo.forecast(data, "<architecture>")``.
 """
 
 from __future__ import annotations
@@ -63,15 +64,22 @@ def seed_members(model: Any) -> list[tuple[dict[str, Any], Any]]:
     ]
 
 
+def pretrained_forecast(data: Any, architecture: str, **kwargs: Any) -> tuple[str, Any]:
+    """The forecast of the shipped pretrained model that fits ``data`` when asked for by
+    its architecture's name (as a user would), and that model's name."""
+    fc = stgeo.forecast(data, architecture, progress=False, **kwargs)
+    return str(fc.attrs["pretrained"]), fc
+
+
 def print_table(results: Mapping[str, Mapping[str, float]], cols: Sequence[str]) -> None:
     """One row per method, one column per key."""
-    print(f"{'method':26s}" + "".join(f"{c:>14s}" for c in cols))
+    print(f"{'method':30s}" + "".join(f"{c:>14s}" for c in cols))
     for name, row in results.items():
         cells = "".join(
             f"{row[c]:14.3f}" if isinstance(row.get(c), (int, float)) else f"{'-':>14s}"
             for c in cols
         )
-        print(f"{name:26s}" + cells)
+        print(f"{name:30s}" + cells)
 
 
 def compare_reference(

@@ -10,6 +10,9 @@ computed by ``stgeo.score(..., weights="latitude")``.
 
 Baselines in the same run with the same scoring: persistence and diurnal persistence (the
 value 24 h before the valid time: ``stgeo.forecast(..., "climatology", period="1D")``).
+The shipped pretrained model (``era5-t2m-uk``, forecast as ``stgeo.forecast(t2m,
+"stresnet-stacked")`` resolves it: the same recipe trained once and stored in float16) is
+scored too, as ``"<name> (pretrained)"``, without training.
 Learned: ``stresnet-stacked-small`` (stgeo.models.stresnet_stacked) trained with
 ``stgeo.train(..., seeds=...)``: a seed ensemble (stgeo.models.ensemble) whose forecast is the
 mean of the seeds'; each seed is also scored alone. The learned model reads the last
@@ -134,6 +137,10 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {
         name: score(fc, t2m) for name, fc in baselines(t2m, inits).items()
     }
+    shipped, fc = common.pretrained_forecast(
+        t2m, "stresnet-stacked", init_times=inits, lead_steps=LEADS
+    )
+    results[f"{shipped} (pretrained)"] = score(fc, t2m)
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
     name, ens, per_seed, secs = learned(ds, inits, seeds, args.history, args.quick)
     for row, fc in per_seed:
@@ -150,6 +157,11 @@ def main() -> None:
         f"{name} ({args.history} h in): {got:.3f} K, {common.relative(got, best)} the better "
         f"baseline (target <= {TARGET} K)"
         + (" [quick: smoke test, not a skill figure]" if args.quick else "")
+    )
+    got = results[f"{shipped} (pretrained)"]["rmse_mean"]
+    print(
+        f"{shipped} (shipped pretrained, no training): {got:.3f} K, "
+        f"{common.relative(got, best)} the better baseline (target <= {TARGET} K)"
     )
     out = {k: v for k, v in results.items() if "[seed=" not in k}
     common.emit(

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+import stgeo
+
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("STGEO_SHARED_DATA") or ROOT.parent / "shared" / "data")
 
@@ -65,6 +67,11 @@ def test_skill_bikenyc_quick(tmp_path):
     assert out["historical_average"]["mae"] == pytest.approx(2.94, abs=0.005)
     assert all(c["ok"] for m in out["reference_check"].values() for c in m.values())
     assert "historical_average" in text and "smoke test" in text
+    # the shipped pretrained model, resolved by its architecture's name, keeps its card's skill
+    shipped = out["bikenyc-stresnet (pretrained)"]
+    card = stgeo.pretrained.card("bikenyc-stresnet").scores[0]
+    assert shipped["rmse"] == pytest.approx(card["RMSE"], abs=0.002) and shipped["rmse"] <= 5.9
+    assert shipped["mae"] == pytest.approx(card["MAE"], abs=0.002)
 
 
 def test_skill_era5_quick(tmp_path):
@@ -91,3 +98,8 @@ def test_skill_era5_quick(tmp_path):
     )
     assert all(c["ok"] for m in out["reference_check"].values() for c in m.values())
     assert "latitude-weighted" in text
+    # the shipped pretrained model, resolved by its architecture's name, keeps its card's skill
+    shipped = out["era5-t2m-uk (pretrained)"]
+    card = stgeo.pretrained.card("era5-t2m-uk").scores[0]
+    assert shipped["rmse_mean"] == pytest.approx(card["RMSE"], abs=0.001)
+    assert shipped["rmse_mean"] <= 1.18 and shipped["rmse_lead12"] < diurnal["rmse_lead12"]
