@@ -191,6 +191,8 @@ def grid_corners(obj: xr.Dataset | xr.DataArray) -> dict[str, list[float]] | Non
     for name in ("lat", "lon"):
         c = ds.coords[name]
         v = np.asarray(c.isel({d: [0, -1] for d in c.dims}).values, dtype=float)
+        if not np.isfinite(v).all():  # a corner without a place: nothing to compare
+            return None
         out[name] = [round(float(v.flat[0]), 6), round(float(v.flat[-1]), 6)]
     return out
 
@@ -200,7 +202,7 @@ def grid_corners_differ(
 ) -> str | None:
     """Whether the data's grid lies elsewhere than the training grid of the same shape: a
     description of the difference, or ``None`` when the corners agree to a quarter of a
-    cell (or the data have no lat/lon to compare).
+    cell along each axis (or either side has no finite lat/lon to compare).
 
     Examples
     --------
@@ -211,18 +213,29 @@ def grid_corners_differ(
     """
     if not data or not trained:
         return None
-    ny, nx = (max(int(n) - 1, 1) for n in grid_shape)
-    tlat, tlon = np.asarray(trained["lat"], float), np.asarray(trained["lon"], float)
-    cell = max(abs(tlat[-1] - tlat[0]) / ny, abs(tlon[-1] - tlon[0]) / nx, 1e-6)
-    dlat, dlon = np.asarray(data["lat"], float), np.asarray(data["lon"], float)
-    lon_gap = np.abs((dlon - tlon + 180.0) % 360.0 - 180.0)  # 350E is 10W
-    if np.all(np.abs(dlat - tlat) <= cell / 4) and np.all(lon_gap <= cell / 4):
+    t = {k: np.asarray(trained[k], float) for k in ("lat", "lon")}
+    d = {k: np.asarray(data[k], float) for k in ("lat", "lon")}
+    if not all(np.isfinite(v).all() for v in (*t.values(), *d.values())):
+        return None
+    n = dict(zip(("lat", "lon"), (max(int(k) - 1, 1) for k in grid_shape), strict=True))
+    step = {k: abs(t[k][-1] - t[k][0]) / n[k] for k in t}  # cell size along each axis
+    gap = {
+        "lat": np.abs(d["lat"] - t["lat"]),
+        "lon": np.abs((d["lon"] - t["lon"] + 180) % 360 - 180),  # 350E is 10W
+    }
+    fallback = max(max(step.values()), 1e-6)  # an axis of one cell: the other axis's size
+    tol = {k: (step[k] or fallback) / 4 for k in step}
+    if all(np.all(gap[k] <= tol[k]) for k in gap):
         return None
 
     def span(c: dict[str, Any]) -> str:
         return f"lat {c['lat'][0]:g}..{c['lat'][-1]:g}, lon {c['lon'][0]:g}..{c['lon'][-1]:g}"
 
-    return f"the training grid spans {span(trained)}; the data grid {span(data)}"
+    text = f"the training grid spans {span(trained)}; the data grid {span(data)}"
+    for k, dim in (("lat", "latitude"), ("lon", "longitude")):
+        if np.all(np.abs(d[k][::-1] - t[k]) <= tol[k]) and np.any(gap[k] > tol[k]):
+            text += f" (the {dim}s run the other way: sort them, e.g. ds.sortby({k!r}))"
+    return text
 
 
 def data_variables(ds: xr.Dataset | xr.DataArray) -> list[str]:

@@ -171,6 +171,8 @@ def build_pretrained(
     scope = set_options(cache_dir=str(cache_dir)) if cache_dir else contextlib.nullcontext()
     with scope:
         _build_stores(rec, data_root, say, evaluate)
+        if evaluate and rec.evaluate is not None:  # its mistakes before, not after, training
+            _check_evaluation(rec, label=name)
         say(f"training: {rec.train_call()}")
         tm = _train(rec, device, progress is True)
         scores = []
@@ -247,7 +249,35 @@ def _init_times(ds: xr.Dataset, name: str, ev: dict[str, Any]) -> pd.DatetimeInd
     step = time_step(ds)
     first = times + step if ev.get("anchor", "origin") == "valid" else times
     inits = times[(first >= start) & (first <= end)][:: int(ev.get("every", 1))]
-    return inits[inits <= times[-1] - int(ev["lead_steps"]) * step]
+    inits = inits[inits <= times[-1] - int(ev["lead_steps"]) * step]
+    if not len(inits):
+        raise DataValidationError(
+            f"the recipe's evaluation has no initial time in catalog entry {name!r}: split "
+            f"{split!r} ({start} .. {end}, anchor {ev.get('anchor', 'origin')!r}, every "
+            f"{ev.get('every', 1)}) leaves none whose {ev['lead_steps']} leads of {step} lie "
+            f"in the data (which end at {times[-1]}); lower lead_steps or use another split"
+        )
+    return inits
+
+
+def _check_evaluation(rec: Recipe, *, label: str) -> None:
+    """Raise now what the evaluation after training would: a baseline labelled as the model,
+    an evaluation split without initial times."""
+    from .data import open_dataset
+
+    ev = dict(rec.evaluate or {})
+    _check_label(ev, label)
+    lead_steps = int(ev.get("lead_steps", rec.train.get("out_steps", 1)))
+    for name in _events(ev.get("data", rec.data)):
+        _init_times(open_dataset(name), name, {**ev, "lead_steps": lead_steps})
+
+
+def _check_label(ev: dict[str, Any], label: str) -> None:
+    if label in [_baseline(b)[0] for b in ev.get("baselines", [])]:
+        raise DataValidationError(
+            f"a baseline of the recipe's evaluation is labelled {label!r}, the model's own "
+            "label: give it another 'label' (each is a row of the table)"
+        )
 
 
 def _baseline(entry: str | dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
@@ -312,8 +342,18 @@ def evaluate_recipe(tm: Any, recipe: Recipe, *, label: str) -> list[dict[str, An
     ('persistence-model', ['CSI 1 +30min', 'MSE'])
     """
     ev = dict(recipe.evaluate or {})
+    _check_label(ev, label)
     per_event = [_score_event(tm, name, ev, label) for name in _events(ev.get("data", recipe.data))]
     leads = [(str(x), pd.Timedelta(x)) for x in ev.get("leads", _DEFAULT_LEADS)]
+    if "leads" in ev:  # asked for explicitly: each must be a lead of the forecasts
+        have = pd.to_timedelta(next(iter(per_event[0].values()))[LEAD_TIME_DIM].values)
+        missing = [text for text, t in leads if t not in have]
+        if missing:
+            raise DataValidationError(
+                f"the recipe's evaluation asks for leads {missing}, which its forecasts "
+                f"({ev.get('lead_steps', tm.out_steps)} steps) do not have; they reach "
+                f"{', '.join(str(t) for t in have)}"
+            )
     rows = []
     for method in per_event[0]:
         row: dict[str, Any] = {"method": method}

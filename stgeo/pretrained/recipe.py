@@ -140,10 +140,12 @@ class Recipe:
 
 
 def _evaluate_problems(ev: dict[str, Any]) -> list[str]:
-    """What is wrong with the values of a recipe's ``evaluate`` mapping."""
+    """What is wrong with the values of a recipe's ``evaluate`` mapping (checked when the
+    recipe is read, not after a training run)."""
     problems = []
     metrics = ev.get("metrics", ["mse"])
-    if not isinstance(metrics, list) or not metrics or set(metrics) - set(_EVALUATE_METRICS):
+    ok = isinstance(metrics, list) and metrics and all(isinstance(m, str) for m in metrics)
+    if not ok or set(metrics) - set(_EVALUATE_METRICS):
         problems.append(f"evaluate.metrics (a non-empty list among {list(_EVALUATE_METRICS)})")
     if ev.get("weights") not in (None, "latitude"):
         problems.append("evaluate.weights (null or 'latitude')")
@@ -152,10 +154,72 @@ def _evaluate_problems(ev: dict[str, Any]) -> list[str]:
             "evaluate.anchor ('origin': initial times in the split, or 'valid': the first "
             "lead's valid times in the split)"
         )
-    for b in ev.get("baselines", []):
-        if not isinstance(b, str) and not (isinstance(b, dict) and isinstance(b.get("model"), str)):
+    for key in ("every", "lead_steps"):
+        v = ev.get(key, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            problems.append(f"evaluate.{key} (a positive integer), got {v!r}")
+    thr = ev.get("thresholds", [])
+    if not isinstance(thr, list) or not all(_is_number(t) for t in thr):
+        problems.append(f"evaluate.thresholds (a list of numbers), got {thr!r}")
+    problems += _leads_problems(ev.get("leads", []))
+    problems += _baselines_problems(ev.get("baselines", []))
+    return problems
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _leads_problems(leads: Any) -> list[str]:
+    import pandas as pd
+
+    bad = not isinstance(leads, list) or not all(isinstance(x, str) for x in leads)
+    if not bad:
+        try:
+            parsed = [pd.Timedelta(x) for x in leads]
+        except ValueError:
+            bad = True
+        else:
+            bad = any(t <= pd.Timedelta(0) for t in parsed) or len(set(parsed)) < len(parsed)
+    if bad:
+        return [
+            f"evaluate.leads (a list of distinct positive durations such as ['30min', "
+            f"'60min'] or ['1h', '6h']), got {leads!r}"
+        ]
+    return []
+
+
+#: forecast arguments the evaluation sets itself: a baseline may not
+_RESERVED_BASELINE_KEYS = ("variable", "init_times", "lead_steps", "data")
+
+
+def _baselines_problems(baselines: Any) -> list[str]:
+    if not isinstance(baselines, list):
+        return [f"evaluate.baselines (a list of names or mappings), got {baselines!r}"]
+    problems, labels = [], []
+    for b in baselines:
+        if isinstance(b, str):
+            labels.append(b)
+            continue
+        if not (isinstance(b, dict) and isinstance(b.get("model"), str)):
             problems.append(
                 f"evaluate.baselines entries (a name, or a mapping with 'model', an optional "
                 f"'label' and forecast options), got {b!r}"
             )
+            continue
+        label = b.get("label", b["model"])
+        if not isinstance(label, str) or not label:
+            problems.append(f"evaluate.baselines label (a non-empty string), got {label!r}")
+        reserved = sorted(set(b) & set(_RESERVED_BASELINE_KEYS))
+        if reserved:
+            problems.append(
+                f"evaluate.baselines options without {reserved} (the evaluation sets them)"
+            )
+        labels.append(label)
+    repeated = sorted({x for x in labels if labels.count(x) > 1}, key=str)
+    if repeated:
+        problems.append(
+            f"evaluate.baselines with distinct labels (each is a row of the table), "
+            f"{repeated} repeat: give each a 'label'"
+        )
     return problems

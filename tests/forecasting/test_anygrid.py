@@ -407,3 +407,26 @@ def test_models_with_per_cell_parameters_stay_on_their_grid():
     )
     bare = ds.drop_vars(["lat", "lon"])  # nothing to compare: the shape decides
     assert stgeo.forecast(bare.rain_rate, m, **one).sizes["y"] == 16
+    flipped = ds.assign_coords(lat=(ds.lat.dims, ds.lat.values[::-1]))  # rows swapped
+    with pytest.raises(DataValidationError, match="run the other way: sort them"):
+        stgeo.forecast(flipped.rain_rate, m, **one)
+
+
+def test_grid_corners_per_axis_and_without_a_place():
+    from stgeo.conventions import grid_corners, grid_corners_differ
+
+    fine_lat = {"lat": [50.0, 50.8], "lon": [-10.0, 2.0]}  # 0.1 deg rows, 1 deg columns
+    two_rows_north = {"lat": [50.2, 51.0], "lon": [-10.0, 2.0]}
+    assert grid_corners_differ(fine_lat, two_rows_north, (9, 13)) is not None
+    assert (
+        grid_corners_differ(fine_lat, {"lat": [50.02, 50.82], "lon": [-9.8, 2.2]}, (9, 13)) is None
+    )
+    same_place = {"lat": [50.0, 50.8], "lon": [350.0, 2.0]}  # 350E is 10W
+    assert grid_corners_differ(fine_lat, same_place, (9, 13)) is None
+    row = {"lat": [50.0, 50.0], "lon": [-10.0, 2.0]}  # one row: the other axis's cell size
+    assert grid_corners_differ(row, row, (1, 13)) is None
+    assert grid_corners_differ(row, {"lat": [51.0, 51.0], "lon": [-10.0, 2.0]}, (1, 13))
+    ds = stgeo.testing.storm_cells(n_times=2, shape=(8, 8), seed=0)
+    lat = ds.lat.values.copy()
+    lat[0, 0] = np.nan
+    assert grid_corners(ds.assign_coords(lat=(ds.lat.dims, lat))) is None

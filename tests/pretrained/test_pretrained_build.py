@@ -173,11 +173,51 @@ def test_regression_scores_with_options(tmp_path):
         ({"anchor": "end"}, "evaluate.anchor"),
         ({"baselines": [{"period": "1D"}]}, "evaluate.baselines"),
         ({"lead_time": 3}, "keys among"),
+        ({"metrics": [["mse"]]}, "evaluate.metrics"),
+        ({"every": 0}, "evaluate.every"),
+        ({"every": 1.5}, "evaluate.every"),
+        ({"lead_steps": True}, "evaluate.lead_steps"),
+        ({"thresholds": "10"}, "evaluate.thresholds"),
+        ({"leads": "30min"}, "evaluate.leads"),
+        ({"leads": [30]}, "evaluate.leads"),
+        ({"leads": ["soon"]}, "evaluate.leads"),
+        ({"leads": ["1h", "60min"]}, "evaluate.leads"),
+        ({"baselines": "persistence"}, r"evaluate.baselines \(a list"),
+        ({"baselines": None}, r"evaluate.baselines \(a list"),
+        ({"baselines": [{"model": "persistence", "label": None}]}, "label"),
+        ({"baselines": [{"model": "persistence", "lead_steps": 3}]}, "the evaluation sets"),
+        (
+            {"baselines": ["persistence", {"model": "extrapolation", "label": "persistence"}]},
+            "repeat",
+        ),
     ],
 )
 def test_bad_evaluate_settings(ev, match):
     with pytest.raises(DataValidationError, match=match):
         Recipe.from_dict({"data": "x", "train": {"model": "simvp"}, "evaluate": ev})
+
+
+def test_evaluation_mistakes_are_caught_before_training(tmp_path, stores):
+    """A baseline labelled as the model or a split without initial times fails before the
+    training run, not after it; leads asked for that the forecasts lack are an error."""
+    from stgeo.pretrained_build import evaluate_recipe
+
+    ev = {**TINY["evaluate"], "baselines": [{"model": "persistence", "label": "tiny-x"}]}
+    with pytest.raises(DataValidationError, match="the model's own label"):
+        build_pretrained("tiny-x", recipe={**TINY, "evaluate": ev}, out=tmp_path / "a",
+                         cache_dir=stores)  # fmt: skip
+    assert not (tmp_path / "a").exists()
+    ev = {**TINY["evaluate"], "lead_steps": 200}
+    with pytest.raises(DataValidationError, match="has no initial time .* lower lead_steps"):
+        build_pretrained("tiny-y", recipe={**TINY, "evaluate": ev}, out=tmp_path / "b",
+                         cache_dir=stores)  # fmt: skip
+    with stgeo.set_options(cache_dir=str(stores)):
+        tm = stgeo.train("synthetic-storms", model="persistence", in_steps=1, out_steps=2,
+                         progress=False)  # fmt: skip
+        ev = {**TINY["evaluate"], "leads": ["5min", "1h"]}
+        recipe = Recipe.from_dict({**TINY, "evaluate": ev})
+        with pytest.raises(DataValidationError, match=r"asks for leads \['1h'\]"):
+            evaluate_recipe(tm, recipe, label="p")
 
 
 def test_bad_recipes():
