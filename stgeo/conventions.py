@@ -56,6 +56,7 @@ __all__ = [
     "check_time_values",
     "check_units",
     "data_variables",
+    "event_grid_corners",
     "find_spatial_dims",
     "freq_string",
     "grid_corners",
@@ -194,6 +195,32 @@ def grid_corners(obj: xr.Dataset | xr.DataArray) -> dict[str, list[float]] | Non
         if not np.isfinite(v).all():  # a corner without a place: nothing to compare
             return None
         out[name] = [round(float(v.flat[0]), 6), round(float(v.flat[-1]), 6)]
+    return out
+
+
+def event_grid_corners(obj: xr.Dataset | xr.DataArray) -> list[dict[str, list[float]]]:
+    """The grid corners (:func:`grid_corners`) of each event of data whose events carry
+    their own geolocation (per-event ``latitude`` / ``longitude`` on ``(E, y, x)``, see
+    the module docstring); an empty list for other data.
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> ds = stgeo.testing.storm_cells(n_times=2, shape=(8, 8), seed=0)
+    >>> stgeo.conventions.event_grid_corners(ds)
+    []
+    """
+    ds = as_dataset(obj)
+    sdims = find_spatial_dims(ds)
+    coords = None if sdims is None else _event_latlon_coords(ds, sdims)
+    if coords is None:
+        return []
+    lat, lon, edim = coords
+    out = []
+    for e in range(ds.sizes[edim]):
+        one = xr.Dataset(coords={"lat": lat.isel({edim: e}), "lon": lon.isel({edim: e})})
+        if (c := grid_corners(one)) is not None:
+            out.append(c)
     return out
 
 
@@ -647,6 +674,19 @@ def _event_latlon(
     ``standard_name`` latitude/longitude on ``(E, y, x)``, where the ``event`` coordinate
     along time holds each frame's integer position along ``E``.
     """
+    coords = _event_latlon_coords(ds, sdims)
+    if coords is None:
+        return None
+    lat, lon, edim = coords
+    ev = np.asarray(ds[EVENT_COORD].values)
+    first = {edim: int(ev[0]) if ev.size else 0}
+    return lat.isel(first), lon.isel(first)
+
+
+def _event_latlon_coords(
+    ds: xr.Dataset, sdims: tuple[str, str]
+) -> tuple[xr.DataArray, xr.DataArray, str] | None:
+    """The per-event lat/lon coordinates on ``(E, y, x)`` and ``E``, checked; or None."""
     if EVENT_COORD not in ds.coords or ds[EVENT_COORD].dims != (TIME_DIM,):
         return None
     found: dict[str, xr.DataArray] = {}
@@ -671,8 +711,7 @@ def _event_latlon(
             f"events, but the 'event' coordinate along time is not an integer position along "
             f"{edim!r} (values {ev.min() if ev.size else '-'}..{ev.max() if ev.size else '-'})"
         )
-    first = {edim: int(ev[0]) if ev.size else 0}
-    return lat.isel(first), lon.isel(first)
+    return lat, lon, edim
 
 
 def _check_degrees(lat: xr.DataArray, lon: xr.DataArray) -> None:

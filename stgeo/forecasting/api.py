@@ -37,6 +37,7 @@ from .inputs import _check_arguments, _time_step, _windows
 from .output import _in_memory_result, _Labels, _lazy_result, _store_result
 from .resolve import (
     _check_compat,
+    _check_grid_place,
     _check_step,
     _load_if_path,
     _resolve_model,
@@ -222,6 +223,7 @@ def forecast(
     step_attrs = _check_step(spec, step, label, step_tolerance)
     _check_compat(spec, frames, sdims, label)
     grid = (int(frames.shape[-2]), int(frames.shape[-1]))
+    _check_grid_place(spec, ds, grid, label)
     tiles = _tiling(spec, grid, tiling, tile_overlap, batch_size)
     leads = _leads(lead_steps if lead_steps is not None else spec.out_steps)
     hist_off = rollout_offsets(spec, leads)

@@ -30,7 +30,13 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from ..conventions import check_units, freq_string, grid_corners, grid_corners_differ
+from ..conventions import (
+    check_units,
+    event_grid_corners,
+    freq_string,
+    grid_corners,
+    grid_corners_differ,
+)
 from ..data import variables_of
 from ..errors import DataValidationError, StgeoTypeError, StgeoWarning, UnknownNameError
 from ..models import GridRule, grid_rule
@@ -333,7 +339,6 @@ def _check_compat(
         )
     _check_dims(spec, sdims, label)
     _check_units(spec, frames, label)
-    _check_grid_place(spec, frames, label)
     if spec.normalization:  # a malformed normaliser fails here, not inside the first batch
         from ..data import Normalizer
 
@@ -344,20 +349,23 @@ def _check_compat(
             raise DataValidationError(msg) from None
 
 
-def _check_grid_place(spec: ModelSpec, frames: xr.DataArray, label: str) -> None:
+def _check_grid_place(spec: ModelSpec, ds: xr.Dataset, grid: tuple[int, int], label: str) -> None:
     """A model with per-cell parameters forecasts only where it was trained: the corners of
-    the data grid must be those of its training grid (when both are known)."""
+    the data grid (of every event, for events with their own geolocation) must be those of
+    its training grid (when both are known)."""
     trained = spec.extra.get("grid_corners")
     if not trained or spec.grid_shape is None or not _rule_of(spec).fixed_grid:
         return
-    if list(frames.shape[-2:]) != [int(n) for n in spec.grid_shape]:
+    if list(grid) != [int(n) for n in spec.grid_shape]:
         return  # another shape: the grid-shape check says so
-    elsewhere = grid_corners_differ(trained, grid_corners(frames), spec.grid_shape)
-    if elsewhere:
-        raise DataValidationError(
-            f"the model {label!r} has parameters per grid cell, tied to where it was trained: "
-            f"{elsewhere}. Forecast data on the training grid, or train on this grid"
-        )
+    here = grid_corners(ds)
+    for place in [here] if here else event_grid_corners(ds):
+        elsewhere = grid_corners_differ(trained, place, spec.grid_shape)
+        if elsewhere:
+            raise DataValidationError(
+                f"the model {label!r} has parameters per grid cell, tied to where it was "
+                f"trained: {elsewhere}. Forecast data on the training grid, or train on this grid"
+            )
 
 
 def _check_units(spec: ModelSpec, frames: xr.DataArray, label: str) -> None:

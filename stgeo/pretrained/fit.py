@@ -37,6 +37,7 @@ import xarray as xr
 
 from ..conventions import (
     SPATIAL_DIM_PAIRS,
+    event_grid_corners,
     grid_corners,
     grid_corners_differ,
     time_step,
@@ -133,9 +134,11 @@ def _grid_problems(c: PretrainedCard, ds: xr.Dataset, data_var: str | None) -> l
     shape = [int(ds.sizes[d]) for d in dims] if dims else None
     if trained is not None and shape != list(trained):
         return [f"it runs only on its training grid {trained}, the data grid is {shape}"]
-    elsewhere = grid_corners_differ(c.grid_corners or {}, grid_corners(ds), trained or shape)
-    if elsewhere:
-        return [f"it runs only on its training grid: {elsewhere}"]
+    here = grid_corners(ds)
+    for place in [here] if here else event_grid_corners(ds):
+        elsewhere = grid_corners_differ(c.grid_corners or {}, place, trained or shape)
+        if elsewhere:
+            return [f"it runs only on its training grid: {elsewhere}"]
     return []
 
 

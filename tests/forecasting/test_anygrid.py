@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import xarray as xr
 
 import stgeo
 from stgeo.data import Normalizer, fill_nodata, to_frames
@@ -410,6 +411,20 @@ def test_models_with_per_cell_parameters_stay_on_their_grid():
     flipped = ds.assign_coords(lat=(ds.lat.dims, ds.lat.values[::-1]))  # rows swapped
     with pytest.raises(DataValidationError, match="run the other way: sort them"):
         stgeo.forecast(flipped.rain_rate, m, **one)
+
+    # events with their own geolocation: every event must lie on the training grid
+    def events(shift: float) -> xr.Dataset:
+        ev = ds.assign_coords(event=("time", np.repeat([0, 1, 2], 10))).drop_vars(["lat", "lon"])
+        lats = np.stack([ds.lat.values + shift * i for i in range(3)])
+        return ev.assign_coords(
+            ev_lat=(("E", "y", "x"), lats, {"standard_name": "latitude"}),
+            ev_lon=(("E", "y", "x"), np.stack([ds.lon.values] * 3), {"standard_name": "longitude"}),
+        )  # fmt: skip
+
+    assert stgeo.conventions.event_grid_corners(events(0.0))[2] == m.spec.extra["grid_corners"]
+    stgeo.forecast(events(0.0), m, **one)
+    with pytest.raises(DataValidationError, match="tied to where it was trained"):
+        stgeo.forecast(events(5.0), m, **one)
 
 
 def test_grid_corners_per_axis_and_without_a_place():
