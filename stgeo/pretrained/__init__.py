@@ -19,7 +19,7 @@ Examples
 --------
 >>> import stgeo
 >>> stgeo.pretrained.list()
-['storms-convlstm', 'radar-nowcaster']
+['storms-convlstm', 'radar-nowcaster', 'bikenyc-stresnet', 'era5-t2m-uk']
 >>> ds = stgeo.testing.storm_cells(n_times=8, shape=(32, 32), seed=0)
 >>> fc = ds.st.forecast(model="convlstm", lead_steps=2, progress=False)
 >>> fc.attrs["pretrained"]
