@@ -14,6 +14,9 @@ Examples
 >>> clim = stgeo.create_model("climatology", in_steps=6, out_steps=8, period_steps=3)
 >>> clim(x).flatten().tolist()                            # same phase one period earlier
 [3.0, 4.0, 5.0, 3.0, 4.0, 5.0, 3.0, 4.0]
+>>> mean2 = stgeo.create_model("climatology", in_steps=6, out_steps=2, period_steps=3, cycles=2)
+>>> mean2(x).flatten().tolist()                           # mean of the last two periods
+[1.5, 2.5]
 >>> import pandas as pd
 >>> stgeo.models.baseline_settings("climatology", step=pd.Timedelta("30min"), period="1D")
 BaselineSettings(in_steps=48, out_steps=48, hyperparameters={'period_steps': 48})
@@ -50,28 +53,40 @@ class Persistence(nn.Module):
 
 
 class Climatology(nn.Module):
-    """Periodic persistence: the value at the same phase of the cycle one period earlier.
+    """Periodic persistence: the value at the same phase of the cycle one period earlier,
+    or the mean over the last ``cycles`` periods (a historical average).
 
     With ``period_steps = P`` (one day or one week of time steps) the forecast for lead
     ``k`` (1-based) is the observation at ``t0 + k - P * ceil(k / P)``, i.e. the same time
-    of day (week) on the most recent observed cycle. Needs ``in_steps >= P``.
+    of day (week) on the most recent observed cycle; with ``cycles = C`` the mean of the
+    observations at that phase on the last ``C`` observed cycles. Needs
+    ``in_steps >= C * P``.
     """
 
-    def __init__(self, in_steps: int, out_steps: int, period_steps: int) -> None:
+    def __init__(self, in_steps: int, out_steps: int, period_steps: int, cycles: int = 1) -> None:
         super().__init__()
-        if period_steps < 1 or period_steps > in_steps:
+        if isinstance(cycles, bool) or not isinstance(cycles, int) or cycles < 1:
+            raise DataValidationError(f"climatology needs cycles >= 1 (an integer), got {cycles!r}")
+        if period_steps < 1 or cycles * period_steps > in_steps:
             raise DataValidationError(
-                f"climatology needs 1 <= period_steps <= in_steps, got period_steps={period_steps}"
-                f" and in_steps={in_steps}; give at least one period of history"
+                f"climatology needs 1 <= cycles * period_steps <= in_steps, got cycles={cycles}, "
+                f"period_steps={period_steps} and in_steps={in_steps}; give at least "
+                f"{cycles} period(s) of history"
             )
         self.in_steps = in_steps
         self.out_steps = out_steps
-        idx = [in_steps - period_steps + (k % period_steps) for k in range(out_steps)]
+        idx = [
+            [in_steps - c * period_steps + (k % period_steps) for k in range(out_steps)]
+            for c in range(1, cycles + 1)
+        ]  # (cycles, out_steps): the same phase on each of the last cycles
         self.register_buffer("index", torch.tensor(idx, dtype=torch.long), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_steps, x.shape[2] if x.dim() == 5 else 1, "climatology")
-        return x.index_select(1, self.index)
+        if self.index.shape[0] == 1:
+            return x.index_select(1, self.index[0])
+        picked = x.index_select(1, self.index.flatten())
+        return picked.unflatten(1, tuple(self.index.shape)).mean(dim=1)
 
 
 def persistence_settings(
@@ -104,7 +119,8 @@ def _period_steps(step: pd.Timedelta, kwargs: dict[str, Any]) -> int:
 def climatology_settings(
     step: pd.Timedelta, in_steps: int | None, lead_steps: int | None, **kwargs: Any
 ) -> BaselineSettings:
-    """Climatology: one ``period`` (default ``"1D"``; or ``period_steps``) of input frames.
+    """Climatology: ``cycles`` (default 1) periods of input frames (``period``, default
+    ``"1D"``, or ``period_steps``).
 
     Without ``lead_steps`` it forecasts one period ahead.
 
@@ -112,6 +128,8 @@ def climatology_settings(
     --------
     >>> climatology_settings(pd.Timedelta("1h"), None, 3, period="7D")
     BaselineSettings(in_steps=168, out_steps=3, hyperparameters={'period_steps': 168})
+    >>> climatology_settings(pd.Timedelta("1h"), None, 1, period="7D", cycles=4).in_steps
+    672
     >>> climatology_settings(pd.Timedelta("1h"), None, None, period="90min")
     Traceback (most recent call last):
     ...
@@ -120,7 +138,9 @@ def climatology_settings(
     kw = dict(kwargs)
     period_steps = _period_steps(step, kw)
     kw["period_steps"] = period_steps
-    return BaselineSettings(in_steps or period_steps, lead_steps or period_steps, kw)
+    cycles = kw.get("cycles", 1)
+    need = period_steps * cycles if isinstance(cycles, int) and cycles > 0 else period_steps
+    return BaselineSettings(in_steps or need, lead_steps or period_steps, kw)
 
 
 @register_model(
@@ -140,7 +160,8 @@ def _build_persistence(in_steps, out_steps, channels, grid_shape=None) -> nn.Mod
     baseline=True,
     settings=climatology_settings,
     grid=GridRule(multiple=1, fully_convolutional=True),  # pixel by pixel
-    description="same time of day (week) one period earlier",
+    description="same time of day (week) one period earlier, or its mean over `cycles` periods",
 )
-def _build_climatology(in_steps, out_steps, channels, grid_shape=None, period_steps=None):
-    return Climatology(in_steps, out_steps, in_steps if period_steps is None else period_steps)
+def _build_climatology(in_steps, out_steps, channels, grid_shape=None, period_steps=None, cycles=1):
+    period = in_steps // cycles if period_steps is None and cycles else period_steps
+    return Climatology(in_steps, out_steps, in_steps if period is None else period, cycles)

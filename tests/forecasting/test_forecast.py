@@ -108,6 +108,29 @@ def test_climatology_same_time_yesterday_with_channels():
         forecast(ds, "climatology", period="90min", progress=False)
 
 
+def test_climatology_over_several_cycles_is_the_historical_average():
+    """cycles=C: the mean of the same hour on each of the last C days, exactly."""
+    ds = stgeo.testing.crowd_flows(n_days=4, shape=(4, 3), step="1h", seed=2)
+    fc = forecast(ds, "climatology", period="1D", cycles=3, lead_steps=26, progress=False)
+    assert fc.init_time.values[0] == ds.time.values[3 * 24 - 1]  # needs three days of inputs
+    obs = ds.flow
+    t0 = fc.init_time.values[5]
+    for lead in (1, 7, 24, 26):
+        valid = t0 + np.timedelta64(lead, "h")
+        last = valid - np.timedelta64(24 * -(-lead // 24), "h")
+        days = [last - np.timedelta64(24 * c, "h") for c in range(3)]
+        want = np.mean([obs.sel(time=d).values for d in days], axis=0)
+        got = fc.sel(init_time=t0, lead_time=np.timedelta64(lead, "h")).values
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    one = forecast(ds, "climatology", period="1D", cycles=1, lead_steps=3, progress=False)
+    plain = forecast(ds, "climatology", period="1D", lead_steps=3, progress=False)
+    np.testing.assert_array_equal(one.values, plain.values)
+    with pytest.raises(DataValidationError, match="history"):
+        forecast(ds, "climatology", period="1D", cycles=5, progress=False)  # 4 days < 5
+    with pytest.raises(DataValidationError, match="cycles >= 1"):
+        forecast(ds, "climatology", period="1D", cycles=0, progress=False)
+
+
 def test_rollout_beyond_horizon_with_normalisation(storms):
     tm, norm = _step_model(storms, in_steps=2, out_steps=2)
     std = np.asarray(norm.inverse(np.ones((1, 1, 1, 1)))) - np.asarray(
