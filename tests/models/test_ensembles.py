@@ -70,6 +70,24 @@ def test_saved_and_loaded_the_same(tmp_path, storms, members):
     assert "members" not in json.loads((tmp_path / "one" / "spec.json").read_text())
 
 
+def test_lazy_forecast_on_a_cluster_equals_the_eager_one(tmp_path, storms, members):
+    """A saved ensemble (as the pretrained ones are) forecast chunk by chunk on worker
+    processes of a real Dask cluster gives the eager forecast exactly."""
+    distributed = pytest.importorskip("distributed")
+    path = ensemble(members[:2]).save(tmp_path / "ens")
+    kw = dict(init_times=storms.time.values[2:34], batch_size=4, precision="fp32")
+    eager = stgeo.forecast(storms.rain_rate, path, progress=False, **kw)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        lazy = stgeo.forecast(storms.rain_rate, path, lazy=True, chunk_size=8, **kw)
+        assert lazy.chunks is not None
+        np.testing.assert_array_equal(lazy.compute().values, eager.values)
+
+
 def test_train_with_seeds_is_the_ensemble_of_the_seeded_runs(tmp_path, storms, members):
     ens = stgeo.train(storms, "simvp", seeds=[0, 1], checkpoint_dir=tmp_path / "ck", **KW)
     assert ens.spec.members == 2
