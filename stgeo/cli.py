@@ -249,13 +249,21 @@ def _add_pretrained(p: argparse.ArgumentParser) -> None:
     ps.add_argument("name")
     pb = psp.add_parser(
         "build",
-        help="rebuild a pretrained model from its recorded training recipe",
+        help="rebuild a pretrained model from its recorded training recipe (or make one)",
         description="Build the recipe's catalog stores, train with the recorded stgeo.train "
         "arguments and seed (on the CPU), score it, and write a new artefact folder; says "
-        "whether the weights equal the registered ones bit for bit.",
+        "whether the weights equal the registered ones bit for bit. With --recipe, a new "
+        "artefact NAME from a recipe file (JSON: data, train, evaluate, ...).",
     )
     pb.add_argument("name")
     pb.add_argument("--out", required=True, help="artefact folder to write")
+    pb.add_argument("--recipe", default=None, help="recipe JSON file (a new or varied artefact)")
+    pb.add_argument("--index", default=None, help="add the artefact to this index file")
+    for field in ("description", "licence", "provenance"):
+        pb.add_argument(f"--{field}", default=None, help=f"the card's {field} (new artefacts)")
+    pb.add_argument(
+        "--default", action="store_true", help="preferred when several artefacts fit the data"
+    )
     pb.add_argument(
         "--data-root",
         default=None,
@@ -580,14 +588,19 @@ def _cmd_pretrained(a: argparse.Namespace) -> int:
     from .pretrained_build import build_pretrained
 
     _check_out_folder(a.out, "./rebuilt")
+    fields = {k: getattr(a, k) for k in ("description", "licence", "provenance") if getattr(a, k)}
     res = build_pretrained(
         a.name,
         out=a.out,
+        recipe=_read_recipe(a.recipe) if a.recipe else None,
         data_root=a.data_root,
         cache_dir=a.cache_dir,
         evaluate=not a.no_evaluate,
         overwrite=a.overwrite,
         progress=True,
+        index=a.index,
+        **fields,
+        **({"default": True} if a.default else {}),
     )
     print(f"wrote {res.path} (weights sha256 {res.card.weights_sha256})")
     if res.identical is not None:
@@ -596,6 +609,22 @@ def _cmd_pretrained(a: argparse.Namespace) -> int:
         if not res.same_data:
             print("note: the training data's fingerprint differs from the recorded one")
     return 0
+
+
+def _read_recipe(path: str) -> Any:
+    """A recipe file's JSON, with a clear error when it is missing or not JSON."""
+    import json
+    from pathlib import Path
+
+    from .pretrained import Recipe
+
+    p = Path(path)
+    if not p.is_file():
+        raise StgeoError(f"--recipe {path}: no such file; give a JSON file with 'data' and 'train'")
+    try:
+        return Recipe.from_dict(json.loads(p.read_text()))
+    except json.JSONDecodeError as err:
+        raise StgeoError(f"--recipe {path} is not valid JSON: {err}") from None
 
 
 def _card_text(c: Any) -> str:

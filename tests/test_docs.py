@@ -154,6 +154,8 @@ def test_examples_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     import stgeo.models  # registers the built-in models (stgeo imports them lazily)
     from stgeo import _registry
 
+    stgeo.datasets.list_recipes()  # the built-in recipes too: an example must not unregister them
+
     registries = [
         _registry.MODELS,
         _registry.METRICS,

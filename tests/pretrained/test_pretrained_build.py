@@ -102,6 +102,33 @@ def test_cli_build_list_show(tmp_path, stores, capsys):
     assert "unknown pretrained model 'nope'" in capsys.readouterr().err
 
 
+def test_cli_builds_a_new_artefact_from_a_recipe_file(tmp_path, stores, capsys):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps(TINY))
+    index = tmp_path / "index.json"
+    build = ["pretrained", "build", "tiny-new", "--recipe", str(recipe), "--out",
+             str(tmp_path / "art"), "--cache-dir", str(stores), "--index", str(index),
+             "--description", "a tiny test model", "--licence", "CC0", "--default"]  # fmt: skip
+    assert main(build) == 0
+    assert "wrote" in capsys.readouterr().out
+    entry = json.loads(index.read_text())["pretrained"][0]
+    assert entry["name"] == "tiny-new" and entry["default"] is True
+    assert entry["description"] == "a tiny test model" and entry["licence"] == "CC0"
+    assert entry["recipe"]["train"] == TINY["train"]
+    assert [r["method"] for r in entry["scores"]] == ["tiny-new", "persistence"]
+    # a missing, a malformed and an invalid recipe file: clear errors, nothing written
+    for text, why in [(None, "no such file"), ("{", "not valid JSON"), ("{}", "'data' and")]:
+        bad = tmp_path / "bad.json"
+        bad.unlink(missing_ok=True)
+        if text is not None:
+            bad.write_text(text)
+        argv = ["pretrained", "build", "tiny-bad", "--recipe", str(bad), "--out",
+                str(tmp_path / "never")]  # fmt: skip
+        assert main(argv) == 1
+        assert why in capsys.readouterr().err
+        assert not (tmp_path / "never").exists()
+
+
 def test_cli_forecast_says_which_pretrained_model(tmp_path, capsys):
     store = stgeo.to_zarr(
         stgeo.testing.storm_cells(n_times=8, shape=(16, 16), seed=1), tmp_path / "s.zarr"
