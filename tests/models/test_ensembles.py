@@ -72,7 +72,9 @@ def test_saved_and_loaded_the_same(tmp_path, storms, members):
 
 def test_lazy_forecast_on_a_cluster_equals_the_eager_one(tmp_path, storms, members):
     """A saved ensemble (as the pretrained ones are) forecast chunk by chunk on worker
-    processes of a real Dask cluster gives the eager forecast exactly."""
+    processes of a real Dask cluster gives the eager forecast (to float32 rounding: the workers
+    run one torch thread each, the eager forecast as many as the machine gives it, and the
+    order of a convolution's sums follows the thread count)."""
     distributed = pytest.importorskip("distributed")
     path = ensemble(members[:2]).save(tmp_path / "ens")
     kw = dict(init_times=storms.time.values[2:34], batch_size=4, precision="fp32")
@@ -85,7 +87,7 @@ def test_lazy_forecast_on_a_cluster_equals_the_eager_one(tmp_path, storms, membe
     ):
         lazy = stgeo.forecast(storms.rain_rate, path, lazy=True, chunk_size=8, **kw)
         assert lazy.chunks is not None
-        np.testing.assert_array_equal(lazy.compute().values, eager.values)
+        np.testing.assert_allclose(lazy.compute().values, eager.values, rtol=1e-5, atol=1e-6)
 
 
 def test_train_with_seeds_is_the_ensemble_of_the_seeded_runs(tmp_path, storms, members):
