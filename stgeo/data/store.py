@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,11 +53,16 @@ def _progress(path: Path) -> Path:
 
 
 def _set_complete(path: Path) -> None:
-    """Record the chunks written (see :mod:`stgeo.data.integrity`), then flag completion."""
+    """Record the chunks written (see :mod:`stgeo.data.integrity`), flag completion, then
+    consolidate the metadata, so that a plain ``xarray.open_zarr(path)`` (or any Zarr reader)
+    opens the finished store in one metadata read and without a warning."""
     import zarr
 
     root = zarr.open_group(str(path), mode="r+")
     root.attrs.update({INTEGRITY_ATTR: _integrity_record(path), COMPLETE_ATTR: True})
+    with warnings.catch_warnings():  # zarr notes that format 3 has no consolidation spec yet
+        warnings.simplefilter("ignore", UserWarning)
+        zarr.consolidate_metadata(str(path))
 
 
 def _replace(staging: Path, dest: Path) -> None:

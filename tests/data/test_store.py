@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,27 @@ def test_roundtrip_is_lazy_and_identical(storms, tmp_path):
     assert "stgeo_complete" not in ds.attrs
     xr.testing.assert_identical(ds.load(), storms)
     assert stgeo.conventions.get_crs(ds) == stgeo.conventions.get_crs(storms)
+
+
+def test_finished_stores_open_with_plain_xarray_without_warnings(storms, tmp_path):
+    """Users open stgeo's stores (data, forecasts) with xarray directly too: the metadata
+    is consolidated once the store is complete (to_zarr and StoreBuilder alike)."""
+    p = stgeo.to_zarr(storms, tmp_path / "s.zarr", chunks={"time": 4})
+    b = stgeo.data.StoreBuilder(tmp_path / "b.zarr", storms.chunk({"time": 8}))
+    for start in (0, 8):
+        b.write_region(storms.isel(time=slice(start, start + 8)), start=start)
+    q = b.commit()
+    for path in (p, q):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            ds = xr.open_zarr(path)
+        assert ds.attrs["stgeo_complete"] is True
+        xr.testing.assert_equal(ds.rain_rate.load(), storms.rain_rate)
+    # a staging store is never consolidated: only finished stores announce their contents
+    b2 = stgeo.data.StoreBuilder(tmp_path / "c.zarr", storms.chunk({"time": 8}))
+    b2.write_region(storms.isel(time=slice(0, 8)), start=0)
+    with pytest.raises(ValueError, match="[Cc]onsolidated metadata"):
+        xr.open_zarr(tmp_path / ".c.zarr.partial", consolidated=True)
 
 
 def test_overwrite_false_refuses(storms, tmp_path):
