@@ -36,8 +36,9 @@ class _Base:
 
         return forecast(self._obj, model, **kwargs)
 
-    def train(self, model: str = "simvp", **kwargs: Any) -> Any:
-        """Train a model on this data: :func:`stgeo.train`."""
+    def train(self, model: str | None = None, **kwargs: Any) -> Any:
+        """Train a model on this data (``simvp`` unless told; ``init=`` fine-tunes a trained
+        or pretrained model): :func:`stgeo.train`."""
         from .training import train
 
         return train(self._obj, model=model, **kwargs)

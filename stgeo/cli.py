@@ -55,6 +55,7 @@ _EXAMPLES = {
         "--out-steps 12 --epochs 5 --out model/",
         "stgeo train storms.zarr --model convlstm --out model/ --option hidden=32 "
         "--option progress=false",
+        "stgeo train my-radar.zarr --init radar-nowcaster --epochs 3 --lr 1e-4 --out tuned/",
     ),
     "forecast": _examples(
         "stgeo forecast storms.zarr --model model/ --lead-steps 12 --out fc.zarr",
@@ -154,7 +155,7 @@ def _add_catalog(c: argparse.ArgumentParser) -> None:
 
 def _add_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("data", help="Zarr store path or catalog name")
-    t.add_argument("--model", default="simvp")
+    t.add_argument("--model", default=None, help="architecture (default simvp, or --init's)")
     t.add_argument("--variable", default=None)
     t.add_argument(
         "--in-steps",
@@ -162,7 +163,7 @@ def _add_train(t: argparse.ArgumentParser) -> None:
         default=None,
         help="input frames (default 4; models that declare their window, e.g. stresnet: theirs)",
     )
-    t.add_argument("--out-steps", type=int, default=4)
+    t.add_argument("--out-steps", type=int, default=None, help="predicted frames (default 4)")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=None)
@@ -175,6 +176,13 @@ def _add_train(t: argparse.ArgumentParser) -> None:
         metavar="SEED",
         help="train a seed ensemble: one model per seed, saved as one model forecasting "
         "their mean (replaces --seed)",
+    )
+    t.add_argument(
+        "--init",
+        default=None,
+        metavar="MODEL",
+        help="fine-tune: start from this pretrained model's name or saved model folder (its "
+        "architecture, windows, variables and normaliser are used)",
     )
     t.add_argument("--out", required=True, help="folder for the trained model")
     t.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
@@ -397,15 +405,19 @@ def _cmd_train(a: argparse.Namespace) -> int:
     kw = parse_options(a.option)
     if a.lr is not None:
         kw["lr"] = a.lr
-    in_steps = a.in_steps
-    if in_steps is None and "input_offsets" not in kw and not _declares_window(a.model):
-        in_steps = 4
+    model, in_steps, out_steps = a.model, a.in_steps, a.out_steps
+    if a.init is None:  # from scratch: the CLI's defaults (with --init: the initial model's)
+        model = model or "simvp"
+        out_steps = 4 if out_steps is None else out_steps
+        if in_steps is None and "input_offsets" not in kw and not _declares_window(model):
+            in_steps = 4
     tm = train(
         ds,
-        model=a.model,
+        model=model,
         variable=a.variable,
         in_steps=in_steps,
-        out_steps=a.out_steps,
+        out_steps=out_steps,
+        init=a.init,
         epochs=a.epochs,
         batch_size=a.batch_size,
         seed=a.seed,

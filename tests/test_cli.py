@@ -322,3 +322,21 @@ def test_train_seeds_saves_one_ensemble(tmp_path, capsys):
     tm = stgeo.load_model(out)
     assert tm.spec.members == 2
     assert [m.spec.extra["training"]["seed"] for m in tm.members] == [0, 1]
+
+
+def test_train_init_fine_tunes_a_saved_model(tmp_path, capsys):
+    store = tmp_path / "storms.zarr"
+    stgeo.to_zarr(stgeo.testing.storm_cells(n_times=30, shape=(16, 16), seed=0), store)
+    first, second = tmp_path / "first", tmp_path / "second"
+    args = ["train", str(store), "--model", "convlstm", "--in-steps", "2", "--out-steps", "3"]
+    args += ["--epochs", "1", "--batch-size", "4", "--option", "hidden=4", "--out", str(first)]
+    assert main(args) == 0
+    # no --model / --in-steps / --out-steps: the initial model's
+    args = ["train", str(store), "--init", str(first), "--epochs", "1", "--batch-size", "4"]
+    assert main([*args, "--out", str(second)]) == 0
+    assert "saved trained model" in capsys.readouterr().out
+    tm = stgeo.load_model(second)
+    assert (tm.spec.model, tm.in_steps, tm.out_steps) == ("convlstm", 2, 3)
+    assert str(first) in tm.spec.extra["training"]["init"]["source"]
+    assert main([*args, "--out-steps", "4", "--out", str(tmp_path / "third")]) == 1
+    assert "out_steps=4 (it has 3)" in capsys.readouterr().err

@@ -133,6 +133,7 @@ class TrainConfig:
     precision_used: str | None = None
     time_features: Mapping[str, Any] | None = None
     calibration: str | None = None
+    init: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         self._check_names()
@@ -306,4 +307,6 @@ class TrainConfig:
             doc["time_features"] = dict(self.time_features)
         if self.calibration is not None:  # only when asked for (older records)
             doc["calibration"] = self.calibration
+        if self.init is not None:  # fine-tuning: where the weights started
+            doc["init"] = dict(self.init)
         return json.loads(json.dumps(doc, default=str))

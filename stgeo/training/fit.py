@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -40,7 +41,7 @@ from .._registry import MODELS
 from ..conventions import grid_corners
 from ..data import Importance
 from ..data.safety import check_checkpoint_dir
-from ..errors import DataValidationError
+from ..errors import DataValidationError, UnknownNameError
 from ..models.artifact import TrainedModel
 from ..models.base import ModelSpec, create_model
 from ..models.calibration import QuantileSample
@@ -54,6 +55,7 @@ from .config import TrainConfig
 from .data import TrainingData, prepare_data
 from .distributed import Distributed, maybe_distributed
 from .events import summary_for_spec
+from .init import Init, resolve_init
 from .loop import Loop, evaluate, predictions
 from .schedules import make_optimizer, make_scheduler
 
@@ -89,6 +91,20 @@ def _persistence(td: TrainingData) -> Any:
         channels=len(td.channels),
         grid_shape=td.grid,
     )
+
+
+def _prepare(data: Any, cfg: TrainConfig, start: Init | None) -> tuple[Any, TrainConfig]:
+    """:func:`prepare_data`; when fine-tuning, with the initial model's normaliser."""
+    try:
+        td, cfg = prepare_data(data, cfg)
+    except UnknownNameError as err:
+        if start is None or "unknown variable" not in str(err):
+            raise
+        raise start.missing_variables(err) from None
+    if start is None:
+        return td, cfg
+    start.check_channels(td.channels)
+    return dataclasses.replace(td, normalizer=start.normalizer()), cfg
 
 
 def _steps_per_epoch(n_batches: int, cfg: TrainConfig) -> int:
@@ -254,7 +270,7 @@ def _resume(
 
 def train(
     data: xr.Dataset | xr.DataArray | str | os.PathLike | Sequence[Any],
-    model: str = "simvp",
+    model: str | None = None,
     *,
     variable: str | Sequence[str] | None = None,
     in_steps: int | None = None,
@@ -273,7 +289,7 @@ def train(
     thresholds: Sequence[float] | None = None,
     loss: str = "mse",
     loss_weights: Sequence[float] | Mapping[float, float] | None = None,
-    normalization: str = "standard",
+    normalization: str | None = None,
     precision: str = "auto",
     device: str = "auto",
     seed: int = 0,
@@ -292,6 +308,7 @@ def train(
     time_features: Mapping[str, Any] | None = None,
     calibration: str | None = None,
     seeds: Sequence[int] | None = None,
+    init: TrainedModel | str | os.PathLike | None = None,
     **model_kwargs: Any,
 ) -> TrainedModel:
     """Train a registered forecasting model on gridded data; return the best model.
@@ -304,9 +321,10 @@ def train(
         ``"radar-train"``), or a list of sources, each one event (Datasets, paths, catalog
         names). Events may differ in grid, length, projection and time step; windows never
         cross an event. Read lazily, a few chunks (or one crop) at a time.
-    model : str
+    model : str, optional
         Registered architecture or variant (``stgeo.list_models()``), e.g. ``"simvp"``,
         ``"tau"``, ``"convlstm"``. Baselines (no trainable weights) are evaluated, not trained.
+        Default: ``"simvp"``, or the architecture of ``init``.
     variable : str or list of str, optional
         Variables to model (default: all gridded variables).
     in_steps, out_steps : int
@@ -351,10 +369,11 @@ def train(
         weight}``. ``loss="mse+mae", loss_weights=[2, 5, 10, 30]`` on rain rates in mm/h is
         the B-MSE + B-MAE of Shi et al. (2017); it counters the blurring of heavy rain that
         a plain MSE rewards.
-    normalization : {"standard", "log1p", "minmax", "none"}
+    normalization : {"standard", "log1p", "minmax", "none"}, optional
         Per-channel normalisation fitted on the training split only (see
         :class:`stgeo.data.Normalizer`; ``"log1p"`` suits rain rates and other skewed,
-        non-negative variables).
+        non-negative variables). Default: ``"standard"``; with ``init``, the initial
+        model's normaliser with its statistics (never re-fitted).
     precision : {"auto", "bf16", "fp32"}
         ``"auto"`` uses bf16 autocast where the device supports it.
     device : str
@@ -432,6 +451,14 @@ def train(
         area at long leads) without moving rain. The validation scores in ``metrics`` are
         those of the raw model. With several ranks, each fits on its shard and the
         quantiles are averaged.
+    init : TrainedModel, str or path, optional
+        **Fine-tune**: start from the weights of a trained model (a ``TrainedModel``, a
+        saved model folder, or a pretrained model's name such as ``"radar-nowcaster"``)
+        instead of random ones (see :mod:`stgeo.training.init`). Its architecture,
+        hyperparameters, windows, variables and normaliser are used (given explicitly, they
+        must agree with it); the run's own settings (epochs, ``lr``, loss, crops, splits,
+        seeds, calibration) are yours. The result records its start in
+        ``spec.extra["training"]["init"]``.
     **model_kwargs
         Hyperparameters of the architecture (e.g. ``hid_S=16``).
 
@@ -480,8 +507,14 @@ def train(
         args = dict(locals())
         del args["seeds"], args["model_kwargs"]
         return _train_seeds(seeds, args, model_kwargs)
+    start = None if init is None else resolve_init(init)
+    if start is not None:  # fine-tuning: the model's arguments are the initial model's
+        (model, in_steps, out_steps, input_offsets, normalization, variable, time_features) = (
+            start.arguments(locals())
+        )
+        model_kwargs = dict(start.model.spec.hyperparameters)
     cfg = TrainConfig(
-        model=model,
+        model=model or "simvp",
         variable=variable,
         in_steps=in_steps,
         out_steps=out_steps,
@@ -499,7 +532,7 @@ def train(
         thresholds=thresholds,
         loss=loss,
         loss_weights=loss_weights,
-        normalization=normalization,
+        normalization=normalization or "standard",
         precision=precision,
         seed=seed,
         max_steps_per_epoch=max_steps_per_epoch,
@@ -513,11 +546,12 @@ def train(
         allow_gaps=allow_gaps,
         time_features=time_features,
         calibration=calibration,
+        init=None if start is None else start.record(),
     )
     hooks = [augmentation(augment), *(callbacks or ()), ProgressBar(progress)]
     cbs = CallbackList([h for h in hooks if h is not None])
     entry = MODELS.entry(cfg.model)
-    td, cfg = prepare_data(data, cfg.resolved(model=entry.name))
+    td, cfg = _prepare(data, cfg.resolved(model=entry.name), start)
     model_kwargs = _with_feature_size(td, cfg, model_kwargs)
     cfg = cfg.resolved(hyperparameters=model_kwargs)
     dev = resolve_device(device)
@@ -528,6 +562,8 @@ def train(
         cfg = cfg.resolved(world_size=dist.world)
     _seed(cfg.seed)
     module = _build(entry.name, td, cfg, dev)
+    if start is not None:
+        start.load_into(module)
     params = [p for p in module.parameters() if p.requires_grad]
     train_loader, val_loader = td.loaders(cfg)
     ckdir = None if checkpoint_dir is None else check_checkpoint_dir(checkpoint_dir, inputs=[data])
