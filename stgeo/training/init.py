@@ -1,9 +1,9 @@
 """Fine-tuning: ``stgeo.train(data, init=...)`` starts from a trained model's weights.
 
-A model trained on one archive (or on synthetic storms) is a better start for another than
-random weights: ``init`` takes a :class:`~stgeo.models.TrainedModel`, a saved model folder or
-a pretrained model's name (``stgeo.pretrained.list()``), and the run trains **that network**
-further on the new data. Everything the weights depend on comes from the initial model and
+A model trained on one archive (or on synthetic storms) can start the training on another
+instead of random weights: ``init`` takes a :class:`~stgeo.models.TrainedModel`, a saved
+model folder or a pretrained model's name (``stgeo.pretrained.list()``), and the run trains
+**that network** further on the new data. Everything the weights depend on comes from the initial model and
 may not be changed: the architecture and its hyperparameters, the input and output windows,
 the variables (channels) and the **normalisation with its fitted statistics** (the weights
 expect inputs scaled as in their first training; re-fitting the statistics on the new data
