@@ -68,8 +68,11 @@ def _seed(seed: int) -> None:
     random.seed(seed)
 
 
-def _build(name: str, td: TrainingData, cfg: TrainConfig, device: torch.device) -> Any:
-    """The module of ``name`` for the data's windows, on ``device`` in its training layout."""
+def _build(
+    name: str, td: TrainingData, cfg: TrainConfig, device: torch.device, start: Init | None
+) -> Any:
+    """The module of ``name`` for the data's windows (with the initial weights when
+    fine-tuning), on ``device`` in its training layout."""
     module = create_model(
         name,
         in_steps=len(td.input_offsets),
@@ -79,6 +82,8 @@ def _build(name: str, td: TrainingData, cfg: TrainConfig, device: torch.device) 
         normalization=td.normalizer.to_dict(),
         **cfg.hyperparameters,
     )
+    if start is not None:
+        start.load_into(module)
     return prepare_for_training(module, device)  # channels-last, CPU allocator tuning
 
 
@@ -91,6 +96,12 @@ def _persistence(td: TrainingData) -> Any:
         channels=len(td.channels),
         grid_shape=td.grid,
     )
+
+
+def _hooks(augment: Any, callbacks: Sequence[Callback] | None, progress: Any) -> CallbackList:
+    """The run's callbacks: the augmentation, the caller's, then the progress bar."""
+    hooks = [augmentation(augment), *(callbacks or ()), ProgressBar(progress)]
+    return CallbackList([h for h in hooks if h is not None])
 
 
 def _prepare(data: Any, cfg: TrainConfig, start: Init | None) -> tuple[Any, TrainConfig]:
@@ -548,8 +559,7 @@ def train(
         calibration=calibration,
         init=None if start is None else start.record(),
     )
-    hooks = [augmentation(augment), *(callbacks or ()), ProgressBar(progress)]
-    cbs = CallbackList([h for h in hooks if h is not None])
+    cbs = _hooks(augment, callbacks, progress)
     entry = MODELS.entry(cfg.model)
     td, cfg = _prepare(data, cfg.resolved(model=entry.name), start)
     model_kwargs = _with_feature_size(td, cfg, model_kwargs)
@@ -561,9 +571,7 @@ def train(
         dev, td = dist.device, td.shard(dist.rank, dist.world)
         cfg = cfg.resolved(world_size=dist.world)
     _seed(cfg.seed)
-    module = _build(entry.name, td, cfg, dev)
-    if start is not None:
-        start.load_into(module)
+    module = _build(entry.name, td, cfg, dev, start)
     params = [p for p in module.parameters() if p.requires_grad]
     train_loader, val_loader = td.loaders(cfg)
     ckdir = None if checkpoint_dir is None else check_checkpoint_dir(checkpoint_dir, inputs=[data])

@@ -3,13 +3,13 @@
 A model trained on one archive (or on synthetic storms) can start the training on another
 instead of random weights: ``init`` takes a :class:`~stgeo.models.TrainedModel`, a saved
 model folder or a pretrained model's name (``stgeo.pretrained.list()``), and the run trains
-**that network** further on the new data. Everything the weights depend on comes from the initial model and
-may not be changed: the architecture and its hyperparameters, the input and output windows,
-the variables (channels) and the **normalisation with its fitted statistics** (the weights
-expect inputs scaled as in their first training; re-fitting the statistics on the new data
-would shift every input). Given explicitly, they must agree with the initial model; left
-out, they are taken from it. Everything about the run itself (epochs, learning rate, loss,
-crops, splits, seeds, callbacks, calibration) is the caller's.
+**that network** further on the new data. Everything the weights depend on comes from the
+initial model and may not be changed: the architecture and its hyperparameters, the input
+and output windows, the variables (channels) and the **normalisation with its fitted
+statistics** (the weights expect inputs scaled as in their first training; re-fitting the
+statistics on the new data would shift every input). Given explicitly, they must agree
+with the initial model; left out, they are taken from it. Everything about the run itself
+(epochs, learning rate, loss, crops, splits, seeds, callbacks, calibration) is the caller's.
 
 The trained model records where it started (``spec.extra["training"]["init"]``: the source
 and the sha256 of the initial weights), and a checkpointed run resumes only from the same
