@@ -147,17 +147,26 @@ class Init:
 
     def load_into(self, module: Any) -> None:
         """Copy the initial weights into the freshly built ``module``."""
-        try:
-            load_strict(module, self.model.module.state_dict(), source=self.source)
-        except Exception as err:
+        tensors = self.model.module.state_dict()
+        shapes = [
+            f"{k}: {tuple(tensors[k].shape)} vs {tuple(v.shape)}"
+            for k, v in module.state_dict().items()
+            if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)
+        ]
+        if shapes:
             grid = self.model.spec.grid_shape
             hint = (
                 f" The initial model has per-cell parameters of its {tuple(grid)} training "
-                "grid: fine-tune it on data of that grid."
+                "grid: fine-tune it on data of that grid shape."
                 if grid is not None
                 else ""
             )
-            raise DataValidationError(f"init: {err}{hint}") from None
+            raise DataValidationError(
+                f"init: the weights of {self.source} do not fit the network these data need "
+                f"(initial vs needed shapes: {'; '.join(shapes[:3])}"
+                f"{f'; ... {len(shapes)} in all' if len(shapes) > 3 else ''}).{hint}"
+            )
+        load_strict(module, tensors, source=self.source)
 
 
 def resolve_init(init: Any) -> Init:

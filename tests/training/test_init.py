@@ -138,3 +138,13 @@ def test_the_accessor_fine_tunes_too(base, other):
     tuned = other.st.train(init=base, **KW)
     assert tuned.spec.model == "simvp"
     assert tuned.spec.extra["training"]["init"]["source"] == "a TrainedModel (simvp)"
+
+
+def test_a_per_cell_model_fine_tunes_only_on_its_grid_shape():
+    a = stgeo.datasets.crowd_flows(n_days=16, shape=(8, 8), seed=0)
+    b = stgeo.datasets.crowd_flows(n_days=16, shape=(8, 12), seed=1)
+    kw = dict(epochs=1, batch_size=4, max_steps_per_epoch=1, progress=False)
+    m = stgeo.train(a, model="stresnet", out_steps=1, **kw)
+    with pytest.raises(DataValidationError, match=r"per-cell parameters of its \(8, 8\)") as e:
+        stgeo.train(b, init=m, **kw)
+    assert "fusion: (3, 2, 8, 8) vs (3, 2, 8, 12)" in str(e.value)
