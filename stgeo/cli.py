@@ -400,7 +400,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from .training import train
 
     _check_out_folder(a.out, "./model")
-    check_output(a.out, "model", inputs=[a.data], overwrite=a.overwrite)  # before training
+    inputs = [a.data] if a.init is None else [a.data, a.init]  # never write over the start
+    check_output(a.out, "model", inputs=inputs, overwrite=a.overwrite)  # before training
     ds = open_dataset(a.data)
     kw = parse_options(a.option)
     if a.lr is not None:

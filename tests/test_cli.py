@@ -340,3 +340,8 @@ def test_train_init_fine_tunes_a_saved_model(tmp_path, capsys):
     assert str(first) in tm.spec.extra["training"]["init"]["source"]
     assert main([*args, "--out-steps", "4", "--out", str(tmp_path / "third")]) == 1
     assert "out_steps=4 (it has 3)" in capsys.readouterr().err
+    # the fine-tuned model never replaces the one it starts from, even with --overwrite
+    before = (first / "model.safetensors").read_bytes()
+    assert main([*args, "--out", str(first), "--overwrite"]) == 1
+    assert "would destroy that input" in capsys.readouterr().err
+    assert (first / "model.safetensors").read_bytes() == before
