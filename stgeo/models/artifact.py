@@ -183,15 +183,32 @@ def atomic_directory(dest: Path, write: Any) -> None:
         raise
 
 
+def shape_mismatches(
+    expected: Mapping[str, Any], tensors: Mapping[str, Any]
+) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
+    """``(name, shape in tensors, shape expected)`` of every tensor present in both whose
+    shapes differ.
+
+    Examples
+    --------
+    >>> import torch
+    >>> shape_mismatches({"w": torch.zeros(2, 3)}, {"w": torch.zeros(2, 4)})
+    [('w', (2, 4), (2, 3))]
+    """
+    return [
+        (k, tuple(tensors[k].shape), tuple(v.shape))
+        for k, v in expected.items()
+        if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)
+    ]
+
+
 def load_strict(module: Any, tensors: Mapping[str, Any], *, source: str = "the file") -> None:
     """Load ``tensors`` into ``module``; ModelFileError on missing/extra/mis-shaped entries."""
     expected = module.state_dict()
     missing = [k for k in expected if k not in tensors]
     extra = [k for k in tensors if k not in expected]
     shapes = [
-        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)
+        f"{k}: file {got} vs model {want}" for k, got, want in shape_mismatches(expected, tensors)
     ]
     problems = []
     if missing:

@@ -41,7 +41,7 @@ from typing import Any
 from .._registry import MODELS
 from ..data.normalize import Normalizer
 from ..errors import DataValidationError, StgeoTypeError
-from ..models.artifact import TrainedModel, load_model, load_strict
+from ..models.artifact import TrainedModel, load_model, load_strict, shape_mismatches
 
 __all__ = ["Init", "resolve_init"]
 
@@ -149,9 +149,8 @@ class Init:
         """Copy the initial weights into the freshly built ``module``."""
         tensors = self.model.module.state_dict()
         shapes = [
-            f"{k}: {tuple(tensors[k].shape)} vs {tuple(v.shape)}"
-            for k, v in module.state_dict().items()
-            if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)
+            f"{k}: {got} vs {want}"
+            for k, got, want in shape_mismatches(module.state_dict(), tensors)
         ]
         if shapes:
             grid = self.model.spec.grid_shape
