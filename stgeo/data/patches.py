@@ -222,15 +222,16 @@ def stream_statistics(
     frames: Any,
     start: int,
     stop: int,
-    normalizer: Normalizer,
+    normalizer: Normalizer | None,
     importance: Importance | None = None,
     block_bytes: int = 32 * 2**20,
 ) -> tuple[int, np.ndarray] | None:
     """One streaming pass over frames ``[start, stop)``: normaliser statistics and wet maps.
 
     Frames are read a few at a time (about ``block_bytes``), added to ``normalizer`` with
-    :meth:`Normalizer.partial_fit` and, with ``importance``, reduced to the coarse
-    wet-fraction maps of :func:`wet_fraction_map`. Memory stays at one block.
+    :meth:`Normalizer.partial_fit` (unless it is None: a normaliser fixed in advance) and,
+    with ``importance``, reduced to the coarse wet-fraction maps of
+    :func:`wet_fraction_map`. Memory stays at one block; with neither nothing is read.
 
     Returns
     -------
@@ -251,9 +252,12 @@ def stream_statistics(
     step = max(1, block_bytes // frame_bytes)
     channels = [str(c) for c in frames["channel"].values]
     maps = []
+    if normalizer is None and importance is None:
+        return None
     for a in range(start, stop, step):
         block = read_frames(frames, np.arange(a, min(a + step, stop)))
-        normalizer.partial_fit(block, channels)
+        if normalizer is not None:
+            normalizer.partial_fit(block, channels)
         if importance is not None:
             maps.append(wet_fraction_map(block, importance.threshold, importance.cell))
     if importance is None:

@@ -412,11 +412,15 @@ def _train_windows(
 
 
 def prepare_data(
-    data: xr.Dataset | xr.DataArray | str | os.PathLike, cfg: TrainConfig
+    data: xr.Dataset | xr.DataArray | str | os.PathLike,
+    cfg: TrainConfig,
+    normalizer: Normalizer | None = None,
 ) -> tuple[TrainingData, TrainConfig]:
     """Open ``data``, resolve splits and thresholds, build the windows, fit the normaliser.
 
     Returns the run's data and ``cfg`` with the resolved thresholds and split ranges. A
+    fitted ``normalizer`` (the initial model's when fine-tuning) is used as is: no pass
+    over the training split for its statistics. A
     list of sources, a catalog collection or ``cfg.patch_size`` take the multi-event path
     (:func:`stgeo.training.events.prepare_events`); one dataset keeps the whole-frame,
     chunk-aware path below. Both apply the gap rule of :func:`stgeo.validate`.
@@ -427,7 +431,7 @@ def prepare_data(
         from ..data import open_events
 
         sources, policy = open_events(data)
-        return prepare_events(sources, cfg, policy)  # type: ignore[return-value]
+        return prepare_events(sources, cfg, policy, normalizer)  # type: ignore[return-value]
     ds = open_data(data)
     validate(ds, strict=False, allow_gaps=cfg.allow_gaps, check_values=False)
     frames = to_frames(ds, cfg.variable)
@@ -454,7 +458,8 @@ def prepare_data(
         catalog=ds.attrs.get("stgeo_catalog"),
         train=train,
         val=val,
-        normalizer=Normalizer(cfg.normalization).fit(frames.sel(time=slice(t_lo, t_hi))),
+        normalizer=normalizer
+        or Normalizer(cfg.normalization).fit(frames.sel(time=slice(t_lo, t_hi))),
         window_kwargs=win_kw,
         **_features(ds, cfg, ranges["train"]),
     )

@@ -352,9 +352,12 @@ def _check_channels(sources: list[EventSource], frames: list[xr.DataArray]) -> l
     return chans[0]
 
 
-def _statistics(events: list[_Event], cfg: TrainConfig, imp: Importance | None):
-    """Stream the training part of every event once: normaliser and wet-fraction maps."""
-    norm = Normalizer(cfg.normalization)
+def _statistics(
+    events: list[_Event], cfg: TrainConfig, imp: Importance | None, fixed: Normalizer | None
+):
+    """Stream the training part of every event once: normaliser (unless ``fixed``) and
+    wet-fraction maps; nothing is read when neither is needed."""
+    norm = fixed or Normalizer(cfg.normalization)
     maps = []
     for e in events:
         w = e.train
@@ -362,8 +365,8 @@ def _statistics(events: list[_Event], cfg: TrainConfig, imp: Importance | None):
             int(w.t0_index.min() + w.input_offsets[0]),
             int(w.t0_index.max() + w.target_offsets[-1]),
         )
-        maps.append(stream_statistics(e.frames, lo, hi + 1, norm, imp))
-    if norm.method == "none":
+        maps.append(stream_statistics(e.frames, lo, hi + 1, None if fixed else norm, imp))
+    if norm.method == "none" and fixed is None:
         norm.channels = [str(c) for c in events[0].frames["channel"].values]
     return norm, (maps if imp is not None else None)
 
@@ -400,13 +403,17 @@ def _model_window(cfg: TrainConfig, run_step: pd.Timedelta) -> TrainConfig:
 
 
 def prepare_events(
-    sources: Sequence[EventSource] | Sequence[Any], cfg: TrainConfig, policy: str | None = None
+    sources: Sequence[EventSource] | Sequence[Any],
+    cfg: TrainConfig,
+    policy: str | None = None,
+    normalizer: Normalizer | None = None,
 ) -> tuple[MultiEventData, TrainConfig]:
     """Events -> frames, per-event splits and windows, streamed normaliser, wet maps.
 
     ``sources`` are :class:`~stgeo.data.EventSource` (or anything
     :func:`stgeo.data.open_events` takes as a list); ``policy`` is the collection's
-    time-step policy, used when ``cfg.time_step`` is None.
+    time-step policy, used when ``cfg.time_step`` is None. A fitted ``normalizer`` (the
+    initial model's when fine-tuning) is used as is instead of one fitted on the events.
     """
     check_patch_for_model(cfg.model, cfg.patch_size, **dict(cfg.hyperparameters))
     if not all(isinstance(s, EventSource) for s in sources):
@@ -433,7 +440,7 @@ def prepare_events(
         splits={e.name: e.ranges for e in events} if len(events) > 1 else events[0].ranges,
         split_source="per event" if cfg.splits is None else "argument (per event)",
     )
-    norm, maps = _statistics(events, cfg, imp)
+    norm, maps = _statistics(events, cfg, imp, normalizer)
     variables = variables_of(channels)
     ds0 = sources[0].dataset
     vals = [e for e in events if e.val is not None]

@@ -25,7 +25,6 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import random
@@ -107,15 +106,14 @@ def _hooks(augment: Any, callbacks: Sequence[Callback] | None, progress: Any) ->
 def _prepare(data: Any, cfg: TrainConfig, start: Init | None) -> tuple[Any, TrainConfig]:
     """:func:`prepare_data`; when fine-tuning, with the initial model's normaliser."""
     try:
-        td, cfg = prepare_data(data, cfg)
+        td, cfg = prepare_data(data, cfg, None if start is None else start.normalizer())
     except UnknownNameError as err:
         if start is None or "unknown variable" not in str(err):
             raise
         raise start.missing_variables(err) from None
-    if start is None:
-        return td, cfg
-    start.check_channels(td.channels)
-    return dataclasses.replace(td, normalizer=start.normalizer()), cfg
+    if start is not None:
+        start.check_channels(td.channels)
+    return td, cfg
 
 
 def _steps_per_epoch(n_batches: int, cfg: TrainConfig) -> int:

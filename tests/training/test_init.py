@@ -59,6 +59,23 @@ def test_training_starts_from_the_initial_weights_and_keeps_its_normaliser(base,
     assert "init" not in scratch.spec.extra["training"]
 
 
+def test_fine_tuning_fits_no_normaliser(base, other, monkeypatch):
+    """The initial model's normaliser is used as is: no pass over the data for statistics,
+    on one dataset and on the patch (multi-event) path."""
+    from stgeo.data import Normalizer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a normaliser was fitted while fine-tuning")
+
+    monkeypatch.setattr(Normalizer, "fit", refuse)
+    monkeypatch.setattr(Normalizer, "partial_fit", refuse)
+    for extra in ({}, {"patch_size": (8, 8)}, {"patch_size": (8, 8), "importance": {"threshold": 0.1}}):
+        tuned = stgeo.train(other, init=base, **extra, **KW)
+        assert tuned.spec.normalization == base.spec.normalization
+    with pytest.raises(AssertionError, match="normaliser was fitted"):  # the check bites
+        stgeo.train(other, model="simvp", in_steps=2, out_steps=2, **SMALL, **KW)
+
+
 def test_a_saved_folder_and_a_pretrained_name_start_a_run(base, other, tmp_path):
     path = base.save(tmp_path / "base")
     seen = _FirstWeights()
