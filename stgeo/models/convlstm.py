@@ -3,7 +3,11 @@
 Frames are optionally space-to-depth patchified by ``patch`` (``p x p`` pixels become
 ``C * p * p`` channels) to cut cost. The stack reads the ``in_steps`` input frames, then
 rolls out ``out_steps`` frames, feeding each prediction back as the next input. The read-out
-is a 1x1 convolution of the top cell's hidden state; no other layers exist.
+is a 1x1 convolution of the top cell's hidden state (``readout="patch"``, the original) or,
+with ``readout="upsample"``, a 3x3 convolution of the hidden state resized to full resolution
+(resize-then-convolve: no ``p x p`` blocks in the output). ``padding_mode="replicate"``
+pads the gate convolutions with the edge values instead of zeros, so the cells at the
+border see no artificial dry (zero) frame and the forecast grows no rim along the edges.
 
 Registered names: ``convlstm``, ``convlstm-taxibj`` (4 cells x 128, kernel 5, patch 2),
 ``convlstm-radar`` (4 cells x 64, kernel 5, patch 4).
@@ -40,10 +44,18 @@ class ConvLSTMCell(nn.Module):
     ``h_t = o * tanh(c_t)`` (equivalent to ``conv(x_t) + conv(h_{t-1})`` with one bias).
     """
 
-    def __init__(self, in_ch: int, hidden: int, kernel_size: int = 5) -> None:
+    def __init__(
+        self, in_ch: int, hidden: int, kernel_size: int = 5, padding_mode: str = "zeros"
+    ) -> None:
         super().__init__()
         self.hidden = hidden
-        self.conv = nn.Conv2d(in_ch + hidden, 4 * hidden, kernel_size, padding=kernel_size // 2)
+        self.conv = nn.Conv2d(
+            in_ch + hidden,
+            4 * hidden,
+            kernel_size,
+            padding=kernel_size // 2,
+            padding_mode=padding_mode,
+        )
         nn.init.xavier_uniform_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
         with torch.no_grad():  # forget-gate bias 1: remember by default at initialisation
@@ -73,6 +85,13 @@ class ConvLSTM(ForecastModule):
         Odd kernel size of the gate convolutions.
     patch : int
         Space-to-depth factor ``p``; the grid is padded to a multiple of ``p``.
+    padding_mode : {"zeros", "replicate", "reflect"}
+        Padding of the gate convolutions at the grid's edges (default ``"zeros"``, the
+        original).
+    readout : {"patch", "upsample"}
+        ``"patch"`` (default, the original): a 1x1 convolution to ``C * p * p`` channels,
+        rearranged into ``p x p`` pixels; ``"upsample"``: the hidden state resized
+        bilinearly by ``p``, then a 3x3 convolution to ``C`` channels at full resolution.
     """
 
     name = "convlstm"
@@ -87,6 +106,8 @@ class ConvLSTM(ForecastModule):
         num_layers: int = 4,
         kernel_size: int = 5,
         patch: int = 1,
+        padding_mode: str = "zeros",
+        readout: str = "patch",
     ) -> None:
         super().__init__(in_steps, out_steps, channels)
         if isinstance(hidden, int) and not isinstance(hidden, bool):
@@ -102,14 +123,30 @@ class ConvLSTM(ForecastModule):
         if kernel_size % 2 == 0:
             raise DataValidationError(f"kernel_size must be odd, got {kernel_size}")
         check_hyperparameter("patch", patch)
+        _check_choice("padding_mode", padding_mode, ("zeros", "replicate", "reflect"))
+        _check_choice("readout", readout, ("patch", "upsample"))
         self.patch = patch
         self.hidden = hidden
+        self.upsample = readout == "upsample"
         frame_ch = channels * patch * patch
         self.cells = nn.ModuleList(
-            ConvLSTMCell(frame_ch if i == 0 else hidden[i - 1], k, kernel_size)
+            ConvLSTMCell(frame_ch if i == 0 else hidden[i - 1], k, kernel_size, padding_mode)
             for i, k in enumerate(hidden)
         )
-        self.readout = nn.Conv2d(hidden[-1], frame_ch, 1)
+        if self.upsample:
+            self.readout = nn.Conv2d(hidden[-1], channels, 3, padding=1, padding_mode=padding_mode)
+        else:
+            self.readout = nn.Conv2d(hidden[-1], frame_ch, 1)
+
+    def _read(self, h: torch.Tensor) -> torch.Tensor:
+        """The next frame in patch space ``(B, C * p * p, H / p, W / p)``."""
+        if not self.upsample:
+            return self.readout(h)
+        p = self.patch
+        if p > 1:
+            h = F.interpolate(h, scale_factor=p, mode="bilinear", align_corners=False)
+        y = self.readout(h)
+        return F.pixel_unshuffle(y, p) if p > 1 else y
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c, h, w = x.shape
@@ -130,12 +167,19 @@ class ConvLSTM(ForecastModule):
             for i, cell in enumerate(self.cells):
                 state[i] = cell(inp if i == 0 else state[i - 1][0], *state[i])
             if step >= t - 1:
-                inp = self.readout(state[-1][0])
+                inp = self._read(state[-1][0])
                 outputs.append(inp)
         y = torch.stack(outputs, dim=1).reshape(b * self.out_steps, c * p * p, hl, wl)
         if p > 1:
             y = F.pixel_shuffle(y, p)
         return crop_to(y.reshape(b, self.out_steps, c, hp, wp), (h, w))
+
+
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise DataValidationError(
+            f"convlstm {name} must be one of {', '.join(map(repr, allowed))}, got {value!r}"
+        )
 
 
 def convlstm_grid(hp) -> GridRule:

@@ -91,8 +91,61 @@ def test_hidden_as_list():
         {"kernel_size": 4},
         {"patch": 0},
         {"num_layers": 0},
+        {"padding_mode": "circular"},
+        {"readout": "shuffle"},
     ],
 )
 def test_bad_hyperparameters(hp):
     with pytest.raises(StgeoError):
         stgeo.create_model("convlstm", **hp)
+
+
+def _uniform_forecast(**hp):
+    torch.manual_seed(0)
+    m = stgeo.create_model(
+        "convlstm",
+        in_steps=3,
+        out_steps=3,
+        channels=1,
+        hidden=6,
+        num_layers=2,
+        kernel_size=3,
+        patch=4,
+        **hp,
+    ).eval()
+    with torch.no_grad():
+        return m(torch.full((1, 3, 1, 16, 24), 0.7))
+
+
+def test_replicate_padding_grows_no_rim_along_the_edges():
+    """A uniform field has no edge: with edge padding every 4x4 block forecasts the same
+    values (every pixel the same with the full-resolution read-out); zero padding makes the
+    border blocks differ (the rim seen on quickstart maps)."""
+
+    def blocks_alike(y):
+        return torch.allclose(y, y[..., :4, :4].repeat(1, 1, 1, 4, 6), atol=1e-6)
+
+    assert blocks_alike(_uniform_forecast(padding_mode="replicate"))
+    y = _uniform_forecast(padding_mode="replicate", readout="upsample")
+    assert torch.allclose(y, y[..., :1, :1].expand_as(y), atol=1e-6)
+    assert not blocks_alike(_uniform_forecast())
+
+
+def test_upsample_readout_predicts_at_full_resolution():
+    m = stgeo.create_model(
+        "convlstm",
+        in_steps=2,
+        out_steps=3,
+        channels=2,
+        hidden=5,
+        num_layers=1,
+        kernel_size=3,
+        patch=4,
+        readout="upsample",
+    )
+    assert (m.readout.in_channels, m.readout.out_channels, m.readout.kernel_size) == (5, 2, (3, 3))
+    x = torch.randn(2, 2, 2, 13, 7, requires_grad=True)
+    y = m(x)
+    assert y.shape == (2, 3, 2, 13, 7)
+    y.square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
