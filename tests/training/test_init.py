@@ -69,7 +69,11 @@ def test_fine_tuning_fits_no_normaliser(base, other, monkeypatch):
 
     monkeypatch.setattr(Normalizer, "fit", refuse)
     monkeypatch.setattr(Normalizer, "partial_fit", refuse)
-    for extra in ({}, {"patch_size": (8, 8)}, {"patch_size": (8, 8), "importance": {"threshold": 0.1}}):
+    for extra in (
+        {},
+        {"patch_size": (8, 8)},
+        {"patch_size": (8, 8), "importance": {"threshold": 0.1}},
+    ):
         tuned = stgeo.train(other, init=base, **extra, **KW)
         assert tuned.spec.normalization == base.spec.normalization
     with pytest.raises(AssertionError, match="normaliser was fitted"):  # the check bites
