@@ -458,8 +458,11 @@ def prepare_data(
         catalog=ds.attrs.get("stgeo_catalog"),
         train=train,
         val=val,
-        normalizer=normalizer
-        or Normalizer(cfg.normalization).fit(frames.sel(time=slice(t_lo, t_hi))),
+        normalizer=(
+            Normalizer(cfg.normalization).fit(frames.sel(time=slice(t_lo, t_hi)))
+            if normalizer is None
+            else normalizer
+        ),
         window_kwargs=win_kw,
         **_features(ds, cfg, ranges["train"]),
     )

@@ -357,7 +357,7 @@ def _statistics(
 ):
     """Stream the training part of every event once: normaliser (unless ``fixed``) and
     wet-fraction maps; nothing is read when neither is needed."""
-    norm = fixed or Normalizer(cfg.normalization)
+    norm = Normalizer(cfg.normalization) if fixed is None else fixed
     maps = []
     for e in events:
         w = e.train
@@ -365,7 +365,9 @@ def _statistics(
             int(w.t0_index.min() + w.input_offsets[0]),
             int(w.t0_index.max() + w.target_offsets[-1]),
         )
-        maps.append(stream_statistics(e.frames, lo, hi + 1, None if fixed else norm, imp))
+        maps.append(
+            stream_statistics(e.frames, lo, hi + 1, None if fixed is not None else norm, imp)
+        )
     if norm.method == "none" and fixed is None:
         norm.channels = [str(c) for c in events[0].frames["channel"].values]
     return norm, (maps if imp is not None else None)
