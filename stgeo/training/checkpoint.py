@@ -193,13 +193,20 @@ def read_checkpoint(ckdir: Path) -> tuple[dict[str, Any], dict[str, Any]] | None
 
 
 def config_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """The keys whose (JSON) values differ between two recorded configurations."""
-    keys = sorted(set(a) | set(b))
-    return [
-        k
-        for k in keys
-        if json.dumps(a.get(k), sort_keys=True) != json.dumps(b.get(k), sort_keys=True)
-    ]
+    """The keys whose (JSON) values differ between two recorded configurations.
+
+    The initial weights of a fine-tuning run (``init``) are compared by their hash only:
+    the same weights given as a loaded model, a folder or a pretrained name are the same
+    start.
+    """
+
+    def value(cfg: Mapping[str, Any], key: str) -> str:
+        v = cfg.get(key)
+        if key == "init" and isinstance(v, Mapping):
+            v = v.get("weights_sha256")
+        return json.dumps(v, sort_keys=True)
+
+    return [k for k in sorted(set(a) | set(b)) if value(a, k) != value(b, k)]
 
 
 def restore(

@@ -138,6 +138,9 @@ def test_a_checkpoint_resumes_only_from_the_same_start(base, other, storms, tmp_
     stgeo.train(other, init=base, checkpoint_dir=ck, **KW)
     again = stgeo.train(other, init=base, checkpoint_dir=ck, **KW)  # resumes: same start
     assert again.spec.extra["training"]["init"]["source"] == "a TrainedModel (simvp)"
+    # the same weights named another way (a saved folder) are the same start
+    saved = stgeo.train(other, init=base.save(tmp_path / "base"), checkpoint_dir=ck, **KW)
+    assert saved.spec.extra["training"]["init"]["source"].endswith("base")
     twin = stgeo.train(
         storms, model="simvp", in_steps=2, out_steps=2, seed=1, normalization="log1p", **SMALL, **KW
     )
