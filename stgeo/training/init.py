@@ -13,7 +13,7 @@ with the initial model; left out, they are taken from it. Everything about the r
 
 The trained model records where it started (``spec.extra["training"]["init"]``: the source
 and the sha256 of the initial weights), and a checkpointed run resumes only from the same
-start.
+start (the same weights, whether given as a model, a folder or a pretrained name).
 
 Examples
 --------
