@@ -61,18 +61,17 @@ def test_future_inputs_do_not_leak():
     assert not torch.allclose(m(x), m(x2))
 
 
+def _small(in_steps, out_steps, channels, **hp):
+    """A small ConvLSTM (kernel 3); ``hp`` sets the rest."""
+    kw = {"hidden": 4, "num_layers": 2, "kernel_size": 3, **hp}
+    return stgeo.create_model(
+        "convlstm", in_steps=in_steps, out_steps=out_steps, channels=channels, **kw
+    )
+
+
 @pytest.mark.parametrize("patch", [1, 3, 4])
 def test_patch_sizes_not_dividing_the_grid(patch):
-    m = stgeo.create_model(
-        "convlstm",
-        in_steps=2,
-        out_steps=2,
-        channels=2,
-        hidden=4,
-        num_layers=2,
-        kernel_size=3,
-        patch=patch,
-    ).eval()
+    m = _small(2, 2, 2, patch=patch).eval()
     assert m(torch.randn(1, 2, 2, 13, 7)).shape == (1, 2, 2, 13, 7)
 
 
@@ -102,17 +101,7 @@ def test_bad_hyperparameters(hp):
 
 def _uniform_forecast(**hp):
     torch.manual_seed(0)
-    m = stgeo.create_model(
-        "convlstm",
-        in_steps=3,
-        out_steps=3,
-        channels=1,
-        hidden=6,
-        num_layers=2,
-        kernel_size=3,
-        patch=4,
-        **hp,
-    ).eval()
+    m = _small(3, 3, 1, hidden=6, patch=4, **hp).eval()
     with torch.no_grad():
         return m(torch.full((1, 3, 1, 16, 24), 0.7))
 
@@ -132,17 +121,7 @@ def test_replicate_padding_grows_no_rim_along_the_edges():
 
 
 def test_upsample_readout_predicts_at_full_resolution():
-    m = stgeo.create_model(
-        "convlstm",
-        in_steps=2,
-        out_steps=3,
-        channels=2,
-        hidden=5,
-        num_layers=1,
-        kernel_size=3,
-        patch=4,
-        readout="upsample",
-    )
+    m = _small(2, 3, 2, hidden=5, num_layers=1, patch=4, readout="upsample")
     assert (m.readout.in_channels, m.readout.out_channels, m.readout.kernel_size) == (5, 2, (3, 3))
     x = torch.randn(2, 2, 2, 13, 7, requires_grad=True)
     y = m(x)
