@@ -492,6 +492,8 @@ class EventLoader:
         w = self.windows.windows[ev]
         first, maps = self.wet_maps[ev]
         pos = w.t0_index[k] + w.target_offsets - first
+        if w.partial:
+            pos = pos[w.available([k])[0]]
         return maps[pos].mean(axis=0)
 
     def _crop_of(self, ev: int, k: int, gid: int) -> tuple[int, int]:
@@ -529,14 +531,20 @@ class EventLoader:
     def _read_window(self, ev: int, k: int, origin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w = self.windows.windows[ev]
         t0 = w.t0_index[k]
-        offs = np.concatenate([w.input_offsets, w.target_offsets])
-        pos = t0 + offs
+        n_in = w.input_offsets.size
+        have = np.ones(n_in + w.target_offsets.size, dtype=bool)
+        if w.partial:  # targets past the end of the event or its range: NaN (no-data)
+            have[n_in:] = w.available([k])[0]
+        pos = t0 + np.concatenate([w.input_offsets, w.target_offsets])
         region = None
         if self.patch_size is not None:
             (ph, pw), (y0, x0) = self.patch_size, origin
             region = (slice(int(y0), int(y0) + ph), slice(int(x0), int(x0) + pw))
-        buf = read_frames(w.frames, pos, region=region)  # offsets are sorted and unique
-        n_in = w.input_offsets.size
+        buf = read_frames(w.frames, pos[have], region=region)  # sorted and unique
+        if not have.all():
+            full = np.full((have.size, *buf.shape[1:]), np.nan, dtype=buf.dtype)
+            full[have] = buf
+            buf = full
         return buf[:n_in], buf[n_in:]
 
     def read_batch(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -374,6 +374,12 @@ class Windows:
     require_targets : bool
         False (inference): a window needs only its inputs; target frames outside the data
         or across a gap read as NaN.
+    min_targets : int, optional
+        Partial windows (training on short events): a window needs only its first
+        ``min_targets`` targets; the later ones read as NaN (no-data, masked out of a
+        training loss) where they fall outside the data, across a gap or outside
+        ``time_range``, so a window near the end of a training range never reads a frame
+        beyond it. Default: every target (``len(target_offsets)``).
 
     Attributes
     ----------
@@ -414,11 +420,13 @@ class Windows:
         inputs_in_range: bool = True,
         init_times: Sequence[Any] | None = None,
         require_targets: bool = True,
+        min_targets: int | None = None,
     ) -> None:
         self.frames = _as_frames(frames)
         self.input_offsets, self.target_offsets = self._offsets(
             in_steps, out_steps, input_offsets, target_offsets
         )
+        self.min_targets = self._min_targets(min_targets, self.target_offsets.size)
         if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
             raise DataValidationError(f"stride must be an integer >= 1, got {stride!r}")
         self.stride = int(stride)
@@ -464,6 +472,26 @@ class Windows:
         return inp, tgt
 
     @staticmethod
+    def _min_targets(value: Any, n_targets: int) -> int:
+        if value is None:
+            return n_targets
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, np.integer))
+            or not 1 <= value <= max(n_targets, 1)
+        ):
+            raise DataValidationError(
+                f"min_targets must be an integer from 1 to the number of targets "
+                f"({n_targets}), got {value!r}"
+            )
+        return int(min(value, n_targets))
+
+    @property
+    def partial(self) -> bool:
+        """Whether windows may lack their last targets (``min_targets`` below their number)."""
+        return self.min_targets < self.target_offsets.size
+
+    @staticmethod
     def _range_bounds(time_range, time):
         if time_range is None:
             return None, None
@@ -490,16 +518,15 @@ class Windows:
         return ok
 
     def _validity(self, n, lo, hi):
+        needed = self.target_offsets[: self.min_targets]
         need_inputs = self._ok_offsets(n, self.input_offsets)
         need_targets = (
-            self._ok_offsets(n, self.target_offsets)
-            if self.require_targets
-            else np.ones(n, dtype=bool)
+            self._ok_offsets(n, needed) if self.require_targets else np.ones(n, dtype=bool)
         )
         in_range = np.ones(n, dtype=bool)
+        inr = np.ones(n, dtype=bool)
         if lo is not None or hi is not None:
             t = self.time.values
-            inr = np.ones(n, dtype=bool)
             if lo is not None:
                 inr &= t >= np.datetime64(lo.as_unit("ns").to_datetime64())
             if hi is not None:
@@ -507,9 +534,9 @@ class Windows:
             if self.inputs_in_range:
                 offs = self.input_offsets
                 if self.require_targets:
-                    offs = np.concatenate([offs, self.target_offsets])
-            elif self.require_targets and self.target_offsets.size:
-                offs = self.target_offsets
+                    offs = np.concatenate([offs, needed])
+            elif self.require_targets and needed.size:
+                offs = needed
             else:
                 offs = np.zeros(1, dtype=np.int64)
             p = np.arange(n)
@@ -519,6 +546,7 @@ class Windows:
                 r = np.zeros(n, dtype=bool)
                 r[inside] = inr[q[inside]]
                 in_range &= r
+        self._time_in_range = inr
         valid = need_inputs & need_targets & in_range
         why = {"inputs": need_inputs, "targets": need_targets, "range": in_range}
         return valid, why
@@ -619,6 +647,55 @@ class Windows:
         offs = self.input_offsets if which == "inputs" else self.target_offsets
         return self.t0_index[arr][:, None] + offs[None, :]
 
+    def available(self, idx: Any) -> np.ndarray:
+        """Which target frames of windows ``idx`` hold data, boolean ``(B, T_out)``.
+
+        All True for full windows; with ``min_targets`` (or ``require_targets=False``) a
+        target outside the data, across a gap, or (partial windows) outside ``time_range``
+        is not available and reads as NaN.
+
+        Examples
+        --------
+        >>> import stgeo
+        >>> from stgeo.data import to_frames
+        >>> fr = to_frames(stgeo.testing.storm_cells(n_times=6, shape=(8, 8)))
+        >>> w = Windows(fr, 2, 3, min_targets=1)
+        >>> len(w), w.available([0, 3]).astype(int).tolist()
+        (4, [[1, 1, 1], [1, 0, 0]])
+        """
+        arr, _ = self._norm_idx(idx)
+        n = self.frames.sizes[TIME_DIM]
+        t0 = self.t0_index[arr]
+        pos = t0[:, None] + self.target_offsets[None, :]
+        inside = (pos >= 0) & (pos < n)
+        ok = inside.copy()
+        ok[inside] = (
+            self.segment[pos[inside]]
+            == np.broadcast_to(self.segment[t0][:, None], pos.shape)[inside]
+        )
+        if self.partial:
+            ok[ok] = self._time_in_range[pos[ok]]
+        return ok
+
+    def frame_range(self) -> tuple[int, int]:
+        """First and last time position any window reads (inputs and available targets).
+
+        Examples
+        --------
+        >>> import stgeo
+        >>> from stgeo.data import to_frames
+        >>> fr = to_frames(stgeo.testing.storm_cells(n_times=6, shape=(8, 8)))
+        >>> Windows(fr, 2, 3, time_range=(None, fr.time[3].values), min_targets=1).frame_range()
+        (0, 3)
+        """
+        first = int(self.t0_index.min() + self.input_offsets[0])
+        last = int(self.t0_index.max() + (self.input_offsets[-1] if self.input_offsets.size else 0))
+        if self.target_offsets.size:
+            pos = self.positions(slice(None), "targets")[self.available(slice(None))]
+            if pos.size:
+                last = max(last, int(pos.max()))
+        return first, last
+
     def _gather(self, idx: Any, offsets: np.ndarray, optional: bool) -> np.ndarray:
         arr, scalar = self._norm_idx(idx)
         n = self.frames.sizes[TIME_DIM]
@@ -629,14 +706,7 @@ class Windows:
             return out[0] if scalar else out
         t0 = self.t0_index[arr]
         pos = t0[:, None] + offsets[None, :]
-        ok = np.ones(pos.shape, dtype=bool)
-        if optional:
-            inside = (pos >= 0) & (pos < n)
-            ok = inside.copy()
-            ok[inside] = (
-                self.segment[pos[inside]]
-                == np.broadcast_to(self.segment[t0][:, None], pos.shape)[inside]
-            )
+        ok = self.available(arr) if optional else np.ones(pos.shape, dtype=bool)
         uniq = np.unique(pos[ok])
         buf = read_frames(self.frames, uniq)
         if ok.all():
@@ -668,7 +738,8 @@ class Windows:
     def targets(self, idx: int | Sequence[int] | np.ndarray | slice) -> np.ndarray:
         """Target frames of windows ``idx``: ``(B, T_out, C, H, W)`` float32.
 
-        With ``require_targets=False``, frames outside the data or across a gap are NaN.
+        With ``require_targets=False`` or ``min_targets``, the frames that are not
+        :meth:`available` are NaN.
 
         Examples
         --------
@@ -678,7 +749,8 @@ class Windows:
         >>> w.targets([1]).shape
         (1, 2, 1, 8, 8)
         """
-        return self._gather(idx, self.target_offsets, optional=not self.require_targets)
+        optional = self.partial or not self.require_targets
+        return self._gather(idx, self.target_offsets, optional=optional)
 
     def __getitem__(self, idx: Any) -> tuple[np.ndarray, np.ndarray]:
         return self.inputs(idx), self.targets(idx)

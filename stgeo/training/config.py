@@ -130,6 +130,7 @@ class TrainConfig:
     time_step: str | None = None
     step_tolerance: float = 0.25
     allow_gaps: bool = False
+    min_out_steps: int | None = None
     precision_used: str | None = None
     time_features: Mapping[str, Any] | None = None
     calibration: str | None = None
@@ -209,8 +210,15 @@ class TrainConfig:
         self._check_sampling()
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
-        for name in ("patience", "max_steps_per_epoch", "max_val_steps"):
+        for name in ("patience", "max_steps_per_epoch", "max_val_steps", "min_out_steps"):
             _positive_int(name, getattr(self, name), optional=True)
+        m = self.min_out_steps
+        if m is not None and isinstance(self.out_steps, int) and m > self.out_steps:
+            raise DataValidationError(
+                f"min_out_steps={m} exceeds out_steps={self.out_steps}: a training window "
+                "needs at least min_out_steps of its out_steps targets (1 <= min_out_steps "
+                "<= out_steps)"
+            )
         lr = self.lr
         if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and lr > 0):
             raise DataValidationError(f"lr must be a positive number, got {lr!r}")
@@ -307,6 +315,8 @@ class TrainConfig:
             doc["time_features"] = dict(self.time_features)
         if self.calibration is not None:  # only when asked for (older records)
             doc["calibration"] = self.calibration
+        if self.min_out_steps is not None:  # partial windows (older records: none)
+            doc["min_out_steps"] = int(self.min_out_steps)
         if self.init is not None:  # fine-tuning: where the weights started
             doc["init"] = dict(self.init)
         return json.loads(json.dumps(doc, default=str))

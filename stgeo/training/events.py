@@ -19,6 +19,9 @@ Rules (also in the training guide):
   scaled, no resampling); ``"per-event"`` uses each event at its own step.
 * **Gaps** inside an event are refused as :func:`stgeo.validate` refuses them, unless
   ``allow_gaps=True`` (then no window crosses one).
+* **Partial windows** (``min_out_steps``): a training window needs only its first
+  ``min_out_steps`` targets in the event's training range; the others read as NaN and are
+  masked out of the loss. Validation windows stay complete.
 
 Examples
 --------
@@ -302,7 +305,13 @@ def _frames_of(src: EventSource, cfg: TrainConfig) -> xr.DataArray:
 
 
 def _windows(
-    name: str, frames: xr.DataArray, rng: tuple, factor: int, base: tuple, is_val: bool
+    name: str,
+    frames: xr.DataArray,
+    rng: tuple,
+    factor: int,
+    base: tuple,
+    is_val: bool,
+    min_targets: int | None = None,
 ) -> Windows | None:
     inp, tgt = base
     try:
@@ -312,6 +321,7 @@ def _windows(
             target_offsets=(tgt * factor).tolist(),
             time_range=rng,
             inputs_in_range=not is_val,
+            min_targets=None if is_val else min_targets,
         )
     except DataValidationError as err:
         if is_val:
@@ -325,7 +335,9 @@ def _build_event(src: EventSource, cfg: TrainConfig, step, factor, base) -> _Eve
         ranges, _ = split_ranges(src.dataset, cfg.splits)
     except DataValidationError as err:
         raise DataValidationError(f"event {src.name!r}: {err}") from None
-    train = _windows(src.name, frames, ranges["train"], factor, base, False)
+    train = _windows(
+        src.name, frames, ranges["train"], factor, base, False, cfg.min_out_steps
+    )
     val = None
     if "val" in ranges:
         val = _windows(src.name, frames, ranges["val"], factor, base, True)
@@ -360,11 +372,7 @@ def _statistics(
     norm = Normalizer(cfg.normalization) if fixed is None else fixed
     maps = []
     for e in events:
-        w = e.train
-        lo, hi = (
-            int(w.t0_index.min() + w.input_offsets[0]),
-            int(w.t0_index.max() + w.target_offsets[-1]),
-        )
+        lo, hi = e.train.frame_range()
         maps.append(
             stream_statistics(e.frames, lo, hi + 1, None if fixed is not None else norm, imp)
         )
@@ -467,10 +475,10 @@ def prepare_events(
 
 def is_multi_event(data: Any, cfg: TrainConfig) -> bool:
     """Whether ``data`` and ``cfg`` call for this path: a list of sources, a collection, a
-    ``patch_size`` or an explicit ``time_step``."""
+    ``patch_size``, an explicit ``time_step`` or partial windows (``min_out_steps``)."""
     from ..data.collections import is_collection
 
-    if cfg.patch_size is not None or cfg.time_step is not None:
+    if cfg.patch_size is not None or cfg.time_step is not None or cfg.min_out_steps:
         return True
     return isinstance(data, (list, tuple)) or is_collection(data)
 

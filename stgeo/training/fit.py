@@ -314,6 +314,7 @@ def train(
     time_step: str | None = None,
     step_tolerance: float = 0.25,
     allow_gaps: bool = False,
+    min_out_steps: int | None = None,
     time_features: Mapping[str, Any] | None = None,
     calibration: str | None = None,
     seeds: Sequence[int] | None = None,
@@ -440,6 +441,14 @@ def train(
     allow_gaps : bool
         Accept gaps inside an event's time axis (no window crosses one); by default a
         gap is refused, exactly as :func:`stgeo.validate` refuses it.
+    min_out_steps : int, optional
+        **Partial training windows** for short events: a training window needs only its
+        first ``min_out_steps`` targets inside the event's training range; the later ones
+        (past the end of the event or of its training range, or across a gap) are no-data
+        and left out of the loss, like NaN pixels. A 13-frame radar composite then gives a
+        4 -> 12 model windows with 2..9 targets instead of none. Validation windows stay
+        complete. Uses the multi-event path (:mod:`stgeo.training.events`). Default: every
+        target is needed.
     time_features : mapping, optional
         For models that take calendar features of the predicted times (``stresnet``;
         :func:`stgeo.models.wants_time_features`): the settings of
@@ -553,6 +562,7 @@ def train(
         time_step=time_step,
         step_tolerance=step_tolerance,
         allow_gaps=allow_gaps,
+        min_out_steps=min_out_steps,
         time_features=time_features,
         calibration=calibration,
         init=None if start is None else start.record(),

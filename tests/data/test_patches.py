@@ -73,6 +73,31 @@ def test_crops_are_exact_windows_that_never_cross_events(tmp_path):
     assert sorted(seen) == list(range(len(ew)))  # every window once per epoch
 
 
+def test_partial_windows_crop_exactly_and_read_nan_past_the_range(tmp_path):
+    frames = _events(tmp_path, chunks={"time": 1, "y": 8, "x": 8})
+    ends = [f.time.values[-3] for f in frames]  # training ranges end 2 frames early
+    ws = [Windows(f, 3, 4, min_targets=1, time_range=(None, e)) for f, e in zip(frames, ends)]
+    ew = EventWindows(ws, ["a", "b", "c"])
+    # with full targets: 12, 9, 15 frames less 2 -> 4, 1, 7 windows; partial: 7, 4, 10
+    assert ew.counts() == {"a": 7, "b": 4, "c": 10}
+    imp = Importance(threshold=0.0, cell=4)  # every value is "wet": maps exist for all frames
+    spans = [w.frame_range() for w in ws]
+    maps = [stream_statistics(f, a, b + 1, None, imp) for f, (a, b) in zip(frames, spans)]
+    ld = EventLoader(ew, batch_size=6, patch_size=(8, 12), seed=1, importance=imp, wet_maps=maps)
+    values = [f.values for f in frames]
+    for (x, y), idx in zip(ld, ld.batch_indices(), strict=True):
+        x, y = x.numpy(), y.numpy()
+        ev, k = ew.locate(idx)
+        for j, ((y0, x0), e, i) in enumerate(zip(ld.crop_origins(idx), ev, k, strict=True)):
+            w = ew.windows[e]
+            t0, n_last = w.t0_index[i], w.frames.sizes["time"] - 3  # last training frame
+            ref = values[e][t0 - 2 : t0 + 5, :, y0 : y0 + 8, x0 : x0 + 12]
+            np.testing.assert_array_equal(x[j], ref[:3])
+            n_ok = min(4, n_last - t0)  # targets up to the end of the range
+            np.testing.assert_array_equal(y[j, :n_ok], ref[3 : 3 + n_ok])
+            assert np.isnan(y[j, n_ok:]).all() and n_ok >= 1
+
+
 def test_crops_are_seeded_per_seed_epoch_and_window(tmp_path):
     frames = _events(tmp_path)
     ew = EventWindows([Windows(f, 2, 1) for f in frames], ["a", "b", "c"])

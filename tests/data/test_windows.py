@@ -158,6 +158,38 @@ def test_require_targets_false_adds_last_windows():
     assert len(Windows(fr, in_steps=3, out_steps=4, require_targets=False)) == 12 - 2
 
 
+def test_partial_windows_read_nan_past_the_data_its_range_and_gaps():
+    # 20 frames with a gap after index 13; training range ends at index 9
+    t = pd.date_range("2021-01-01", periods=21, freq="10min").delete([14])
+    fr = _ramp(times=t)
+    full = Windows(fr, in_steps=3, out_steps=4)
+    part = Windows(fr, in_steps=3, out_steps=4, min_targets=2)
+    assert not full.partial and part.partial and part.min_targets == 2
+    # segments of 14 and 6 frames: t0 needs 2 inputs before it and 2 targets after it
+    assert len(full) == (14 - 6) + (6 - 6) and len(part) == (14 - 4) + (6 - 4)
+    avail = part.available(slice(None))
+    assert avail.sum(axis=1).min() == 2 and avail[:, :2].all()
+    y = part.targets(slice(None))
+    assert np.array_equal(np.isnan(y).all(axis=(2, 3, 4)), ~avail)
+    # every frame read is the frame at its position (the ramp encodes it)
+    pos = part.positions(slice(None), "targets")
+    assert np.array_equal(y[avail][:, 0, 0, 0], pos[avail] * 10.0)
+    # a time range: no target past its end is read (and the windows' inputs stay inside)
+    end = fr.time.values[9]
+    rng = Windows(fr, in_steps=3, out_steps=4, min_targets=1, time_range=(None, end))
+    assert rng.positions(slice(None), "targets")[rng.available(slice(None))].max() == 9
+    assert np.isnan(rng.targets(slice(None))[-1, 1:]).all()
+    assert rng.frame_range() == (0, 9) and full.frame_range() == (0, 13)
+    # min_targets = all targets is the full window
+    assert np.array_equal(Windows(fr, 3, 4, min_targets=4).t0_index, full.t0_index)
+
+
+@pytest.mark.parametrize("bad", [0, 5, 1.5, True])
+def test_min_targets_must_be_a_count_of_targets(bad):
+    with pytest.raises(DataValidationError, match="min_targets must be an integer from 1 to"):
+        Windows(_ramp(n=20), in_steps=2, out_steps=4, min_targets=bad)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -128,6 +128,35 @@ def test_time_steps_in_training(two_events):
     assert m.spec.extra["training"]["time_step"] == "per-event"
 
 
+def test_partial_windows_train_on_short_events_without_reading_beyond_their_range():
+    a = _storms(70, (20, 20), 0)  # 56 frames to train on, 14 to validate
+    short = _storms(13, (20, 20), 5, start="2021-09-01")  # like the 13-frame OPERA source
+    kw = {
+        "in_steps": 4, "out_steps": 12, "epochs": 1, "seed": 2, "patch_size": 16,
+        "splits": {"train": 0.8, "val": 0.2}, **TINY, **FAST,
+    }  # fmt: skip
+    with pytest.raises(DataValidationError, match="'event-1' has no training window"):
+        train([a, short], "simvp", **kw)
+    m = train([a, short], "simvp", min_out_steps=2, **kw)
+    ev = m.spec.extra["events"]
+    # 13 frames, training range the first 10 (80 %): t0 = 3..7 has 2..6 targets in range
+    assert ev["event-1"]["train_windows"] == 5 and ev["event-1"]["val_windows"] == 0
+    assert ev["event-0"]["train_windows"] == 56 - 3 - 2 and ev["event-0"]["val_windows"] == 3
+    assert m.spec.extra["training"]["min_out_steps"] == 2
+    # the short event's validation frames are never read in training: other values there
+    # give the same training loss
+    other = short.copy(deep=True)
+    other["rain_rate"][10:] = 50.0
+    m2 = train([a, other], "simvp", min_out_steps=2, **kw)
+    assert m2.history[0]["train_loss"] == m.history[0]["train_loss"]
+    changed = short.copy(deep=True)
+    changed["rain_rate"][9] = 50.0  # the last training frame: read as a target
+    m3 = train([a, changed], "simvp", min_out_steps=2, **kw)
+    assert m3.history[0]["train_loss"] != m.history[0]["train_loss"]
+    with pytest.raises(DataValidationError, match="min_out_steps=13 exceeds out_steps=12"):
+        train([a, short], "simvp", min_out_steps=13, **kw)
+
+
 def test_validate_and_train_agree_on_gaps(two_events):
     a, _ = two_events
     gappy = a.isel(time=np.r_[0:12, 15:30])
