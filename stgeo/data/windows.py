@@ -698,7 +698,6 @@ class Windows:
 
     def _gather(self, idx: Any, offsets: np.ndarray, optional: bool) -> np.ndarray:
         arr, scalar = self._norm_idx(idx)
-        n = self.frames.sizes[TIME_DIM]
         c, h, w = self.frames.shape[1:]
         out_shape = (arr.size, offsets.size, c, h, w)
         if arr.size == 0 or offsets.size == 0:

@@ -335,9 +335,7 @@ def _build_event(src: EventSource, cfg: TrainConfig, step, factor, base) -> _Eve
         ranges, _ = split_ranges(src.dataset, cfg.splits)
     except DataValidationError as err:
         raise DataValidationError(f"event {src.name!r}: {err}") from None
-    train = _windows(
-        src.name, frames, ranges["train"], factor, base, False, cfg.min_out_steps
-    )
+    train = _windows(src.name, frames, ranges["train"], factor, base, False, cfg.min_out_steps)
     val = None
     if "val" in ranges:
         val = _windows(src.name, frames, ranges["val"], factor, base, True)

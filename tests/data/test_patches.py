@@ -76,13 +76,18 @@ def test_crops_are_exact_windows_that_never_cross_events(tmp_path):
 def test_partial_windows_crop_exactly_and_read_nan_past_the_range(tmp_path):
     frames = _events(tmp_path, chunks={"time": 1, "y": 8, "x": 8})
     ends = [f.time.values[-3] for f in frames]  # training ranges end 2 frames early
-    ws = [Windows(f, 3, 4, min_targets=1, time_range=(None, e)) for f, e in zip(frames, ends)]
+    ws = [
+        Windows(f, 3, 4, min_targets=1, time_range=(None, e))
+        for f, e in zip(frames, ends, strict=True)
+    ]
     ew = EventWindows(ws, ["a", "b", "c"])
     # with full targets: 12, 9, 15 frames less 2 -> 4, 1, 7 windows; partial: 7, 4, 10
     assert ew.counts() == {"a": 7, "b": 4, "c": 10}
     imp = Importance(threshold=0.0, cell=4)  # every value is "wet": maps exist for all frames
     spans = [w.frame_range() for w in ws]
-    maps = [stream_statistics(f, a, b + 1, None, imp) for f, (a, b) in zip(frames, spans)]
+    maps = [
+        stream_statistics(f, a, b + 1, None, imp) for f, (a, b) in zip(frames, spans, strict=True)
+    ]
     ld = EventLoader(ew, batch_size=6, patch_size=(8, 12), seed=1, importance=imp, wet_maps=maps)
     values = [f.values for f in frames]
     for (x, y), idx in zip(ld, ld.batch_indices(), strict=True):
