@@ -17,6 +17,7 @@ from .patches import (
     EventWindows,
     Importance,
     as_patch_size,
+    crops_per_window,
     stream_statistics,
     wet_fraction_map,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Windows",
     "as_patch_size",
     "catalog_registry",
+    "crops_per_window",
     "fill_nodata",
     "from_frames",
     "get_collection",

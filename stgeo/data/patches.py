@@ -57,6 +57,7 @@ __all__ = [
     "EventWindows",
     "Importance",
     "as_patch_size",
+    "crops_per_window",
     "stream_statistics",
     "wet_fraction_map",
 ]
@@ -218,6 +219,33 @@ def wet_fraction_map(block: np.ndarray, threshold: float, cell: int) -> np.ndarr
     return (s / n).astype(np.float32)
 
 
+def crops_per_window(
+    grids: Sequence[tuple[int, int]], patch_size: tuple[int, int], policy: int | str
+) -> list[int]:
+    """How many crops of every window of each event an epoch draws.
+
+    ``policy`` an integer: that many for every event. ``"area"``: as many as the event's
+    grid holds patches, ``ceil(H * W / (h * w))``, so that crops are drawn uniformly over
+    space and time: a continental composite of few frames weighs by its area, not by its
+    handful of windows.
+
+    Examples
+    --------
+    >>> crops_per_window([(4400, 3800), (640, 710), (256, 256)], (256, 256), "area")
+    [256, 7, 1]
+    >>> crops_per_window([(64, 64)], (16, 16), 2)
+    [2]
+    """
+    if policy == "area":
+        ph, pw = patch_size
+        return [max(1, -(-int(h) * int(w) // (ph * pw))) for h, w in grids]
+    if isinstance(policy, bool) or not isinstance(policy, (int, np.integer)) or policy < 1:
+        raise DataValidationError(
+            f"crops_per_window must be an integer >= 1 or 'area', got {policy!r}"
+        )
+    return [int(policy)] * len(grids)
+
+
 def stream_statistics(
     frames: Any,
     start: int,
@@ -276,6 +304,10 @@ class EventWindows:
         Event names (same length).
     select : numpy.ndarray of int, optional
         Keep only these global indices (e.g. a rank's shard).
+    repeats : sequence of int, optional
+        Per event, how many times each of its windows is drawn per epoch (each time with
+        its own crop: a repeat has its own global index), e.g. from
+        :func:`crops_per_window`. Default 1.
 
     Examples
     --------
@@ -292,12 +324,20 @@ class EventWindows:
         windows: Sequence[Windows],
         names: Sequence[str],
         select: np.ndarray | None = None,
+        repeats: Sequence[int] | None = None,
     ) -> None:
         self.windows = list(windows)
         self.names = [str(n) for n in names]
         if not self.windows or len(self.names) != len(self.windows):
             raise DataValidationError("EventWindows needs one name per Windows (at least one)")
-        sizes = np.array([len(w) for w in self.windows], dtype=np.int64)
+        reps = [1] * len(self.windows) if repeats is None else [int(r) for r in repeats]
+        if len(reps) != len(self.windows) or min(reps) < 1:
+            raise DataValidationError(
+                f"repeats needs one integer >= 1 per event ({len(self.windows)}), got {repeats!r}"
+            )
+        self.repeats = reps
+        self._lengths = np.array([len(w) for w in self.windows], dtype=np.int64)
+        sizes = self._lengths * np.array(reps, dtype=np.int64)
         self._starts = np.concatenate([[0], np.cumsum(sizes)])
         total = int(self._starts[-1])
         self.index = np.arange(total, dtype=np.int64) if select is None else np.asarray(select)
@@ -324,14 +364,14 @@ class EventWindows:
         """Event number and window number within the event of positions ``idx``."""
         g = self.index[np.asarray(idx, dtype=np.int64)]
         ev = np.searchsorted(self._starts, g, side="right") - 1
-        return ev, g - self._starts[ev]
+        return ev, (g - self._starts[ev]) % self._lengths[ev]
 
     def global_ids(self) -> np.ndarray:
         """The global window ids (over all events) of the positions ``0..len-1``."""
         return self.index
 
     def counts(self) -> dict[str, int]:
-        """Windows per event (after ``select``)."""
+        """Windows per event (after ``select``; a window repeated ``r`` times counts ``r``)."""
         ev, _ = self.locate(np.arange(len(self)))
         return {n: int((ev == i).sum()) for i, n in enumerate(self.names)}
 
@@ -341,7 +381,9 @@ class EventWindows:
 
     def subset(self, positions: np.ndarray) -> EventWindows:
         """The windows at ``positions`` (e.g. one rank's shard)."""
-        return EventWindows(self.windows, self.names, self.index[np.asarray(positions)])
+        return EventWindows(
+            self.windows, self.names, self.index[np.asarray(positions)], self.repeats
+        )
 
 
 class EventLoader:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..data import Importance, as_patch_size
+from ..data import Importance, as_patch_size, crops_per_window
 from ..errors import DataValidationError, StgeoTypeError
 from ..models.losses import LOSSES, weight_table
 
@@ -131,6 +131,7 @@ class TrainConfig:
     step_tolerance: float = 0.25
     allow_gaps: bool = False
     min_out_steps: int | None = None
+    crops_per_window: int | str = 1
     precision_used: str | None = None
     time_features: Mapping[str, Any] | None = None
     calibration: str | None = None
@@ -189,6 +190,14 @@ class TrainConfig:
                 "importance sampling chooses crop positions: give patch_size=(h, w) too"
             )
         object.__setattr__(self, "importance", imp if imp else None)
+        cpw = self.crops_per_window
+        if cpw != 1:
+            if self.patch_size is None:
+                raise DataValidationError(
+                    "crops_per_window draws several crops of a window: give patch_size=(h, w) "
+                    "too"
+                )
+            crops_per_window([(1, 1)], (1, 1), cpw)  # the type and range check
         tol = self.step_tolerance
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
             raise DataValidationError(f"step_tolerance must be in [0, 1), got {tol!r}")
@@ -317,6 +326,8 @@ class TrainConfig:
             doc["calibration"] = self.calibration
         if self.min_out_steps is not None:  # partial windows (older records: none)
             doc["min_out_steps"] = int(self.min_out_steps)
+        if self.crops_per_window != 1:  # (older records: one crop per window)
+            doc["crops_per_window"] = self.crops_per_window
         if self.init is not None:  # fine-tuning: where the weights started
             doc["init"] = dict(self.init)
         return json.loads(json.dumps(doc, default=str))

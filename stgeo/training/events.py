@@ -59,6 +59,7 @@ from ..data import (
     Importance,
     Normalizer,
     Windows,
+    crops_per_window,
     stream_statistics,
     to_frames,
     variables_of,
@@ -232,9 +233,11 @@ class MultiEventData:
         """Per event: windows contributed, time step, offset factor, grid, split ranges."""
         tr = self.train.counts()
         va = self.val.counts() if self.val is not None else {}
+        reps = dict(zip(self.train.names, self.train.repeats, strict=True))
         return {
             e.name: {
-                "train_windows": int(tr.get(e.name, 0)),
+                "train_windows": int(tr.get(e.name, 0)) // reps.get(e.name, 1),
+                **({"crops_per_window": reps[e.name]} if reps.get(e.name, 1) > 1 else {}),
                 "val_windows": int(va.get(e.name, 0)),
                 "time_step": freq_string(e.step),
                 "offset_factor": e.factor,
@@ -326,7 +329,13 @@ def _windows(
     except DataValidationError as err:
         if is_val:
             return None  # an event too short for a validation window: trains, not validates
-        raise DataValidationError(f"event {name!r} has no training window: {err}") from None
+        hint = (
+            ""
+            if min_targets
+            else "; or min_out_steps=K to train on windows that need only their first K "
+            "targets (the others are left out of the loss)"
+        )
+        raise DataValidationError(f"event {name!r} has no training window: {err}{hint}") from None
 
 
 def _build_event(src: EventSource, cfg: TrainConfig, step, factor, base) -> _Event:
@@ -377,6 +386,13 @@ def _statistics(
     if norm.method == "none" and fixed is None:
         norm.channels = [str(c) for c in events[0].frames["channel"].values]
     return norm, (maps if imp is not None else None)
+
+
+def _repeats(events: list[_Event], cfg: TrainConfig) -> list[int]:
+    if cfg.patch_size is None:
+        return [1] * len(events)
+    grids = [tuple(int(v) for v in e.frames.shape[2:]) for e in events]
+    return crops_per_window(grids, cfg.patch_size, cfg.crops_per_window)
 
 
 def _thresholds(cfg: TrainConfig, events: list[EventSource]) -> tuple[float, ...]:
@@ -457,7 +473,11 @@ def prepare_events(
         channels=channels,
         variables=variables,
         units={v: str(ds0[v].attrs["units"]) for v in variables if "units" in ds0[v].attrs},
-        train=EventWindows([e.train for e in events], names),
+        train=EventWindows(
+            [e.train for e in events],
+            names,
+            repeats=_repeats(events, cfg),
+        ),
         val=EventWindows([e.val for e in vals], [e.name for e in vals]) if vals else None,
         normalizer=norm,
         run_step=run_step,

@@ -315,6 +315,7 @@ def train(
     step_tolerance: float = 0.25,
     allow_gaps: bool = False,
     min_out_steps: int | None = None,
+    crops_per_window: int | str = 1,
     time_features: Mapping[str, Any] | None = None,
     calibration: str | None = None,
     seeds: Sequence[int] | None = None,
@@ -449,6 +450,12 @@ def train(
         4 -> 12 model windows with 2..9 targets instead of none. Validation windows stay
         complete. Uses the multi-event path (:mod:`stgeo.training.events`). Default: every
         target is needed.
+    crops_per_window : int or "area"
+        With ``patch_size``: crops drawn from every training window per epoch, each at its
+        own position. ``"area"``: as many as the event's grid holds patches
+        (:func:`stgeo.data.crops_per_window`), so crops are drawn uniformly over space and
+        time and a continental composite with few frames weighs by its area rather than by
+        its handful of windows. Default 1.
     time_features : mapping, optional
         For models that take calendar features of the predicted times (``stresnet``;
         :func:`stgeo.models.wants_time_features`): the settings of
@@ -563,6 +570,7 @@ def train(
         step_tolerance=step_tolerance,
         allow_gaps=allow_gaps,
         min_out_steps=min_out_steps,
+        crops_per_window=crops_per_window,
         time_features=time_features,
         calibration=calibration,
         init=None if start is None else start.record(),
