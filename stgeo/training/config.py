@@ -194,8 +194,7 @@ class TrainConfig:
         if cpw != 1:
             if self.patch_size is None:
                 raise DataValidationError(
-                    "crops_per_window draws several crops of a window: give patch_size=(h, w) "
-                    "too"
+                    "crops_per_window draws several crops of a window: give patch_size=(h, w) too"
                 )
             crops_per_window([(1, 1)], (1, 1), cpw)  # the type and range check
         tol = self.step_tolerance

@@ -17,6 +17,7 @@ from stgeo.data import (
     Importance,
     Normalizer,
     Windows,
+    crops_per_window,
     read_frames,
     stream_statistics,
     to_frames,
@@ -101,6 +102,33 @@ def test_partial_windows_crop_exactly_and_read_nan_past_the_range(tmp_path):
             n_ok = min(4, n_last - t0)  # targets up to the end of the range
             np.testing.assert_array_equal(y[j, :n_ok], ref[3 : 3 + n_ok])
             assert np.isnan(y[j, n_ok:]).all() and n_ok >= 1
+
+
+def test_repeated_windows_get_their_own_crops(tmp_path):
+    frames = _events(tmp_path)
+    reps = crops_per_window([f.shape[2:] for f in frames], (8, 8), "area")
+    assert reps == [12, 7, 23]  # ceil(24*32/64), ceil(20*20/64), ceil(40*36/64)
+    ew = EventWindows([Windows(f, 3, 2) for f in frames], ["a", "b", "c"], repeats=reps)
+    assert ew.counts() == {"a": 8 * 12, "b": 5 * 7, "c": 11 * 23} and len(ew) == 96 + 35 + 253
+    ev, k = ew.locate(np.arange(len(ew)))
+    assert np.array_equal(np.bincount(ev), [96, 35, 253])
+    assert np.array_equal(k[:16], np.tile(np.arange(8), 2))  # repeats of event a's windows
+    ld = EventLoader(ew, batch_size=8, patch_size=8, seed=0)
+    ld.set_epoch(2)
+    origins = ld.crop_origins(np.arange(len(ew)))
+    first = origins[ev == 2][k[ev == 2] == 0]  # the 23 crops of event c's first window
+    assert len(first) == 23 and len({tuple(o) for o in first}) > 15  # at their own positions
+    x, _ = ld.read_batch(np.array([0, 8]))  # window 0 of event a, twice
+    assert np.array_equal(x[:, :, 0, 0, 0] // 1e3, [[0, 1, 2], [0, 1, 2]])  # the same times
+    assert x[0, 0, 0, 0, 0] != x[1, 0, 0, 0, 0]  # other crops
+    sub = ew.subset(np.arange(0, len(ew), 2))
+    assert sub.repeats == reps and len(sub) == len(ew) // 2
+    assert crops_per_window([(64, 64)], (16, 16), 3) == [3]
+    for bad in (0, "areas", 1.5, True):
+        with pytest.raises(DataValidationError, match="crops_per_window must be"):
+            crops_per_window([(64, 64)], (16, 16), bad)
+    with pytest.raises(DataValidationError, match="repeats needs one integer"):
+        EventWindows([Windows(frames[0], 3, 2)], ["a"], repeats=[0])
 
 
 def test_crops_are_seeded_per_seed_epoch_and_window(tmp_path):

@@ -155,6 +155,14 @@ def test_partial_windows_train_on_short_events_without_reading_beyond_their_rang
     assert m3.history[0]["train_loss"] != m.history[0]["train_loss"]
     with pytest.raises(DataValidationError, match="min_out_steps=13 exceeds out_steps=12"):
         train([a, short], "simvp", min_out_steps=13, **kw)
+    # crops in proportion to the area: every window is drawn ceil(400 / 256) = 2 times
+    m4 = train([a, short], "simvp", min_out_steps=2, crops_per_window="area", **kw)
+    ev4 = m4.spec.extra["events"]
+    assert ev4["event-1"]["train_windows"] == 5 and ev4["event-1"]["crops_per_window"] == 2
+    assert m4.spec.extra["training"]["crops_per_window"] == "area"
+    assert m4.history[0]["train_loss"] != m.history[0]["train_loss"]
+    with pytest.raises(DataValidationError, match="give patch_size"):
+        train([a, short], "simvp", crops_per_window=2, **{**kw, "patch_size": None})
 
 
 def test_validate_and_train_agree_on_gaps(two_events):
