@@ -189,12 +189,17 @@ def _forecast_and_score(
 
 
 def _plot_figures(
-    allscores: xr.Dataset, ds: xr.Dataset, summary: dict[str, Any], out: Path
+    allscores: xr.Dataset,
+    ds: xr.Dataset,
+    summary: dict[str, Any],
+    out: Path,
+    learned: str | None = None,
 ) -> tuple[str, dict[str, Path]]:
-    """Maps of the most skilful model's forecast next to the observations, and score plots."""
+    """Maps of the learned model's forecast (without one: the lowest-MSE model's) next to
+    the observations, and score plots."""
     from .plot import performance_diagram, plot_csi_vs_lead, plot_forecast
 
-    best = str(allscores.mse.mean(LEAD_TIME_DIM).idxmin("model").values)
+    best = learned or str(allscores.mse.mean(LEAD_TIME_DIM).idxmin("model").values)
     fc_best = open_dataset(summary["forecasts"][best])["rain_rate"]
     wet = (fc_best.isel({LEAD_TIME_DIM: 0}) >= 1.0).mean(("y", "x")).compute()
     init = fc_best[INIT_TIME_DIM].values[int(wet.argmax(INIT_TIME_DIM))]
@@ -364,7 +369,7 @@ def quickstart(
 
     allscores = _forecast_and_score(ds, models, period.test_inits, out, summary, verbose)
     allscores.to_netcdf(out / "scores.nc")
-    best, figures = _plot_figures(allscores, ds, summary, out)
+    best, figures = _plot_figures(allscores, ds, summary, out, name)
     summary["figures"] = {k: str(v) for k, v in figures.items()}
 
     rows = _table_rows(allscores)

@@ -213,6 +213,7 @@ def test_quickstart_main_job(tmp_path, capsys):
         "forecasts/convlstm.zarr",
         "csi_vs_lead.png",
         "performance_diagram.png",
+        "map_convlstm.png",  # the map shows the learned model, whatever scores best
     ):
         assert (out / name).exists(), name
     import json
