@@ -277,6 +277,14 @@ def _resume(
     return best
 
 
+def _record(entry: Any, model_kwargs: Mapping[str, Any], td: Any, cfg: TrainConfig):
+    """The run's hyperparameters (with the architecture's defaults) and what a checkpoint
+    records of it (resume refuses another record)."""
+    hp = {**entry.meta.get("defaults", {}), **model_kwargs}
+    record = {"model": entry.name, "hyperparameters": hp, **td.describe(), **cfg.to_dict()}
+    return hp, json.loads(json.dumps(record, default=str))
+
+
 def train(
     data: xr.Dataset | xr.DataArray | str | os.PathLike | Sequence[Any],
     model: str | None = None,
@@ -600,9 +608,7 @@ def train(
         train_loader=train_loader,
         checkpoint_dir=ckdir,
     )
-    hp = {**entry.meta.get("defaults", {}), **model_kwargs}
-    record = {"model": entry.name, "hyperparameters": hp, **td.describe(), **cfg.to_dict()}
-    record = json.loads(json.dumps(record, default=str))
+    hp, record = _record(entry, model_kwargs, td, cfg)
     scoring = (val_loader, td.normalizer, cfg, dev, dist)
     base = evaluate(_persistence(td).to(dev), *scoring)
     if not params:  # a baseline: nothing to optimise, just score it
