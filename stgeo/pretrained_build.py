@@ -231,10 +231,14 @@ def _events(data: str) -> list[str]:
     return list(get_collection(data).members) if is_collection(data) else [data]
 
 
-def _init_times(ds: xr.Dataset, name: str, ev: dict[str, Any]) -> pd.DatetimeIndex:
+def _init_times(
+    ds: xr.Dataset, name: str, ev: dict[str, Any], history: int = 0
+) -> pd.DatetimeIndex:
     """The initial times scored: every ``every``-th time of the split (``anchor="origin"``) or
-    of the times whose first lead lies in the split (``anchor="valid"``), keeping those
-    whose ``lead_steps`` leads all lie in the data."""
+    of the times whose first lead lies in the split (``anchor="valid"``) that have the
+    model's ``history`` steps of inputs in the data, keeping those whose ``lead_steps`` leads
+    all lie in the data (a test event that is all ``test``, 4 inputs, every 4: t0 = 3, 7,
+    11, ... of the radar protocol)."""
     from .data.catalog import get_entry
 
     entry = get_entry(name)
@@ -248,7 +252,8 @@ def _init_times(ds: xr.Dataset, name: str, ev: dict[str, Any]) -> pd.DatetimeInd
     times = pd.DatetimeIndex(ds.time.values)
     step = time_step(ds)
     first = times + step if ev.get("anchor", "origin") == "valid" else times
-    inits = times[(first >= start) & (first <= end)][:: int(ev.get("every", 1))]
+    ok = (first >= start) & (first <= end) & (times >= times[0] + history * step)
+    inits = times[ok][:: int(ev.get("every", 1))]
     inits = inits[inits <= times[-1] - int(ev["lead_steps"]) * step]
     if not len(inits):
         raise DataValidationError(
@@ -268,8 +273,10 @@ def _check_evaluation(rec: Recipe, *, label: str) -> None:
     ev = dict(rec.evaluate or {})
     _check_label(ev, label)
     lead_steps = int(ev.get("lead_steps", rec.train.get("out_steps", 1)))
+    offsets = rec.train.get("input_offsets")
+    history = -min(offsets) if offsets else int(rec.train.get("in_steps") or 1) - 1
     for name in _events(ev.get("data", rec.data)):
-        _init_times(open_dataset(name), name, {**ev, "lead_steps": lead_steps})
+        _init_times(open_dataset(name), name, {**ev, "lead_steps": lead_steps}, history)
 
 
 def _check_label(ev: dict[str, Any], label: str) -> None:
@@ -296,7 +303,9 @@ def _score_event(tm: Any, name: str, ev: dict[str, Any], label: str) -> dict[str
     ds = open_dataset(name)
     var = tm.spec.variables[0]
     ev = {**ev, "lead_steps": int(ev.get("lead_steps", tm.out_steps))}
-    inits = _init_times(ds, name, ev)
+    spec = tm.spec
+    history = -min(spec.input_offsets) if spec.input_offsets else spec.in_steps - 1
+    inits = _init_times(ds, name, ev, history)
     thresholds = [float(t) for t in ev.get("thresholds", [])]
     metrics = [*ev.get("metrics", ["mse"]), *(["csi", "frequency_bias"] if thresholds else [])]
     kw: dict[str, Any] = {"thresholds": thresholds} if thresholds else {}

@@ -191,6 +191,30 @@ def test_regression_scores_with_options(tmp_path):
         assert rows["half-hourly"]["RMSE"] != round(float(unweighted.rmse.mean()), 4)
 
 
+def test_evaluation_starts_where_the_model_has_its_inputs(tmp_path):
+    """A split that starts at the data's first time (a radar test event): the first initial
+    time is the first with the model's input history (t0 = 3, 7, ... for 4 inputs)."""
+    from stgeo.pretrained_build import evaluate_recipe
+
+    with stgeo.set_options(cache_dir=str(tmp_path)):
+        stgeo.datasets.build_from_catalog("synthetic-storms", n_times=288, shape="16,16")
+        ds = stgeo.open_dataset("synthetic-storms")
+        start = pd.Timestamp(stgeo.data.get_entry("synthetic-storms").splits["train"][0])
+        assert start == pd.Timestamp(ds.time.values[0])
+        tm = stgeo.train(ds, model="persistence", in_steps=4, out_steps=2, progress=False)
+        ev = {"split": "train", "lead_steps": 2, "every": 40, "metrics": ["rmse"]}
+        recipe = Recipe.from_dict(
+            {"data": "synthetic-storms", "train": {"model": "x", "in_steps": 4}, "evaluate": ev}
+        )
+        rows = evaluate_recipe(tm, recipe, label="p")
+        end = pd.Timestamp(stgeo.data.get_entry("synthetic-storms").splits["train"][1])
+        times = pd.DatetimeIndex(ds.time.values)
+        inits = times[3:][times[3:] <= end][::40]
+        fc = stgeo.forecast(ds, tm, init_times=inits, lead_steps=2, progress=False)
+        s = stgeo.score(fc, ds.rain_rate, metrics=["rmse"])
+        assert rows[0]["RMSE"] == round(float(s.rmse.mean()), 4)
+
+
 @pytest.mark.parametrize(
     "ev, match",
     [
