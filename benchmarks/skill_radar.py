@@ -181,6 +181,8 @@ def main() -> None:
     results: dict[str, dict] = {}
     for m in methods:
         name = stgeo.load_model(m).spec.model if Path(m).exists() else m
+        if name in results:  # two models of one architecture: tell them apart by folder
+            name = f"{name}:{Path(m).name}"
         t = time.perf_counter()
         per_event = {
             ev: score_event(forecast_event(ds, m, args.quick), ds.rain_rate)
