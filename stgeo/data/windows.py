@@ -688,13 +688,9 @@ class Windows:
         >>> Windows(fr, 2, 3, time_range=(None, fr.time[3].values), min_targets=1).frame_range()
         (0, 3)
         """
-        first = int(self.t0_index.min() + self.input_offsets[0])
-        last = int(self.t0_index.max() + (self.input_offsets[-1] if self.input_offsets.size else 0))
-        if self.target_offsets.size:
-            pos = self.positions(slice(None), "targets")[self.available(slice(None))]
-            if pos.size:
-                last = max(last, int(pos.max()))
-        return first, last
+        first = int(self.t0_index.min() + self.input_offsets[0])  # the last input is t0
+        pos = self.positions(slice(None), "targets")[self.available(slice(None))]
+        return first, int(max(self.t0_index.max(), pos.max(initial=0)))
 
     def _gather(self, idx: Any, offsets: np.ndarray, optional: bool) -> np.ndarray:
         arr, scalar = self._norm_idx(idx)
