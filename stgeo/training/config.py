@@ -73,6 +73,16 @@ def _positive_int(name: str, v: Any, *, optional: bool = False) -> None:
         raise DataValidationError(f"{name} must be a positive integer{extra}, got {v!r}")
 
 
+def _is_duration(v: Any) -> bool:
+    """Whether ``v`` is a positive duration pandas understands (``"10min"``)."""
+    import pandas as pd
+
+    try:
+        return bool(pd.Timedelta(v) > pd.Timedelta(0))
+    except (TypeError, ValueError):
+        return False
+
+
 def _choice(name: str, v: Any, allowed: Sequence[str]) -> None:
     if v not in allowed:
         if len(allowed) == 2:
@@ -131,6 +141,7 @@ class TrainConfig:
     step_tolerance: float = 0.25
     allow_gaps: bool = False
     min_out_steps: int | None = None
+    min_event_step: str | None = None
     crops_per_window: int | str = 1
     precision_used: str | None = None
     time_features: Mapping[str, Any] | None = None
@@ -201,17 +212,21 @@ class TrainConfig:
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
             raise DataValidationError(f"step_tolerance must be in [0, 1), got {tol!r}")
         step = self.time_step
-        if step is not None and step != "per-event":
-            import pandas as pd
-
-            try:
-                ok = pd.Timedelta(step) > pd.Timedelta(0)
-            except (TypeError, ValueError):
-                ok = False
-            if not ok:
+        if step is not None and step != "per-event" and not _is_duration(step):
+            raise DataValidationError(
+                f"time_step must be None, 'per-event' or a duration such as '10min', got {step!r}"
+            )
+        least = self.min_event_step
+        if least is not None:
+            if not _is_duration(least):
                 raise DataValidationError(
-                    f"time_step must be None, 'per-event' or a duration such as '10min', "
-                    f"got {step!r}"
+                    f"min_event_step must be a duration such as '5min', got {least!r}"
+                )
+            if step is not None and step != "per-event":
+                raise DataValidationError(
+                    f"min_event_step applies to time_step='per-event' (every event at its own "
+                    f"step); with time_step={step!r} every event already runs at {step}: drop "
+                    "one of the two"
                 )
 
     def _check_numbers(self) -> None:
@@ -325,6 +340,8 @@ class TrainConfig:
             doc["calibration"] = self.calibration
         if self.min_out_steps is not None:  # partial windows (older records: none)
             doc["min_out_steps"] = int(self.min_out_steps)
+        if self.min_event_step is not None:  # subsampled fine events (older records: none)
+            doc["min_event_step"] = self.min_event_step
         if self.crops_per_window != 1:  # (older records: one crop per window)
             doc["crops_per_window"] = self.crops_per_window
         if self.init is not None:  # fine-tuning: where the weights started

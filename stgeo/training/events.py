@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ def resolve_time_steps(
     steps: Sequence[pd.Timedelta],
     policy: str | None,
     tolerance: float = 0.25,
+    min_event_step: str | None = None,
 ) -> tuple[pd.Timedelta, list[int]]:
     """The run's time step and, per event, how many data steps make one model step.
 
@@ -97,6 +99,10 @@ def resolve_time_steps(
         it, and window offsets are scaled by the quotient (no resampling).
     tolerance : float
         Relative tolerance of ``policy=None`` (0.25: 5 and 6 min mix, 5 and 10 do not).
+    min_event_step : str, optional
+        With ``"per-event"``: an event whose step is shorter uses every ``k``-th frame,
+        ``k`` the smallest integer with ``k * step >= min_event_step`` (2-min data with
+        ``"5min"``: 6-min steps), so that one model step is not a fraction of the others.
 
     Returns
     -------
@@ -115,12 +121,24 @@ def resolve_time_steps(
     (Timedelta('0 days 00:05:00'), [1, 1])
     >>> resolve_time_steps(["a", "b"], [td("2min"), td("5min")], "10min")
     (Timedelta('0 days 00:10:00'), [5, 2])
+    >>> resolve_time_steps(["a", "b", "c"], [td("2min"), td("5min"), td("10min")],
+    ...                    "per-event", min_event_step="5min")
+    (Timedelta('0 days 00:05:00'), [3, 1, 1])
     """
     steps = [pd.Timedelta(s) for s in steps]
+    if min_event_step is not None and policy != "per-event":
+        raise DataValidationError(
+            f"min_event_step={min_event_step!r} subsamples fine events of a run that uses "
+            f"every event at its own step, but the run's time_step policy is {policy!r}: "
+            "pass time_step='per-event' (or drop min_event_step)"
+        )
+    if policy == "per-event":
+        least = pd.Timedelta(min_event_step or 0)
+        factors = [max(1, math.ceil(least / s - 1e-9)) for s in steps]
+        counts = Counter(s * f for s, f in zip(steps, factors, strict=True))
+        return min(counts, key=lambda s: (-counts[s], s)), factors
     counts = Counter(steps)
     common = min(counts, key=lambda s: (-counts[s], s))
-    if policy == "per-event":
-        return common, [1] * len(steps)
     if policy is None:
         if max(steps) / min(steps) - 1 <= tolerance + 1e-12:
             return common, [1] * len(steps)
@@ -448,7 +466,7 @@ def prepare_events(
     steps = [time_step(s.dataset) for s in sources]
     names = [s.name for s in sources]
     run_step, factors = resolve_time_steps(
-        names, steps, cfg.time_step or policy, cfg.step_tolerance
+        names, steps, cfg.time_step or policy, cfg.step_tolerance, cfg.min_event_step
     )
     cfg = _model_window(cfg, run_step)
     base = _base_offsets(cfg)
@@ -486,17 +504,21 @@ def prepare_events(
         wet_maps=maps,
         base_offsets=(base[0].tolist(), base[1].tolist()),
         catalog=None if len(events) > 1 else events[0].catalog,
-        mixed_steps=(cfg.time_step or policy) == PER_EVENT_STEP and len(set(steps)) > 1,
+        mixed_steps=(cfg.time_step or policy) == PER_EVENT_STEP
+        and len({s * f for s, f in zip(steps, factors, strict=True)}) > 1,
     )
     return td, cfg
 
 
 def is_multi_event(data: Any, cfg: TrainConfig) -> bool:
     """Whether ``data`` and ``cfg`` call for this path: a list of sources, a collection, a
-    ``patch_size``, an explicit ``time_step`` or partial windows (``min_out_steps``)."""
+    ``patch_size``, an explicit ``time_step``, partial windows (``min_out_steps``) or
+    ``min_event_step``."""
     from ..data.collections import is_collection
 
     if cfg.patch_size is not None or cfg.time_step is not None or cfg.min_out_steps:
+        return True
+    if cfg.min_event_step is not None:  # (resolve_time_steps says it needs "per-event")
         return True
     return isinstance(data, (list, tuple)) or is_collection(data)
 

@@ -323,6 +323,7 @@ def train(
     step_tolerance: float = 0.25,
     allow_gaps: bool = False,
     min_out_steps: int | None = None,
+    min_event_step: str | None = None,
     crops_per_window: int | str = 1,
     time_features: Mapping[str, Any] | None = None,
     calibration: str | None = None,
@@ -447,6 +448,12 @@ def train(
         (``radar-train`` uses ``"per-event"``). The run's step is recorded in the spec.
     step_tolerance : float
         Relative tolerance of ``time_step=None`` (0.25: 5- and 6-min events mix).
+    min_event_step : str, optional
+        With ``time_step="per-event"``: an event whose step is shorter than this uses every
+        ``k``-th frame, ``k`` the smallest integer with ``k * step >= min_event_step``
+        (nothing is resampled: window offsets are scaled). With ``"5min"``, 2-min MRMS
+        frames train the model at 6-min steps beside 5- and 10-min events, instead of a
+        model step meaning 2 min on one event and 5 on the others.
     allow_gaps : bool
         Accept gaps inside an event's time axis (no window crosses one); by default a
         gap is refused, exactly as :func:`stgeo.validate` refuses it.
@@ -578,6 +585,7 @@ def train(
         step_tolerance=step_tolerance,
         allow_gaps=allow_gaps,
         min_out_steps=min_out_steps,
+        min_event_step=min_event_step,
         crops_per_window=crops_per_window,
         time_features=time_features,
         calibration=calibration,

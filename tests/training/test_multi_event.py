@@ -109,6 +109,14 @@ def test_time_step_policy():
     assert resolve_time_steps(["a", "b"], [td("10min"), td("5min")], "per-event")[1] == [1, 1]
     with pytest.raises(DataValidationError, match="step_tolerance"):
         resolve_time_steps(["a", "b"], [td("5min"), td("6min")], None, tolerance=0.1)
+    # per-event with a floor: finer events use every k-th frame, k*step >= the floor
+    steps = [td("2min"), td("5min"), td("10min"), td("1min"), td("150s")]
+    run, factors = resolve_time_steps(list("abcde"), steps, "per-event", min_event_step="5min")
+    assert factors == [3, 1, 1, 5, 2] and run == td("5min")
+    assert resolve_time_steps(["a"], [td("2min")], "per-event", min_event_step="4min")[1] == [2]
+    for policy in (None, "10min"):
+        with pytest.raises(DataValidationError, match="min_event_step.*time_step='per-event'"):
+            resolve_time_steps(["a", "b"], [td("5min"), td("5min")], policy, min_event_step="5min")
 
 
 def test_time_steps_in_training(two_events):
@@ -126,6 +134,39 @@ def test_time_steps_in_training(two_events):
     assert ev["event-0"]["train_windows"] == 27 - 4  # offsets -2, 0 | 2 at 5 min: span 5
     m = train([a, ten], "simvp", time_step="per-event", **kw)
     assert m.spec.extra["training"]["time_step"] == "per-event"
+    assert "min_event_step" not in m.spec.extra["training"]  # only recorded when set
+
+
+def test_min_event_step_trains_fine_events_at_a_multiple_of_their_step(two_events):
+    a, _ = two_events
+    two = _storms(40, (24, 32), 6, step="2min", start="2021-09-01")
+    ten = _storms(24, (24, 32), 4, step="10min")
+    kw = {"in_steps": 2, "out_steps": 1, "epochs": 1, "max_steps_per_epoch": 1, **TINY, **FAST}
+    m = train([a, two, ten], "simvp", time_step="per-event", min_event_step="5min", **kw)
+    ev = m.spec.extra["events"]
+    assert [ev[f"event-{i}"]["offset_factor"] for i in range(3)] == [1, 3, 1]
+    assert ev["event-1"]["time_step"] == "2min"
+    # 36 training frames (the last 10 % validate); offsets -3, 0 | 3 span 7 frames
+    assert ev["event-1"]["train_windows"] == 36 - 6
+    assert ev["event-0"]["train_windows"] == 27 - 2  # unchanged: 5-min offsets -1, 0 | 1
+    assert m.spec.extra["training"]["min_event_step"] == "5min"
+    assert m.spec.extra["training"]["time_step"] == "per-event"
+    # the windows of the 2-min event read every third frame
+    td, _ = stgeo.training.events.prepare_events(
+        [a, two, ten],
+        stgeo.training.TrainConfig(
+            model="simvp", in_steps=2, out_steps=1, time_step="per-event",
+            min_event_step="5min", hyperparameters=TINY,
+        ),
+    )  # fmt: skip
+    w = td.events[1].train
+    assert list(w.input_offsets) == [-3, 0] and list(w.target_offsets) == [3]
+    with pytest.raises(DataValidationError, match="min_event_step must be a duration"):
+        train([a, two], "simvp", time_step="per-event", min_event_step="soon", **kw)
+    with pytest.raises(DataValidationError, match="min_event_step applies to.*per-event"):
+        train([a, two], "simvp", time_step="10min", min_event_step="5min", **kw)
+    with pytest.raises(DataValidationError, match="min_event_step.*time_step='per-event'"):
+        train([a, two], "simvp", min_event_step="5min", **kw)
 
 
 def test_partial_windows_train_on_short_events_without_reading_beyond_their_range():
