@@ -652,10 +652,12 @@ def _card_text(c: Any) -> str:
     lines.append(f"weights: {c.files}")
     if c.recipe:
         lines.append(f"recipe: {Recipe.from_dict(c.recipe).train_call()}")
-    if c.scores:
-        cols = list(dict.fromkeys(k for r in c.scores for k in r))
-        lines += ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(str(r.get(k, "")) for k in cols) + " |" for r in c.scores]
+    for title, rows in (("", c.scores), ("validation (training data):", c.validation)):
+        if rows:
+            cols = list(dict.fromkeys(k for r in rows for k in r))
+            lines += ["", *([title] if title else [])]
+            lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+            lines += ["| " + " | ".join(str(r.get(k, "")) for k in cols) + " |" for r in rows]
     return "\n".join(lines)
 
 

@@ -46,6 +46,12 @@ from .pretrained import PretrainedCard, Recipe, card, package
 __all__ = ["BuildResult", "build_pretrained", "evaluate_recipe"]
 
 _DEFAULT_LEADS = ("30min", "60min")
+#: what a recipe's scoring sections default to (``validate``: the validation split, every
+#: initial time whose first lead is in it)
+_SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "evaluate": {},
+    "validate": {"split": "val", "anchor": "valid"},
+}
 
 
 @dataclass(frozen=True)
@@ -171,17 +177,27 @@ def build_pretrained(
     scope = set_options(cache_dir=str(cache_dir)) if cache_dir else contextlib.nullcontext()
     with scope:
         _build_stores(rec, data_root, say, evaluate)
-        if evaluate and rec.evaluate is not None:  # its mistakes before, not after, training
-            _check_evaluation(rec, label=name)
+        sections = [x for x in _SECTION_DEFAULTS if evaluate and getattr(rec, x) is not None]
+        for section in sections:  # their mistakes before, not after, training
+            _check_evaluation(rec, label=name, section=section)
         say(f"training: {rec.train_call()}")
         tm = _train(rec, device, progress is True)
-        scores = []
-        if evaluate and rec.evaluate is not None:
-            say("scoring the model and the baselines")
-            scores = evaluate_recipe(tm, rec, label=name)
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for section in sections:
+            split = _section(rec, section)["split"] if section == "validate" else "evaluation"
+            say(f"scoring the model and the baselines ({split})")
+            tables[section] = evaluate_recipe(tm, rec, label=name, section=section)
         meta = {**_metadata(old, rec, tm), **card_fields}
     new = package(
-        tm, name=name, out=out, recipe=rec, scores=scores, overwrite=overwrite, index=index, **meta
+        tm,
+        name=name,
+        out=out,
+        recipe=rec,
+        scores=tables.get("evaluate", []),
+        validation=tables.get("validate", []),
+        overwrite=overwrite,
+        index=index,
+        **meta,
     )
     identical = None if old is None else new.weights_sha256 == old.weights_sha256
     same_data = None if old is None else new.data_fingerprint == old.data_fingerprint
@@ -195,8 +211,10 @@ def _build_stores(rec: Recipe, data_root: Any, say: Callable[[str], None], evalu
     from .datasets import build_catalog
 
     names = _events(rec.data)
-    if evaluate and rec.evaluate is not None:
-        names += [n for n in _events(rec.evaluate.get("data", rec.data)) if n not in names]
+    for section in _SECTION_DEFAULTS:
+        ev = getattr(rec, section)
+        if evaluate and ev is not None:
+            names += [n for n in _events(ev.get("data", rec.data)) if n not in names]
     buildable = [n for n in names if get_entry(n).recipe.get("name")]
     if buildable:
         say(f"building the stores of {buildable} (skipping those up to date)")
@@ -265,18 +283,43 @@ def _init_times(
     return inits
 
 
-def _check_evaluation(rec: Recipe, *, label: str) -> None:
+def _section(rec: Recipe, section: str) -> dict[str, Any]:
+    """A recipe's ``evaluate`` or ``validate`` mapping with the section's defaults."""
+    return {**_SECTION_DEFAULTS[section], **(getattr(rec, section) or {})}
+
+
+def _check_evaluation(rec: Recipe, *, label: str, section: str = "evaluate") -> None:
     """Raise now what the evaluation after training would: a baseline labelled as the model,
     an evaluation split without initial times."""
-    from .data import open_dataset
-
-    ev = dict(rec.evaluate or {})
+    ev = _section(rec, section)
     _check_label(ev, label)
     lead_steps = int(ev.get("lead_steps", rec.train.get("out_steps", 1)))
     offsets = rec.train.get("input_offsets")
     history = -min(offsets) if offsets else int(rec.train.get("in_steps") or 1) - 1
+    _scored_events(rec, section, {**ev, "lead_steps": lead_steps}, history)
+
+
+def _scored_events(
+    rec: Recipe, section: str, ev: dict[str, Any], history: int
+) -> list[tuple[str, pd.DatetimeIndex]]:
+    """The events a section scores and their initial times. ``evaluate``: every event of
+    its data (one without initial times is an error); ``validate``: those that have some
+    (short validation parts of a collection's events hold no complete forecast)."""
+    from .data import open_dataset
+
+    out, errors = [], []
     for name in _events(ev.get("data", rec.data)):
-        _init_times(open_dataset(name), name, {**ev, "lead_steps": lead_steps}, history)
+        try:
+            out.append((name, _init_times(open_dataset(name), name, ev, history)))
+        except DataValidationError as err:
+            if section != "validate":
+                raise
+            errors.append(str(err))
+    if not out:
+        raise DataValidationError(
+            f"the recipe's {section} has no initial time in any of its events: " + "; ".join(errors)
+        )
+    return out
 
 
 def _check_label(ev: dict[str, Any], label: str) -> None:
@@ -295,17 +338,15 @@ def _baseline(entry: str | dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     return str(entry.get("label", entry["model"])), entry["model"], opts
 
 
-def _score_event(tm: Any, name: str, ev: dict[str, Any], label: str) -> dict[str, xr.Dataset]:
+def _score_event(
+    tm: Any, name: str, inits: pd.DatetimeIndex, ev: dict[str, Any], label: str
+) -> dict[str, xr.Dataset]:
     from .data import open_dataset
     from .forecasting import forecast
     from .metrics import score
 
     ds = open_dataset(name)
     var = tm.spec.variables[0]
-    ev = {**ev, "lead_steps": int(ev.get("lead_steps", tm.out_steps))}
-    spec = tm.spec
-    history = -min(spec.input_offsets) if spec.input_offsets else spec.in_steps - 1
-    inits = _init_times(ds, name, ev, history)
     thresholds = [float(t) for t in ev.get("thresholds", [])]
     metrics = [*ev.get("metrics", ["mse"]), *(["csi", "frequency_bias"] if thresholds else [])]
     kw: dict[str, Any] = {"thresholds": thresholds} if thresholds else {}
@@ -321,8 +362,14 @@ def _score_event(tm: Any, name: str, ev: dict[str, Any], label: str) -> dict[str
     return out
 
 
-def evaluate_recipe(tm: Any, recipe: Recipe, *, label: str) -> list[dict[str, Any]]:
+def evaluate_recipe(
+    tm: Any, recipe: Recipe, *, label: str, section: str = "evaluate"
+) -> list[dict[str, Any]]:
     """Score ``tm`` and the recipe's baselines on its evaluation data: the card's table.
+
+    ``section="validate"`` scores as the recipe's ``validate`` says instead (the
+    validation split of the events that have initial times in it: the card's
+    ``validation`` table).
 
     Each catalog entry (or member of a collection) is scored on its ``split``; the table
     gives per method each of ``metrics`` (default ``["mse"]``; also ``"rmse"``, ``"mae"``)
@@ -350,9 +397,19 @@ def evaluate_recipe(tm: Any, recipe: Recipe, *, label: str) -> list[dict[str, An
     >>> rows[0]["method"], sorted(rows[0])[:2]
     ('persistence-model', ['CSI 1 +30min', 'MSE'])
     """
-    ev = dict(recipe.evaluate or {})
+    if section not in _SECTION_DEFAULTS:
+        raise DataValidationError(
+            f"section must be one of {list(_SECTION_DEFAULTS)}, got {section!r}"
+        )
+    ev = _section(recipe, section)
     _check_label(ev, label)
-    per_event = [_score_event(tm, name, ev, label) for name in _events(ev.get("data", recipe.data))]
+    ev["lead_steps"] = int(ev.get("lead_steps", tm.out_steps))
+    spec = tm.spec
+    history = -min(spec.input_offsets) if spec.input_offsets else spec.in_steps - 1
+    per_event = [
+        _score_event(tm, name, inits, ev, label)
+        for name, inits in _scored_events(recipe, section, ev, history)
+    ]
     leads = [(str(x), pd.Timedelta(x)) for x in ev.get("leads", _DEFAULT_LEADS)]
     if "leads" in ev:  # asked for explicitly: each must be a lead of the forecasts
         have = pd.to_timedelta(next(iter(per_event[0].values()))[LEAD_TIME_DIM].values)

@@ -84,6 +84,9 @@ class PretrainedCard:
         timings), which differs from run to run.
     scores : list of dict
         Benchmark table: one row per method (``{"method": ..., "CSI 1 mm/h +30 min": ...}``).
+    validation : list of dict
+        The same table on the validation split of the training data (the recipe's
+        ``validate``), the scores recipes are compared on; empty when not measured.
     dtype : str
         Storage type of the weights (``"float16"``, ``"bfloat16"``, ``"float32"``); loading
         restores the model's own type.
@@ -113,6 +116,7 @@ class PretrainedCard:
     data_fingerprint: str | None = None
     weights_sha256: str | None = None
     scores: list[dict[str, Any]] = field(default_factory=list)
+    validation: list[dict[str, Any]] = field(default_factory=list)
     dtype: str = "float32"
     environment: dict[str, Any] = field(default_factory=dict)
 
@@ -226,8 +230,10 @@ def _field_problems(c: PretrainedCard) -> list[str]:
     for f in ("standard_names", "units", "recipe", "environment", "hyperparameters"):
         if not isinstance(getattr(c, f), dict):
             problems.append(f"{f}={getattr(c, f)!r} (a mapping)")
-    if not isinstance(c.scores, list) or not all(isinstance(r, dict) for r in c.scores):
-        problems.append("scores (a list of table rows, each a mapping)")
+    for name in ("scores", "validation"):
+        rows = getattr(c, name)
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            problems.append(f"{name} (a list of table rows, each a mapping)")
     if not isinstance(c.default, bool):
         problems.append(f"default={c.default!r} (true or false)")
     return problems

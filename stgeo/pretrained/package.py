@@ -133,7 +133,9 @@ def _card_dict(tm: TrainedModel, name: str, dtype: str, **fields: Any) -> dict[s
     }
 
 
-def _check_args(trained: Any, name: Any, dtype: str, recipe: Any, scores: Any) -> None:
+def _check_args(
+    trained: Any, name: Any, dtype: str, recipe: Any, tables: Mapping[str, Any]
+) -> None:
     if not isinstance(trained, TrainedModel):
         raise StgeoTypeError(
             f"package() needs a TrainedModel (stgeo.train's result or stgeo.load_model's), got "
@@ -148,10 +150,11 @@ def _check_args(trained: Any, name: Any, dtype: str, recipe: Any, scores: Any) -
         )
     if recipe is not None and not isinstance(recipe, (Mapping, Recipe)):
         raise StgeoTypeError("recipe must be a Recipe or its mapping form")
-    if scores is not None and (
-        isinstance(scores, (str, Mapping)) or not all(isinstance(r, Mapping) for r in scores)
-    ):
-        raise StgeoTypeError("scores must be a list of table rows (mappings)")
+    for what, rows in tables.items():
+        if rows is not None and (
+            isinstance(rows, (str, Mapping)) or not all(isinstance(r, Mapping) for r in rows)
+        ):
+            raise StgeoTypeError(f"{what} must be a list of table rows (mappings)")
 
 
 def package(
@@ -161,6 +164,7 @@ def package(
     out: str | os.PathLike,
     recipe: Recipe | Mapping[str, Any] | None = None,
     scores: Sequence[Mapping[str, Any]] | None = None,
+    validation: Sequence[Mapping[str, Any]] | None = None,
     description: str = "",
     licence: str = "",
     provenance: str = "",
@@ -191,6 +195,9 @@ def package(
         How it was trained (see :class:`stgeo.pretrained.Recipe`); needed to rebuild it.
     scores : list of mapping, optional
         Benchmark table rows (``{"method": "storms-convlstm", "CSI 1 mm/h +30 min": 0.41}``).
+    validation : list of mapping, optional
+        The same table on the validation split of the training data (the card's
+        ``validation``).
     description, licence, provenance : str
         One line; the weights' licence; where the training data came from.
     standard_names : mapping, optional
@@ -217,7 +224,7 @@ def package(
     PretrainedCard
         The card written to ``card.json`` (and to the index).
     """
-    _check_args(trained, name, dtype, recipe, scores)
+    _check_args(trained, name, dtype, recipe, {"scores": scores, "validation": validation})
     dest = check_output(out, "model", overwrite=overwrite)
     rec = recipe.to_dict() if isinstance(recipe, Recipe) else dict(recipe or {})
     if rec:
@@ -228,6 +235,7 @@ def package(
     fields = dict(
         recipe=rec,
         scores=[dict(r) for r in (scores or [])],
+        validation=[dict(r) for r in (validation or [])],
         description=description,
         licence=licence,
         provenance=provenance,

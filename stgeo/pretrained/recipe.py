@@ -12,7 +12,9 @@ A recipe is plain JSON in the artefact's card (``card["recipe"]``)::
       },
       "time_budget": null,                   # seconds (a TimeLimit callback); not bit-exact
       "evaluate": {"split": "test", "lead_steps": 12, "thresholds": [0.1, 1, 5],
-                   "baselines": ["persistence", "extrapolation"], "every": 2}
+                   "baselines": ["persistence", "extrapolation"], "every": 2},
+      "validate": {"data": "radar-train", "lead_steps": 12, "thresholds": [1, 5],
+                   "baselines": ["sprog"]}    # optional: the same on the validation split
     }
 
 A regression recipe scores RMSE / MAE instead, with baselines that take options::
@@ -24,8 +26,10 @@ A regression recipe scores RMSE / MAE instead, with baselines that take options:
 
 ``stgeo pretrained build NAME`` (:func:`stgeo.build_pretrained`) builds the catalog stores,
 calls ``stgeo.train(data, **train)`` with a fixed seed, scores the model and the baselines
-as ``evaluate`` says, and writes a new artefact. Training on the CPU with the same seed,
-torch version and thread count gives the same weights bit for bit; a ``time_budget``
+as ``evaluate`` says (and, with ``validate``, on the validation split of the training data:
+the scores a recipe is chosen on, never the test events), and writes a new artefact.
+Training on the CPU with the same seed, torch version and thread count gives the same
+weights bit for bit; a ``time_budget``
 stops at a wall-clock time, so a run with one is reproducible only in its settings.
 
 Examples
@@ -79,6 +83,12 @@ class Recipe:
         ``["30min", "60min"]``), ``metrics`` (among ``"mse"`` (default), ``"rmse"``,
         ``"mae"``), ``weights`` (``"latitude"``: cos-latitude weighted scores), ``data``
         (default: ``data``). See :func:`stgeo.pretrained_build.evaluate_recipe`.
+    validate : dict, optional
+        The same keys, scored on the validation split: ``split`` defaults to ``"val"``,
+        ``anchor`` to ``"valid"`` (every initial time whose first lead lies in the split),
+        and events of ``data`` without such a time are left out (at least one must have
+        one). The card's ``validation`` table: full-grid scores to compare recipes on
+        without looking at the test events.
     """
 
     data: str
@@ -86,6 +96,7 @@ class Recipe:
     catalog_options: dict[str, Any] = field(default_factory=dict)
     time_budget: float | None = None
     evaluate: dict[str, Any] | None = None
+    validate: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -100,11 +111,12 @@ class Recipe:
         tb = self.time_budget
         if tb is not None and (isinstance(tb, bool) or not isinstance(tb, (int, float)) or tb <= 0):
             problems.append("time_budget (a positive number of seconds, or null)")
-        ev = self.evaluate
-        if ev is not None and (not isinstance(ev, dict) or set(ev) - set(_EVALUATE_KEYS)):
-            problems.append(f"evaluate (a mapping with keys among {list(_EVALUATE_KEYS)})")
-        elif ev is not None:
-            problems += _evaluate_problems(ev)
+        for section in ("evaluate", "validate"):
+            ev = getattr(self, section)
+            if ev is not None and (not isinstance(ev, dict) or set(ev) - set(_EVALUATE_KEYS)):
+                problems.append(f"{section} (a mapping with keys among {list(_EVALUATE_KEYS)})")
+            elif ev is not None:
+                problems += _evaluate_problems(ev, section)
         if problems:
             raise DataValidationError("the recipe is malformed: expected " + "; ".join(problems))
 
@@ -125,8 +137,11 @@ class Recipe:
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        return asdict(self)
+        """The JSON form (``validate`` only when set: older recipes read back unchanged)."""
+        d = asdict(self)
+        if d["validate"] is None:
+            del d["validate"]
+        return d
 
     @property
     def seed(self) -> int:
@@ -139,9 +154,13 @@ class Recipe:
         return f"stgeo.train({self.data!r}, {args})"
 
 
-def _evaluate_problems(ev: dict[str, Any]) -> list[str]:
-    """What is wrong with the values of a recipe's ``evaluate`` mapping (checked when the
-    recipe is read, not after a training run)."""
+def _evaluate_problems(ev: dict[str, Any], section: str = "evaluate") -> list[str]:
+    """What is wrong with the values of a recipe's ``evaluate`` (or ``validate``) mapping
+    (checked when the recipe is read, not after a training run)."""
+    return [p.replace("evaluate.", f"{section}.", 1) for p in _scoring_problems(ev)]
+
+
+def _scoring_problems(ev: dict[str, Any]) -> list[str]:
     problems = []
     metrics = ev.get("metrics", ["mse"])
     ok = isinstance(metrics, list) and metrics and all(isinstance(m, str) for m in metrics)

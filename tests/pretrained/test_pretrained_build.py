@@ -281,3 +281,81 @@ def test_bad_recipes():
     with pytest.raises(UnknownNameError, match="give a recipe"):
         build_pretrained("never-registered", out="unused")
     assert json.loads(json.dumps(Recipe.from_dict(TINY).to_dict())) == {**TINY, "time_budget": None}
+
+
+def test_validation_table_scores_the_validation_split_of_the_events_that_have_one(tmp_path, capsys):
+    """``validate``: every initial time whose first lead is in an event's ``val`` split; an
+    event whose validation part is too short for a forecast is left out; the card keeps the
+    table beside the test scores and ``pretrained show`` prints it."""
+    from stgeo.pretrained_build import evaluate_recipe
+
+    def storms(seed, n):
+        return stgeo.testing.storm_cells(n_times=n, shape=(16, 16), seed=seed, resolution_km=8)
+
+    long, short = storms(0, 40), storms(1, 30)
+    for name, ds in (("long", long), ("short", short)):
+        stgeo.to_zarr(ds, tmp_path / f"{name}.zarr")
+    t_long, t_short = pd.DatetimeIndex(long.time.values), pd.DatetimeIndex(short.time.values)
+    cat = tmp_path / "cat.yaml"
+    cat.write_text(
+        f"""
+datasets:
+  - name: vt-long
+    store: {tmp_path / "long.zarr"}
+    variables: [rain_rate]
+    time_step: 5min
+    splits: {{train: ["{t_long[0]}", "{t_long[29]}"], val: ["{t_long[30]}", "{t_long[39]}"]}}
+  - name: vt-short
+    store: {tmp_path / "short.zarr"}
+    variables: [rain_rate]
+    time_step: 5min
+    splits: {{train: ["{t_short[0]}", "{t_short[27]}"], val: ["{t_short[28]}", "{t_short[29]}"]}}
+collections:
+  - name: vt-both
+    members: [vt-long, vt-short]
+"""
+    )
+    recipe = {
+        "data": "vt-both",
+        "train": {"model": "persistence", "in_steps": 2, "out_steps": 3},
+        "evaluate": {"data": "vt-long", "split": "train", "lead_steps": 3, "every": 5,
+                     "thresholds": [1.0]},
+        "validate": {"lead_steps": 3, "thresholds": [1.0], "baselines": ["extrapolation"],
+                     "leads": ["5min", "15min"]},
+    }  # fmt: skip
+    with stgeo.set_options(catalog_paths=[str(cat)]):
+        res = build_pretrained("vt-model", recipe=recipe, out=tmp_path / "art")
+        val = res.card.validation
+        assert [r["method"] for r in val] == ["vt-model", "extrapolation"]
+        assert [r["method"] for r in res.card.scores] == ["vt-model"]
+        assert val != res.card.scores
+        # the same numbers as scoring vt-long alone at t0 = 29 .. 36 (first lead in val,
+        # all 3 leads in the data); vt-short's 2-frame validation part holds no forecast
+        inits = t_long[29:37]
+        ds = stgeo.open_dataset("vt-long")
+        fc = stgeo.forecast(ds, "persistence", init_times=inits, lead_steps=3, progress=False)
+        s = stgeo.score(fc, ds.rain_rate, metrics=["mse", "csi"], thresholds=[1.0])
+        assert val[0]["MSE"] == round(float(s.mse.mean()), 4)
+        lead = pd.Timedelta("15min")
+        assert val[0]["CSI 1 +15min"] == round(float(s.csi.sel(lead_time=lead).item()), 4)
+        # the table is in card.json, read back, and shown
+        register_pretrained(tmp_path / "art")
+        try:
+            assert main(["pretrained", "show", "vt-model"]) == 0
+            out = capsys.readouterr().out
+            assert "validation (training data):" in out and "| extrapolation |" in out
+        finally:
+            PRETRAINED.remove("vt-model")
+        tm = stgeo.load_model(tmp_path / "art")
+        rec = Recipe.from_dict(recipe)
+        assert evaluate_recipe(tm, rec, label="vt-model", section="validate") == val
+        # no event with a validation forecast: an error before training, naming the events
+        bad = {**recipe, "validate": {**recipe["validate"], "lead_steps": 20}}
+        with pytest.raises(DataValidationError, match="validate has no initial time.*vt-short"):
+            build_pretrained("vt-bad", recipe=bad, out=tmp_path / "bad")
+        assert not (tmp_path / "bad").exists()
+        with pytest.raises(DataValidationError, match="section must be one of"):
+            evaluate_recipe(tm, rec, label="vt-model", section="test")
+    with pytest.raises(DataValidationError, match=r"validate.metrics"):
+        Recipe.from_dict({**recipe, "validate": {"metrics": ["csi"]}})
+    assert "validate" not in Recipe.from_dict(TINY).to_dict()
