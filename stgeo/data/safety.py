@@ -15,6 +15,9 @@ doing any work and publishes with :func:`replace_path`. The rules:
    forecast, the model used, the stores being scored) is refused.
 4. Replacing is atomic: the new artefact is written aside and swapped in with a rename;
    only the old artefact (checked to be stgeo's again just before) is removed.
+5. One writer per destination at a time (:func:`writer_lock`): a second process writing
+   the same store (two benchmark runs building the same catalog entry) waits until the
+   first has published, instead of clearing the first one's staging folder under it.
 
 How stgeo recognises its artefacts (:func:`artefact_kind`): a Zarr store whose root
 attributes carry ``stgeo_complete``; a folder whose ``spec.json`` says
@@ -41,11 +44,15 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import threading
+import time
 import uuid
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +60,13 @@ from ..errors import OutputExistsError, OutputOverlapsInputError, StgeoTypeError
 
 __all__ = [
     "KINDS",
+    "acquire_writer",
     "artefact_kind",
     "check_checkpoint_dir",
     "check_output",
     "input_paths",
     "replace_path",
+    "writer_lock",
 ]
 
 #: the kinds of artefact stgeo writes, with how messages describe them
@@ -402,3 +411,101 @@ def replace_path(staging: str | os.PathLike, dest: str | os.PathLike, kind: str)
         trash.unlink()
     else:
         shutil.rmtree(trash, ignore_errors=True)
+
+
+_HELD: dict[str, list[Any]] = {}  # lock path -> [open file, holders in this process]
+_HELD_GUARD = threading.Lock()
+
+
+def _lock_path(dest: Path) -> Path:
+    """The lock file of ``dest``: in the machine's temporary folder (``stgeo-locks``), named
+    by a hash of the absolute path, so nothing is left beside the user's outputs."""
+    import hashlib
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / "stgeo-locks"
+    folder.mkdir(exist_ok=True)
+    digest = hashlib.sha256(str(dest).encode()).hexdigest()[:32]
+    return folder / f"{digest}.lock"
+
+
+def acquire_writer(dest: str | os.PathLike, *, poll: float = 0.5) -> Callable[[], None]:
+    """Take the writer lock of ``dest`` (see :func:`writer_lock`); return its release.
+
+    Waits while another process holds it (saying so once, with the lock file's path). A
+    second writer of the same destination in *this* process shares the lock (a resumed
+    :class:`~stgeo.data.StoreBuilder` after a failed one). The lock is an advisory
+    ``flock`` on a file of the temporary folder named after ``dest``: released when the
+    holder releases or exits, however it exits; processes of one machine exclude each
+    other (not processes of several hosts on a shared file system). Without ``fcntl``
+    (Windows) nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return lambda: None
+    path = _lock_path(Path(dest).resolve())
+    key = str(path)
+    with _HELD_GUARD:
+        if key in _HELD:
+            _HELD[key][1] += 1
+            return _releaser(key)
+    fh = open(path, "a+")  # held until released
+    said = False
+    while True:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if not said:
+                warnings.warn(
+                    f"another process is writing {dest} (lock {path}); waiting for it to finish",
+                    stacklevel=3,
+                )
+                said = True
+            time.sleep(poll)
+    with _HELD_GUARD:
+        _HELD[key] = [fh, 1]
+    return _releaser(key)
+
+
+def _releaser(key: str) -> Callable[[], None]:
+    done = [False]
+
+    def release() -> None:
+        if done[0]:
+            return
+        done[0] = True
+        with _HELD_GUARD:
+            held = _HELD.get(key)
+            if held is None:
+                return
+            held[1] -= 1
+            if held[1] > 0:
+                return
+            del _HELD[key]
+        held[0].close()  # closing the file drops the flock; the empty lock file stays
+
+    return release
+
+
+@contextlib.contextmanager
+def writer_lock(dest: str | os.PathLike) -> Iterator[None]:
+    """Hold the one-writer-per-destination lock of ``dest`` for the block.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> dest = Path(tempfile.mkdtemp()) / "out.zarr"
+    >>> with writer_lock(dest):
+    ...     with writer_lock(dest):  # the same process may nest writers of one path
+    ...         pass
+    >>> list(dest.parent.iterdir())  # nothing left beside the output
+    []
+    """
+    release = acquire_writer(dest)
+    try:
+        yield
+    finally:
+        release()

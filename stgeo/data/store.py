@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from ..errors import DataValidationError, IncompleteStoreError, StgeoTypeError
 from .integrity import INTEGRITY_ATTR, check_on_open, checked_open, checksum_encoding
 from .integrity import integrity_record as _integrity_record
 from .integrity import missing_chunks as find_missing_chunks
-from .safety import check_output, clear_staging, replace_path
+from .safety import acquire_writer, check_output, clear_staging, replace_path, writer_lock
 
 __all__ = ["StoreBuilder", "open_data", "open_dataset", "to_zarr"]
 
@@ -203,16 +204,21 @@ def to_zarr(
     dest = check_output(path, "store", inputs=[ds], overwrite=overwrite)
     chunks = _checked_chunks(chunks, ds)
     _make_parent(dest)
-    staging = _staging(dest)
-    clear_staging(staging, "store")
-    ds = _portable_strings(ds.copy())
-    if chunks:
-        ds = ds.chunk({d: c for d, c in chunks.items() if d in ds.dims})
-    ds.attrs[COMPLETE_ATTR] = False
-    encoding = _encoding_for(ds, chunks)
-    ds.to_zarr(staging, mode="w", encoding=encoding, consolidated=False, write_empty_chunks=True)
-    _set_complete(staging)
-    _replace(staging, dest)
+    with writer_lock(dest):
+        # again: another process may have published here while this one waited
+        check_output(dest, "store", overwrite=overwrite)
+        staging = _staging(dest)
+        clear_staging(staging, "store")
+        ds = _portable_strings(ds.copy())
+        if chunks:
+            ds = ds.chunk({d: c for d, c in chunks.items() if d in ds.dims})
+        ds.attrs[COMPLETE_ATTR] = False
+        encoding = _encoding_for(ds, chunks)
+        ds.to_zarr(
+            staging, mode="w", encoding=encoding, consolidated=False, write_empty_chunks=True
+        )
+        _set_complete(staging)
+        _replace(staging, dest)
     return str(dest)
 
 
@@ -272,6 +278,10 @@ class StoreBuilder:
         self.dim = dim
         self.staging = _staging(self.path)
         _make_parent(self.path)
+        # one writer per store: held until commit (or until this builder is gone)
+        self._release = acquire_writer(self.path)
+        weakref.finalize(self, self._release)
+        check_output(self.path, "store", overwrite=overwrite)  # as it is after any wait
         tpl = _portable_strings(template.copy())
         if chunks:
             tpl = tpl.chunk({d: c for d, c in chunks.items() if d in tpl.dims})
@@ -373,6 +383,7 @@ class StoreBuilder:
         _set_complete(self.staging)
         _replace(self.staging, self.path)
         self.progress.unlink(missing_ok=True)
+        self._release()
         return str(self.path)
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data.safety import writer_lock
 from ..errors import DataValidationError, StgeoError, UnknownNameError
 from .options import parse_options
 from .protocol import check_replaceable, existing_store_matches, fingerprint
@@ -333,13 +334,17 @@ def _build_one(
 ) -> BuildResult:
     t0 = time.perf_counter()
     try:
-        if not force and _up_to_date(plan):
-            say(f"{plan.name}: up to date ({plan.store})")
-            return BuildResult(plan.name, str(plan.store), "up to date")
-        say(f"{plan.name}: building {plan.store} ({plan.recipe} recipe) ...")
-        path = run_recipe(
-            plan.recipe, plan.source, plan.store, overwrite=force, verify=verify, **plan.options
-        )
+        # checked under the store's writer lock: a process that waited for another one
+        # building the same entry finds it up to date instead of building it again
+        with writer_lock(plan.store):
+            if not force and _up_to_date(plan):
+                say(f"{plan.name}: up to date ({plan.store})")
+                return BuildResult(plan.name, str(plan.store), "up to date")
+            say(f"{plan.name}: building {plan.store} ({plan.recipe} recipe) ...")
+            path = run_recipe(
+                plan.recipe, plan.source, plan.store, overwrite=force, verify=verify,
+                **plan.options,
+            )  # fmt: skip
     except (StgeoError, OSError, ValueError) as e:
         seconds = time.perf_counter() - t0
         say(f"{plan.name}: FAILED after {seconds:.1f} s: {e}")

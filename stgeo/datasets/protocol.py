@@ -173,21 +173,28 @@ class Recipe:
         verify: bool = True,
         **options: Any,
     ) -> str:
-        """Run the protocol: fingerprint, skip, verify, build, provenance, publish."""
-        inputs = self.inputs(source, **options)
-        files = list(inputs.files)
-        fp = fingerprint(files, recipe=self.name, **inputs.options)
-        if not overwrite and existing_store_matches(dest, self.name, fp):
-            return str(dest)
-        check_replaceable(dest)
-        if verify and files:
-            root = inputs.root if inputs.root is not None else Path(files[0]).parent
-            verify_checksums(files, root=root)
-        output = self.build(inputs)
-        if isinstance(output, xr.Dataset):
-            output = RecipeOutput(output)
-        output.dataset.attrs.update(recipe_attrs(self.name, fp, source, **inputs.options))
-        return self.write(inputs, output, str(dest))
+        """Run the protocol: fingerprint, skip, verify, build, provenance, publish.
+
+        Under the store's writer lock (:func:`stgeo.data.safety.writer_lock`): a second
+        process building the same store waits, then finds it up to date.
+        """
+        from ..data.safety import writer_lock
+
+        with writer_lock(dest):
+            inputs = self.inputs(source, **options)
+            files = list(inputs.files)
+            fp = fingerprint(files, recipe=self.name, **inputs.options)
+            if not overwrite and existing_store_matches(dest, self.name, fp):
+                return str(dest)
+            check_replaceable(dest)
+            if verify and files:
+                root = inputs.root if inputs.root is not None else Path(files[0]).parent
+                verify_checksums(files, root=root)
+            output = self.build(inputs)
+            if isinstance(output, xr.Dataset):
+                output = RecipeOutput(output)
+            output.dataset.attrs.update(recipe_attrs(self.name, fp, source, **inputs.options))
+            return self.write(inputs, output, str(dest))
 
 
 def publish(output: RecipeOutput, dest: str | os.PathLike) -> str:
