@@ -549,9 +549,8 @@ def train(
         return _train_seeds(seeds, args, model_kwargs)
     start = None if init is None else resolve_init(init)
     if start is not None:  # fine-tuning: the model's arguments are the initial model's
-        (model, in_steps, out_steps, input_offsets, normalization, variable, time_features) = (
-            start.arguments(locals())
-        )
+        args = start.arguments(locals())
+        model, in_steps, out_steps, input_offsets, normalization, variable, time_features = args
         model_kwargs = dict(start.model.spec.hyperparameters)
     cfg = TrainConfig(
         model=model or "simvp",
