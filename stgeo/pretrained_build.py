@@ -154,7 +154,8 @@ def build_pretrained(
     cache_dir : path, optional
         Where the catalog stores are built and read (default: the ``cache_dir`` option).
     evaluate : bool
-        Score the model and the recipe's baselines (the card's ``scores``).
+        Score the model and the recipe's baselines (the card's ``scores``, and its
+        ``validation`` when the recipe has ``validate``).
     device : str
         Training device; ``"cpu"`` (default) is the bit-reproducible one.
     overwrite : bool
@@ -184,8 +185,7 @@ def build_pretrained(
         tm = _train(rec, device, progress is True)
         tables: dict[str, list[dict[str, Any]]] = {}
         for section in sections:
-            split = _section(rec, section)["split"] if section == "validate" else "evaluation"
-            say(f"scoring the model and the baselines ({split})")
+            say(f"scoring the model and the baselines ({section})")
             tables[section] = evaluate_recipe(tm, rec, label=name, section=section)
         meta = {**_metadata(old, rec, tm), **card_fields}
     new = package(
