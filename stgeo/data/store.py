@@ -278,39 +278,43 @@ class StoreBuilder:
         self.dim = dim
         self.staging = _staging(self.path)
         _make_parent(self.path)
+        self.progress = _progress(self.path)
         # one writer per store: held until commit (or until this builder is gone)
         self._release = acquire_writer(self.path)
         weakref.finalize(self, self._release)
-        check_output(self.path, "store", overwrite=overwrite)  # as it is after any wait
-        tpl = _portable_strings(template.copy())
-        if chunks:
-            tpl = tpl.chunk({d: c for d, c in chunks.items() if d in tpl.dims})
-        tpl.attrs[COMPLETE_ATTR] = False
-        signature = _signature(tpl, dim)
-        self.progress = _progress(self.path)
-        prog = self.progress
-        if resume and prog.exists() and self.staging.exists():
-            state = json.loads(prog.read_text())
-            if state.get("signature") == signature:
-                self._state = state
-                return
-        clear_staging(self.staging, "store")
-        # metadata and the coordinates that do not depend on the region dim, not the data
-        tpl.to_zarr(
-            self.staging,
-            mode="w",
-            compute=False,
-            encoding=_encoding_for(tpl, chunks),
-            consolidated=False,
-        )
-        # variables without the region dim (lat/lon, crs, ...) are written now, once
-        static = [v for v in tpl.variables if dim not in tpl[v].dims and v not in tpl.dims]
-        if static:
-            part = tpl[static]
-            part.attrs = dict(tpl.attrs)
-            part.to_zarr(self.staging, mode="a", consolidated=False, write_empty_chunks=True)
-        self._state = {"signature": signature, "done": []}
-        self._save()
+        try:
+            check_output(self.path, "store", overwrite=overwrite)  # as it is after any wait
+            tpl = _portable_strings(template.copy())
+            if chunks:
+                tpl = tpl.chunk({d: c for d, c in chunks.items() if d in tpl.dims})
+            tpl.attrs[COMPLETE_ATTR] = False
+            signature = _signature(tpl, dim)
+            prog = self.progress
+            if resume and prog.exists() and self.staging.exists():
+                state = json.loads(prog.read_text())
+                if state.get("signature") == signature:
+                    self._state = state
+                    return
+            clear_staging(self.staging, "store")
+            # metadata and the coordinates that do not depend on the region dim, not the data
+            tpl.to_zarr(
+                self.staging,
+                mode="w",
+                compute=False,
+                encoding=_encoding_for(tpl, chunks),
+                consolidated=False,
+            )
+            # variables without the region dim (lat/lon, crs, ...) are written now, once
+            static = [v for v in tpl.variables if dim not in tpl[v].dims and v not in tpl.dims]
+            if static:
+                part = tpl[static]
+                part.attrs = dict(tpl.attrs)
+                part.to_zarr(self.staging, mode="a", consolidated=False, write_empty_chunks=True)
+            self._state = {"signature": signature, "done": []}
+            self._save()
+        except BaseException:  # a builder that never started holds no lock
+            self._release()
+            raise
 
     def _save(self) -> None:
         tmp = self.progress.with_name(self.progress.name + ".tmp")

@@ -220,3 +220,28 @@ def test_a_second_process_waits_for_the_writer_of_the_same_store(storms, tmp_pat
     stgeo.to_zarr(storms, dest, overwrite=True)
     assert stgeo.open_dataset(dest).sizes["time"] == storms.sizes["time"]
     assert not (tmp_path / ".shared.zarr.partial").exists()
+
+
+def test_a_builder_that_fails_to_start_leaves_the_store_free(storms, tmp_path):
+    """A StoreBuilder whose construction fails (here: a foreign folder in the way of its
+    staging folder) releases the store's writer lock at once, for every other process."""
+    dest = tmp_path / "b.zarr"
+    foreign = tmp_path / ".b.zarr.partial"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    # the error is kept (as a notebook keeps its last traceback, and with it the builder)
+    with pytest.raises(OutputExistsError, match="in the way") as err:
+        StoreBuilder(dest, storms.chunk({"time": 4}))
+    assert (foreign / "notes.txt").read_text() == "mine"
+    script = (
+        "import sys, warnings\n"
+        "from stgeo.data.safety import writer_lock\n"
+        "warnings.simplefilter('error')\n"  # waiting would warn
+        "with writer_lock(sys.argv[1]):\n"
+        "    print('free')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(dest)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "free", out.stderr
+    assert err.traceback  # still alive during the check above
