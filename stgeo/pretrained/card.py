@@ -51,6 +51,10 @@ class PretrainedCard:
         The data's time step the model was trained on (``"5min"``), or ``"per-event"``.
     in_steps, out_steps : int
         Input frames and frames of one forward pass.
+    input_offsets : list of int, optional
+        Where the input frames are, in steps relative to the initial time, for a model
+        that declares them (ST-ResNet's ``[-167, -23, -2, -1, 0]`` needs a week of data
+        before its first forecast); None: the last ``in_steps`` frames.
     files : dict
         Where the weights are: ``{"path": folder relative to the index, "sha256": ...}``
         or ``{"url": "https://.../model.safetensors", "sha256": ...}``.
@@ -101,6 +105,7 @@ class PretrainedCard:
     in_steps: int
     out_steps: int
     files: dict[str, Any]
+    input_offsets: list[int] | None = None
     backbone: str | None = None
     standard_names: dict[str, str] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
@@ -172,8 +177,10 @@ class PretrainedCard:
         """One line: name, architecture, fitting data, sizes."""
         arch = self.architecture + (f" on {self.backbone}" if self.backbone else "")
         flag = ", default" if self.default else ""
+        offsets = self.input_offsets
+        at = f" (at steps {', '.join(map(str, offsets))})" if offsets else ""
         return (
-            f"{self.name} ({arch}{flag}): {self.fits_text()}, {self.in_steps} frames in, "
+            f"{self.name} ({arch}{flag}): {self.fits_text()}, {self.in_steps} frames in{at}, "
             f"{self.out_steps} out"
         )
 
@@ -207,6 +214,13 @@ def _size_problems(c: PretrainedCard) -> list[str]:
         v = getattr(c, f)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             problems.append(f"{f}={v!r} (a positive integer)")
+    off = c.input_offsets
+    if off is not None and (
+        not isinstance(off, list)
+        or len(off) != c.in_steps
+        or not all(isinstance(o, int) and not isinstance(o, bool) and o <= 0 for o in off)
+    ):
+        problems.append(f"input_offsets={off!r} (in_steps integers <= 0, or null)")
     g = c.grid_shape
     if g is not None and (not isinstance(g, list) or len(g) != 2):
         problems.append(f"grid_shape={g!r} ([ny, nx] or null)")

@@ -122,6 +122,7 @@ def _card_dict(tm: TrainedModel, name: str, dtype: str, **fields: Any) -> dict[s
         "time_step": s.time_step,
         "in_steps": s.in_steps,
         "out_steps": s.out_steps,
+        "input_offsets": None if s.input_offsets is None else [int(o) for o in s.input_offsets],
         "normalization": (s.normalization or {}).get("method"),
         "hyperparameters": dict(s.hyperparameters),
         "grid_shape": grid,

@@ -26,6 +26,13 @@ def test_shipped_artefacts_are_listed_with_complete_cards():
         assert c.data_fingerprint and c.scores and c.environment
         r = Recipe.from_dict(c.recipe)
         assert r.train["model"] in stgeo.list_models() and {"seed", "seeds"} & set(r.train)
+        # the card says what the model needs: its input frames, as its spec has them
+        spec = stgeo.pretrained.get(c.name).spec
+        offsets = None if spec.input_offsets is None else list(spec.input_offsets)
+        assert c.input_offsets == offsets and c.in_steps == spec.in_steps
+    summary = card("bikenyc-stresnet").summary()
+    assert "5 frames in (at steps -167, -23, -2, -1, 0), 1 out" in summary
+    assert "4 frames in, 12 out" in card("storms-convlstm").summary()
 
 
 def test_get_restores_float32_from_half_precision_storage():
@@ -123,6 +130,9 @@ def test_package_writes_folder_card_and_index(tiny_simvp, tmp_path):
         ({"files": {"path": "x", "url": "y", "sha256": 64 * "0"}}, "either 'path' or 'url'"),
         ({"variables": []}, "variables"),
         ({"colour": "red"}, "unknown fields"),
+        ({"input_offsets": [-2, -1, 0]}, "input_offsets"),  # 3 offsets for 4 inputs
+        ({"input_offsets": [-3, -2, -1, 1]}, "input_offsets"),  # an input after t0
+        ({"input_offsets": "-3..0"}, "input_offsets"),
     ],
 )
 def test_malformed_cards_are_refused(change, match):
@@ -206,3 +216,15 @@ def test_built_wheel_contains_the_shipped_artefacts(tmp_path):
             folder = f"stgeo/pretrained/{c.files['path']}"
             for f in ("model.safetensors", "spec.json", "card.json"):
                 assert f"{folder}/{f}" in names
+
+
+def test_package_records_where_the_inputs_are(tmp_path):
+    """A model trained on non-consecutive inputs: its card lists them, and says so."""
+    ds = stgeo.testing.storm_cells(n_times=30, shape=(8, 8), seed=0)
+    m = stgeo.train(ds, model="simvp", input_offsets=[-3, -1, 0], out_steps=1, epochs=1,
+                    progress=False, precision="fp32", hid_S=4, hid_T=8, N_S=2, N_T=1)  # fmt: skip
+    c = stgeo.pretrained.package(m, name="tiny-offsets", out=tmp_path / "a")
+    assert c.input_offsets == [-3, -1, 0] and c.in_steps == 3
+    assert "3 frames in (at steps -3, -1, 0), 1 out" in c.summary()
+    on_disk = json.loads((tmp_path / "a" / "card.json").read_text())
+    assert on_disk["input_offsets"] == [-3, -1, 0]
