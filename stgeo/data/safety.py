@@ -423,7 +423,8 @@ def _lock_path(dest: Path) -> Path:
     import hashlib
     import tempfile
 
-    folder = Path(tempfile.gettempdir()) / "stgeo-locks"
+    user = os.getuid() if hasattr(os, "getuid") else "user"  # a shared /tmp: one per user
+    folder = Path(tempfile.gettempdir()) / f"stgeo-locks-{user}"
     folder.mkdir(exist_ok=True)
     digest = hashlib.sha256(str(dest).encode()).hexdigest()[:32]
     return folder / f"{digest}.lock"
@@ -437,20 +438,27 @@ def acquire_writer(dest: str | os.PathLike, *, poll: float = 0.5) -> Callable[[]
     :class:`~stgeo.data.StoreBuilder` after a failed one). The lock is an advisory
     ``flock`` on a file of the temporary folder named after ``dest``: released when the
     holder releases or exits, however it exits; processes of one machine exclude each
-    other (not processes of several hosts on a shared file system). Without ``fcntl``
-    (Windows) nothing is locked.
+    other (not processes of several hosts on a shared file system, nor of several users:
+    each user has their own lock folder). Without ``fcntl`` (Windows) or a writable
+    temporary folder nothing is locked.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         return lambda: None
-    path = _lock_path(Path(dest).resolve())
+    try:
+        path = _lock_path(Path(dest).resolve())
+    except OSError:  # no usable temporary folder: write unlocked, as before locks existed
+        return lambda: None
     key = str(path)
     with _HELD_GUARD:
         if key in _HELD:
             _HELD[key][1] += 1
             return _releaser(key)
-    fh = open(path, "a+")  # held until released
+    try:
+        fh = open(path, "a+")  # held until released
+    except OSError:
+        return lambda: None
     said = False
     while True:
         try:

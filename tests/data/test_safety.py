@@ -279,3 +279,15 @@ def test_checkpoint_dir_must_hold_only_training_files(storms, tmp_path):
     stgeo.train(storms, checkpoint_dir=run, **kw)
     assert artefact_kind(run / "model") == "model"
     stgeo.train(storms, checkpoint_dir=run, resume=False, **kw)  # all ours: run again
+
+
+def test_writes_go_on_unlocked_when_the_lock_folder_is_unusable(tmp_path, monkeypatch):
+    """A temporary folder where the lock file cannot be made (another user's lock folder
+    on a shared machine, a read-only /tmp) does not stop a write."""
+    import tempfile
+
+    blocked = tmp_path / "tmp"
+    blocked.write_text("a file where the lock folder's parent should be")
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(blocked))
+    ds = stgeo.testing.storm_cells(n_times=2, shape=(8, 8))
+    assert stgeo.open_dataset(stgeo.to_zarr(ds, tmp_path / "s.zarr")).sizes["time"] == 2
