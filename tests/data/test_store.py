@@ -188,20 +188,34 @@ def test_bad_chunks_and_unwritable_folders_are_clear_errors(tmp_path):
     assert not (tmp_path / "a.zarr").exists() and not (tmp_path / "b.zarr").exists()
 
 
-def test_a_second_process_waits_for_the_writer_of_the_same_store(
-    storms, tmp_path, writer_elsewhere
-):
+def test_a_second_process_waits_for_the_writer_of_the_same_store(storms, tmp_path):
     """Two processes building one store: the second waits for the first to publish instead
     of clearing its staging folder under it, then sees the published store (here: refuses
     to replace it without overwrite=True) and replaces it when asked."""
     dest = tmp_path / "shared.zarr"
-    code = "import stgeo; stgeo.to_zarr(stgeo.testing.storm_cells(n_times=3, shape=(8, 8)), dest)"
-    with writer_elsewhere(dest, code):
+    held = tmp_path / "held"
+    script = (
+        "import sys, time, pathlib, stgeo\n"
+        "from stgeo.data.safety import writer_lock\n"
+        "dest = pathlib.Path(sys.argv[1])\n"
+        "with writer_lock(dest):\n"
+        "    pathlib.Path(sys.argv[2]).touch()\n"
+        "    time.sleep(1.5)\n"
+        "    stgeo.to_zarr(stgeo.testing.storm_cells(n_times=3, shape=(8, 8)), dest)\n"
+    )
+    other = subprocess.Popen([sys.executable, "-c", script, str(dest), str(held)])
+    try:
+        deadline = time.monotonic() + 60
+        while not held.exists():
+            assert other.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
         # dest did not exist when this writer started: it waited, and then found the
         # other process's published store (without the lock it would have written its own)
         with pytest.warns(UserWarning, match="another process is writing"):
             with pytest.raises(OutputExistsError, match="overwrite"):
                 stgeo.to_zarr(storms, dest)
+    finally:
+        assert other.wait(timeout=60) == 0
     assert stgeo.open_dataset(dest).sizes["time"] == 3  # the other process's store, whole
     stgeo.to_zarr(storms, dest, overwrite=True)
     assert stgeo.open_dataset(dest).sizes["time"] == storms.sizes["time"]

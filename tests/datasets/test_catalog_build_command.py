@@ -173,18 +173,33 @@ def test_recipe_overwrite_and_verify_options_map_to_force_and_verify(tmp_path):
     assert [r.status for r in res] == ["built"]
 
 
-def test_a_process_waiting_for_another_build_of_the_entry_finds_it_up_to_date(
-    tmp_path, writer_elsewhere
-):
+def test_a_process_waiting_for_another_build_of_the_entry_finds_it_up_to_date(tmp_path):
     """Two processes building one catalog entry (two benchmark runs): the second waits for
     the first and does not build it again (nor clear the first one's staging folder)."""
-    code = (
+    import subprocess
+    import sys
+    import time
+
+    held = tmp_path / "held"
+    script = (
+        "import sys, time, pathlib\n"
         "from stgeo.datasets import build_catalog\n"
-        "r = build_catalog(['synthetic-storms'], cache_dir=dest.parent.parent, n_times='6', "
-        "shape='8,8')\n"
-        "assert [x.status for x in r] == ['built'], r\n"
+        "from stgeo.data.safety import writer_lock\n"
+        "d, held = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])\n"
+        "with writer_lock(d / 'synthetic' / 'storms.zarr'):\n"
+        "    held.touch()\n"
+        "    time.sleep(1.5)\n"
+        "    r = build_catalog(['synthetic-storms'], cache_dir=d, n_times='6', shape='8,8')\n"
+        "    assert [x.status for x in r] == ['built'], r\n"
     )
-    with writer_elsewhere(tmp_path / "synthetic" / "storms.zarr", code):
+    other = subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(held)])
+    try:
+        deadline = time.monotonic() + 60
+        while not held.exists():
+            assert other.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
         with pytest.warns(UserWarning, match="another process is writing"):
             res = build_catalog(["synthetic-storms"], cache_dir=tmp_path, n_times="6", shape="8,8")
+    finally:
+        assert other.wait(timeout=60) == 0
     assert [r.status for r in res] == ["up to date"]
