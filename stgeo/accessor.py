@@ -55,11 +55,12 @@ class _Base:
 
         return score(self._obj, obs, **kwargs)
 
-    def plot(self, **kwargs: Any) -> Any:
-        """Map of a forecast (and optionally observations): :func:`stgeo.plot.plot_forecast`."""
+    def plot(self, obs: Any = None, **kwargs: Any) -> Any:
+        """Map of a forecast (and optionally observations, also as the first positional
+        argument): :func:`stgeo.plot.plot_forecast`."""
         from .plot import plot_forecast
 
-        return plot_forecast(self._obj, **kwargs)
+        return plot_forecast(self._obj, obs, **kwargs)
 
 
 @xr.register_dataset_accessor("st")

@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,9 @@ import xarray as xr
 
 from .conventions import INIT_TIME_DIM, LEAD_TIME_DIM
 from .data import open_dataset, to_zarr
+from .data.safety import artefact_kind
 from .datasets.synthetic import storm_cells
+from .errors import OutputExistsError, StgeoTypeError
 
 __all__ = ["QUICKSTART_MODEL", "quickstart"]
 
@@ -55,6 +58,53 @@ QUICKSTART_MODEL: dict[str, Any] = {
 
 THRESHOLDS = (0.1, 1.0, 5.0)
 IN_STEPS, LEAD_STEPS = 4, 12
+#: written first into the output folder: a folder holding it is the quickstart's own, and a
+#: re-run there replaces the quickstart's outputs (any other non-empty folder is refused)
+MARKER = ".stgeo-quickstart.json"
+MARKER_FORMAT = "stgeo-quickstart"
+
+
+def _json_dict(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _written_by_quickstart(out: Path) -> bool:
+    """Whether ``out`` holds the quickstart's marker, or is the output of a quickstart from
+    before the marker (its ``summary.json`` and its ``storms.zarr`` store)."""
+    if _json_dict(out / MARKER).get("format") == MARKER_FORMAT:
+        return True
+    summary = _json_dict(out / "summary.json")
+    return {"store", "forecasts", "table"} <= set(summary) and (
+        artefact_kind(out / "storms.zarr") == "store"
+    )
+
+
+def _check_out(out: Any) -> Path:
+    """Refuse an output folder that holds anything the quickstart did not write (before any
+    work): the quickstart replaces its files there (report.md, summary.json, ...)."""
+    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out).strip():
+        raise StgeoTypeError(f"out must be a folder path (str or Path), got {out!r}")
+    out = Path(out)
+    if (out.exists() or out.is_symlink()) and not out.is_dir():
+        raise OutputExistsError(
+            f"{out} is a file; the quickstart writes into a folder: give a new or empty folder"
+        )
+    if not out.is_dir() or _written_by_quickstart(out):
+        return out
+    found = sorted(c.name for c in out.iterdir())
+    if found:
+        shown = ", ".join(found[:5]) + (" ..." if len(found) > 5 else "")
+        raise OutputExistsError(
+            f"{out} is a folder that the quickstart did not write and it is not empty "
+            f"({shown}); the quickstart writes report.md, summary.json, scores.nc, figures, "
+            "stores and a model there, replacing files of those names. Choose a new or empty "
+            "folder (out=...; on the command line --out FOLDER)"
+        )
+    return out
 
 
 def _say(verbose: bool, msg: str) -> None:
@@ -214,9 +264,10 @@ def _plot_figures(
         init_time=init,
         lead_time=["15min", "30min", "60min"],
         path=figures["map"],
+        overwrite=True,  # the quickstart's own folder (checked by _check_out)
     )
-    plot_csi_vs_lead(allscores, path=figures["csi"])
-    performance_diagram(allscores, path=figures["performance"])
+    plot_csi_vs_lead(allscores, path=figures["csi"], overwrite=True)
+    performance_diagram(allscores, path=figures["performance"], overwrite=True)
     import matplotlib.pyplot as plt
 
     plt.close("all")
@@ -327,8 +378,10 @@ def quickstart(
     Parameters
     ----------
     out : str or path
-        Output folder; created if needed. Holds ``storms.zarr``, ``forecasts/*.zarr``,
-        ``scores.nc``, ``report.md``, ``summary.json`` and ``model/``.
+        Output folder: new, empty, or the output folder of an earlier quickstart (whose
+        outputs are then replaced); created if needed. Holds ``storms.zarr``,
+        ``forecasts/*.zarr``, ``scores.nc``, ``report.md``, ``summary.json``, the figures,
+        ``model/`` and the marker ``.stgeo-quickstart.json``.
     seed : int
         Seed of the synthetic data and of training.
     train_model : bool
@@ -342,10 +395,17 @@ def quickstart(
     -------
     dict
         ``{"report": path, "scores": path, "store": path, "forecasts": {...}, "table": [...]}``.
+
+    Raises
+    ------
+    OutputExistsError
+        ``out`` is a file, or a non-empty folder the quickstart did not write (checked
+        before any work; nothing is replaced).
     """
     t_start = time.perf_counter()
-    out = Path(out)
+    out = _check_out(out)  # before any work
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(json.dumps({"format": MARKER_FORMAT}) + "\n")
     _say(verbose, f"stgeo quickstart: writing to {out.resolve()}")
 
     storms = storm_cells(n_times=n_times, shape=shape, seed=seed)

@@ -7,6 +7,9 @@
 * :func:`plot_csi_vs_lead`, :func:`performance_diagram` — score plots from
   :func:`stgeo.metrics.score` results.
 
+Every ``path=`` is checked before drawing (:func:`check_figure_path`): an existing file is
+replaced only with ``overwrite=True``, a folder never, and the suffix must name a format.
+
 Examples
 --------
 >>> import matplotlib
@@ -19,6 +22,7 @@ Examples
 """
 
 from .animate import animate_forecast
+from .files import check_figure_path
 from .mapdata import MapData, add_map_features, find_map_data
 from .maps import map_projection, plot_field, plot_forecast
 from .scores import performance_diagram, plot_csi_vs_lead
@@ -29,6 +33,7 @@ __all__ = [
     "MapData",
     "add_map_features",
     "animate_forecast",
+    "check_figure_path",
     "error_style",
     "field_style",
     "find_map_data",

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..errors import DataValidationError, DependencyError
+from ..errors import DependencyError
+from .files import check_figure_path
 from .maps import (
     PANEL_WIDTH,
     _draw,
@@ -46,23 +47,24 @@ __all__ = ["animate_forecast"]
 logger = logging.getLogger("stgeo.plot")
 
 
+#: animation file suffixes: GIF (Pillow) and video containers (ffmpeg)
+ANIMATION_FORMATS = ("gif", "mp4", "m4v", "mov", "mkv", "webm")
+
+
 def _writer(path: Path, fps: float) -> Any:
+    """The matplotlib writer for ``path`` (its suffix is one of :data:`ANIMATION_FORMATS`)."""
     from matplotlib import animation
 
     suffix = path.suffix.lower()
     if suffix == ".gif":
         return animation.PillowWriter(fps=fps)
-    if suffix in (".mp4", ".m4v", ".mov", ".mkv", ".webm"):
-        if not animation.writers.is_available("ffmpeg"):
-            raise DependencyError(
-                f"writing {suffix} needs ffmpeg on the PATH, which was not found; install it "
-                "(e.g. `apt-get install ffmpeg` or `conda install ffmpeg`) or write a .gif "
-                "instead (Pillow)"
-            )
-        return animation.FFMpegWriter(fps=fps)
-    raise DataValidationError(
-        f"cannot tell the animation format from {path.name!r}: use a .gif or .mp4 file name"
-    )
+    if not animation.writers.is_available("ffmpeg"):
+        raise DependencyError(
+            f"writing {suffix} needs ffmpeg on the PATH, which was not found; install it "
+            "(e.g. `apt-get install ffmpeg` or `conda install ffmpeg`) or write a .gif "
+            "instead (Pillow)"
+        )
+    return animation.FFMpegWriter(fps=fps)
 
 
 def _freeze_layout(fig: Any, axes: Any) -> None:
@@ -131,6 +133,7 @@ def animate_forecast(
     gridlines: bool = True,
     map_data_dir: str | os.PathLike | None = None,
     title: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Animate every lead time of one forecast (or every time of a series) to GIF/MP4.
 
@@ -140,7 +143,9 @@ def animate_forecast(
         A forecast ``(init_time, lead_time, [channel], y, x)``, or a plain
         ``(time, [channel], y, x)`` series (then every time is a frame).
     path : path
-        Output file; ``.gif`` (Pillow) or ``.mp4`` (needs ffmpeg).
+        Output file; ``.gif`` (Pillow) or ``.mp4`` (needs ffmpeg; also ``.m4v``, ``.mov``,
+        ``.mkv``, ``.webm``). An existing file is kept unless ``overwrite=True``; a folder or
+        another suffix is refused before drawing.
     obs : xarray.DataArray or Dataset, optional
         Observations ``(time, ...)``; each frame then shows forecast, observation and error.
     init_time : time or int, optional
@@ -159,6 +164,8 @@ def animate_forecast(
         Folder with coastline/border shapefiles.
     title : str, optional
         Figure title.
+    overwrite : bool
+        Replace an existing file at ``path``.
 
     Returns
     -------
@@ -169,6 +176,8 @@ def animate_forecast(
     ------
     DependencyError
         An MP4 was asked for but ffmpeg is not installed.
+    OutputExistsError
+        ``path`` is a folder, or an existing file and ``overwrite`` is False.
 
     Examples
     --------
@@ -183,7 +192,7 @@ def animate_forecast(
     import matplotlib.pyplot as plt
     from matplotlib import animation
 
-    path = Path(path)
+    path = check_figure_path(path, overwrite=overwrite, dpi=dpi, formats=ANIMATION_FORMATS)
     writer = _writer(path, fps)
     plan = _plan(
         fc,
@@ -242,6 +251,7 @@ def animate_forecast(
         return artists
 
     anim = animation.FuncAnimation(fig, update, frames=len(plan.frames), blit=False)
+    path = check_figure_path(path, overwrite=overwrite, dpi=dpi, formats=ANIMATION_FORMATS)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         anim.save(path, writer=writer, dpi=dpi)

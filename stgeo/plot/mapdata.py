@@ -20,7 +20,9 @@ the ``STGEO_MAP_DATA`` environment variable (``os.pathsep``-separated), cartopy'
 ``pre_existing_data_dir`` and ``data_dir``, ``/usr/share/cartopy/data``,
 ``/usr/local/share/cartopy/data``, ``/usr/share/gmt-gshhg``, ``/usr/share/gshhg-gmt``,
 ``/usr/local/share/gshhg-gmt`` and ``<sys.prefix>/share/gshhg-gmt``. When nothing is found
-the map is drawn without coastlines/borders and the reason is logged (logger ``stgeo.plot``).
+the map is drawn without coastlines/borders: a one-line warning says so once per process, and
+the folders searched and how to install map data are logged at INFO level (logger
+``stgeo.plot``).
 
 Examples
 --------
@@ -479,10 +481,13 @@ def add_map_features(
     pc = ccrs.PlateCarree()
     if coastlines:
         if md.coastline is None:
+            # one short warning per process; where was searched and how to install data:
+            # at INFO level (logger "stgeo.plot")
             _log_once(
-                f"map drawn without coastlines: no offline coastline data found in {where}; "
-                + _HOW_TO
+                "map drawn without coastlines: no coastline data on disk (point STGEO_MAP_DATA "
+                "or map_data_dir= at some; see 'Coastlines and borders' in the plotting guide)"
             )
+            _log_once(f"no offline coastline data found in {where}; " + _HOW_TO, logging.INFO)
         else:
             geoms = _shapes(md.coastline, bbox, COAST_LEVELS)
             if geoms:

@@ -35,8 +35,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..conventions import INIT_TIME_DIM, LEAD_TIME_DIM, VALID_TIME_COORD, get_crs, spatial_dims
+from ..conventions import (
+    INIT_TIME_DIM,
+    LEAD_TIME_DIM,
+    VALID_TIME_COORD,
+    check_same_grid,
+    get_crs,
+    spatial_dims,
+)
 from ..errors import DataValidationError, StgeoTypeError, UnknownNameError
+from .files import check_figure_path, save_figure
 from .mapdata import add_map_features
 from .styles import FieldStyle, error_style, field_style, label_of
 
@@ -613,9 +621,17 @@ def _plan(
     channel: Any,
     all_frames: bool = False,
 ) -> _Plan:
+    if isinstance(fc, xr.DataArray) and variable is not None and fc.name is not None:
+        if str(fc.name) != variable:
+            raise UnknownNameError(
+                f"variable={variable!r} but the forecast is a DataArray named {fc.name!r}; "
+                "variable= picks a variable of a Dataset: drop it, or pass the Dataset"
+            )
     da = _pick_variable(fc, variable, "the forecast")
     name = str(da.name) if da.name is not None else variable
     obs_da = None if obs is None else _pick_obs(obs, variable, name, channel)
+    if obs_da is not None:
+        check_same_grid(da, obs_da)  # as scoring does: never matched by position
     if INIT_TIME_DIM in da.dims or LEAD_TIME_DIM in da.dims:
         plan = _forecast_plan(da, obs_da, init_time, lead_time, channel, all_frames)
     elif "time" in da.dims:
@@ -734,16 +750,6 @@ def _masked_error(frame: _Frame, style: FieldStyle) -> np.ndarray:
     return err
 
 
-def _save(fig: Any, path: str | os.PathLike | None, dpi: int) -> None:
-    if path is not None:
-        from pathlib import Path
-
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=dpi)
-        logger.info("figure written to %s", p)
-
-
 # -- public API ----------------------------------------------------------------------------
 def plot_field(
     da: xr.DataArray,
@@ -761,6 +767,7 @@ def plot_field(
     map_data_dir: str | os.PathLike | None = None,
     path: str | os.PathLike | None = None,
     dpi: int = 100,
+    overwrite: bool = False,
 ) -> Any:
     """Draw one 2-D field on a map in its own projection.
 
@@ -783,9 +790,12 @@ def plot_field(
     map_data_dir : path, optional
         Folder with coastline/border shapefiles (see :func:`stgeo.plot.mapdata.find_map_data`).
     path : path, optional
-        Save the figure there (PNG, PDF, SVG, ... by suffix).
+        Save the figure there (PNG, PDF, SVG, ... by suffix). An existing file is kept
+        unless ``overwrite=True``; a folder or an unknown suffix is refused before drawing.
     dpi : int
         Resolution when saving.
+    overwrite : bool
+        Replace an existing file at ``path``.
 
     Returns
     -------
@@ -807,6 +817,8 @@ def plot_field(
 
     if not isinstance(da, xr.DataArray):
         raise StgeoTypeError(f"plot_field needs an xarray DataArray, got {type(da).__name__}")
+    if path is not None:
+        check_figure_path(path, overwrite=overwrite, dpi=dpi)  # before any drawing
     field2d = _select_extra(da, [], None, "the field")
     grid = _grid(field2d)
     if ax is None:
@@ -840,7 +852,8 @@ def plot_field(
         ax.figure.colorbar(
             artist, ax=ax, orientation="vertical", shrink=0.85, **style.colorbar_kwargs()
         )
-    _save(ax.figure, path, dpi)
+    if path is not None:
+        save_figure(ax.figure, path, dpi=dpi, overwrite=overwrite)
     return ax
 
 
@@ -962,6 +975,7 @@ def plot_forecast(
     title: str | None = None,
     path: str | os.PathLike | None = None,
     dpi: int = 100,
+    overwrite: bool = False,
 ) -> Any:
     """Maps of a forecast, the observations and their difference, one row per lead time.
 
@@ -972,8 +986,10 @@ def plot_forecast(
         :func:`stgeo.forecast`, or a plain ``(time, [channel], y, x)`` field (then frames at
         ``time`` are drawn), or a single 2-D field.
     obs : xarray.DataArray or Dataset, optional
-        Observations ``(time, [channel], y, x)`` on the same grid; matched on ``valid_time``.
-        With them, each row shows forecast, observation and forecast minus observation.
+        Observations ``(time, [channel], y, x)`` on the same grid (checked as scoring does:
+        observations of another area of the same shape are refused); matched on
+        ``valid_time``. With them, each row shows forecast, observation and forecast minus
+        observation.
     init_time : time or int, optional
         Initial time to draw (a time, or a position); default the first.
     lead_time : str, Timedelta or list, optional
@@ -982,7 +998,7 @@ def plot_forecast(
     time : time or list, optional
         For a plain time series: the times to draw (default up to four spread over it).
     variable : str, optional
-        Variable of a Dataset with several.
+        Variable of a Dataset with several (for a DataArray it must be the array's name).
     channel : label or int, optional
         Channel to draw when there is a ``channel`` dim (default the first).
     cmap, levels, vmin, vmax
@@ -997,9 +1013,13 @@ def plot_forecast(
     title : str, optional
         Figure title (default: model, variable, units and initial time).
     path : path, optional
-        Save the figure there (suffix picks the format).
+        Save the figure there (suffix picks the format: ``.png``, ``.pdf``, ``.svg``, ...).
+        An existing file is kept unless ``overwrite=True``; a folder or an unknown suffix is
+        refused before drawing.
     dpi : int
         Resolution when saving.
+    overwrite : bool
+        Replace an existing file at ``path``.
 
     Returns
     -------
@@ -1019,6 +1039,8 @@ def plot_forecast(
     """
     import matplotlib.pyplot as plt
 
+    if path is not None:
+        check_figure_path(path, overwrite=overwrite, dpi=dpi)  # before any drawing
     plan = _plan(
         fc,
         obs,
@@ -1061,5 +1083,6 @@ def plot_forecast(
     fig.suptitle(plan.title if title is None else title, fontsize=11)
     # cartopy nudges map titles up after the layout is made: keep the figure title clear
     fig.get_layout_engine().set(h_pad=0.06)
-    _save(fig, path, dpi)
+    if path is not None:
+        save_figure(fig, path, dpi=dpi, overwrite=overwrite)
     return fig

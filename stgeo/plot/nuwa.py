@@ -24,17 +24,15 @@ Examples
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
 import numpy as np
 
 from ..errors import DataValidationError
+from .files import check_figure_path, save_figure
 
 __all__ = ["plot_intervention"]
-
-logger = logging.getLogger("stgeo.plot")
 
 
 def _as_array(a: Any, name: str) -> np.ndarray:
@@ -104,6 +102,7 @@ def plot_intervention(
     patch_size: int | None = None,
     cmap: str = "viridis",
     dpi: int = 100,
+    overwrite: bool = False,
 ) -> Any:
     """Importance map, last input frame, intervened last frame and their difference.
 
@@ -116,7 +115,8 @@ def plot_intervention(
         Patch importance ``(B, gh, gw)`` (or ``(gh, gw)``) from
         :func:`stgeo.augment.nuwa.patch_importance`.
     path : str or path-like, optional
-        Write the figure there (PNG by extension).
+        Write the figure there (suffix picks the format). An existing file is kept unless
+        ``overwrite=True``; a folder or an unknown suffix is refused before drawing.
     sample, channel : int
         Which sample of the batch and which channel to draw.
     patch_size : int, optional
@@ -126,6 +126,8 @@ def plot_intervention(
         Colour map of the two frames (they share one colour scale).
     dpi : int
         Resolution of the saved figure.
+    overwrite : bool
+        Replace an existing file at ``path``.
 
     Returns
     -------
@@ -145,6 +147,8 @@ def plot_intervention(
     """
     import matplotlib.pyplot as plt
 
+    if path is not None:
+        check_figure_path(path, overwrite=overwrite, dpi=dpi)  # before any drawing
     xa, xb = _windows(x, x_aug)
     imp = _as_array(importance, "importance")
     imp = imp[None] if imp.ndim == 2 else imp
@@ -181,10 +185,5 @@ def plot_intervention(
     fig.colorbar(im1, ax=list(axes[1:3]), shrink=0.8, label=f"channel {channel}")
     fig.colorbar(im3, ax=axes[3], shrink=0.8, label="change")
     if path is not None:
-        from pathlib import Path
-
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=dpi)
-        logger.info("figure written to %s", out)
+        save_figure(fig, path, dpi=dpi, overwrite=overwrite)
     return fig

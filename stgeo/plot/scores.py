@@ -33,7 +33,7 @@ import xarray as xr
 
 from ..conventions import LEAD_TIME_DIM
 from ..errors import DataValidationError, StgeoTypeError, UnknownNameError
-from .maps import _save
+from .files import check_figure_path, save_figure
 
 __all__ = ["performance_diagram", "plot_csi_vs_lead"]
 
@@ -172,6 +172,42 @@ def _threshold_units(tables: dict[str, xr.Dataset]) -> str:
     return ""
 
 
+def _score_lines(
+    ax: Any,
+    tables: dict[str, xr.Dataset],
+    score: str,
+    threshold: Any,
+    select: Mapping[Hashable, Any] | None,
+    colors: Sequence[str],
+) -> tuple[str, str | None]:
+    """One line per model of ``score`` against lead time at ``threshold`` on ``ax``; returns
+    the x-axis label and the first model's ``long_name`` of the score (if any)."""
+    xlabel, long_name = "lead time", None
+    for i, (model, ds) in enumerate(tables.items()):
+        da = _variable(ds, score, model)
+        if LEAD_TIME_DIM not in da.dims:
+            raise DataValidationError(
+                f"the {score!r} scores of {model!r} have no 'lead_time' dim (dims "
+                f"{tuple(da.dims)}); score with preserve_dims=('lead_time',)"
+            )
+        if threshold is not None and "threshold" in da.dims:
+            da = da.sel(threshold=threshold)
+        da = _reduce_to(da, [LEAD_TIME_DIM], select, model)
+        x, xlabel, _ = _lead_axis(da[LEAD_TIME_DIM])
+        order = np.argsort(x)
+        ax.plot(
+            x[order],
+            np.asarray(da.values, float)[order],
+            marker=_MARKERS[i % 10],
+            markersize=4,
+            color=colors[i % len(colors)],
+            label=model,
+        )
+        if da.attrs.get("long_name") and i == 0:
+            long_name = str(da.attrs["long_name"])
+    return xlabel, long_name
+
+
 def plot_csi_vs_lead(
     scores: xr.Dataset | Mapping[str, xr.Dataset],
     path: str | os.PathLike | None = None,
@@ -181,6 +217,7 @@ def plot_csi_vs_lead(
     select: Mapping[Hashable, Any] | None = None,
     title: str | None = None,
     dpi: int = 100,
+    overwrite: bool = False,
 ) -> Any:
     """A score (CSI by default) against lead time, one line per model, one panel per threshold.
 
@@ -190,7 +227,8 @@ def plot_csi_vs_lead(
         From :func:`stgeo.metrics.score`: a variable ``score`` on ``lead_time`` (and
         ``threshold``), optionally with a ``model`` dim; or ``{model name: Dataset}``.
     path : path, optional
-        Save the figure there.
+        Save the figure there (suffix picks the format). An existing file is kept unless
+        ``overwrite=True``; a folder or an unknown suffix is refused before drawing.
     score : str
         Variable to plot (``"csi"``, ``"pod"``, ``"ets"``, ``"mse"``, ...).
     thresholds : float or list, optional
@@ -201,6 +239,8 @@ def plot_csi_vs_lead(
         Figure title.
     dpi : int
         Resolution when saving.
+    overwrite : bool
+        Replace an existing file at ``path``.
 
     Returns
     -------
@@ -221,6 +261,8 @@ def plot_csi_vs_lead(
     """
     import matplotlib.pyplot as plt
 
+    if path is not None:
+        check_figure_path(path, overwrite=overwrite, dpi=dpi)  # before any drawing
     tables = _tables(scores)
     thr = _threshold_values(tables, thresholds)
     panels = thr if thr is not None else [None]
@@ -237,31 +279,11 @@ def plot_csi_vs_lead(
     units = _threshold_units(tables)
     long_name = score.upper() if score in ("csi", "pod", "far", "ets", "hss", "fss") else score
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    xlabel = "lead time"
     for k, t in enumerate(panels):
         ax = axes.flat[k]
-        for i, (model, ds) in enumerate(tables.items()):
-            da = _variable(ds, score, model)
-            if LEAD_TIME_DIM not in da.dims:
-                raise DataValidationError(
-                    f"the {score!r} scores of {model!r} have no 'lead_time' dim (dims "
-                    f"{tuple(da.dims)}); score with preserve_dims=('lead_time',)"
-                )
-            if t is not None and "threshold" in da.dims:
-                da = da.sel(threshold=t)
-            da = _reduce_to(da, [LEAD_TIME_DIM], select, model)
-            x, xlabel, _ = _lead_axis(da[LEAD_TIME_DIM])
-            order = np.argsort(x)
-            ax.plot(
-                x[order],
-                np.asarray(da.values, float)[order],
-                marker=_MARKERS[i % 10],
-                markersize=4,
-                color=colors[i % len(colors)],
-                label=model,
-            )
-            if da.attrs.get("long_name") and k == 0 and i == 0:
-                long_name = str(da.attrs["long_name"])
+        xlabel, named = _score_lines(ax, tables, score, t, select, colors)
+        if named and k == 0:
+            long_name = named
         if t is not None:
             ax.set_title(f"threshold \u2265 {float(t):g}{units}", fontsize=10)
         ax.set_xlabel(xlabel)
@@ -275,7 +297,8 @@ def plot_csi_vs_lead(
         ax.set_ylabel(long_name)
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(title if title is not None else f"{long_name} against lead time", fontsize=11)
-    _save(fig, path, dpi)
+    if path is not None:
+        save_figure(fig, path, dpi=dpi, overwrite=overwrite)
     return fig
 
 
@@ -369,6 +392,7 @@ def performance_diagram(
     ax: Any = None,
     title: str | None = None,
     dpi: int = 100,
+    overwrite: bool = False,
 ) -> Any:
     """Performance diagram (Roebber 2009): POD against success ratio with CSI and bias lines.
 
@@ -383,7 +407,8 @@ def performance_diagram(
         With ``pod`` and ``sr`` (or ``far``; or ``hits``/``misses``/``false_alarms``) on
         ``threshold`` and optionally ``lead_time`` (and ``model``).
     path : path, optional
-        Save the figure there.
+        Save the figure there (suffix picks the format). An existing file is kept unless
+        ``overwrite=True``; a folder or an unknown suffix is refused before drawing.
     thresholds : float or list, optional
         Thresholds to show (default all).
     lead_time : duration or list, optional
@@ -396,6 +421,8 @@ def performance_diagram(
         Axes title.
     dpi : int
         Resolution when saving.
+    overwrite : bool
+        Replace an existing file at ``path``.
 
     Returns
     -------
@@ -417,6 +444,8 @@ def performance_diagram(
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
+    if path is not None:
+        check_figure_path(path, overwrite=overwrite, dpi=dpi)  # before any drawing
     tables = _tables(scores)
     thr = _threshold_values(tables, thresholds)
     if ax is None:
@@ -467,5 +496,6 @@ def performance_diagram(
         fontsize=10,
         pad=8,
     )
-    _save(fig, path, dpi)
+    if path is not None:
+        save_figure(fig, path, dpi=dpi, overwrite=overwrite)
     return fig

@@ -12,7 +12,7 @@ from matplotlib import animation
 from PIL import Image
 
 import stgeo
-from stgeo.errors import DataValidationError, DependencyError
+from stgeo.errors import DataValidationError, DependencyError, OutputExistsError
 from stgeo.plot import animate_forecast
 
 
@@ -63,5 +63,24 @@ def test_mp4_needs_ffmpeg(tmp_path, data, monkeypatch):
     monkeypatch.setattr(animation.writers, "is_available", lambda name: False)
     with pytest.raises(DependencyError, match="ffmpeg"):
         animate_forecast(fc, tmp_path / "x.mp4")
-    with pytest.raises(DataValidationError, match=r"\.gif or \.mp4"):
+    with pytest.raises(DataValidationError, match=r"'\.avi2'.*supported: \.gif, \.mp4"):
         animate_forecast(fc, tmp_path / "x.avi2")
+
+
+def test_existing_file_folder_and_dpi_are_refused_before_drawing(tmp_path, data, monkeypatch):
+    import stgeo.plot.animate as animate
+
+    ds, fc = data
+    mine = tmp_path / "fc.gif"
+    mine.write_text("my animation")
+    monkeypatch.setattr(animate, "_plan", lambda *a, **k: pytest.fail("drew before checking"))
+    with pytest.raises(OutputExistsError, match="fc.gif exists; pass overwrite=True"):
+        animate_forecast(fc, mine, ds)
+    with pytest.raises(OutputExistsError, match="is a folder; give a file name, e.g. .*gif"):
+        animate_forecast(fc, tmp_path, overwrite=True)
+    with pytest.raises(DataValidationError, match="dpi must be a positive number"):
+        animate_forecast(fc, tmp_path / "new.gif", dpi=0)
+    assert mine.read_text() == "my animation"
+    monkeypatch.undo()
+    out = animate_forecast(fc, mine, dpi=30, overwrite=True)
+    assert len(_frames(out)) == fc.sizes["lead_time"]

@@ -30,7 +30,12 @@ from plot_helpers import (
 )
 
 import stgeo
-from stgeo.errors import DataValidationError, StgeoTypeError, UnknownNameError
+from stgeo.errors import (
+    DataValidationError,
+    OutputExistsError,
+    StgeoTypeError,
+    UnknownNameError,
+)
 from stgeo.plot import find_map_data, map_projection, plot_field, plot_forecast
 
 HAVE_COAST = find_map_data().coastline is not None
@@ -160,6 +165,19 @@ def test_no_map_data_draws_and_logs(tmp_path, caplog):
     assert not [a for a in ax.get_children() if type(a).__name__ == "FeatureArtist"]
     assert "without coastlines" in caplog.text and "python-cartopy-data" in caplog.text
     assert "without country borders" in caplog.text
+
+
+def test_missing_map_data_warns_once_and_briefly(tmp_path, caplog):
+    from stgeo.plot import mapdata
+
+    ds = projected_field(SEVIR_LAEA, (41.0, -73.0), shape=(12, 12), res=30_000.0)
+    mapdata._logged.clear()
+    with caplog.at_level(logging.WARNING, logger="stgeo.plot"):
+        for _ in range(2):
+            plot_field(ds.rain_rate.isel(time=0), map_data_dir=tmp_path, colorbar=False)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "without coastlines" in warning and "STGEO_MAP_DATA" in warning
+    assert len(warning) < 200, len(warning)
 
 
 def test_natural_earth_preferred_when_present(tmp_path):
@@ -318,10 +336,75 @@ def test_bad_input_errors():
         plot_forecast(ens)
     with pytest.raises(StgeoTypeError, match="DataArray or Dataset"):
         plot_forecast(np.zeros((3, 4, 4)))
-    with pytest.raises(DataValidationError, match="regrid"):
+    with pytest.raises(DataValidationError, match="different grids: 'y' has 16 points"):
         plot_forecast(fc, ds.isel(y=slice(0, 8)))
     with pytest.raises(StgeoTypeError, match="map_projection"):
         plot_field(ds.rain_rate.isel(time=0), ax=plt.figure().add_subplot())
+
+
+@pytest.fixture(scope="module")
+def small():
+    ds = stgeo.testing.storm_cells(n_times=6, shape=(12, 12), seed=0)
+    return ds, ds.st.forecast(model="persistence", lead_steps=2)
+
+
+def test_path_keeps_existing_files_and_refuses_folders(tmp_path, small):
+    ds, fc = small
+    mine = tmp_path / "precious.png"
+    mine.write_text("my figure")
+    with pytest.raises(OutputExistsError, match="precious.png exists; pass overwrite=True"):
+        fc.st.plot(path=mine, coastlines=False)
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        plot_forecast(fc, ds.rain_rate, path=mine, coastlines=False)
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        plot_field(ds.rain_rate.isel(time=0), path=mine, coastlines=False)
+    assert mine.read_text() == "my figure"
+    fig = plot_forecast(fc, path=mine, overwrite=True, lead_time="5min", coastlines=False)
+    assert mine.read_bytes().startswith(b"\x89PNG") and fig is not None
+    with pytest.raises(DataValidationError, match="give a file name"):
+        fc.st.plot(path=f"{tmp_path / 'plots2'}/")
+    with pytest.raises(OutputExistsError, match="is a folder; give a file name"):
+        fc.st.plot(path=tmp_path, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.png"]
+
+
+def test_path_format_and_dpi_are_checked_before_drawing(tmp_path, small, monkeypatch):
+    import stgeo.plot.maps as maps
+
+    _, fc = small
+    monkeypatch.setattr(maps, "_plan", lambda *a, **k: pytest.fail("drew before checking"))
+    with pytest.raises(DataValidationError, match=r"'\.xyz'.*supported: .*\.png"):
+        plot_forecast(fc, path=tmp_path / "x.xyz")
+    with pytest.raises(DataValidationError, match="dpi must be a positive number"):
+        plot_forecast(fc, path=tmp_path / "x.png", dpi=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_observations_on_another_grid_of_the_same_shape_are_refused(small):
+    ds, fc = small
+    moved = ds.assign_coords(y=ds.y + 200_000.0)  # same shape, 200 km north
+    with pytest.raises(DataValidationError, match="different grids: coordinate 'y' differs"):
+        fc.st.plot(obs=moved.rain_rate, lead_time="5min")
+    with pytest.raises(DataValidationError, match="different grids"):
+        plot_forecast(fc, moved, lead_time="5min")
+    # the same check and message as scoring
+    with pytest.raises(DataValidationError, match="different grids: coordinate 'y' differs"):
+        fc.st.score(moved.rain_rate, metrics=["mse"])
+
+
+def test_accessor_takes_obs_positionally_and_checks_variable(small):
+    ds, fc = small
+    fig = fc.st.plot(ds.rain_rate, lead_time="5min", coastlines=False)
+    titles = [a.get_title() for a in fig.axes if hasattr(a, "projection")]
+    assert titles[1].startswith("observed")  # the observations were used
+    with pytest.raises(UnknownNameError, match="DataArray named 'rain_rate'"):
+        fc.st.plot(variable="foo")
+    with pytest.raises(UnknownNameError, match="variable='foo'"):
+        plot_forecast(fc, ds, variable="foo")
+    fc.st.plot(variable="rain_rate", lead_time="5min", coastlines=False)  # the name: fine
+    # a Dataset forecast also takes obs positionally
+    fig = fc.to_dataset().st.plot(ds, lead_time="5min", coastlines=False)
+    assert len([a for a in fig.axes if hasattr(a, "projection")]) == 3
 
 
 def _write_gshhg(path, segments, borders=False):

@@ -14,7 +14,7 @@ from plot_helpers import color_pixels, read_png
 
 import stgeo
 from stgeo.augment.nuwa import DiscoveryViT, intervene, patch_importance
-from stgeo.errors import DataValidationError
+from stgeo.errors import DataValidationError, OutputExistsError
 from stgeo.plot.nuwa import plot_intervention
 
 
@@ -75,3 +75,14 @@ def test_plot_intervention_inputs():
         plot_intervention(x, imp[:2], x, patch_size=4)
     with pytest.raises(DataValidationError, match="out of range"):
         plot_intervention(x, imp, x, sample=3, patch_size=4)
+
+
+def test_plot_intervention_keeps_existing_files(tmp_path):
+    x = np.zeros((1, 2, 1, 8, 8))
+    mine = tmp_path / "nuwa.png"
+    mine.write_text("mine")
+    with pytest.raises(OutputExistsError, match="nuwa.png exists; pass overwrite=True"):
+        plot_intervention(x, np.ones((1, 2, 2)), x, mine, patch_size=4)
+    assert mine.read_text() == "mine"
+    plot_intervention(x, np.ones((1, 2, 2)), x, mine, patch_size=4, overwrite=True, dpi=30)
+    assert mine.read_bytes().startswith(b"\x89PNG")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -13,7 +15,12 @@ import pytest
 import xarray as xr
 from plot_helpers import read_png
 
-from stgeo.errors import DataValidationError, StgeoTypeError, UnknownNameError
+from stgeo.errors import (
+    DataValidationError,
+    OutputExistsError,
+    StgeoTypeError,
+    UnknownNameError,
+)
 from stgeo.plot import performance_diagram, plot_csi_vs_lead
 
 LEADS = pd.to_timedelta([5, 10, 15, 20, 25, 30], unit="min")
@@ -142,3 +149,21 @@ def test_performance_diagram_from_counts_and_lead_subset():
         performance_diagram(ds, lead_time="1h")
     with pytest.raises(UnknownNameError, match="'pod'"):
         performance_diagram(ds.drop_vars("hits"))
+
+
+@pytest.mark.parametrize("plot", [plot_csi_vs_lead, performance_diagram])
+def test_score_plots_keep_existing_files(tmp_path, plot):
+    scores = {"persistence": _table(0.7)}
+    mine = tmp_path / "notes.pdf"
+    mine.write_text("notes")
+    with pytest.raises(OutputExistsError, match="notes.pdf exists; pass overwrite=True"):
+        plot(scores, mine)
+    with pytest.raises(DataValidationError, match="'.xyz'"):
+        plot(scores, tmp_path / "x.xyz")
+    with pytest.raises(DataValidationError, match="dpi"):
+        plot(scores, tmp_path / "x.png", dpi=-1)
+    with pytest.raises(OutputExistsError, match="give a file name"):
+        plot(scores, tmp_path)
+    assert mine.read_text() == "notes" and sorted(os.listdir(tmp_path)) == ["notes.pdf"]
+    plot(scores, mine, overwrite=True)
+    assert mine.read_bytes().startswith(b"%PDF")
