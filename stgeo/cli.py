@@ -4,8 +4,9 @@ Subcommands: ``quickstart``, ``catalog``, ``recipe``, ``train``, ``forecast``, `
 ``plot``, ``verify``, ``pretrained``.
 Outputs (``--out``) never replace what stgeo did not write, nor an input of the same command;
 an earlier output of the same kind is replaced only with ``--overwrite``.
-Errors print one line (no traceback) and exit with status 1 (2 for usage errors); unexpected
-errors are named as such with a "please report" hint; ``--debug`` shows the traceback.
+Errors print ``stgeo COMMAND: error: ...`` (the message's own line breaks kept, no traceback)
+and exit with status 1 (2 for usage errors); unexpected errors are named as such with a
+"please report" hint; ``--debug`` shows the traceback.
 
 Examples
 --------
@@ -30,7 +31,7 @@ from .data.safety import check_output
 from .datasets.command import EXAMPLES as RECIPE_EXAMPLES
 from .datasets.command import add_recipe_arguments
 from .datasets.options import parse_options
-from .errors import StgeoError
+from .errors import DataValidationError, StgeoError, StgeoTypeError
 
 __all__ = ["main"]
 
@@ -84,13 +85,97 @@ _MASK_HELP = (
 )
 
 
-def _floats(text: str | None) -> list[float] | None:
+def _numbers(text: str | None, flag: str, kind: type = float) -> list[Any] | None:
+    """Comma-separated numbers given to ``flag`` (``--thresholds 0.1,1,5``); None stays None."""
     if text is None:
         return None
+    example = "0.1,1,5" if kind is float else "3,5,9"
+    items = [t.strip() for t in text.split(",")]
+    if "" in items:
+        raise StgeoTypeError(
+            f"{flag}={text!r} has an empty item; give comma-separated numbers, e.g. {example}"
+        )
     try:
-        return [float(t) for t in text.split(",") if t.strip()]
+        return [kind(t) for t in items]
     except ValueError:
-        raise StgeoError(f"expected comma-separated numbers, got {text!r}") from None
+        bad = next(t for t in items if not _is_number(t, kind))
+        raise StgeoTypeError(
+            f"{flag}={text!r}: {bad!r} is not {'a number' if kind is float else 'an integer'}; "
+            f"give comma-separated numbers, e.g. {example}"
+        ) from None
+
+
+def _is_number(text: str, kind: type) -> bool:
+    try:
+        kind(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _options(
+    items: list[str] | None, flags: dict[str, str], lists: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``--option KEY=VALUE`` items as keyword arguments.
+
+    A key that has its own flag (``flags``: key -> flag) is refused, naming the flag; the
+    keys in ``lists`` take comma-separated numbers (``thresholds=0.1,1,5``).
+    """
+    kw = parse_options(items)
+    for key in kw:
+        if key in flags:
+            raise StgeoTypeError(f"--option {key}=...: use {flags[key]} instead")
+    for key in lists:
+        value = kw.get(key)
+        if isinstance(value, str):
+            kw[key] = _numbers(value, f"--option {key}")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            kw[key] = [float(value)]
+    return kw
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose help may start its epilog with text made only when the help
+    is shown (``more_help``), e.g. names from registries that are slow to import."""
+
+    more_help: Callable[[], str] | None = None
+
+    def format_help(self) -> str:
+        if self.more_help is not None:
+            self.epilog = f"{self.more_help()}\n\n{self.epilog or ''}".rstrip()
+            self.more_help = None
+        return super().format_help()
+
+
+def _model_choices() -> str:
+    """What ``forecast --model`` accepts, with the registered names."""
+    import textwrap
+
+    from .models import list_models, model_info
+    from .pretrained import cards as pretrained_cards
+    from .pretrained.fit import candidates
+
+    cards = pretrained_cards()
+    baselines = [m for m in list_models() if model_info(m)["baseline"]]
+    learned = list_models(baselines=False)
+    archs = [m for m in learned if candidates(m)]
+    others = [m for m in learned if m not in archs]
+    items = [
+        ("a pretrained model (stgeo pretrained list)", [c.name for c in cards]),
+        ("an architecture with pretrained models (the one that fits the data is used)", archs),
+        ("a baseline", baselines),
+        ("a saved model folder (stgeo train ... --out model/)", []),
+        ("other architectures must be trained first (stgeo train --model NAME)", others),
+    ]
+    lines = ["--model accepts:"]
+    for what, names in items:
+        text = f"{what}: {', '.join(names)}" if names else what
+        lines.append(
+            textwrap.fill(
+                text, 88, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False
+            )
+        )
+    return "\n".join(lines)
 
 
 def _sub(sp: Any, name: str, help_: str) -> argparse.ArgumentParser:
@@ -191,7 +276,14 @@ def _add_train(t: argparse.ArgumentParser) -> None:
 
 def _add_forecast(f: argparse.ArgumentParser) -> None:
     f.add_argument("data", help="Zarr store path or catalog name")
-    f.add_argument("--model", required=True, help="model folder or baseline name")
+    f.add_argument(
+        "--model",
+        required=True,
+        help="a pretrained model's name, an architecture's name (the pretrained model of it "
+        "that fits the data is used), a baseline's name or a saved model folder (listed below)",
+    )
+    if isinstance(f, _Parser):
+        f.more_help = _model_choices
     f.add_argument("--variable", default=None)
     f.add_argument("--lead-steps", type=int, default=None)
     f.add_argument("--start", default=None, help="first init time (default: first possible)")
@@ -219,8 +311,26 @@ def _add_score(s: argparse.ArgumentParser) -> None:
     s.add_argument("forecast", help="forecast Zarr store")
     s.add_argument("obs", help="observation store path or catalog name")
     s.add_argument("--variable", default=None)
-    s.add_argument("--metrics", default="mse,csi", help="comma-separated metric names")
-    s.add_argument("--thresholds", default=None, help="comma-separated thresholds")
+    s.add_argument(
+        "--metrics",
+        default=None,
+        help="comma-separated metric names (default: mse, and csi when thresholds are known)",
+    )
+    s.add_argument(
+        "--thresholds",
+        default=None,
+        help="comma-separated event thresholds, e.g. 0.1,1,5 (default: the catalog entry's "
+        "thresholds when the observations are a catalog store)",
+    )
+    s.add_argument(
+        "--windows", default=None, help="comma-separated FSS window sizes in pixels, e.g. 3,5,9"
+    )
+    s.add_argument(
+        "--data-range",
+        type=float,
+        default=None,
+        help="data range (max - min) for ssim and psnr (default: the data's valid_range attr)",
+    )
     s.add_argument("--out", default=None, help="write scores to this netCDF file")
     s.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
     s.add_argument("--mask-missing-chunks", action="store_true", help=_MASK_HELP)
@@ -246,7 +356,9 @@ def _add_plot(pl: argparse.ArgumentParser) -> None:
 
 
 def _add_verify(v: argparse.ArgumentParser) -> None:
-    v.add_argument("stores", nargs="+", metavar="STORE", help="Zarr store folder(s)")
+    v.add_argument(
+        "stores", nargs="+", metavar="STORE", help="Zarr store folder(s) or catalog name(s)"
+    )
 
 
 def _add_pretrained(p: argparse.ArgumentParser) -> None:
@@ -283,7 +395,7 @@ def _add_pretrained(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="stgeo",
         description="xarray-native spatio-temporal forecasting of gridded geoscience/urban data",
         epilog="example:\n  stgeo quickstart",
@@ -297,28 +409,70 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_figure_out(out: str, overwrite: bool) -> None:
-    """A figure replaces an existing file only with ``--overwrite``, never a folder."""
+def _check_figure_out(out: str, overwrite: bool, animate: bool) -> None:
+    """A figure replaces an existing file only with ``--overwrite``, never a folder; its
+    suffix must name a format the figure (or animation) can be written in."""
     from pathlib import Path
 
     from .errors import OutputExistsError
+    from .plot import check_figure_path
+    from .plot.animate import ANIMATION_FORMATS
 
     p = Path(out)
     if p.is_dir():
         raise StgeoError(f"--out {out} is a folder; give a file name, e.g. {p / 'forecast.png'}")
     if p.exists() and not overwrite:
         raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    check_figure_path(p, overwrite=True, formats=ANIMATION_FORMATS if animate else None)
+
+
+def _lead_times(values: list[str] | None) -> list[Any] | None:
+    """``--lead-time`` values as durations; a bare number is refused (its unit is unknown)."""
+    import pandas as pd
+
+    if values is None:
+        return None
+    out = []
+    for v in values:
+        if _is_number(v, float):
+            raise StgeoTypeError(
+                f"--lead-time {v}: a bare number; give a duration such as 30min or 1h"
+            )
+        try:
+            out.append(pd.Timedelta(v))
+        except ValueError:
+            raise StgeoTypeError(
+                f"--lead-time {v}: not a duration; give e.g. 30min or 1h"
+            ) from None
+    return out
+
+
+def _init_time(value: str | None) -> Any:
+    """``--init-time`` as a time stamp."""
+    import pandas as pd
+
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value)
+    except ValueError:
+        raise StgeoTypeError(
+            f"--init-time {value}: not a date and time; give e.g. 2021-07-04T12:20"
+        ) from None
 
 
 def _cmd_plot(a: argparse.Namespace) -> int:
     from .data import open_dataset
     from .plot import animate_forecast, plot_forecast
 
-    _check_figure_out(a.out, a.overwrite)
+    _check_figure_out(a.out, a.overwrite, a.animate)
+    init_time, lead_time = _init_time(a.init_time), _lead_times(a.lead_time)
     fc = open_dataset(a.forecast)
     obs = open_dataset(a.obs) if a.obs else None
     if a.animate:
-        path = animate_forecast(fc, a.out, obs, init_time=a.init_time, variable=a.variable)
+        path = animate_forecast(
+            fc, a.out, obs, init_time=init_time, variable=a.variable, overwrite=a.overwrite
+        )
     else:
         import matplotlib
 
@@ -326,10 +480,11 @@ def _cmd_plot(a: argparse.Namespace) -> int:
         plot_forecast(
             fc,
             obs,
-            init_time=a.init_time,
-            lead_time=a.lead_time,
+            init_time=init_time,
+            lead_time=lead_time,
             variable=a.variable,
             path=a.out,
+            overwrite=a.overwrite,
         )
         path = a.out
     print(f"wrote {path}")
@@ -395,6 +550,12 @@ def _declares_window(model: str) -> bool:
         return False  # train() names the valid models
 
 
+_TRAIN_FLAGS = {
+    k: "--" + k.replace("_", "-")
+    for k in ("model", "variable", "in_steps", "out_steps", "epochs", "batch_size", "lr")
+} | {"seed": "--seed", "seeds": "--seeds", "init": "--init"}
+
+
 def _cmd_train(a: argparse.Namespace) -> int:
     from .data import open_dataset
     from .training import train
@@ -402,8 +563,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
     _check_out_folder(a.out, "./model")
     inputs = [a.data] if a.init is None else [a.data, a.init]  # never write over the start
     check_output(a.out, "model", inputs=inputs, overwrite=a.overwrite)  # before training
+    kw = _options(a.option, _TRAIN_FLAGS, lists=("thresholds",))
     ds = open_dataset(a.data)
-    kw = parse_options(a.option)
     if a.lr is not None:
         kw["lr"] = a.lr
     model, in_steps, out_steps = a.model, a.in_steps, a.out_steps
@@ -443,9 +604,12 @@ def _cmd_forecast(a: argparse.Namespace) -> int:
     init = slice(a.start, a.end) if (a.start or a.end) else None
     kw = dict(variable=a.variable, lead_steps=a.lead_steps, init_times=init, output=a.out)
     kw["overwrite"] = a.overwrite
-    kw.update(parse_options(a.option))
+    kw.update(_options(a.option, _FORECAST_FLAGS))
     if a.dask is None:
-        fc = forecast(ds, a.model, **kw)
+        try:
+            fc = forecast(ds, a.model, **kw)
+        except DataValidationError as err:
+            raise _with_cli_train_hint(err, a, ds) from err
     else:
         from ._optional import import_optional
 
@@ -463,13 +627,51 @@ def _cmd_forecast(a: argparse.Namespace) -> int:
             print(
                 f"forecasting on the Dask cluster at {client.scheduler.address} ({workers} workers)"
             )
-            fc = forecast(ds, a.model, lazy=True, progress=False, **kw)
+            fc = forecast(ds, a.model, **{**kw, "lazy": True, "progress": False})
     print(f"wrote {a.out}: {dict(fc.sizes)}")
     arrays = list(fc.data_vars.values()) if hasattr(fc, "data_vars") else [fc]
     used = {str(x.attrs["pretrained"]) for x in arrays if x.attrs.get("pretrained")}
     if used:
         print(f"model {a.model!r}: used the pretrained model {', '.join(sorted(used))}")
     return 0
+
+
+_FORECAST_FLAGS = {
+    "variable": "--variable",
+    "lead_steps": "--lead-steps",
+    "init_times": "--start/--end",
+    "output": "--out",
+    "overwrite": "--overwrite",
+}
+_TRAIN_HINT = "\nTrain one first on your data"  # where forecast()'s Python advice starts
+
+
+def _with_cli_train_hint(err: DataValidationError, a: argparse.Namespace, ds: Any) -> Exception:
+    """``err`` with its Python advice for "no pretrained model fits" given as commands."""
+    import shlex
+
+    text = str(err)
+    if not text.startswith(("no pretrained", f"{a.model!r} is an architecture")):
+        return err
+    from .pretrained import find
+
+    names = [str(v) for v, da in ds.data_vars.items() if "time" in da.dims and da.ndim >= 3]
+    var = a.variable or (names[0] if names else None)
+    fitting = [m.card.name for m in find(ds, variable=a.variable)]
+    out_steps = a.lead_steps or 12
+    data, out = shlex.quote(a.data), shlex.quote(a.out)
+    train = f"stgeo train {data} --model {a.model}" + (f" --variable {var}" if var else "")
+    lines = [
+        text.split(_TRAIN_HINT, 1)[0],
+        "Train one first on your data and forecast with it:",
+        f"  {train} --in-steps 4 --out-steps {out_steps} --out model/",
+        f"  stgeo forecast {data} --model model/ --lead-steps {out_steps} --out {out}",
+    ]
+    if fitting:
+        lines.append(f"or forecast with a pretrained model that fits, e.g. --model {fitting[0]}")
+    else:
+        lines.append("or forecast with a baseline, e.g. --model persistence")
+    return DataValidationError("\n".join(lines))
 
 
 def _check_out_file(out: str | None) -> None:
@@ -512,14 +714,14 @@ def _check_score_stores(fcds: Any, obs: Any, a: argparse.Namespace) -> None:
 
 
 def _cmd_score(a: argparse.Namespace) -> int:
-    import xarray as xr
-
     from .data import open_dataset
     from .metrics import score
 
     if a.out:
         check_output(a.out, "scores", inputs=[a.forecast, a.obs], overwrite=a.overwrite)
     _check_out_file(a.out)
+    thresholds = _numbers(a.thresholds, "--thresholds")
+    windows = _numbers(a.windows, "--windows", int)
     fcds = open_dataset(a.forecast, missing_chunks=_missing(a))
     obs = open_dataset(a.obs, missing_chunks=_missing(a))
     _check_score_stores(fcds, obs, a)
@@ -542,18 +744,132 @@ def _cmd_score(a: argparse.Namespace) -> int:
             f"scoring the {int(ok.sum())} of {ok.size} forecasts whose valid times are all observed"
         )
         fcds = fcds.sel(init_time=ok.values)
-    res = score(
-        fcds[var],
-        obs[var],
-        metrics=[m for m in a.metrics.split(",") if m],
-        thresholds=_floats(a.thresholds),
-    )
-    with xr.set_options(display_max_rows=50):
-        print(res.compute())
+    metrics, thresholds = _score_defaults(a, thresholds, fcds, obs)
+    try:
+        res = score(
+            fcds[var],
+            obs[var],
+            metrics=metrics,
+            thresholds=thresholds,
+            windows=windows,
+            data_range=a.data_range,
+        )
+    except DataValidationError as err:  # name the command's flags, not score()'s arguments
+        raise DataValidationError(_flag_hints(str(err))) from err
+    res = res.compute()
+    res = res.drop_vars([c for c in res.coords if res[c].ndim == 0])  # e.g. a leftover crs
+    res.attrs.update(_score_provenance(a, fcds[var], var))
+    print(_scores_table(res, fcds[var].attrs.get("units")))
     if a.out:
         _write_scores(res, a.out)
         print(f"wrote {a.out}")
     return 0
+
+
+def _score_defaults(
+    a: argparse.Namespace, thresholds: list[float] | None, fcds: Any, obs: Any
+) -> tuple[list[str], list[float] | None]:
+    """The metrics and thresholds to score: as given, else the catalog's thresholds (when the
+    observations are a catalog entry's store) and mse (plus csi with thresholds)."""
+    metrics = [m.strip() for m in a.metrics.split(",") if m.strip()] if a.metrics else None
+    if thresholds is None:
+        entry = _catalog_entry_of(a.obs, obs) or _catalog_entry_of(a.forecast, fcds)
+        if entry is not None and entry.thresholds:
+            thresholds = list(entry.thresholds)
+            shown = ",".join(f"{t:g}" for t in thresholds)
+            print(f"using the thresholds of the catalog entry {entry.name!r}: {shown}")
+    if metrics is None:
+        metrics = ["mse", "csi"] if thresholds else ["mse"]
+        if not thresholds:
+            print(
+                "scoring mse (no --metrics given); for categorical scores give e.g. "
+                "--metrics mse,csi --thresholds 0.1,1,5"
+            )
+    return metrics, thresholds
+
+
+def _catalog_entry_of(arg: str, ds: Any) -> Any:
+    """The catalog entry whose store ``arg``/``ds`` is (by name, attribute or store path)."""
+    from pathlib import Path
+
+    from .data import get_entry, list_catalog
+    from .errors import UnknownNameError
+
+    name = ds.attrs.get("stgeo_catalog")
+    if name:
+        with contextlib.suppress(UnknownNameError):
+            return get_entry(str(name))
+    path = Path(arg).resolve()
+    for n in list_catalog():
+        entry = get_entry(n)
+        if entry.store_path().resolve() == path:
+            return entry
+    return None
+
+
+_FLAG_FORMS = {
+    "thresholds=[...]": "--thresholds T1,T2,...",
+    "windows=[...]": "--windows N1,N2,...",
+    "data_range=...": "--data-range X",
+    "data_range": "--data-range",
+}
+
+
+def _flag_hints(message: str) -> str:
+    """score()'s error message with its keyword arguments named as the command's flags."""
+    for python, flag in _FLAG_FORMS.items():
+        message = message.replace(python, flag)
+    return message
+
+
+def _score_provenance(a: argparse.Namespace, fc: Any, var: str) -> dict[str, str]:
+    """Attributes saying what was scored: the stores, the variable and the model."""
+    attrs = {"forecast_store": str(a.forecast), "observations": str(a.obs), "variable": var}
+    for key in ("model", "pretrained"):
+        if fc.attrs.get(key):
+            attrs[key] = str(fc.attrs[key])
+    return attrs
+
+
+def _scores_table(res: Any, units: str | None) -> str:
+    """The scores as a table: one row per lead time, one column per metric (and threshold,
+    window, pool); a legend line for the column labels."""
+    import itertools
+
+    import pandas as pd
+
+    from .conventions import freq_string
+
+    labels = {"threshold": "@{:g}", "window": " w{:g}", "pool": " p{:g}"}
+    columns: dict[str, Any] = {}
+    for name, da in res.data_vars.items():
+        other = [d for d in da.dims if d != LEAD_TIME_DIM]
+        for values in itertools.product(*(da[d].values for d in other)):
+            sel = dict(zip(other, values, strict=True))
+            label = str(name) + "".join(
+                labels.get(str(d), f" {d}={{}}").format(v) for d, v in sel.items()
+            )
+            columns[label] = da.sel(sel).values.reshape(-1)
+    if LEAD_TIME_DIM in res.dims:
+        index = ["+" + freq_string(pd.Timedelta(t)) for t in res[LEAD_TIME_DIM].values]
+    else:
+        index = ["all"]
+    table = pd.DataFrame(columns, index=pd.Index(index, name="lead time"))
+    text = table.to_string(float_format=_fmt_score, line_width=100)
+    legend = []
+    if "threshold" in res.dims:
+        legend.append(f"@T: events value >= T {units or ''}".rstrip())
+    if "window" in res.dims:
+        legend.append("wN: FSS window of N pixels")
+    if "pool" in res.dims:
+        legend.append("pN: max-pooled over N x N pixels")
+    return text + ("\n(" + "; ".join(legend) + ")" if legend else "")
+
+
+def _fmt_score(v: float) -> str:
+    if v != v or v == 0 or 1e-3 <= abs(v) < 1e6:  # NaN, 0, or a readable size
+        return f"{v:.4f}"
+    return f"{v:.3e}"
 
 
 def _missing(a: argparse.Namespace) -> str:
@@ -582,7 +898,7 @@ def _cmd_verify(a: argparse.Namespace) -> int:
 
     bad = 0
     for store in a.stores:
-        report = verify(store)
+        report = verify(store)  # a path or a catalog name
         print(report)
         bad += not report.ok
     return 1 if bad else 0
@@ -725,16 +1041,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if a.debug:
             raise
-        print(f"stgeo {a.command}: error: {_one_line(err)}", file=sys.stderr)
+        print(f"stgeo {a.command}: error: {_message(err)}", file=sys.stderr)
         return 1
 
 
 _EXPECTED = (StgeoError, ValueError, TypeError, KeyError, OSError, ImportError)
 
 
-def _one_line(err: BaseException) -> str:
-    """The message of ``err`` on one line; unexpected errors named, with a "please report" hint."""
-    text = " ".join(str(err).split()) or type(err).__name__
+def _message(err: BaseException) -> str:
+    """The message of ``err`` (its line breaks kept, trailing blanks dropped); unexpected
+    errors named, with a "please report" hint."""
+    text = "\n".join(line.rstrip() for line in str(err).strip().splitlines())
+    text = text or type(err).__name__
     if isinstance(err, OSError) and not isinstance(err, StgeoError) and err.filename:
         text = f"{err.strerror or text}: {err.filename}"
     if isinstance(err, _EXPECTED):

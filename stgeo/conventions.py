@@ -10,6 +10,8 @@ A forecastable dataset has
   regular latitude/longitude grids, spatial dims last;
 * optional extra dims such as ``channel`` (e.g. inflow/outflow);
 * numeric data variables with CF attributes (``units``; ``standard_name`` where one exists);
+  a variable whose ``standard_name`` is a precipitation amount, rate or flux
+  (:data:`NON_NEGATIVE_STANDARD_NAMES`) holds no negative values;
 * ``lat``/``lon`` coordinates (1-D for lat/lon grids, 2-D ``(y, x)`` otherwise) in degrees,
   and for projected grids a ``crs`` variable (``crs_wkt``/``spatial_ref`` attributes) that
   the data variables point to with ``grid_mapping = "crs"``. Events on different grids
@@ -32,6 +34,7 @@ True
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
@@ -39,13 +42,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import DataValidationError, StgeoTypeError, UnknownNameError
+from .errors import DataValidationError, StgeoTypeError, StgeoWarning, UnknownNameError
 
 __all__ = [
     "CHANNEL_DIM",
     "EVENT_COORD",
     "INIT_TIME_DIM",
     "LEAD_TIME_DIM",
+    "NEGATIVE_TOLERANCE",
+    "NON_NEGATIVE_STANDARD_NAMES",
     "TIME_DIM",
     "VALID_TIME_COORD",
     "add_latlon",
@@ -53,6 +58,7 @@ __all__ = [
     "check_bool",
     "check_int",
     "check_names",
+    "check_same_grid",
     "check_time_values",
     "check_units",
     "data_variables",
@@ -78,6 +84,35 @@ INIT_TIME_DIM = "init_time"
 LEAD_TIME_DIM = "lead_time"
 VALID_TIME_COORD = "valid_time"
 SPATIAL_DIM_PAIRS: tuple[tuple[str, str], ...] = (("y", "x"), ("lat", "lon"))
+
+#: CF standard names of precipitation amounts, rates and fluxes: never negative, so
+#: :func:`validate` flags a variable carrying one that goes below 0 (beyond
+#: :data:`NEGATIVE_TOLERANCE`).
+NON_NEGATIVE_STANDARD_NAMES = frozenset(
+    {
+        "rainfall_rate",
+        "rainfall_flux",
+        "rainfall_amount",
+        "thickness_of_rainfall_amount",
+        "precipitation_flux",
+        "precipitation_amount",
+        "lwe_precipitation_rate",
+        "lwe_thickness_of_precipitation_amount",
+        "convective_precipitation_rate",
+        "convective_precipitation_flux",
+        "convective_precipitation_amount",
+        "large_scale_precipitation_flux",
+        "large_scale_precipitation_amount",
+        "snowfall_rate",
+        "snowfall_flux",
+        "snowfall_amount",
+        "lwe_snowfall_rate",
+        "lwe_thickness_of_snowfall_amount",
+    }
+)
+#: Values above ``-NEGATIVE_TOLERANCE * max(1, maximum)`` (in the data's units) count as 0:
+#: round-off and the small overshoots of an interpolation, not an offset or a fill value.
+NEGATIVE_TOLERANCE = 1e-3
 
 # common misnamings -> canonical name, used for "how to fix" hints
 _ALIASES = {
@@ -171,6 +206,69 @@ def find_spatial_dims(obj: xr.Dataset | xr.DataArray) -> tuple[str, str] | None:
         if set(pair) <= dims:
             return pair
     return None
+
+
+def _coords_close(a: xr.DataArray, b: xr.DataArray) -> bool:
+    av, bv = np.asarray(a.values), np.asarray(b.values)
+    if av.shape != bv.shape:
+        return False
+    if np.issubdtype(av.dtype, np.number) and np.issubdtype(bv.dtype, np.number):
+        return bool(np.allclose(av, bv, rtol=1e-6, atol=1e-6, equal_nan=True))
+    return bool(np.array_equal(av, bv))
+
+
+def check_same_grid(fcst: xr.DataArray, obs: xr.DataArray) -> None:
+    """Raise unless a forecast and observations lie on the same grid.
+
+    The spatial dims must have the same names and sizes, and the spatial coordinates and
+    ``lat``/``lon`` (where both carry them) the same values: observations of another area
+    with the same shape are refused, not matched by position. Scoring
+    (:func:`stgeo.metrics.score`) and plotting (:func:`stgeo.plot.plot_forecast`) both check
+    their inputs with it.
+
+    Raises
+    ------
+    DataValidationError
+        The grids differ (the message names the dim or coordinate that differs).
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> ds = stgeo.testing.storm_cells(n_times=2, shape=(16, 16), seed=0)
+    >>> check_same_grid(ds.rain_rate, ds.rain_rate)
+    >>> moved = ds.rain_rate.assign_coords(y=ds.y + 1e5)
+    >>> try:
+    ...     check_same_grid(ds.rain_rate, moved)
+    ... except DataValidationError as err:
+    ...     print(str(err).split(".")[0])
+    forecast and observations are on different grids: coordinate 'y' differs
+    """
+    fs, os_ = find_spatial_dims(fcst), find_spatial_dims(obs)
+    if fs is None and os_ is None:
+        return
+    if fs is None or fs != os_:
+        raise DataValidationError(
+            f"forecast and observations are on different grids: forecast spatial dims {fs}, "
+            f"observation spatial dims {os_}. Rename or regrid one of them."
+        )
+    for d in fs:
+        if fcst.sizes[d] != obs.sizes[d]:
+            raise DataValidationError(
+                f"forecast and observations are on different grids: {d!r} has "
+                f"{fcst.sizes[d]} points in the forecast and {obs.sizes[d]} in the "
+                "observations. Regrid or crop one to the other (e.g. obs.sel(x=fcst.x))."
+            )
+    for c in {*fs, "lat", "lon"}:
+        if c not in fcst.coords or c not in obs.coords:
+            continue
+        oc = obs[c]
+        if set(oc.dims) == set(fcst[c].dims) and oc.dims != fcst[c].dims:
+            oc = oc.transpose(*fcst[c].dims)  # transposed observations are matched by dim name
+        if not _coords_close(fcst[c], oc):
+            raise DataValidationError(
+                f"forecast and observations are on different grids: coordinate {c!r} "
+                "differs. Regrid one onto the other (or select the same area) first."
+            )
 
 
 def grid_corners(obj: xr.Dataset | xr.DataArray) -> dict[str, list[float]] | None:
@@ -729,7 +827,7 @@ def _check_degrees(lat: xr.DataArray, lon: xr.DataArray) -> None:
             )
 
 
-def _check_values(ds: xr.Dataset, names: Sequence[str]) -> None:
+def _check_values(ds: xr.Dataset, names: Sequence[str], strict: bool) -> None:
     for name in names:
         da = ds[name]
         if not (np.issubdtype(da.dtype, np.floating) or np.issubdtype(da.dtype, np.integer)):
@@ -737,18 +835,47 @@ def _check_values(ds: xr.Dataset, names: Sequence[str]) -> None:
                 f"variable {name!r} has dtype {da.dtype}; stgeo needs numeric (float or integer) "
                 f"data. Convert it, e.g. ds[{name!r}] = ds[{name!r}].astype('float32')"
             )
-        if not np.issubdtype(da.dtype, np.floating):
+        floating = np.issubdtype(da.dtype, np.floating)
+        amount = da.attrs.get("standard_name") in NON_NEGATIVE_STANDARD_NAMES
+        if not (floating or amount):
             continue
         # cheap first look at a few frames; only if they are all NaN scan the whole variable
         nt = da.sizes[TIME_DIM]
         idx = sorted({0, nt // 2, nt - 1})
-        if bool(da.isel({TIME_DIM: idx}).notnull().any()):
-            continue
-        if not bool(da.notnull().any()):
+        sample = da.isel({TIME_DIM: idx})
+        lazy = da.chunks is not None  # the sign of a lazy variable: from those frames only
+        part = sample if lazy else da
+        look = xr.Dataset(
+            {
+                **({"any": sample.notnull().any()} if floating else {}),
+                **({"lo": part.min(), "hi": part.max()} if amount else {}),
+            }
+        ).compute()  # one pass over the frames read
+        if floating and not bool(look["any"]) and not bool(da.notnull().any()):
             raise DataValidationError(
                 f"variable {name!r} is all NaN: nothing to learn from or score. Check the reader "
                 "(fill value, scale factor, mask) or drop the variable."
             )
+        if amount:
+            _check_sign(da, name, float(look["lo"]), float(look["hi"]), lazy, strict)
+
+
+def _check_sign(
+    da: xr.DataArray, name: str, lo: float, hi: float, sampled: bool, strict: bool
+) -> None:
+    """A precipitation amount/rate/flux below 0: an error (``strict``) or a warning."""
+    if not lo < -NEGATIVE_TOLERANCE * max(1.0, hi):  # (NaN: all no-data, nothing to say)
+        return
+    where = " in its first, middle and last frames" if sampled else ""
+    msg = (
+        f"variable {name!r} (standard_name {da.attrs['standard_name']!r}) goes down to "
+        f"{lo:.6g}{where}, but a precipitation amount, rate or flux is never negative. Check "
+        f"the data for an offset or a fill value (mark no-data as NaN, e.g. "
+        f"ds[{name!r}] = ds[{name!r}].where(ds[{name!r}] >= 0))"
+    )
+    if strict:
+        raise DataValidationError(msg + ", or pass strict=False to only be warned")
+    warnings.warn(msg, StgeoWarning, stacklevel=4)
 
 
 def _checked_variables(
@@ -916,8 +1043,12 @@ def validate(
         Also require CF metadata: ``units`` on every variable and lat/lon coordinates.
         Entry points such as :func:`stgeo.forecast` use ``strict=False``.
     check_values : bool
-        Check dtypes and that no variable is entirely NaN (reads a few frames lazily;
-        the whole variable only when those frames are all NaN).
+        Check dtypes, that no variable is entirely NaN (reads a few frames lazily; the whole
+        variable only when those frames are all NaN), and that a precipitation amount, rate
+        or flux (``standard_name`` in :data:`NON_NEGATIVE_STANDARD_NAMES`) is not negative:
+        an error with ``strict``, else a :class:`~stgeo.errors.StgeoWarning`. The sign is
+        checked on the whole variable when it is in memory, on the first, middle and last
+        frames when it is lazy (dask), so that a large store is not read.
 
     Returns
     -------
@@ -930,11 +1061,17 @@ def validate(
         Missing or misnamed dims, an empty time axis, times that are not naive datetime64
         (the message names the type: cftime, timezone-aware, strings, numbers), non-monotonic,
         duplicated or irregular time, gaps, all-NaN variables, non-numeric dtype, too
-        small grid, lat/lon out of range (2-D or per-event), missing units (strict).
+        small grid, lat/lon out of range (2-D or per-event), missing units (strict), a
+        negative precipitation amount, rate or flux (strict).
     UnknownNameError
         A requested variable does not exist (the message lists the valid ones).
     StgeoTypeError
         An argument of the wrong type (``variables=3``, ``strict="no"``, ``min_times=True``).
+
+    Warns
+    -----
+    StgeoWarning
+        A negative precipitation amount, rate or flux with ``strict=False``.
 
     Examples
     --------
@@ -957,7 +1094,7 @@ def validate(
     if strict:
         _check_units(dset, names)
     if check_values:
-        _check_values(dset, names)
+        _check_values(dset, names, strict)
     return ds
 
 

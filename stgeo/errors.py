@@ -95,3 +95,7 @@ class DownloadError(StgeoError, ConnectionError):
 
 class StgeoWarning(UserWarning):
     """Warnings issued by stgeo (the test suite turns them into errors)."""
+
+
+class PathNotFoundError(StgeoError, FileNotFoundError):
+    """A path given as input does not exist."""

@@ -175,6 +175,7 @@ def build_pretrained(
     """
     say = _reporter(progress)
     rec, old = _recipe_of(name, recipe)
+    _check_outputs(out, overwrite, index)  # before any work: building and training take long
     scope = set_options(cache_dir=str(cache_dir)) if cache_dir else contextlib.nullcontext()
     with scope:
         _build_stores(rec, data_root, say, evaluate)
@@ -202,6 +203,17 @@ def build_pretrained(
     identical = None if old is None else new.weights_sha256 == old.weights_sha256
     same_data = None if old is None else new.data_fingerprint == old.data_fingerprint
     return BuildResult(new, str(Path(out)), identical, same_data)
+
+
+def _check_outputs(out: Any, overwrite: bool, index: Any) -> None:
+    """Raise now what writing the artefact (and the index entry) would raise at the end."""
+    from .data.safety import check_output
+    from .models.artifact import check_model_folder
+    from .pretrained import load_index
+
+    check_model_folder(check_output(out, "model", overwrite=overwrite))
+    if index is not None and Path(index).exists():
+        load_index(index)  # refuses a file that is not a pretrained index
 
 
 def _build_stores(rec: Recipe, data_root: Any, say: Callable[[str], None], evaluate: bool) -> None:

@@ -239,6 +239,8 @@ def test_catalog_build_then_open_by_name(tmp_path, capsys):
         assert "built synthetic-crowd" in capsys.readouterr().out
         ds = stgeo.open_dataset("synthetic-crowd")
         assert ds.flow.sizes["time"] == 96
+        assert main(["verify", "synthetic-crowd"]) == 0  # a catalog name, like everywhere
+        assert "every chunk present and intact" in capsys.readouterr().out
         # the entry's recipe types the options: a typo or a bad value is named
         assert main(["catalog", "build", "synthetic-crowd", "--option", "n_day=2"]) == 1
         assert "Did you mean 'n_days'" in capsys.readouterr().err
@@ -346,3 +348,50 @@ def test_train_init_fine_tunes_a_saved_model(tmp_path, capsys):
     assert main([*args, "--out", str(first), "--overwrite"]) == 1
     assert "would destroy that input" in capsys.readouterr().err
     assert (first / "model.safetensors").read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    root = tmp_path_factory.mktemp("score")
+    ds = stgeo.testing.storm_cells(n_times=12, shape=(16, 16), seed=0)
+    obs = stgeo.to_zarr(ds, root / "s.zarr")
+    stgeo.forecast(ds, "persistence", lead_steps=3, progress=False, output=root / "fc.zarr")
+    return root, ds, str(obs), str(root / "fc.zarr")
+
+
+def test_score_prints_a_table_per_lead_time(scored, capsys):
+    import xarray as xr
+
+    root, _, obs, fc = scored
+    nc = root / "table.nc"
+    args = ["score", fc, obs, "--metrics", "csi,mse,fss,ssim", "--thresholds", "0.1,1"]
+    args += ["--windows", "3,5", "--data-range", "50", "--out", str(nc)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = next(line for line in lines if "csi@0.1" in line)
+    for col in ("csi@1", "mse", "fss@0.1 w3", "fss@1 w5", "ssim"):
+        assert col in out
+    rows = {line.split()[0]: line.split() for line in lines if line.startswith("+")}
+    assert set(rows) == {"+5min", "+10min", "+15min"}
+    with xr.open_dataset(nc) as s:
+        want = s.csi.sel(threshold=1.0).values
+        assert s.attrs["forecast_store"] == fc and s.attrs["model"] == "persistence"
+        assert "crs" not in s.coords  # a leftover of the forecast's grid
+    got = [float(rows[k][header.split().index("csi@1") + 1]) for k in ("+5min", "+10min")]
+    assert got == pytest.approx(want[:2], abs=5e-5)  # 4 decimals, every lead time
+    assert "..." not in out and "(@T: events value >= T mm h-1; wN: FSS window" in out
+
+
+def test_score_defaults_to_mse_or_the_catalogs_thresholds(scored, capsys, tmp_path):
+    _, ds, obs, fc = scored
+    assert main(["score", fc, obs]) == 0  # no thresholds known: mse only, said so
+    out = capsys.readouterr().out
+    assert "scoring mse (no --metrics given)" in out and "csi@" not in out
+    with stgeo.set_options(cache_dir=tmp_path):  # the catalog entry's store, by path
+        store = stgeo.data.get_entry("synthetic-storms").store_path()
+        stgeo.to_zarr(ds, store)
+        assert main(["score", fc, str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "using the thresholds of the catalog entry 'synthetic-storms': 0.1,1,5" in out
+    assert "csi@0.1" in out and "csi@5" in out and "mse" in out

@@ -78,9 +78,9 @@ def test_unexpected_error_asks_for_a_report(capsys, monkeypatch):
     help_, add, _ = _SUBCOMMANDS["catalog"]
     monkeypatch.setitem(_SUBCOMMANDS, "catalog", (help_, add, boom))
     assert main(["catalog", "list"]) == 1
-    err = _one_line_error(capsys, "catalog")
-    assert "unexpected ZeroDivisionError: division by zero second line" in err
-    assert "please report" in err
+    err = capsys.readouterr().err
+    assert err.startswith("stgeo catalog: error: unexpected ZeroDivisionError: division by zero\n")
+    assert "second line" in err and "please report" in err
     with pytest.raises(ZeroDivisionError):
         main(["--debug", "catalog", "list"])
 
@@ -110,3 +110,125 @@ def test_score_unknown_variable_lists_the_variables(stores, capsys):
     assert main(["score", fc, obs, "--variable", "rain"]) == 1
     err = _one_line_error(capsys, "score")
     assert "has no variable 'rain'; it has: rain_rate" in err
+
+
+def test_multi_line_errors_keep_their_line_breaks(capsys, monkeypatch):
+    def fail(a):
+        raise stgeo.errors.DataValidationError("nothing fits. Models:\n  - a  \n  - b\n")
+
+    help_, add, _ = _SUBCOMMANDS["catalog"]
+    monkeypatch.setitem(_SUBCOMMANDS, "catalog", (help_, add, fail))
+    assert main(["catalog", "list"]) == 1
+    assert capsys.readouterr().err == "stgeo catalog: error: nothing fits. Models:\n  - a\n  - b\n"
+
+
+def test_forecast_with_an_untrained_architecture_shows_commands(stores, capsys, tmp_path):
+    _, obs, _ = stores
+    out = str(tmp_path / "ef.zarr")
+    run = ["forecast", obs, "--model", "earthfarseer", "--lead-steps", "2", "--out", out]
+    assert main(run) == 1
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert lines[0].startswith("stgeo forecast: error: ") and "earthfarseer" in lines[0]
+    assert any(line.startswith("  - storms-convlstm") for line in lines)  # one per line
+    train = f"  stgeo train {obs} --model earthfarseer --variable rain_rate --in-steps 4"
+    assert any(line.startswith(train) and line.endswith("--out model/") for line in lines)
+    assert "--model storms-convlstm" in lines[-1]
+    assert "stgeo.train(" not in err  # the Python advice is replaced by commands
+
+
+def test_forecast_help_lists_what_model_accepts(capsys):
+    with pytest.raises(SystemExit):
+        main(["forecast", "--help"])
+    out = capsys.readouterr().out
+    assert "--model accepts:" in out
+    for name in ("radar-nowcaster", "lagrangian", "persistence", "sprog", "saved model folder"):
+        assert name in out
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "flag"),
+    [
+        ("train", "seed=1", "--seed"),
+        ("train", "batch-size=2", "--batch-size"),
+        ("forecast", "lead_steps=3", "--lead-steps"),
+        ("forecast", "output=x.zarr", "--out"),
+    ],
+)
+def test_options_that_have_a_flag_are_refused(stores, capsys, tmp_path, command, option, flag):
+    _, obs, _ = stores
+    args = [command, obs, "--out", str(tmp_path / "out"), "--option", option]
+    args += ["--model", "persistence"] if command == "forecast" else []
+    assert main(args) == 1
+    assert f"use {flag} instead" in _one_line_error(capsys, command)
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_list_options_are_numbers(stores, capsys, tmp_path, monkeypatch):
+    _, obs, _ = stores
+    args = ["train", obs, "--out", str(tmp_path / "m"), "--option"]
+    assert main([*args, "thresholds=a,b"]) == 1
+    err = _one_line_error(capsys, "train")
+    assert "--option thresholds='a,b': 'a' is not a number" in err
+    seen = {}
+
+    class Saved:
+        def save(self, path, overwrite=False):
+            return path
+
+    def fake_train(ds, **kw):
+        seen.update(kw)
+        return Saved()
+
+    monkeypatch.setattr("stgeo.training.train", fake_train)
+    assert main([*args, "thresholds=0.1,1"]) == 0
+    assert seen["thresholds"] == [0.1, 1.0]
+    assert main([*args, "thresholds=5"]) == 0
+    assert seen["thresholds"] == [5.0]
+
+
+@pytest.mark.parametrize("flag", ["--thresholds", "--windows"])
+@pytest.mark.parametrize("value", ["1,,2", "1,x"])
+def test_number_lists_refuse_empty_or_bad_items(stores, capsys, flag, value):
+    _, obs, fc = stores
+    assert main(["score", fc, obs, "--metrics", "csi,fss", flag, value]) == 1
+    err = _one_line_error(capsys, "score")
+    assert f"{flag}='{value}'" in err
+    assert ("empty item" if ",," in value else "'x' is not") in err
+
+
+def test_plot_arguments_checked_before_drawing(stores, capsys, tmp_path, monkeypatch):
+    _, _, fc = stores
+
+    def never(*args, **kwargs):
+        raise AssertionError("drawn before the arguments were checked")
+
+    monkeypatch.setattr("stgeo.plot.plot_forecast", never)
+    png = str(tmp_path / "p.png")
+    cases = [
+        (["--out", png, "--lead-time", "99"], "--lead-time 99: a bare number"),
+        (["--out", png, "--lead-time", "soon"], "--lead-time soon: not a duration"),
+        (["--out", png, "--init-time", "notadate"], "--init-time notadate: not a date"),
+        (["--out", str(tmp_path / "p.txt")], "'.txt'"),
+        (["--out", str(tmp_path / "p")], "without a suffix"),
+        (["--out", png, "--animate"], ".gif"),
+    ]
+    for args, message in cases:
+        assert main(["plot", fc, *args]) == 1
+        assert message in _one_line_error(capsys, "plot")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [
+        (["--metrics", "csi"], "need --thresholds"),
+        (["--metrics", "fss", "--thresholds", "1"], "needs --windows"),
+        (["--metrics", "ssim"], "pass --data-range"),
+    ],
+)
+def test_score_hints_name_the_flags(stores, capsys, extra, flag):
+    _, obs, fc = stores
+    assert main(["score", fc, obs, *extra]) == 1
+    err = _one_line_error(capsys, "score")
+    assert flag in err and "=[...]" not in err and "data_range" not in err

@@ -165,3 +165,37 @@ def test_add_latlon_matches_pyproj():
     assert stgeo.conventions.get_crs(
         stgeo.conventions.set_crs(out.assign(v=(("y", "x"), np.ones((3, 3)))), crs)
     ).equals(crs)
+
+
+def _shifted(storms, offset, frames=None):
+    """The storms with ``offset`` added (to every frame, or to the ``frames`` positions)."""
+    ds = storms.copy(deep=True)
+    rain = ds.rain_rate.values
+    rain[slice(None) if frames is None else frames] += offset
+    ds["rain_rate"] = ds.rain_rate.copy(data=rain)
+    return ds
+
+
+def test_negative_precipitation_is_an_error_when_strict_and_a_warning_otherwise(storms):
+    neg = _shifted(storms, -5.0)
+    assert neg.rain_rate.attrs["standard_name"] == "rainfall_rate"
+    with pytest.raises(
+        DataValidationError, match=r"'rain_rate' \(standard_name 'rainfall_rate'\) goes down to -5"
+    ):
+        validate(neg)
+    with pytest.warns(stgeo.errors.StgeoWarning, match="never negative.*fill value"):
+        validate(neg, strict=False)
+    validate(neg, check_values=False)  # the values are not looked at
+    validate(_shifted(storms, -1e-4))  # round-off below 0 is no offset
+    other = neg.copy()
+    other.rain_rate.attrs.pop("standard_name")
+    validate(other)  # no standard name: a variable may be negative
+
+
+def test_the_sign_of_a_lazy_variable_is_read_from_its_sampled_frames(storms):
+    lazy = _shifted(storms, -5.0, frames=[0]).chunk({"time": 4})
+    with pytest.raises(DataValidationError, match="in its first, middle and last frames"):
+        validate(lazy)
+    validate(
+        _shifted(storms, -5.0, frames=[1]).chunk({"time": 4})
+    )  # not read: a big store stays unread

@@ -41,7 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptStoreError, DataValidationError, StgeoError, StgeoWarning
+from ..errors import (
+    CorruptStoreError,
+    DataValidationError,
+    PathNotFoundError,
+    StgeoError,
+    StgeoWarning,
+    UnknownNameError,
+)
 
 __all__ = ["ChunkProblem", "VerifyReport", "verify"]
 
@@ -71,6 +78,7 @@ class _ArrayLayout:
     separator: str
     v2_keys: bool
     checksummed: bool
+    dims: tuple[str, ...] | None = None
 
     @property
     def grid(self) -> tuple[int, ...]:
@@ -102,7 +110,9 @@ def _layout(root: Path, name: str, doc: dict[str, Any]) -> _ArrayLayout | None:
         return None
     sep = enc.get("configuration", {}).get("separator", "/" if enc.get("name") != "v2" else ".")
     codecs = [c.get("name") if isinstance(c, dict) else c for c in doc.get("codecs", [])]
-    return _ArrayLayout(name, shape, chunks, sep, enc.get("name") == "v2", "crc32c" in codecs)
+    names = doc.get("dimension_names")
+    dims = tuple(str(d) for d in names) if isinstance(names, list) else None
+    return _ArrayLayout(name, shape, chunks, sep, enc.get("name") == "v2", "crc32c" in codecs, dims)
 
 
 def _root_doc(root: Path) -> dict[str, Any]:
@@ -194,6 +204,74 @@ def missing_chunks(root: str | os.PathLike) -> dict[str, list[str]]:
             continue
         gone = [k for _, k in lay.keys() if k not in have]
         out[name] = gone or [f"{int(count) - len(have)} of {count} chunk files"]
+    return out
+
+
+#: the fields of an array's metadata that say where its chunks are and what they hold
+_LAYOUT_FIELDS = ("shape", "data_type", "chunk_grid", "chunk_key_encoding", "codecs")
+
+
+def metadata_problems(root: str | os.PathLike) -> list[ChunkProblem]:
+    """Metadata of the store at ``root`` that disagree with what was written (cheap: the
+    ``zarr.json`` files only, no data read).
+
+    * an array's ``zarr.json`` that differs from the copy consolidated into the root
+      ``zarr.json`` when the store was completed (its ``shape`` edited, say);
+    * arrays that give one dimension different lengths;
+    * a store stgeo completed, with checksummed arrays, whose record of the chunks written
+      (``stgeo_integrity``) was removed: a deleted chunk would then read as fill values.
+    """
+    r = Path(root)
+    doc = _root_doc(r)
+    lays = _layouts(r)
+    out: list[ChunkProblem] = []
+    consolidated = doc.get("consolidated_metadata")
+    written = consolidated.get("metadata", {}) if isinstance(consolidated, dict) else {}
+    for lay in lays:
+        meta = r / lay.name / "zarr.json"
+        before = written.get(lay.name) if isinstance(written, dict) else None
+        if not isinstance(before, dict):
+            continue
+        now = json.loads(meta.read_text())
+        edited = [k for k in _LAYOUT_FIELDS if k in before and now.get(k) != before.get(k)]
+        if edited:
+            was = "; ".join(f"{k} {now.get(k)}, written as {before.get(k)}" for k in edited)
+            out.append(ChunkProblem(lay.name, "zarr.json", str(meta), "was edited", was))
+    sizes: dict[str, dict[int, list[str]]] = {}
+    for lay in lays:
+        for dim, n in zip(lay.dims or (), lay.shape, strict=False):
+            sizes.setdefault(dim, {}).setdefault(n, []).append(lay.name)
+    for dim, by_size in sizes.items():
+        if len(by_size) > 1:
+            seen = "; ".join(f"{n} in {', '.join(names)}" for n, names in sorted(by_size.items()))
+            out.append(
+                ChunkProblem(
+                    dim,
+                    "(dimension)",
+                    str(r),
+                    "has conflicting lengths",
+                    f"{seen}: an array's zarr.json was edited",
+                )
+            )
+    attrs = doc.get("attributes", {})
+    if (
+        isinstance(attrs, dict)
+        and attrs.get("stgeo_complete") is True
+        and INTEGRITY_ATTR not in attrs
+        and lays
+        and all(lay.checksummed for lay in lays)
+    ):
+        out.append(
+            ChunkProblem(
+                "(store)",
+                "zarr.json",
+                str(r / "zarr.json"),
+                f"lost its record {INTEGRITY_ATTR!r}",
+                "the store was written by stgeo with checksums and the record of its chunk "
+                "files, which was removed since: deleted chunks can no longer be told from "
+                "empty ones",
+            )
+        )
     return out
 
 
@@ -358,21 +436,26 @@ class VerifyReport:
     n_chunks: int = 0
     problems: list[ChunkProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    complete: bool = True
 
     @property
     def ok(self) -> bool:
-        """No missing or damaged chunk."""
-        return not self.problems
+        """A complete store, with no missing or damaged chunk or metadata."""
+        return self.complete and not self.problems
 
     def __str__(self) -> str:
         lines = [f"{self.path}: {self.n_chunks} chunks read"]
         lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  DAMAGED {p}" for p in self.problems]
-        lines.append(
-            "  OK: every chunk present and intact"
-            if self.ok
-            else f"  {len(self.problems)} damaged or missing chunk(s)"
-        )
+        if self.problems:
+            lines.append(f"  {len(self.problems)} damaged or missing chunk(s) or metadata")
+        if not self.complete:
+            lines.append(
+                "  INCOMPLETE: the store's write was interrupted or failed (it never became "
+                "a complete store); re-run the command that writes it"
+            )
+        if self.ok:
+            lines.append("  OK: every chunk present and intact")
         return "\n".join(lines)
 
 
@@ -414,14 +497,15 @@ def verify(store: str | os.PathLike) -> VerifyReport:
     """Read every chunk of a Zarr store and report the missing and damaged ones.
 
     Checksums (CRC-32C, in the stores stgeo writes) detect altered and truncated chunks;
-    the record of the chunks written detects deleted ones. A store written by an older
+    the record of the chunks written detects deleted ones; the metadata consolidated at
+    completion detect an edited ``zarr.json`` of an array. A store written by an older
     stgeo has neither: only chunks that cannot be decoded are found then (the report says
-    so).
+    so). A store whose write never finished is reported incomplete (not ``ok``).
 
     Parameters
     ----------
     store : str or path
-        The store folder.
+        The store folder, or the name of a catalog entry (its store).
 
     Returns
     -------
@@ -431,8 +515,8 @@ def verify(store: str | os.PathLike) -> VerifyReport:
 
     Raises
     ------
-    FileNotFoundError
-        Nothing at ``store``.
+    PathNotFoundError
+        Nothing at ``store`` (a ``FileNotFoundError``), and no catalog entry of that name.
     DataValidationError
         ``store`` is not a Zarr store.
 
@@ -446,9 +530,7 @@ def verify(store: str | os.PathLike) -> VerifyReport:
     >>> report.ok, report.problems[0].variable, report.problems[0].key, report.problems[0].problem
     (False, 'rain_rate', 'c/1/0/0', 'missing')
     """
-    root = Path(store)
-    if not root.exists():
-        raise FileNotFoundError(f"no store at {root}")
+    root = _store_path(store)
     if not root.is_dir():
         raise DataValidationError(f"{root} is a file, not a Zarr store (a folder)")
     attrs = _root_doc(root).get("attributes", {})
@@ -456,14 +538,14 @@ def verify(store: str | os.PathLike) -> VerifyReport:
     recorded = isinstance(record, dict)
     lays = _layouts(root)
     report = VerifyReport(str(root), bool(lays) and all(x.checksummed for x in lays), recorded)
-    if not recorded:
+    report.complete = attrs.get("stgeo_complete") is not False
+    report.problems.extend(metadata_problems(root))
+    if not recorded and report.complete and not report.problems:
         report.notes.append(
             "no checksums and no record of the chunks written (written by an older stgeo "
             "or another tool): only undecodable chunks are detected; rewrite it with "
             "stgeo.to_zarr to protect it"
         )
-    if attrs.get("stgeo_complete") is False:
-        report.notes.append("the store's build was interrupted (incomplete)")
     counts = record.get("chunks", {}) if recorded else {}
     for name in sorted(set(counts) - {lay.name for lay in lays}):
         report.problems.append(
@@ -472,3 +554,30 @@ def verify(store: str | os.PathLike) -> VerifyReport:
     for lay in lays:
         _check_array(root, lay, report, int(counts.get(lay.name, -1)))
     return report
+
+
+def _store_path(store: str | os.PathLike) -> Path:
+    """The folder of ``store``: a path, or the store of the catalog entry of that name."""
+    root = Path(store)
+    if root.exists():
+        return root
+    text = os.fspath(store)
+    if isinstance(store, str) and os.sep not in text and not text.endswith(".zarr"):
+        from .catalog import get_entry
+
+        try:
+            entry = get_entry(text)
+        except UnknownNameError:
+            pass
+        else:
+            path = entry.store_path()
+            if path.exists():
+                return path
+            raise PathNotFoundError(
+                f"catalog entry {entry.name!r} has no store at {path} yet; build it with "
+                f"`stgeo catalog build {entry.name}`"
+            )
+    raise PathNotFoundError(
+        f"no store at {root}; give an existing Zarr store folder or a catalog name "
+        "(`stgeo catalog list` shows them)"
+    )

@@ -18,14 +18,15 @@ True
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from ..conventions import CHANNEL_DIM, TIME_DIM, spatial_dims
-from ..errors import DataValidationError, StgeoTypeError, UnknownNameError
+from ..conventions import CHANNEL_DIM, NEGATIVE_TOLERANCE, TIME_DIM, spatial_dims
+from ..errors import DataValidationError, StgeoTypeError, StgeoWarning, UnknownNameError
 
 __all__ = ["Normalizer", "fill_nodata"]
 
@@ -42,7 +43,10 @@ class Normalizer:
         ``log(1 + max(x, 0))``, for non-negative, skewed variables such as rain rate (small
         errors in normalised units then stay small near zero, so MSE-trained models do not
         paint drizzle over dry areas); ``minmax``: ``2 (x - min) / (max - min) - 1`` per
-        channel; ``none``: identity.
+        channel; ``none``: identity. ``log1p`` reads values below 0 as 0: :meth:`fit`
+        refuses them (:class:`~stgeo.errors.DataValidationError`), :meth:`transform` warns
+        (:class:`~stgeo.errors.StgeoWarning`), both beyond round-off
+        (:data:`stgeo.conventions.NEGATIVE_TOLERANCE`).
 
     Attributes
     ----------
@@ -117,15 +121,19 @@ class Normalizer:
             return self
         dims = (TIME_DIM, *spatial_dims(frames))
         x = frames.astype(np.float64)
-        if self.method == "log1p":
+        bounds = {}
+        if self.method == "log1p":  # the raw range, to refuse negative values
+            bounds = {"lo": x.min(dims, skipna=True), "hi": x.max(dims, skipna=True)}
             # clip negatives to 0, but keep -inf infinite so that the check below reports it
             x = np.log1p(xr.where(np.isneginf(x), np.inf, x.clip(min=0.0)))
         if self.method in ("standard", "log1p"):
             mean = x.mean(dims, skipna=True)
             sq = (x * x).mean(dims, skipna=True)
-            res = xr.Dataset({"a": mean, "b": sq}).compute()
+            res = xr.Dataset({"a": mean, "b": sq, **bounds}).compute()
             m = np.asarray(res["a"].values, dtype=np.float64)
             self._check_finite(m, "mean")
+            if bounds:
+                self._refuse_negative(res["lo"].values, res["hi"].values)
             var = np.maximum(np.asarray(res["b"].values, dtype=np.float64) - m * m, 0.0)
             # refine the variance with a second pass around the mean when it is tiny
             # relative to mean**2 (cancellation); cheap compared with reading the data
@@ -190,6 +198,7 @@ class Normalizer:
         if self.method == "none":
             return self
         if self.method == "log1p":
+            self._refuse_negative(*_channel_range(x))
             x = np.log1p(np.clip(x, 0.0, None))
         flat = np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)
         self._merge_acc(_block_stats(flat, self.method))
@@ -246,6 +255,41 @@ class Normalizer:
                 f"cannot normalise: the {what} of channel(s) {names} is not finite ({cause}). "
                 "Mark missing data as NaN, e.g. ds = ds.where(numpy.isfinite(ds)), and check "
                 "the training split."
+            )
+
+    def _negative(self, lo: Any, hi: Any) -> list[tuple[str, float]]:
+        """The channels (name, minimum) with values below 0, beyond round-off
+        (:data:`stgeo.conventions.NEGATIVE_TOLERANCE`)."""
+        lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = lo < -NEGATIVE_TOLERANCE * np.fmax(hi, 1.0)
+        names = self.channels or [str(i) for i in range(lo.size)]
+        return [(names[i], float(lo[i])) for i in np.flatnonzero(bad)]
+
+    def _refuse_negative(self, lo: Any, hi: Any) -> None:
+        """Fitting ``log1p``: negative values are an error (they would be read as 0)."""
+        bad = self._negative(lo, hi)
+        if bad:
+            found = ", ".join(f"{n!r} down to {v:.6g}" for n, v in bad)
+            raise DataValidationError(
+                f"normalization='log1p' needs values >= 0, but the data it is fitted on (the "
+                f"training split) go below 0 "
+                f"({found}); log1p would read them all as 0. Use normalization='standard', or "
+                "fix the data: remove an offset, and mark a fill value (e.g. -9999) as NaN, "
+                "e.g. ds = ds.where(ds != -9999)"
+            )
+
+    def _warn_negative(self, x: Any) -> None:
+        """Transforming with ``log1p``: warn that values below 0 are read as 0."""
+        bad = self._negative(*_channel_range(x))
+        if bad:  # the order of magnitude: one message, not one per batch
+            found = ", ".join(f"{n!r} below {_magnitude(v):g}" for n, v in bad)
+            warnings.warn(
+                f"the data go below 0 ({found}) but log1p normalisation, fitted on values "
+                ">= 0, reads every negative value as 0 (e.g. no rain): check the data for an "
+                "offset or a fill value (mark no-data as NaN)",
+                StgeoWarning,
+                stacklevel=4,
             )
 
     def _scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
@@ -314,6 +358,7 @@ class Normalizer:
         log = self.method == "log1p"
         if not inverse:
             if log:
+                self._warn_negative(x)
                 x = (
                     x.clip(0.0).log1p()
                     if not isinstance(x, np.ndarray)
@@ -358,6 +403,7 @@ class Normalizer:
             return x
         scale, shift = self._params(x)
         if self.method == "log1p":
+            self._warn_negative(x)
             np.clip(x, 0.0, None, out=x)
             np.log1p(x, out=x)
         np.subtract(x, shift, out=x)
@@ -481,6 +527,28 @@ def fill_nodata(x: Any, normalizer: Normalizer | None = None, *, inplace: bool =
     if inplace:
         return x.copy_(torch.where(bad, fill, x))
     return torch.where(bad, fill, x)
+
+
+def _magnitude(v: float) -> float:
+    """The power of ten a negative ``v`` goes below (-23.8 -> -10); ``v`` if not finite."""
+    return -(10.0 ** np.floor(np.log10(-v))) if np.isfinite(v) else v
+
+
+def _channel_range(x: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel minimum and maximum (NaN ignored; NaN for an all-NaN channel) of
+    frames with the channel axis at -3: a numpy array or a torch tensor."""
+    if (x.size if isinstance(x, np.ndarray) else x.numel()) == 0:
+        return np.full(x.shape[-3], np.nan), np.full(x.shape[-3], np.nan)
+    if isinstance(x, np.ndarray):
+        flat = np.moveaxis(x, -3, 0).reshape(x.shape[-3], -1)
+        return np.fmin.reduce(flat, axis=1), np.fmax.reduce(flat, axis=1)
+    import torch
+
+    flat = x.detach().movedim(-3, 0).reshape(x.shape[-3], -1)
+    nan = torch.isnan(flat)
+    lo = torch.where(nan, torch.inf, flat).amin(dim=1)
+    hi = torch.where(nan, -torch.inf, flat).amax(dim=1)
+    return lo.float().cpu().numpy(), hi.float().cpu().numpy()
 
 
 def _block_stats(flat: np.ndarray, method: str) -> dict[str, np.ndarray]:

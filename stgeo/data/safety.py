@@ -10,7 +10,8 @@ doing any work and publishes with :func:`replace_path`. The rules:
    kind** (a Zarr store written by stgeo, a model folder written by ``TrainedModel.save``, a
    training checkpoint, a scores file), and only when asked (``overwrite=True``, on the
    command line ``--overwrite``). A folder or file stgeo did not write is never replaced
-   or deleted, whatever ``overwrite`` says.
+   or deleted, whatever ``overwrite`` says; nor is a store into which files were added
+   (:func:`foreign_entries`): replacing it would delete them.
 3. An output equal to, inside, or containing an input of the same call (the dataset being
    forecast, the model used, the stores being scored) is refused.
 4. Replacing is atomic: the new artefact is written aside and swapped in with a rename;
@@ -47,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -64,6 +66,8 @@ __all__ = [
     "artefact_kind",
     "check_checkpoint_dir",
     "check_output",
+    "check_overlap",
+    "foreign_entries",
     "input_paths",
     "replace_path",
     "writer_lock",
@@ -232,6 +236,101 @@ def _refuse_overlap(dest: Path, inputs: Iterable[Any], message: str) -> None:
             raise OutputOverlapsInputError(message.format(dest=dest, rel=rel, src=src))
 
 
+_OVERLAP_MESSAGE = (
+    "the output {dest} {rel} the input {src} of the same call; writing it would destroy "
+    "that input. Choose an output path outside the inputs."
+)
+
+
+def check_overlap(path: str | os.PathLike, inputs: Iterable[Any]) -> None:
+    """Refuse an output ``path`` that equals, contains or lies inside one of ``inputs``.
+
+    Parameters
+    ----------
+    path : str or path
+        The output path.
+    inputs : iterable
+        The inputs of the same call (paths, catalog names, datasets opened from stores,
+        loaded models), as for :func:`check_output`.
+
+    Raises
+    ------
+    OutputOverlapsInputError
+        ``path`` is, contains or lies inside an input.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from stgeo.data.safety import check_overlap
+    >>> raw = tempfile.mkdtemp()
+    >>> check_overlap(os.path.join(tempfile.mkdtemp(), "out.zarr"), [raw])  # elsewhere: fine
+    >>> check_overlap(os.path.join(raw, "out.zarr"), [raw])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    stgeo.errors.OutputOverlapsInputError: the output ... lies inside the input ...
+    """
+    _refuse_overlap(Path(path), inputs, _OVERLAP_MESSAGE)
+
+
+#: files of a Zarr store's root or of one of its arrays (v3 and v2 layouts)
+_ZARR_FILES = frozenset({"zarr.json", ".zgroup", ".zattrs", ".zmetadata", ".zarray"})
+#: a chunk file, or a folder of chunk files, of an array (``0``, ``0.1.2``, ``c`` of v3 keys)
+_CHUNK_NAME = re.compile(r"^(c|\d+([.]\d+)*)$")
+
+
+def _is_zarr_node(p: Path) -> bool:
+    return any((p / name).is_file() for name in ("zarr.json", ".zarray", ".zgroup"))
+
+
+def foreign_entries(path: str | os.PathLike) -> list[str]:
+    """Entries of the store folder ``path`` that are no part of a Zarr store: files a user
+    put there (``notes.txt``, ``rain_rate/README``), which replacing the store would delete.
+
+    Zarr's metadata files, the folders of its arrays (with their metadata) and their chunk
+    files or folders (``c``, ``0``, ``0.1.2``) are the store's; anything else is listed,
+    relative to ``path``. The chunk folders are not walked (names only, two levels deep).
+
+    Examples
+    --------
+    >>> import os, tempfile, stgeo
+    >>> from stgeo.data.safety import foreign_entries
+    >>> p = stgeo.to_zarr(stgeo.testing.storm_cells(n_times=2, shape=(8, 8)),
+    ...                   os.path.join(tempfile.mkdtemp(), "s.zarr"))
+    >>> foreign_entries(p)
+    []
+    >>> _ = open(os.path.join(p, "notes.txt"), "w").write("mine")
+    >>> foreign_entries(p)
+    ['notes.txt']
+    """
+    root = Path(path)
+    out: list[str] = []
+    for child in sorted(root.iterdir()):
+        if child.name in _ZARR_FILES and child.is_file() and not child.is_symlink():
+            continue
+        if child.is_dir() and not child.is_symlink() and _is_zarr_node(child):
+            for entry in sorted(child.iterdir()):
+                ours = entry.name in _ZARR_FILES and entry.is_file()
+                if not (ours or _CHUNK_NAME.match(entry.name)) or entry.is_symlink():
+                    out.append(f"{child.name}/{entry.name}")
+            continue
+        out.append(child.name)
+    return out
+
+
+def _refuse_foreign(dest: Path, kind: str) -> None:
+    """Refuse to replace a store holding entries stgeo did not write (they would be lost)."""
+    if kind != "store":
+        return
+    foreign = foreign_entries(dest)
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        shown = ", ".join(foreign[:5]) + more
+        raise OutputExistsError(
+            f"{dest} is a {KINDS[kind]} but also holds things stgeo did not write ({shown}); "
+            "replacing the store would delete them. Move them out of the store first, or "
+            "choose another output path."
+        )
+
+
 def check_output(
     path: str | os.PathLike,
     kind: str,
@@ -260,8 +359,9 @@ def check_output(
     Raises
     ------
     OutputExistsError
-        ``path`` holds something stgeo did not write, an artefact of another kind, or one
-        of the same kind and ``overwrite`` is False.
+        ``path`` holds something stgeo did not write, an artefact of another kind, one
+        of the same kind and ``overwrite`` is False, or a store that also holds files
+        stgeo did not write (:func:`foreign_entries`; they are named).
     OutputOverlapsInputError
         ``path`` equals, contains or lies inside an input.
 
@@ -277,12 +377,7 @@ def check_output(
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).strip():
         raise StgeoTypeError(f"the output path must be a non-empty str or path, got {path!r}")
     dest = Path(path)
-    _refuse_overlap(
-        dest,
-        inputs,
-        "the output {dest} {rel} the input {src} of the same call; writing it would destroy "
-        "that input. Choose an output path outside the inputs.",
-    )
+    check_overlap(dest, inputs)
     if not (dest.exists() or dest.is_symlink()):
         return dest
     if dest.is_dir() and not dest.is_symlink() and not any(dest.iterdir()):
@@ -297,6 +392,7 @@ def check_output(
             f"{dest} exists (a {KINDS[kind]}); pass overwrite=True (command line: "
             "--overwrite) to replace it"
         )
+    _refuse_foreign(dest, kind)
     return dest
 
 
@@ -350,6 +446,15 @@ def check_checkpoint_dir(path: str | os.PathLike, *, inputs: Iterable[Any] = ())
     return p
 
 
+def _bare_group(p: Path) -> bool:
+    """Whether ``p`` holds nothing but the ``zarr.json`` of an empty group without
+    attributes: what an older stgeo left when a write failed at once (no data in it)."""
+    if not p.is_dir() or p.is_symlink() or [c.name for c in p.iterdir()] != ["zarr.json"]:
+        return False
+    doc = _json(p / "zarr.json")
+    return isinstance(doc, dict) and doc.get("node_type") == "group" and not doc.get("attributes")
+
+
 def clear_staging(staging: Path, kind: str) -> None:
     """Remove a leftover staging folder of a ``kind`` artefact; refuse one stgeo did not write.
 
@@ -366,7 +471,7 @@ def clear_staging(staging: Path, kind: str) -> None:
     if not (staging.exists() or staging.is_symlink()):
         return
     empty = staging.is_dir() and not staging.is_symlink() and not any(staging.iterdir())
-    if not empty and artefact_kind(staging) != kind:
+    if not (empty or _bare_group(staging)) and artefact_kind(staging) != kind:
         raise OutputExistsError(
             f"{staging} is in the way of stgeo's staging folder and is "
             f"{_describe(staging)}; move it away"
@@ -398,6 +503,7 @@ def replace_path(staging: str | os.PathLike, dest: str | os.PathLike, kind: str)
         if dst.is_dir() and not dst.is_symlink() and not any(dst.iterdir()):
             dst.rmdir()  # fails (and so refuses) if something appeared meanwhile
         elif artefact_kind(dst) == kind:
+            _refuse_foreign(dst, kind)  # again: something may have been added meanwhile
             trash = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(dst, trash)
         else:

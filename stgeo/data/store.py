@@ -31,8 +31,20 @@ import numpy as np
 import xarray as xr
 
 from ..conventions import as_dataset
-from ..errors import DataValidationError, IncompleteStoreError, StgeoTypeError
-from .integrity import INTEGRITY_ATTR, check_on_open, checked_open, checksum_encoding
+from ..errors import (
+    CorruptStoreError,
+    DataValidationError,
+    IncompleteStoreError,
+    PathNotFoundError,
+    StgeoTypeError,
+)
+from .integrity import (
+    INTEGRITY_ATTR,
+    check_on_open,
+    checked_open,
+    checksum_encoding,
+    metadata_problems,
+)
 from .integrity import integrity_record as _integrity_record
 from .integrity import missing_chunks as find_missing_chunks
 from .safety import acquire_writer, check_output, clear_staging, replace_path, writer_lock
@@ -64,6 +76,53 @@ def _set_complete(path: Path) -> None:
     with warnings.catch_warnings():  # zarr notes that format 3 has no consolidation spec yet
         warnings.simplefilter("ignore", UserWarning)
         zarr.consolidate_metadata(str(path))
+
+
+def _start_staging(staging: Path) -> None:
+    """Create the staging store with its marker (``stgeo_complete: false``) before anything
+    else, so that a write failing at any later point leaves a folder stgeo knows as its own
+    (cleared by the next write) and that never opens as a complete store."""
+    import zarr
+
+    zarr.open_group(str(staging), mode="w", zarr_format=3, attributes={COMPLETE_ATTR: False})
+
+
+def _attr_storable(value: Any) -> bool:
+    """Whether a Zarr store can hold the attribute ``value`` (JSON, after xarray turns
+    numpy arrays and scalars into lists and numbers)."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _check_attrs(ds: xr.Dataset) -> None:
+    """Refuse attributes a Zarr store cannot hold (a Timestamp, a set, ...) before any
+    work, naming the attribute and its variable."""
+    owners: list[tuple[str, str, Mapping[Any, Any]]] = [("the dataset", "ds", ds.attrs)]
+    for name, var in ds.variables.items():
+        what = "coordinate" if name in ds.coords else "variable"
+        owners.append((f"{what} {str(name)!r}", f"ds[{str(name)!r}]", var.attrs))
+    for owner, ref, attrs in owners:
+        for key, value in attrs.items():
+            if not isinstance(key, str):
+                raise DataValidationError(
+                    f"the attribute name {key!r} of {owner} is not a string; Zarr stores "
+                    f"need string names: rename it, e.g. {ref}.attrs[{str(key)!r}] = "
+                    f"{ref}.attrs.pop({key!r})"
+                )
+            if not _attr_storable(value):
+                raise DataValidationError(
+                    f"attrs[{key!r}] of {owner} is a {type(value).__name__} ({value!r}), which a "
+                    "Zarr store cannot hold: attribute values must be strings, numbers, "
+                    "booleans, None, or lists and dicts of them. Convert it first, e.g. "
+                    f"{ref}.attrs[{key!r}] = str({ref}.attrs[{key!r}])"
+                )
 
 
 def _replace(staging: Path, dest: Path) -> None:
@@ -176,8 +235,12 @@ def to_zarr(
 
     Raises
     ------
+    DataValidationError
+        An attribute a Zarr store cannot hold (a Timestamp, a set, ...): the message names
+        it; nothing is written.
     OutputExistsError
-        ``path`` holds something stgeo did not write, or a store and ``overwrite`` is False.
+        ``path`` holds something stgeo did not write, or a store and ``overwrite`` is False
+        (or one holding files stgeo did not write: they are named).
     OutputOverlapsInputError
         ``path`` is (or contains, or lies inside) the store ``ds`` was opened from.
 
@@ -201,6 +264,7 @@ def to_zarr(
         raise StgeoTypeError(f"to_zarr expects an xarray Dataset or DataArray, got {type(ds)}")
     if not compute:
         raise StgeoTypeError("to_zarr(compute=False) would break atomicity; use StoreBuilder")
+    _check_attrs(ds)
     dest = check_output(path, "store", inputs=[ds], overwrite=overwrite)
     chunks = _checked_chunks(chunks, ds)
     _make_parent(dest)
@@ -214,8 +278,9 @@ def to_zarr(
             ds = ds.chunk({d: c for d, c in chunks.items() if d in ds.dims})
         ds.attrs[COMPLETE_ATTR] = False
         encoding = _encoding_for(ds, chunks)
+        _start_staging(staging)
         ds.to_zarr(
-            staging, mode="w", encoding=encoding, consolidated=False, write_empty_chunks=True
+            staging, mode="a", encoding=encoding, consolidated=False, write_empty_chunks=True
         )
         _set_complete(staging)
         _replace(staging, dest)
@@ -272,6 +337,7 @@ class StoreBuilder:
         overwrite: bool = False,
         inputs: Any = (),
     ) -> None:
+        _check_attrs(template)
         self.path = check_output(path, "store", inputs=[template, *inputs], overwrite=overwrite)
         chunks = _checked_chunks(chunks, template)
         self.overwrite = overwrite
@@ -296,10 +362,11 @@ class StoreBuilder:
                     self._state = state
                     return
             clear_staging(self.staging, "store")
+            _start_staging(self.staging)
             # metadata and the coordinates that do not depend on the region dim, not the data
             tpl.to_zarr(
                 self.staging,
-                mode="w",
+                mode="a",
                 compute=False,
                 encoding=_encoding_for(tpl, chunks),
                 consolidated=False,
@@ -409,6 +476,14 @@ def _open_checked(path: Path, chunks: Any, missing_chunks: str, **kwargs: Any) -
     """Open the store at ``path``: reads that fail name their chunk file; the chunk files are
     checked against the store's record (missing ones raise, or read as NaN)."""
     gone = find_missing_chunks(path)  # reads the metadata first: a damaged zarr.json is named
+    edited = metadata_problems(path)
+    if edited:
+        raise CorruptStoreError(
+            f"{path} is damaged: {edited[0]}"
+            + (f" (and {len(edited) - 1} more problem(s))" if len(edited) > 1 else "")
+            + ". Rebuild it with the command that wrote it, or restore it from a backup; "
+            f"`stgeo verify {path}` lists every problem."
+        )
     if isinstance(chunks, dict):
         ds = checked_open(path, chunks, **kwargs)
     else:
@@ -423,7 +498,7 @@ def _open_path(path: Path, chunks: Any, missing_chunks: str = "raise", **kwargs:
                 f"{path} was never completed: an interrupted write left {_staging(path)}. "
                 "Re-run the command that writes it (it resumes or starts over)."
             )
-        raise FileNotFoundError(
+        raise PathNotFoundError(
             f"no store at {path}; give an existing Zarr path or a catalog name "
             "(`stgeo catalog list` shows them)"
         )
@@ -476,8 +551,12 @@ def open_dataset(
     IncompleteStoreError
         The store's write was interrupted.
     CorruptStoreError
-        Chunk files are missing (the message names them); reading a damaged chunk later
-        raises it too, naming the chunk file.
+        Chunk files are missing (the message names them), or the metadata were edited
+        (an array's ``zarr.json``, the record of the chunks written); reading a damaged
+        chunk later raises it too, naming the chunk file.
+    PathNotFoundError
+        No store at the path (or none built yet for the catalog entry); a
+        ``FileNotFoundError``.
     UnknownNameError
         ``name_or_path`` is neither a path nor a catalog name.
 
@@ -509,7 +588,7 @@ def open_dataset(
     entry = get_entry(str(name_or_path))
     path = entry.store_path()
     if not path.exists() and not _staging(path).exists():
-        raise FileNotFoundError(
+        raise PathNotFoundError(
             f"catalog entry {entry.name!r} has no store at {path} yet; build it with "
             f"`stgeo catalog build {entry.name}` (or stgeo.datasets.build_from_catalog"
             f"({entry.name!r}) in Python)"

@@ -12,15 +12,19 @@ Examples
 >>> import os, tempfile
 >>> from stgeo.datasets.command import recipe_main
 >>> d = os.path.join(tempfile.mkdtemp(), "s.zarr")
->>> recipe_main("synthetic", ["--dest", d, "--option", "n_times=4", "--option", "shape=8,8"])
-... # doctest: +ELLIPSIS
+>>> args = ["--dest", d, "--option", "n_times=4", "--option", "shape=8,8"]
+>>> recipe_main("synthetic", args)  # doctest: +ELLIPSIS
 wrote /.../s.zarr
+0
+>>> recipe_main("synthetic", args)  # doctest: +ELLIPSIS
+/.../s.zarr is up to date (same sources and options); nothing written
 0
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -42,8 +46,9 @@ EXAMPLES = """examples:
   stgeo recipe era5 --source era5.nc --dest t2m.zarr --option variables=t2m,d2m
 
 Options are KEY=VALUE, converted to the recipe's declared types (`stgeo recipe --list`
-shows them); every recipe takes overwrite=true (rebuild an identical store) and
-verify=false (skip checksums)."""
+shows them); every recipe takes overwrite=true (replace the store at --dest: one built
+from other sources or options, or an identical one) and verify=false (skip checksums).
+A store at --dest built from the same sources and options is kept as it is."""
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser, *, name: str | None = None) -> None:
@@ -154,9 +159,23 @@ def run_recipe_args(
             "a destination store path is needed (--dest STORE, or --all-events DATA_ROOT "
             "--dest-dir DIR)"
         )
+    before = _identity(a.dest)
     path = run_recipe(name, a.source, a.dest, **parse_options(a.option, str))
-    out(f"wrote {path}")
+    if before is not None and _identity(path) == before:
+        out(f"{path} is up to date (same sources and options); nothing written")
+    else:
+        out(f"wrote {path}")
     return 0
+
+
+def _identity(path: str | os.PathLike) -> tuple[int, int] | None:
+    """The folder at ``path`` as (device, inode): a store written anew is renamed into place,
+    so its identity changes; None if nothing is there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def recipe_main(name: str, argv: Sequence[str] | None = None) -> int:

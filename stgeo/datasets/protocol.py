@@ -8,7 +8,10 @@ owns the rest, identically for every recipe:
 1. **fingerprint** the inputs (file names, sizes, modification times) and the normalised
    options;
 2. **skip** the build when ``dest`` is a complete store of the same recipe and fingerprint
-   (``overwrite=True`` forces it);
+   (``overwrite=True`` forces it); any other store at ``dest`` (another event, other
+   options, a store written by :func:`stgeo.to_zarr`) is replaced only with
+   ``overwrite=True`` (:func:`check_rebuild`), and ``dest`` may not be, contain or lie
+   inside ``source``;
 3. **verify** the inputs against ``SHA256SUMS``/``FILE.md5`` (``verify=False`` skips it);
 4. record the **provenance** (recipe, version, options, fingerprint, source) in the store's
    attributes;
@@ -50,7 +53,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..errors import DataValidationError
+from ..conventions import LEAD_TIME_DIM
+from ..errors import DataValidationError, OutputExistsError
 from .checksums import verify_checksums
 
 __all__ = [
@@ -59,6 +63,7 @@ __all__ = [
     "Recipe",
     "RecipeInputs",
     "RecipeOutput",
+    "check_rebuild",
     "check_replaceable",
     "existing_store_matches",
     "fingerprint",
@@ -177,9 +182,21 @@ class Recipe:
 
         Under the store's writer lock (:func:`stgeo.data.safety.writer_lock`): a second
         process building the same store waits, then finds it up to date.
-        """
-        from ..data.safety import writer_lock
 
+        Raises
+        ------
+        OutputOverlapsInputError
+            ``dest`` is, contains or lies inside ``source``.
+        OutputExistsError
+            ``dest`` holds another store and ``overwrite`` is False, or an artefact that
+            is no data store (see :func:`check_rebuild`).
+        DataValidationError
+            ``dest`` holds something stgeo did not write (:func:`check_replaceable`).
+        """
+        from ..data.safety import check_overlap, writer_lock
+
+        if source is not None:
+            check_overlap(dest, [Path(source)])
         with writer_lock(dest):
             inputs = self.inputs(source, **options)
             files = list(inputs.files)
@@ -187,6 +204,7 @@ class Recipe:
             if not overwrite and existing_store_matches(dest, self.name, fp):
                 return str(dest)
             check_replaceable(dest)
+            check_rebuild(dest, self.name, overwrite=overwrite)
             if verify and files:
                 root = inputs.root if inputs.root is not None else Path(files[0]).parent
                 verify_checksums(files, root=root)
@@ -271,13 +289,16 @@ def written_by_stgeo(path: str | os.PathLike) -> bool:
 def check_replaceable(dest: str | os.PathLike) -> None:
     """Refuse to build over ``dest`` if something there was not written by stgeo.
 
-    A missing ``dest``, an empty folder or a store stgeo wrote may be (re)built; anything
-    else (a foreign Zarr store, a file, a folder of other data) is never overwritten.
+    A missing ``dest``, an empty folder or a store stgeo wrote may be (re)built (whether it
+    will be is :func:`check_rebuild`'s call); anything else (a foreign Zarr store, a file,
+    a folder of other data, a model or checkpoint stgeo saved) is never overwritten.
 
     Raises
     ------
     DataValidationError
         ``dest`` exists and stgeo did not write it.
+    OutputExistsError
+        ``dest`` is an artefact stgeo wrote that is no store (a model folder, say).
 
     Examples
     --------
@@ -288,9 +309,17 @@ def check_replaceable(dest: str | os.PathLike) -> None:
     stgeo.errors.DataValidationError: ... exists and stgeo did not write it ...
     >>> check_replaceable(os.path.join(d, "new.zarr"))  # absent: fine
     """
+    from ..data.safety import KINDS, artefact_kind
+
     p = Path(dest)
     if p.is_dir() and not any(p.iterdir()):
         return
+    kind = artefact_kind(p)
+    if kind not in (None, "store"):
+        raise OutputExistsError(
+            f"{p} is a {KINDS[kind]}, not a data store; a recipe never replaces it, "
+            "whatever overwrite says. Choose another destination."
+        )
     if p.exists() and not written_by_stgeo(p):
         kind = "file" if p.is_file() else "folder"
         raise DataValidationError(
@@ -298,6 +327,66 @@ def check_replaceable(dest: str | os.PathLike) -> None:
             "attributes); stgeo never overwrites it. Move or delete it yourself, or choose "
             "another destination."
         )
+
+
+def _in_cache_dir(p: Path) -> bool:
+    """Whether ``p`` lies in stgeo's cache folder (where catalog entries' stores live)."""
+    from ..options import get_options
+
+    cache = get_options()["cache_dir"]
+    return bool(cache) and Path(os.path.realpath(p)).is_relative_to(os.path.realpath(cache))
+
+
+def check_rebuild(dest: str | os.PathLike, recipe: str, *, overwrite: bool = False) -> None:
+    """Refuse to replace the store at ``dest`` by a new build of ``recipe`` unless asked.
+
+    Called when ``dest`` is no up-to-date store of ``recipe`` (same inputs and options) and
+    after :func:`check_replaceable`. A store there (another event, other options, a store
+    written by :func:`stgeo.to_zarr`) is replaced only with ``overwrite=True``; a forecast
+    store never (it is no data store). One exception: a store of the same recipe in stgeo's
+    cache folder (a catalog entry's store, built from sources that have changed since) is
+    the cache's own and is rebuilt.
+
+    Raises
+    ------
+    OutputExistsError
+        ``dest`` holds a store that may not be replaced.
+
+    Examples
+    --------
+    >>> import os, tempfile, stgeo
+    >>> p = stgeo.to_zarr(stgeo.testing.storm_cells(n_times=2, shape=(8, 8)),
+    ...                   os.path.join(tempfile.mkdtemp(), "mine.zarr"))
+    >>> check_rebuild(p, "radar")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    stgeo.errors.OutputExistsError: ... holds a store written by stgeo.to_zarr ...
+    >>> check_rebuild(p, "radar", overwrite=True)  # asked for: replaced
+    """
+    p = Path(dest)
+    if not p.is_dir() or not any(p.iterdir()):
+        return
+    if any((p / LEAD_TIME_DIM / meta).is_file() for meta in ("zarr.json", ".zarray")):
+        raise OutputExistsError(
+            f"{p} is a forecast store written by stgeo (it has a {LEAD_TIME_DIM!r} "
+            "dimension), not a data store; a recipe never replaces it, whatever overwrite "
+            "says. Choose another destination."
+        )
+    attrs = _root_attrs(p) or {}
+    if overwrite or (attrs.get(RECIPE_ATTR) == recipe and _in_cache_dir(p)):
+        return
+    if attrs.get(RECIPE_ATTR):
+        what = f"a store built by the {attrs[RECIPE_ATTR]!r} recipe"
+        if attrs.get("stgeo_source"):
+            what += f" from {attrs['stgeo_source']}"
+        what += f" with options {attrs.get('stgeo_recipe_options', '{}')}"
+        why = "other sources or options than this build's"
+    else:
+        what, why = "a store written by stgeo.to_zarr", "not by this recipe"
+    raise OutputExistsError(
+        f"{p} holds {what} ({why}). Pass overwrite=True (stgeo recipe: --option "
+        "overwrite=true; stgeo catalog build: --force) to replace it, or choose another "
+        "destination."
+    )
 
 
 def recipe_attrs(recipe: str, fp: str, source: str | None, **options: Any) -> dict[str, Any]:

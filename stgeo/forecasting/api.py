@@ -27,12 +27,20 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from ..conventions import spatial_dims
 from ..data import open_data, to_frames
 from ..data.safety import check_output
-from .core import _leads, _prepared_job, external_table, rollout_offsets
+from .core import (
+    _batch_bytes,
+    _check_fits_memory,
+    _leads,
+    _prepared_job,
+    external_table,
+    rollout_offsets,
+)
 from .inputs import _check_arguments, _time_step, _windows
 from .output import _in_memory_result, _Labels, _lazy_result, _store_result
 from .resolve import (
@@ -226,8 +234,11 @@ def forecast(
     _check_grid_place(spec, ds, grid, label)
     tiles = _tiling(spec, grid, tiling, tile_overlap, batch_size)
     leads = _leads(lead_steps if lead_steps is not None else spec.out_steps)
+    frame = (int(frames.sizes["channel"]), *grid)
+    _check_memory(spec, frame, leads, batch_size)  # before anything the size of the leads
     hist_off = rollout_offsets(spec, leads)
-    win = _windows(frames, hist_off, last_lead=max(leads), init_times=init_times, label=label)
+    win = _windows(frames, hist_off, last_lead=leads[-1], init_times=init_times, label=label)
+    _check_memory(spec, frame, leads, batch_size, len(win.init_times), output is None and not lazy)
 
     # -- everything checked: compute ---------------------------------------------------
     job = _prepared_job(module, spec, win, leads, hist_off, batch_size, device, precision, tiles)
@@ -240,3 +251,43 @@ def forecast(
     if output is None:
         return _in_memory_result(job, labels, win.init_times, progress)
     return _store_result(job, labels, win.init_times, progress, output, overwrite)
+
+
+def _check_memory(
+    spec: Any,
+    frame: tuple[int, ...],
+    leads: Sequence[int],
+    batch_size: int,
+    n_init: int | None = None,
+    in_memory: bool = False,
+) -> None:
+    """Refuse a forecast whose arrays cannot fit in the memory available: one batch of
+    windows (always), the ``valid_time`` labels and, returned in memory, every forecast
+    (``n_init`` known)."""
+    batch = _batch_bytes(min(batch_size, n_init or batch_size), len(leads), spec, frame)
+    shape = " x ".join(str(n) for n in frame)
+    if n_init is None:
+        _check_fits_memory(
+            batch,
+            f"forecasting one batch of {batch_size} windows to {len(leads)} leads "
+            f"({shape} float32 each)",
+            "ask for fewer lead steps (a list such as lead_steps=[12, 24] keeps only those "
+            "leads) or a smaller batch_size",
+        )
+        return
+    labels = n_init * len(leads) * 8  # valid_time (init_time, lead_time), datetime64
+    if not in_memory:
+        _check_fits_memory(
+            batch + labels,
+            f"forecasting {n_init} initial times to {len(leads)} leads",
+            "ask for fewer lead steps or initial times (init_times=...)",
+        )
+        return
+    result = n_init * len(leads) * int(np.prod(frame)) * 4
+    _check_fits_memory(
+        result + batch + labels,
+        f"the forecasts ({n_init} initial times x {len(leads)} leads x {shape} float32), "
+        "returned in memory,",
+        "pass output='forecasts.zarr' to write them to disk batch by batch, or ask for "
+        "fewer lead steps or initial times (init_times=...)",
+    )

@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,12 +39,18 @@ def _is_contiguous(out_offsets: list[int]) -> bool:
     return out_offsets == list(range(1, len(out_offsets) + 1))
 
 
-def _leads(lead_steps: int | Sequence[int]) -> list[int]:
-    """The leads (time steps) of ``lead_steps``: ``N`` -> ``1..N``, or a checked list."""
+def _leads(lead_steps: int | Sequence[int]) -> Sequence[int]:
+    """The leads (time steps) of ``lead_steps``: ``N`` -> ``range(1, N + 1)``, or a checked
+    list. ``N`` stays a range (no list of N numbers): it may be huge until the memory check
+    (:func:`_check_fits_memory`) has refused it."""
     if isinstance(lead_steps, (int, np.integer)) and not isinstance(lead_steps, bool):
         if lead_steps < 1:
             raise DataValidationError(f"lead_steps must be >= 1, got {lead_steps}")
-        return list(range(1, int(lead_steps) + 1))
+        return range(1, int(lead_steps) + 1)
+    if isinstance(lead_steps, range) and len(lead_steps) and lead_steps.step > 0:
+        if lead_steps.start < 1:
+            raise DataValidationError(f"lead_steps must be positive, got {lead_steps}")
+        return lead_steps  # increasing, without repeats
     try:
         if isinstance(lead_steps, (str, bytes)) or any(
             isinstance(v, (bool, str, bytes)) or int(v) != v
@@ -81,9 +88,83 @@ def rollout_offsets(spec: ModelSpec, lead_steps: int | Sequence[int]) -> list[in
     if not _is_contiguous(out):
         return inp
     n_out = len(out)
-    chunks = -(-max(leads) // n_out)
-    need = {k * n_out + o for k in range(chunks) for o in inp}
+    chunks = -(-leads[-1] // n_out)
+    # pass k reads offsets k * n_out + o; only the passes that still read observed frames
+    # (offset <= 0) count: O(history), whatever the lead
+    observed = min(chunks, -min(inp) // n_out + 1)
+    need = {k * n_out + o for k in range(observed) for o in inp}
     return sorted(o for o in need if o <= 0)
+
+
+_FLOAT32 = 4
+
+
+def _cgroup_free() -> int | None:
+    """Memory left under this process's cgroup (v2) limit, if it has one."""
+    try:
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        used = int(open("/sys/fs/cgroup/memory.current").read().strip())
+    except (OSError, ValueError):
+        return None
+    return int(limit) - used if limit.isdigit() else None
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory this process can still use (None: unknown; nothing is refused).
+
+    psutil's estimate if installed, else the kernel's ``MemAvailable`` (Linux) or the free
+    physical pages (other POSIX systems); never more than a cgroup limit leaves.
+    """
+    avail = None
+    try:
+        import psutil
+
+        avail = int(psutil.virtual_memory().available)
+    except ImportError:
+        try:
+            with open("/proc/meminfo") as f:
+                line = next(x for x in f if x.startswith("MemAvailable:"))
+            avail = int(line.split()[1]) * 1024
+        except (OSError, StopIteration, ValueError, IndexError):
+            try:
+                avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            except (AttributeError, OSError, ValueError):
+                avail = None
+    capped = _cgroup_free()
+    if capped is not None:
+        avail = capped if avail is None else min(avail, capped)
+    return avail
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 1024**3:.1f} GiB"
+
+
+def _check_fits_memory(nbytes: int, what: str, fix: str) -> None:
+    """Raise DataValidationError when ``nbytes`` exceed the memory available now (a clear
+    error instead of the process being killed by the system, taking others with it)."""
+    avail = _available_memory()
+    if avail is not None and nbytes > avail:
+        raise DataValidationError(
+            f"{what} would take {_gib(nbytes)} of memory, more than the {_gib(avail)} "
+            f"available; {fix}"
+        )
+
+
+def _batch_bytes(batch: int, n_leads: int, spec: ModelSpec, frame: Sequence[int]) -> int:
+    """Peak bytes of forecasting one batch: its ``n_leads`` leads plus the frames a rollout
+    keeps (inputs and one pass), as model input, output and numpy result (about twice).
+
+    Examples
+    --------
+    >>> from stgeo.models import ModelSpec
+    >>> spec = ModelSpec("persistence", 1, 1, ["v"], ["v"], "1h")
+    >>> _batch_bytes(8, 12, spec, (1, 100, 100))
+    8960000
+    """
+    history = -min(spec.input_offsets) + 1 if spec.input_offsets else spec.in_steps
+    n_out = len(spec.target_offsets) if spec.target_offsets else spec.out_steps  # no list
+    return 2 * batch * (n_leads + n_out + history) * int(np.prod(frame)) * _FLOAT32
 
 
 def _checked_inputs(inputs: Any, hist_off: list[int], spec: ModelSpec) -> np.ndarray:
@@ -229,18 +310,25 @@ def _direct(run: _Runner, hist: dict[int, Any], inp_off: list[int], out_off: lis
     return {o: y[:, i] for i, o in enumerate(out_off)}
 
 
-def _rollout(run: _Runner, hist: dict[int, Any], inp_off: list[int], last_lead: int) -> dict:
-    """Predictions to ``last_lead``, feeding predictions back in chunks of ``run.n_out``."""
+def _rollout(
+    run: _Runner, hist: dict[int, Any], inp_off: list[int], leads: Sequence[int]
+) -> dict[int, Any]:
+    """Predictions at ``leads``, feeding predictions back in chunks of ``run.n_out``. Only
+    the asked leads are kept, and the predictions a later pass still reads: a far lead
+    needs no memory for every lead before it."""
     import torch
 
     n_out = run.n_out
-    preds: dict[int, Any] = {}
+    last_lead = leads[-1]
+    wanted = leads if isinstance(leads, range) else set(leads)
+    out: dict[int, Any] = {}
+    recent: dict[int, Any] = {}  # predictions later passes read as inputs
     for k in range(-(-last_lead // n_out)):
         frames = []
         for o in inp_off:
             s = k * n_out + o
             if s > 0:
-                frames.append(preds[s])
+                frames.append(recent[s])
             elif s in hist:
                 frames.append(hist[s])
             else:
@@ -250,8 +338,13 @@ def _rollout(run: _Runner, hist: dict[int, Any], inp_off: list[int], last_lead: 
                 )
         y = run(torch.stack(frames, 1), [k * n_out + i + 1 for i in range(n_out)])
         for i in range(n_out):
-            preds[k * n_out + i + 1] = y[:, i]
-    return preds
+            recent[k * n_out + i + 1] = y[:, i]
+            if k * n_out + i + 1 in wanted:
+                out[k * n_out + i + 1] = y[:, i]
+        oldest = (k + 1) * n_out + min(inp_off)  # the oldest offset the next pass reads
+        for s in [s for s in recent if s < oldest]:
+            del recent[s]
+    return out
 
 
 def _normalizer(spec: ModelSpec, normalize: bool) -> Any:
@@ -339,11 +432,17 @@ def forecast_array(
     hist_off = [int(o) for o in (input_offsets if input_offsets is not None else inp_off)]
     x = _checked_inputs(inputs, hist_off, spec)
     contiguous = _is_contiguous(out_off)
-    if not contiguous and not set(leads) <= set(out_off):
+    if not contiguous and (leads[-1] > max(out_off) or not set(leads) <= set(out_off)):
+        missing = [v for v in leads[:20] if v not in out_off] or [leads[-1]]
         raise DataValidationError(
             f"this model predicts only the offsets {out_off}; it cannot roll out to leads "
-            f"{[v for v in leads if v not in out_off]}"
+            f"{missing}{' ...' if len(leads) > 20 else ''}"
         )
+    _check_fits_memory(
+        _batch_bytes(x.shape[0], len(leads), spec, x.shape[2:]),
+        f"forecasting {x.shape[0]} windows to {len(leads)} leads",
+        "ask for fewer lead steps (a list of leads keeps only those) or fewer windows at once",
+    )
     normalizer = _normalizer(spec, normalize)
     nodata = np.isnan(x).any(axis=(1, 2))  # (B, H, W): no data in some input frame
     t = torch.from_numpy(x)
@@ -361,7 +460,7 @@ def forecast_array(
         feats = _Features(spec, init_times, time_step, t.device, external_table)
     run = _Runner(model, precision, len(out_off), t.device, tiling, feats)
     if contiguous:
-        preds = _rollout(run, hist, inp_off, max(leads))
+        preds = _rollout(run, hist, inp_off, leads)
     else:
         preds = _direct(run, hist, inp_off, out_off)
     out = torch.stack([preds[v] for v in leads], 1)
@@ -390,7 +489,7 @@ class _ForecastJob:
         self.module = module
         self.spec = spec
         self.windows = windows
-        self.leads = list(leads)
+        self.leads = leads if isinstance(leads, range) else list(leads)
         self.offsets = list(offsets)
         self.batch_size = int(batch_size)
         self.device = device

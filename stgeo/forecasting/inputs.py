@@ -109,6 +109,7 @@ def _windows(
     from ..data import Windows
 
     _check_history(frames, hist_off, last_lead, label)
+    _check_time_range(frames, init_times, hist_off)
     need = -min(hist_off) + 1
     try:
         win = Windows(
@@ -122,6 +123,49 @@ def _windows(
     positions = (win.t0_index[:, None] + np.asarray(hist_off)[None, :]).ravel()
     _check_finite(frames, np.unique(positions))
     return win
+
+
+def _slice_ends(init_times: Any) -> tuple[pd.Timestamp | None, pd.Timestamp | None] | None:
+    """The start and end of an ``init_times`` slice as timestamps (None: not a readable slice)."""
+    if not isinstance(init_times, slice):
+        return None
+    try:
+        return tuple(  # type: ignore[return-value]
+            None if t is None else pd.Timestamp(t) for t in (init_times.start, init_times.stop)
+        )
+    except (TypeError, ValueError):
+        return None  # Windows says what is wrong with it
+
+
+def _check_time_range(frames: xr.DataArray, init_times: Any, hist_off: list[int]) -> None:
+    """Say so when an ``init_times`` slice lies outside the data's times (rather than "no
+    valid window"): a start after the last time, an end before the first initial time."""
+    ends = _slice_ends(init_times)
+    times = pd.DatetimeIndex(frames["time"].values)
+    if ends is None or not len(times):
+        return
+    start, stop = ends
+    first, last = times.min(), times.max()
+    need = -min(hist_off) + 1
+    earliest = times[min(need, len(times)) - 1] if times.is_monotonic_increasing else first
+    cover = f"the data cover {first} .. {last}"
+    try:
+        if start is not None and start > last:
+            raise DataValidationError(
+                f"init_times starts at {start}, after the last time of the data ({last}): {cover}"
+            )
+        if stop is not None and stop < first:
+            raise DataValidationError(
+                f"init_times ends at {stop}, before the first time of the data ({first}): {cover}"
+            )
+        if stop is not None and stop < earliest:
+            raise DataValidationError(
+                f"init_times ends at {stop}, before the first initial time with a complete "
+                f"input history ({earliest}: the model needs {need} time steps of input); "
+                f"{cover}"
+            )
+    except TypeError:  # time zones that cannot be compared: Windows says so
+        return
 
 
 def _check_history(frames: xr.DataArray, hist_off: list[int], last_lead: int, label: str) -> None:

@@ -43,7 +43,7 @@ from ..models import GridRule, grid_rule
 from ..models.artifact import TrainedModel, load_model
 from ..models.base import PER_EVENT_STEP, ModelSpec, baseline_settings, create_model, model_info
 from ..pretrained import PretrainedCard, card, cards, find, get, misfits
-from ..pretrained.fit import candidates
+from ..pretrained.fit import candidates, looks_synthetic, trained_on_synthetic_data
 from ..pretrained.registry import is_pretrained, unknown_name_message
 from .core import _leads
 from .tiles import Tiling
@@ -88,7 +88,7 @@ def _use_pretrained(
                 f"the pretrained model {model!r} ({card(model).fits_text()}) does not fit the "
                 f"data: {'; '.join(problems)}"
             )
-        return _load_pretrained(card(model), rename, ds, variable, model, [])
+        return _load_pretrained(card(model), rename, ds, variable, model, [], by_name=True)
     try:
         info = model_info(model)
     except UnknownNameError:
@@ -105,6 +105,11 @@ def _use_pretrained(
     return _load_pretrained(first.card, first.rename, ds, variable, model, others)
 
 
+#: (name asked for, artefact) pairs already announced in this process: the choice of a
+#: pretrained model for an architecture's name is said once per process
+_ANNOUNCED: set[tuple[str, str]] = set()
+
+
 def _load_pretrained(
     c: PretrainedCard,
     rename: dict[str, str],
@@ -112,17 +117,63 @@ def _load_pretrained(
     variable: Any,
     asked: str,
     others: list[str],
+    *,
+    by_name: bool = False,
 ) -> tuple[Any, xr.Dataset, Any, dict[str, Any]]:
+    """Load artefact ``c`` for ``model=asked``. Chosen for an architecture's name (not
+    ``by_name``), the choice is logged at WARNING level once per process (shown without any
+    logging setup; silence it with ``logging.getLogger("stgeo").setLevel(logging.ERROR)``),
+    and a :class:`~stgeo.errors.StgeoWarning` says when the data's units cannot be checked
+    or the artefact learnt from synthetic data only and these data are not synthetic."""
     tm = get(c.name)
     msg = f"model={asked!r}: using the pretrained model {c.name!r} ({c.summary()})"
     if others:
         msg += f"; also fitting: {others} (the index's default / first entry wins)"
     if rename:
         msg += f"; data variables renamed {rename}"
+    if by_name or (asked, c.name) in _ANNOUNCED:
+        logger.info(msg)
+    else:
+        _ANNOUNCED.add((asked, c.name))
+        logger.warning(msg + f"; forecast with model={c.name!r} to choose it by name")
+    if not by_name:
+        _warn_unchecked(c, ds, asked, rename)
+    if rename:
         ds = ds.rename(rename)
         variable = None
-    logger.info(msg)
     return tm, ds, variable, {"pretrained": c.name}
+
+
+def _warn_unchecked(c: PretrainedCard, ds: xr.Dataset, asked: str, rename: dict[str, str]) -> None:
+    """StgeoWarning when stgeo picked artefact ``c`` for ``model=asked`` on weak grounds:
+    data without units (not compared), or real data for a model trained on synthetic data."""
+    back = {v: k for k, v in rename.items()}
+    in_data = {back.get(v, v): v for v in c.variables if back.get(v, v) in ds}  # data -> card
+    want = {
+        d: c.units.get(v)
+        for d, v in in_data.items()
+        if not str(ds[d].attrs.get("units", "")).strip()
+    }
+    unitless = list(want)
+    if unitless:
+        warnings.warn(
+            f"model={asked!r}: the data variable(s) {unitless} have no units, so stgeo cannot "
+            f"check that they are in the units the pretrained model {c.name!r} expects "
+            f"({want}); set ds[name].attrs['units'] (or pass model={c.name!r} to choose it "
+            "by name)",
+            StgeoWarning,
+            stacklevel=5,
+        )
+    if trained_on_synthetic_data(c) and not looks_synthetic(ds):
+        warnings.warn(
+            f"model={asked!r} uses the pretrained model {c.name!r}, which learnt from "
+            f"synthetic data only ({c.recipe.get('data')!r}): on these data its forecasts "
+            "show what the model does, they are no skilful forecast. Train a model on your "
+            f"data (stgeo.train(ds, model={c.architecture!r}, ...)), or pass "
+            f"model={c.name!r} to use it knowingly",
+            StgeoWarning,
+            stacklevel=5,
+        )
 
 
 def _nothing_fits(
@@ -217,7 +268,7 @@ def _from_name(
             f"{name!r} is an architecture with untrained weights; train it first "
             f"(m = stgeo.train(ds, model={name!r}, ...)) and pass the result or its path"
         )
-    last_lead = max(_leads(lead_steps)) if lead_steps is not None else None
+    last_lead = _leads(lead_steps)[-1] if lead_steps is not None else None
     settings = baseline_settings(
         name, step=step, in_steps=in_steps, lead_steps=last_lead, **model_kwargs
     )

@@ -19,6 +19,7 @@ from ..conventions import (
     LEAD_TIME_DIM,
     TIME_DIM,
     VALID_TIME_COORD,
+    check_same_grid,
     find_spatial_dims,
 )
 from ..errors import DataValidationError, StgeoTypeError
@@ -81,44 +82,6 @@ def _fmt_times(values: np.ndarray, n: int = 3) -> str:
         for v in values[:n]
     )
     return shown + (", ..." if len(values) > n else "")
-
-
-def _coords_close(a: xr.DataArray, b: xr.DataArray) -> bool:
-    av, bv = np.asarray(a.values), np.asarray(b.values)
-    if av.shape != bv.shape:
-        return False
-    if np.issubdtype(av.dtype, np.number) and np.issubdtype(bv.dtype, np.number):
-        return bool(np.allclose(av, bv, rtol=1e-6, atol=1e-6, equal_nan=True))
-    return bool(np.array_equal(av, bv))
-
-
-def _check_grid(fcst: xr.DataArray, obs: xr.DataArray) -> None:
-    fs, os_ = find_spatial_dims(fcst), find_spatial_dims(obs)
-    if fs is None and os_ is None:
-        return
-    if fs != os_:
-        raise DataValidationError(
-            f"forecast and observations are on different grids: forecast spatial dims {fs}, "
-            f"observation spatial dims {os_}. Rename or regrid one of them."
-        )
-    for d in fs:  # type: ignore[union-attr]
-        if fcst.sizes[d] != obs.sizes[d]:
-            raise DataValidationError(
-                f"forecast and observations are on different grids: {d!r} has "
-                f"{fcst.sizes[d]} points in the forecast and {obs.sizes[d]} in the "
-                "observations. Regrid or crop one to the other (e.g. obs.sel(x=fcst.x))."
-            )
-    for c in {*fs, "lat", "lon"}:  # type: ignore[misc]
-        if c not in fcst.coords or c not in obs.coords:
-            continue
-        oc = obs[c]
-        if set(oc.dims) == set(fcst[c].dims) and oc.dims != fcst[c].dims:
-            oc = oc.transpose(*fcst[c].dims)  # transposed observations are matched by dim name
-        if not _coords_close(fcst[c], oc):
-            raise DataValidationError(
-                f"forecast and observations are on different grids: coordinate {c!r} "
-                "differs. Regrid one onto the other before scoring."
-            )
 
 
 def _select_labels(obs: xr.DataArray, dim: str, labels: xr.DataArray, what: str) -> xr.DataArray:
@@ -185,7 +148,7 @@ def align(
     """
     fcst = as_dataarray(fcst, "fcst")
     obs = as_dataarray(obs, "obs")
-    _check_grid(fcst, obs)
+    check_same_grid(fcst, obs)
     handled = set(find_spatial_dims(fcst) or ())
     if LEAD_TIME_DIM in fcst.dims and TIME_DIM in obs.dims and TIME_DIM not in fcst.dims:
         if fcst.chunks is not None and obs.chunks is None and not load:

@@ -129,7 +129,9 @@ def _reduce_dims(
     reduce_dims: str | Iterable[Hashable] | None,
 ) -> list[str]:
     if reduce_dims is not None:
-        return resolve_reduce_dims(fc.dims, reduce_dims, None)
+        # preserve_dims left at its default (or None) means "not given"; anything else clashes
+        given = None if preserve_dims is DEFAULT_PRESERVE else preserve_dims
+        return resolve_reduce_dims(fc.dims, reduce_dims, given)
     default = (
         preserve_dims is not None
         and tuple([preserve_dims] if isinstance(preserve_dims, str) else preserve_dims)
@@ -337,7 +339,8 @@ def score(
         Dims kept in the result (default ``(LEAD_TIME_DIM,)``, ignored when absent); every
         other dim is reduced. ``()`` or None reduces everything.
     reduce_dims : str or sequence of str, optional
-        Alternatively, the dims to reduce (all others kept); overrides ``preserve_dims``.
+        Alternatively, the dims to reduce (all others kept); giving ``preserve_dims`` too
+        is an error.
     weights : None, "latitude" or DataArray, optional
         Weights for continuous scores; ``"latitude"`` uses cos(lat) normalised to mean 1.
     data_range : float, optional

@@ -560,5 +560,54 @@ def create_model(
         )
     except TypeError as err:
         if "unexpected keyword" in str(err):
-            raise StgeoTypeError(f"model {e.name!r}: {err}") from None
+            raise StgeoTypeError(_unknown_option(e.name, e.obj, str(err), hp)) from None
         raise
+
+
+#: builder parameters that are the data-dependent sizes, not options a user sets
+_SIZES = ("in_steps", "out_steps", "channels", "grid_shape", "normalization")
+
+
+def _options(fn: Any) -> tuple[list[str], bool]:
+    """The keyword options ``fn`` takes besides the sizes, and whether that is all of them
+    (False: it also takes ``**kwargs``)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return [], False
+    names = [
+        p.name
+        for p in params
+        if p.name not in (*_SIZES, "self") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    return names, not any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _builder_options(builder: Any) -> tuple[list[str], bool]:
+    """A builder's options; for one that hands ``**hp`` on to the class it returns (its
+    return annotation), also that class's."""
+    names, complete = _options(builder)
+    if complete:
+        return names, True
+    returned = inspect.signature(builder).return_annotation
+    if isinstance(returned, str):
+        returned = getattr(builder, "__globals__", {}).get(returned)
+    if isinstance(returned, type):
+        more, complete = _options(returned.__init__)
+        names += [n for n in more if n not in names]
+    return names, complete
+
+
+def _unknown_option(name: str, builder: Any, error: str, given: Mapping[str, Any]) -> str:
+    """The message for an option a model does not take: the option and the valid ones
+    (never the name of the builder, a private function)."""
+    valid, complete = _builder_options(builder)
+    bad = [k for k in given if k not in valid] if complete else []
+    bad = bad or [error.rsplit(" ", 1)[-1].strip("'")]
+    what = ("option " if len(bad) == 1 else "options ") + ", ".join(repr(k) for k in bad)
+    if not complete:
+        return f"model {name!r} takes no {what}" + (
+            f"; its options include {', '.join(valid)}" if valid else ""
+        )
+    takes = f"its options are {', '.join(valid)}" if valid else "it takes no options"
+    return f"model {name!r} takes no {what}; {takes}"

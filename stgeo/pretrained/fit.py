@@ -4,9 +4,11 @@ An artefact **fits** a dataset when
 
 1. every variable of the artefact is in the data, by name or by CF ``standard_name``
    (a data variable of another name with the artefact's standard name is used, renamed to
-   the artefact's name);
+   the artefact's name); a variable of the same name whose ``standard_name`` is another
+   quantity's (``rain_rate`` that is an ``air_temperature``) does not fit;
 2. the data's units mean the same as the artefact's (compared by meaning, ``mm/h`` equals
-   ``mm h-1``; missing units are not compared);
+   ``mm h-1``; missing units are not compared: forecasting by an architecture's name then
+   warns);
 3. the data's time step is the artefact's within ``step_tolerance`` (a fraction, 0.25 by
    default, as in :func:`stgeo.forecast`), or the artefact was trained ``per-event``;
 4. the grid is one the model applies to: any grid, unless the architecture has parameters
@@ -49,7 +51,14 @@ from ..models.base import PER_EVENT_STEP
 from .card import PretrainedCard
 from .registry import cards
 
-__all__ = ["Match", "candidates", "find", "misfits"]
+__all__ = [
+    "Match",
+    "candidates",
+    "find",
+    "looks_synthetic",
+    "misfits",
+    "trained_on_synthetic_data",
+]
 
 
 @dataclass(frozen=True)
@@ -80,10 +89,17 @@ def _variable_map(
     found: dict[str, str] = {}
     problems = []
     for v in c.variables:
-        if v in pool and v in ds:
-            found[v] = v
-            continue
         std = c.standard_names.get(v)
+        if v in pool and v in ds:
+            other = _other_quantity(ds, v, std)
+            if other is None:
+                found[v] = v
+            else:
+                problems.append(
+                    f"{v!r} has standard_name {other!r}, the model's {v!r} is {std!r} "
+                    "(another quantity of the same name)"
+                )
+            continue
         same = [d for d in pool if d in ds and std and ds[d].attrs.get("standard_name") == std]
         if len(same) == 1:
             found[same[0]] = v
@@ -93,6 +109,15 @@ def _variable_map(
     if asked is not None and not problems and sorted(found) != sorted(asked):
         problems.append(f"it forecasts {c.variables}, not {list(asked)}")
     return found, problems
+
+
+def _other_quantity(ds: xr.Dataset, name: str, std: str | None) -> str | None:
+    """The data variable's ``standard_name`` when both it and the artefact have one and they
+    differ (the same name used for another quantity), else None."""
+    have = ds[name].attrs.get("standard_name")
+    if not std or not isinstance(have, str) or not have.strip():
+        return None
+    return have if have.strip() != std.strip() else None
 
 
 def _unit_problems(c: PretrainedCard, ds: xr.Dataset, found: dict[str, str]) -> list[str]:
@@ -247,3 +272,42 @@ def candidates(architecture: str) -> list[PretrainedCard]:
     architecture also takes its named variants)."""
     canonical = _canonical(architecture)
     return [c for c in cards() if _wanted(c, str(canonical))]
+
+
+def trained_on_synthetic_data(c: PretrainedCard) -> bool:
+    """Whether artefact ``c`` was trained on generated data only: every catalog entry of its
+    recipe's ``data`` is built by the ``synthetic`` recipe (``stgeo.testing``'s generators).
+
+    Examples
+    --------
+    >>> from stgeo.pretrained import card
+    >>> trained_on_synthetic_data(card("storms-convlstm"))
+    True
+    >>> trained_on_synthetic_data(card("radar-nowcaster"))
+    False
+    """
+    from ..data.catalog import get_entry
+    from ..data.collections import get_collection, is_collection
+
+    data = (c.recipe or {}).get("data")
+    if not isinstance(data, str):
+        return False
+    try:
+        names = list(get_collection(data).members) if is_collection(data) else [data]
+        return all(get_entry(n).recipe.get("name") == "synthetic" for n in names)
+    except (UnknownNameError, KeyError, ValueError):
+        return False
+
+
+def looks_synthetic(data: xr.Dataset | xr.DataArray) -> bool:
+    """Whether ``data`` come from stgeo's generators (their ``source`` attribute names
+    ``stgeo.testing``, as :func:`stgeo.testing.storm_cells` and the synthetic catalog
+    stores set it).
+
+    Examples
+    --------
+    >>> import stgeo
+    >>> looks_synthetic(stgeo.testing.storm_cells(n_times=2, shape=(8, 8)))
+    True
+    """
+    return str(data.attrs.get("source", "")).startswith("stgeo.testing.")

@@ -36,11 +36,12 @@ from ..models import grid_rule
 from ..models.artifact import (
     FORMAT,
     FORMAT_VERSION,
-    SPEC_FILE,
     WEIGHTS_FILE,
     TrainedModel,
     atomic_directory,
+    check_model_folder,
     save_state,
+    write_spec,
 )
 from .card import PretrainedCard
 from .fetch import sha256_of
@@ -182,7 +183,7 @@ def package(
     The folder holds ``model.safetensors`` (weights stored as ``dtype``; the spec also rides
     in its metadata, so the file alone is a complete model), ``spec.json`` and
     ``card.json``. It is written atomically and replaces only an earlier model folder
-    stgeo wrote (with ``overwrite=True``).
+    stgeo wrote (with ``overwrite=True``) that holds nothing else.
 
     Parameters
     ----------
@@ -227,11 +228,13 @@ def package(
     """
     _check_args(trained, name, dtype, recipe, {"scores": scores, "validation": validation})
     dest = check_output(out, "model", overwrite=overwrite)
+    check_model_folder(dest)
     rec = recipe.to_dict() if isinstance(recipe, Recipe) else dict(recipe or {})
     if rec:
         Recipe.from_dict(rec)  # refuse a malformed recipe now, not when rebuilding
     state = _cast_state(trained.module, dtype)
-    spec_text = json.dumps(trained.spec_dict(), indent=2, sort_keys=True, allow_nan=True)
+    spec_d = trained.spec_dict()
+    spec_text = json.dumps(spec_d, indent=2, sort_keys=True, allow_nan=True)
     meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "spec": spec_text}
     fields = dict(
         recipe=rec,
@@ -249,7 +252,7 @@ def package(
 
     def write(tmp: Path) -> None:
         save_state(state, tmp / WEIGHTS_FILE, meta)
-        (tmp / SPEC_FILE).write_text(spec_text + "\n")
+        write_spec(tmp, spec_d)
         sha = sha256_of(tmp / WEIGHTS_FILE)
         files = {"url": url, "sha256": sha} if url else {"path": ".", "sha256": sha}
         holder["card"] = PretrainedCard.from_dict({**body, "files": files})

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,12 +31,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataValidationError
+from ..errors import DataValidationError, OutputExistsError
 from ..models.artifact import atomic_directory, load_state, load_strict, save_state
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "LATEST",
+    "check_latest",
     "config_diff",
     "forget",
     "load_optimizer_state",
@@ -168,26 +170,108 @@ def save_checkpoint(
 
     atomic_directory(ckdir / name, write)
     tmp = ckdir / f".{LATEST}.tmp"
-    tmp.write_text(json.dumps({"checkpoint": name, "epoch": epoch}))
+    tmp.write_text(json.dumps({"format": CHECKPOINT_FORMAT, "checkpoint": name, "epoch": epoch}))
     os.replace(tmp, ckdir / LATEST)
     for old in ckdir.glob("epoch-*"):
         if old.name != name and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
 
 
-def read_checkpoint(ckdir: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The JSON document and tensors of the latest checkpoint, or ``None`` if there is none."""
+def _latest_problem(doc: Any) -> str | None:
+    """What keeps ``doc`` (the parsed ``latest.json``) from being stgeo's pointer, or None.
+
+    stgeo writes ``{"format": "stgeo-checkpoint", "checkpoint": "epoch-NNNNN", "epoch": N}``
+    (older versions: the same without ``format``) and nothing else.
+    """
+    if not isinstance(doc, dict):
+        return f"it holds a JSON {type(doc).__name__}, not an object"
+    extra = sorted(set(doc) - {"format", "checkpoint", "epoch"})
+    if extra:
+        return f"it has entries stgeo does not write: {', '.join(map(repr, extra[:5]))}"
+    if "format" in doc and doc["format"] != CHECKPOINT_FORMAT:
+        return f"its format is {doc['format']!r}, not {CHECKPOINT_FORMAT!r}"
+    name, epoch = doc.get("checkpoint"), doc.get("epoch")
+    if name is None:
+        return "it has no 'checkpoint' entry"
+    if not isinstance(name, str) or not re.fullmatch(r"epoch-\d{5,}", name):
+        return f"its 'checkpoint' entry {name!r} is not an epoch-NNNNN folder"
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or name != f"epoch-{epoch:05d}":
+        return f"its 'epoch' entry {epoch!r} does not match its checkpoint {name!r}"
+    return None
+
+
+def check_latest(ckdir: Path) -> str | None:
+    """The checkpoint folder ``ckdir/latest.json`` points at (None without the file).
+
+    ``latest.json`` is trusted, and later replaced or removed, only when its content is
+    the pointer stgeo writes; a file of the same name with any other content is the user's.
+
+    Raises
+    ------
+    OutputExistsError
+        ``latest.json`` is not stgeo's (not JSON, or other entries); the reason is named.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> d = Path(tempfile.mkdtemp())
+    >>> check_latest(d) is None
+    True
+    >>> _ = (d / "latest.json").write_text('{"mine": 1}')
+    >>> check_latest(d)
+    Traceback (most recent call last):
+    ...
+    stgeo.errors.OutputExistsError: checkpoint_dir ... holds a latest.json that stgeo did not ...
+    """
     latest = ckdir / LATEST
-    if not latest.is_file():
+    if not (latest.exists() or latest.is_symlink()):
         return None
     try:
-        name = json.loads(latest.read_text())["checkpoint"]
-        doc = json.loads((ckdir / name / "state.json").read_text())
-    except (json.JSONDecodeError, KeyError, FileNotFoundError) as err:
+        doc = json.loads(latest.read_bytes()) if latest.is_file() else None
+        problem = "it is not a file" if doc is None else _latest_problem(doc)
+    except ValueError:  # not UTF-8, not JSON
+        problem = "it is not JSON"
+    except OSError as err:
+        problem = f"it cannot be read: {err.strerror or err}"
+    if problem is not None:
+        raise OutputExistsError(
+            f"checkpoint_dir {ckdir} holds a latest.json that stgeo did not write ({problem}); "
+            "training would replace it: choose another checkpoint_dir"
+        )
+    return doc["checkpoint"]
+
+
+def read_checkpoint(ckdir: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The JSON document and tensors of the latest checkpoint, or ``None`` if there is none.
+
+    Raises
+    ------
+    OutputExistsError
+        ``latest.json`` is not stgeo's (see :func:`check_latest`).
+    DataValidationError
+        The checkpoint it points at is missing or damaged (what is wrong is named).
+    """
+    name = check_latest(ckdir)
+    if name is None:
+        return None
+    state = ckdir / name / "state.json"
+    try:
+        doc = json.loads(state.read_text())
+        problem = None if isinstance(doc, dict) else "does not hold a JSON object"
+        if problem is None and doc.get("format") != CHECKPOINT_FORMAT:
+            problem = f"has format {doc.get('format')!r}, not {CHECKPOINT_FORMAT!r}"
+        if problem is None and not {"optimizer", "scheduler", "rng", "loop"} <= set(doc):
+            problem = "lacks the optimizer, scheduler, RNG or loop state"
+    except FileNotFoundError:
+        problem = "is missing"
+    except (OSError, ValueError) as err:
+        problem = f"is not valid JSON ({err})"
+    if problem is not None:
         raise DataValidationError(
-            f"the checkpoint in {ckdir} is unreadable ({err}); delete the folder or pass "
-            "resume=False to start over"
-        ) from None
+            f"the checkpoint in {ckdir} is unreadable: latest.json points at {name}, whose "
+            f"state.json {problem}; delete the folder or pass resume=False to start over"
+        )
     tensors, _ = load_state(ckdir / name / "state.safetensors")
     return doc, tensors
 
@@ -207,6 +291,38 @@ def config_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
         return json.dumps(v, sort_keys=True)
 
     return [k for k in sorted(set(a) | set(b)) if value(a, k) != value(b, k)]
+
+
+def _what_differs(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """``config_diff`` in words: other data (by their fingerprint, or by the normalisation
+    statistics fitted on them when the metadata agree) and the other settings by name.
+
+    Examples
+    --------
+    >>> norm = {"method": "standard", "mean": [1.0]}
+    >>> _what_differs({"lr": 1, "normalization": norm}, {"lr": 2, "normalization": norm})
+    "with different settings (['lr'])"
+    >>> _what_differs({"normalization": norm}, {"normalization": {**norm, "mean": [2.0]}})
+    'for different data (the same variables, grid and times, other values: ...)'
+    """
+    diff = config_diff(old, new)
+    same_method = (old.get("normalization") or {}).get("method") == (
+        new.get("normalization") or {}
+    ).get("method")
+    parts = []
+    if "data_fingerprint" in diff:
+        parts.append("for different data (their fingerprint differs: variables, grid or times)")
+    elif "normalization" in diff and same_method:
+        parts.append(
+            "for different data (the same variables, grid and times, other values: the "
+            "normalisation statistics fitted on the training split differ)"
+        )
+    settings = [
+        k for k in diff if k != "data_fingerprint" and not (k == "normalization" and same_method)
+    ]
+    if settings:
+        parts.append(f"with different settings ({settings})")
+    return " and ".join(parts)
 
 
 def restore(
@@ -229,8 +345,8 @@ def restore(
     diff = config_diff(doc.get("config", {}), config)
     if diff:
         raise DataValidationError(
-            f"the checkpoint in {ckdir} was written with different settings ({diff}); "
-            "pass resume=False to start over or use another checkpoint_dir"
+            f"the checkpoint in {ckdir} was written {_what_differs(doc.get('config', {}), config)}"
+            "; pass resume=False to start over or use another checkpoint_dir"
         )
     load_strict(
         module, {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}, source=str(ckdir)
@@ -245,7 +361,7 @@ def restore(
 
 
 def forget(ckdir: Path) -> None:
-    """Start over: unlink ``latest.json`` so the old checkpoint is not resumed."""
-    latest = ckdir / LATEST
-    if latest.exists():
-        latest.unlink()
+    """Start over: unlink ``latest.json`` so the old checkpoint is not resumed (only stgeo's
+    own: see :func:`check_latest`)."""
+    if check_latest(ckdir) is not None:
+        (ckdir / LATEST).unlink()

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+import math
+import numbers
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +75,57 @@ def _positive_int(name: str, v: Any, *, optional: bool = False) -> None:
         raise DataValidationError(f"{name} must be a positive integer{extra}, got {v!r}")
 
 
+def _number(name: str, v: Any, *, integer: bool = False, optional: bool = False) -> Any:
+    """``v`` as a Python ``float`` (``int`` with ``integer``): the type check of a numeric
+    setting. Strings, bools and other objects raise :class:`~stgeo.errors.StgeoTypeError`
+    naming ``name`` (a string is never parsed: ``"10"`` may be a typo for a list).
+
+    Examples
+    --------
+    >>> _number("lr", 1), _number("seed", 3, integer=True), _number("x", None, optional=True)
+    (1.0, 3, None)
+    >>> _number("seed", "x", integer=True)
+    Traceback (most recent call last):
+    ...
+    stgeo.errors.StgeoTypeError: seed must be an integer, got 'x'
+    """
+    if optional and v is None:
+        return None
+    whole = isinstance(v, numbers.Integral) or (
+        isinstance(v, numbers.Real) and math.isfinite(v) and float(v).is_integer()
+    )
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or (integer and not whole):
+        what = "an integer" if integer else "a number"
+        raise StgeoTypeError(f"{name} must be {what}{' or None' if optional else ''}, got {v!r}")
+    return int(v) if integer else float(v)
+
+
+def _numbers(name: str, v: Any, *, integer: bool = False) -> tuple[Any, ...]:
+    """A list of numbers (``thresholds``) or of integers (``input_offsets``) as a tuple;
+    a single number stands for a list of one, as in :func:`stgeo.score`.
+
+    Examples
+    --------
+    >>> _numbers("thresholds", 10), _numbers("thresholds", [0.1, 1])
+    ((10.0,), (0.1, 1.0))
+    >>> _numbers("thresholds", "10")
+    Traceback (most recent call last):
+    ...
+    stgeo.errors.StgeoTypeError: thresholds must be a list of numbers, got '10'
+    """
+    if hasattr(v, "tolist"):  # a NumPy array or scalar
+        v = v.tolist()
+    items = [v] if isinstance(v, numbers.Real) else v
+    what = "integers" if integer else "numbers"
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        raise StgeoTypeError(f"{name} must be a list of {what}, got {v!r}")
+    items = list(items)
+    try:
+        return tuple(_number(name, x, integer=integer) for x in items)
+    except StgeoTypeError:
+        raise StgeoTypeError(f"{name} must be a list of {what}, got {v!r}") from None
+
+
 def _is_duration(v: Any) -> bool:
     """Whether ``v`` is a positive duration pandas understands (``"10min"``)."""
     import pandas as pd
@@ -105,7 +158,8 @@ class TrainConfig:
         A setting out of range (with what was expected).
     StgeoTypeError
         A setting of the wrong type (``model`` not a name, ``augment`` neither a name nor a
-        callable, ``loss_weights`` neither a list nor a mapping).
+        callable, ``loss_weights`` neither a list nor a mapping, ``thresholds`` not a list
+        of numbers, ``seed`` not an integer, a number given as a string).
     """
 
     model: str
@@ -178,11 +232,6 @@ class TrainConfig:
                 f"calibration must be None or 'quantile' (quantile mapping of the forecasts "
                 f"per lead, fitted on the training split), got {self.calibration!r}"
             )
-        if self.val_metric == "csi" and self.thresholds is not None and not self.thresholds:
-            raise DataValidationError(
-                "val_metric='csi' needs thresholds (e.g. thresholds=[0.1, 1, 5] in the data's "
-                "units)"
-            )
         aug = self.augment
         if aug is not None and not isinstance(aug, (str, Mapping)) and not callable(aug):
             raise StgeoTypeError(
@@ -231,6 +280,12 @@ class TrainConfig:
 
     def _check_numbers(self) -> None:
         self._check_sampling()
+        self._check_optimiser()
+        self._check_thresholds()
+        seed = _number("seed", self.seed, integer=True)
+        if not -(2**63) <= seed < 2**63:
+            raise DataValidationError(f"seed must fit in 64 bits, got {seed}")
+        object.__setattr__(self, "seed", seed)
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
         for name in ("patience", "max_steps_per_epoch", "max_val_steps", "min_out_steps"):
@@ -242,13 +297,44 @@ class TrainConfig:
                 "needs at least min_out_steps of its out_steps targets (1 <= min_out_steps "
                 "<= out_steps)"
             )
-        lr = self.lr
-        if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and lr > 0):
-            raise DataValidationError(f"lr must be a positive number, got {lr!r}")
         w = self.warmup
         if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
             raise DataValidationError(
                 f"warmup must be a fraction (< 1) or a number of steps, got {w!r}"
+            )
+
+    def _check_optimiser(self) -> None:
+        """lr, weight_decay and clip_grad: numbers in their ranges."""
+        lr = self.lr
+        if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and lr > 0):
+            raise DataValidationError(f"lr must be a positive number, got {lr!r}")
+        wd = _number("weight_decay", self.weight_decay)
+        if not (math.isfinite(wd) and wd >= 0):
+            raise DataValidationError(
+                f"weight_decay must be a number >= 0 (AdamW's weight decay; 0: none), got {wd!r}"
+            )
+        clip = _number("clip_grad", self.clip_grad, optional=True)
+        if clip is not None and not (math.isfinite(clip) and clip > 0):
+            raise DataValidationError(
+                "clip_grad must be a positive number (the largest gradient norm) or None (no "
+                f"clipping), got {clip!r}"
+            )
+
+    def _check_thresholds(self) -> None:
+        """thresholds: a list of distinct finite numbers (one number: a list of one)."""
+        if self.thresholds is None:
+            thr = None
+        else:
+            thr = _numbers("thresholds", self.thresholds)
+            if not all(map(math.isfinite, thr)):
+                raise DataValidationError(f"thresholds must be finite numbers, got {list(thr)}")
+            if len(set(thr)) != len(thr):
+                raise DataValidationError(f"thresholds contain duplicates: {list(thr)}")
+            object.__setattr__(self, "thresholds", thr)
+        if self.val_metric == "csi" and thr is not None and not thr:
+            raise DataValidationError(
+                "val_metric='csi' needs thresholds (e.g. thresholds=[0.1, 1, 5] in the data's "
+                "units)"
             )
 
     def _normalise(self) -> None:
@@ -262,10 +348,8 @@ class TrainConfig:
             if isinstance(w, tuple) and all(isinstance(p, tuple) for p in w):
                 w = dict(w)  # already a table (a copy made by resolved())
             put("loss_weights", tuple(tuple(p) for p in weight_table(w)))
-        if self.thresholds is not None:
-            put("thresholds", tuple(float(t) for t in self.thresholds))
         if self.input_offsets is not None:
-            put("input_offsets", tuple(int(o) for o in self.input_offsets))
+            put("input_offsets", _numbers("input_offsets", self.input_offsets, integer=True))
         if isinstance(self.variable, list):
             put("variable", tuple(self.variable))
         put("hyperparameters", dict(self.hyperparameters))

@@ -390,14 +390,16 @@ class TrainingData:
 
 
 def _train_windows(
-    frames: xr.DataArray, rng: tuple, win_kw: dict[str, Any], cfg: TrainConfig
+    frames: xr.DataArray, rng: tuple, win_kw: dict[str, Any], cfg: TrainConfig, declared: bool
 ) -> Windows:
-    """The training windows; a window longer than the training split says how long it is."""
+    """The training windows; when the window is the model's ``declared`` one (ST-ResNet's
+    closeness, period and trend), a window longer than the training split says how long it
+    is and how to shorten it. Offsets the caller gave keep the windows' own message."""
     try:
         return Windows(frames, time_range=rng, **win_kw)
     except DataValidationError as err:
         offs = win_kw.get("input_offsets")
-        if offs is None or cfg.in_steps is not None or not cfg.input_offsets:
+        if not declared or offs is None or not cfg.input_offsets:
             raise
         step = time_step(frames)
         span = (cfg.out_steps - min(offs)) * step  # type: ignore[operator]
@@ -438,6 +440,7 @@ def prepare_data(
     channels = [str(c) for c in frames["channel"].values]
     variables = variables_of(channels)
     ranges, source = split_ranges(ds, cfg.splits)
+    declared = cfg.in_steps is None and cfg.input_offsets is None  # the model's own window
     cfg = model_window(cfg, frames, _catalog_entry(ds))
     cfg = cfg.resolved(
         thresholds=_thresholds(cfg, ds),
@@ -445,7 +448,7 @@ def prepare_data(
         split_source=source,
     )
     win_kw = _window_kwargs(cfg)
-    train = _train_windows(frames, ranges["train"], win_kw, cfg)
+    train = _train_windows(frames, ranges["train"], win_kw, cfg, declared)
     val = None
     if "val" in ranges:
         val = Windows(frames, time_range=ranges["val"], inputs_in_range=False, **win_kw)

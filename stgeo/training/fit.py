@@ -49,7 +49,7 @@ from ..models.losses import aux_loss_of
 from ..models.runtime import prepare_for_training, resolve_precision
 from ..options import resolve_device
 from .callbacks import Callback, CallbackList, ProgressBar, TrainState, augmentation
-from .checkpoint import forget, restore
+from .checkpoint import check_latest, forget, restore
 from .config import TrainConfig
 from .data import TrainingData, prepare_data
 from .distributed import Distributed, maybe_distributed
@@ -252,6 +252,16 @@ def _with_feature_size(td: Any, cfg: TrainConfig, kwargs: dict[str, Any]) -> dic
     return {**kwargs, "n_features": n}
 
 
+def _checked_checkpoint_dir(checkpoint_dir: Any, data: Any) -> Path | None:
+    """``checkpoint_dir`` checked before any work: holding only what training writes there,
+    outside the inputs, and no ``latest.json`` but stgeo's (a user's file is never replaced)."""
+    if checkpoint_dir is None:
+        return None
+    ckdir = check_checkpoint_dir(checkpoint_dir, inputs=[data])
+    check_latest(ckdir)
+    return ckdir
+
+
 def _finish(tm: TrainedModel, checkpoint_dir: Path | None, dist: Distributed | None) -> None:
     if checkpoint_dir is not None and (dist is None or dist.rank == 0):
         tm.save(checkpoint_dir / "model", overwrite=True)
@@ -376,10 +386,10 @@ def train(
         Model selection: lowest MSE, or highest CSI-M (mean CSI over ``thresholds``), both in
         physical units. ``"csi"`` needs thresholds (given, or the catalog's).
     thresholds : sequence of float, optional
-        Event thresholds (physical units) for CSI. Validation scores follow
-        :mod:`stgeo.metrics`: event = value >= threshold, a pixel NaN in the forecast or
-        the observation is excluded, a CSI with no event in either field is NaN and so is
-        CSI-M then.
+        Event thresholds (physical units) for CSI (one number: a list of one). Validation
+        scores follow :mod:`stgeo.metrics`: event = value >= threshold, a pixel NaN in the
+        forecast or the observation is excluded, a CSI with no event in either field is NaN
+        and so is CSI-M then.
     loss : {"mse", "mae", "mse+mae"}
         Training loss on the normalised data (plus the auxiliary loss the model's registry
         entry declares, e.g. TAU's).
@@ -392,8 +402,9 @@ def train(
     normalization : {"standard", "log1p", "minmax", "none"}, optional
         Per-channel normalisation fitted on the training split only (see
         :class:`stgeo.data.Normalizer`; ``"log1p"`` suits rain rates and other skewed,
-        non-negative variables). Default: ``"standard"``; with ``init``, the initial
-        model's normaliser with its statistics (never re-fitted).
+        non-negative variables, and refuses a training split that goes below 0). Default:
+        ``"standard"``; with ``init``, the initial model's normaliser with its statistics
+        (never re-fitted).
     precision : {"auto", "bf16", "fp32"}
         ``"auto"`` uses bf16 autocast where the device supports it.
     device : str
@@ -591,6 +602,7 @@ def train(
         init=None if start is None else start.record(),
     )
     cbs = _hooks(augment, callbacks, progress)
+    ckdir = _checked_checkpoint_dir(checkpoint_dir, data)
     entry = MODELS.entry(cfg.model)
     td, cfg = _prepare(data, cfg.resolved(model=entry.name), start)
     model_kwargs = _with_feature_size(td, cfg, model_kwargs)
@@ -605,7 +617,6 @@ def train(
     module = _build(entry.name, td, cfg, dev, start)
     params = [p for p in module.parameters() if p.requires_grad]
     train_loader, val_loader = td.loaders(cfg)
-    ckdir = None if checkpoint_dir is None else check_checkpoint_dir(checkpoint_dir, inputs=[data])
     state = TrainState(
         config=cfg,
         model=module,

@@ -166,3 +166,45 @@ def test_damaged_metadata_and_non_stores_are_named(float_store, tmp_path):
     (tmp_path / "folder.zarr").mkdir()
     with pytest.raises(stgeo.errors.DataValidationError, match="not a Zarr store"):
         stgeo.open_dataset(tmp_path / "folder.zarr")
+
+
+def _edit_json(path: Path, edit) -> None:
+    import json
+
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+def test_an_edited_array_shape_is_reported_and_refused(float_store):
+    store, _ = float_store
+    meta = Path(store, "rain_rate", "zarr.json")
+    _edit_json(meta, lambda doc: doc["shape"].__setitem__(0, 16))
+    report = stgeo.verify(store)
+    assert not report.ok and "OK" not in str(report)
+    assert report.problems[0].file == str(meta) and "shape [16, 16, 16]" in str(report)
+    with pytest.raises(CorruptStoreError, match=str(meta)):
+        stgeo.open_dataset(store)  # was a raw ValueError ("conflicting sizes")
+
+
+def test_a_removed_integrity_record_is_not_taken_for_an_older_store(float_store):
+    store, _ = float_store
+    _edit_json(Path(store, "zarr.json"), lambda doc: doc["attributes"].pop("stgeo_integrity"))
+    os.remove(_chunk(store, "rain_rate", 1, 0, 0))  # would read as NaN
+    report = stgeo.verify(store)
+    assert not report.ok and "stgeo_integrity" in str(report) and "older stgeo" not in str(report)
+    with pytest.raises(CorruptStoreError, match="stgeo_integrity"):
+        stgeo.open_dataset(store)
+
+
+def test_verify_takes_a_catalog_name_and_missing_paths_are_stgeo_errors(tmp_path):
+    from stgeo.datasets import build_catalog
+    from stgeo.errors import PathNotFoundError
+
+    with stgeo.set_options(cache_dir=str(tmp_path)):
+        build_catalog(["synthetic-storms"], n_times="4", shape="8,8")
+        assert stgeo.verify("synthetic-storms").ok
+        with pytest.raises(PathNotFoundError, match="stgeo catalog build synthetic-crowd"):
+            stgeo.verify("synthetic-crowd")
+    with pytest.raises(PathNotFoundError, match="no store at"):  # a FileNotFoundError too
+        stgeo.verify(tmp_path / "missing.zarr")

@@ -127,3 +127,42 @@ def test_log1p_roundtrip_and_small_errors_stay_small_near_zero():
     assert back.method == "log1p"
     np.testing.assert_allclose(back.transform(x), n.transform(x))
     assert (n.inverse(np.full((1, 1, 1), -50.0, "f4")) == 0).all()  # never negative rain
+
+
+def _frames(values):
+    """``(time, channel, y, x)`` frames of one channel 'rain'."""
+    v = np.asarray(values, dtype="f4").reshape(-1, 1, 2, 2)
+    return xr.DataArray(v, dims=("time", "channel", "y", "x"), coords={"channel": ["rain"]})
+
+
+def test_log1p_refuses_to_fit_negative_values():
+    bad = _frames(np.arange(8.0) - 5.0)  # an offset: down to -5
+    for fit in (
+        lambda n: n.fit(bad),
+        lambda n: n.fit(bad.chunk({"time": 1})),
+        lambda n: n.partial_fit(bad),
+    ):
+        with pytest.raises(
+            DataValidationError, match=r"'rain' down to -5\b.*normalization='standard'"
+        ):
+            fit(Normalizer("log1p"))
+    fill = _frames([0.0, 2.0, np.nan, -9999.0] * 2)
+    with pytest.raises(DataValidationError, match="down to -9999"):
+        Normalizer("log1p").fit(fill)
+    Normalizer("log1p").fit(_frames(np.arange(8.0) - 1e-4))  # round-off below 0 is fine
+    Normalizer("standard").fit(bad)  # only log1p needs values >= 0
+
+
+def test_log1p_transform_warns_about_negative_values():
+    n = Normalizer("log1p").fit(_frames(np.arange(8.0)))
+    neg = np.full((2, 1, 2, 2), -23.0, "f4")
+    with pytest.warns(
+        stgeo.errors.StgeoWarning, match=r"'rain' below -10\).*reads every negative value as 0"
+    ):
+        n.transform(neg)
+    with pytest.warns(stgeo.errors.StgeoWarning, match="'rain' below -1000"):
+        n.transform(torch.full((1, 1, 2, 2), -9999.0))
+    with pytest.warns(stgeo.errors.StgeoWarning, match="'rain' below -0.1"):
+        n.transform_inplace(np.array([[[[0.5, -0.2], [np.nan, 3.0]]]], "f4"))
+    n.transform(np.full((1, 1, 2, 2), -1e-5, "f4"))  # round-off: no warning
+    n.inverse(neg)  # normalised values may be negative

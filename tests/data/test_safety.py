@@ -15,7 +15,7 @@ import xarray as xr
 import stgeo
 from stgeo.cli import main
 from stgeo.data import StoreBuilder
-from stgeo.data.safety import artefact_kind, check_output, replace_path
+from stgeo.data.safety import artefact_kind, check_output, foreign_entries, replace_path
 from stgeo.errors import OutputExistsError, OutputOverlapsInputError
 from stgeo.models import ModelSpec, TrainedModel
 from stgeo.models.artifact import atomic_directory
@@ -74,6 +74,27 @@ def test_to_zarr_replaces_its_own_store_only_when_asked(storms, tmp_path):
     stgeo.to_zarr(storms.isel(time=slice(0, 4)), p, overwrite=True)
     assert stgeo.open_dataset(p).sizes["time"] == 4
     assert sorted(x.name for x in tmp_path.iterdir()) == ["s.zarr"]
+
+
+def test_overwrite_keeps_a_store_holding_user_files(storms, tmp_path):
+    p = Path(stgeo.to_zarr(storms, tmp_path / "s.zarr"))
+    (p / "my_notes.txt").write_text("mine")
+    (p / "rain_rate" / "README").write_text("mine too")
+    with pytest.raises(OutputExistsError, match=r"my_notes.txt, rain_rate/README") as err:
+        stgeo.to_zarr(storms, p, overwrite=True)
+    assert "delete them" in str(err.value)
+    assert (p / "my_notes.txt").read_text() == "mine" and (p / "rain_rate" / "README").exists()
+    assert foreign_entries(p) == ["my_notes.txt", "rain_rate/README"]
+    (p / "my_notes.txt").unlink()
+    (p / "rain_rate" / "README").unlink()
+    assert stgeo.to_zarr(storms, p, overwrite=True) == str(p)
+
+
+def test_stores_in_either_zarr_format_hold_nothing_foreign(storms, tmp_path):
+    v2 = tmp_path / "v2.zarr"
+    storms.assign_attrs(stgeo_complete=True).chunk({"time": 4}).to_zarr(v2, zarr_format=2)
+    v3 = stgeo.to_zarr(storms, tmp_path / "v3.zarr", chunks={"time": 4})
+    assert foreign_entries(v2) == [] and foreign_entries(v3) == []
 
 
 def test_to_zarr_into_an_empty_folder(storms, tmp_path):

@@ -10,12 +10,19 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
 import stgeo
 from stgeo.data.store import StoreBuilder
-from stgeo.errors import IncompleteStoreError, OutputExistsError, UnknownNameError
+from stgeo.errors import (
+    DataValidationError,
+    IncompleteStoreError,
+    OutputExistsError,
+    PathNotFoundError,
+    UnknownNameError,
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +67,10 @@ def test_overwrite_false_refuses(storms, tmp_path):
 
 
 def test_unknown_name_or_missing_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no store at"):
+    with pytest.raises(PathNotFoundError, match="no store at"):  # a FileNotFoundError too
         stgeo.open_dataset(tmp_path / "missing.zarr")
+    with pytest.raises(FileNotFoundError, match="no store at"):
+        stgeo.open_dataset(str(tmp_path / "missing.zarr"))
     with pytest.raises(UnknownNameError, match="Did you mean 'synthetic-storms'"):
         stgeo.open_dataset("synthetic-storm")
 
@@ -245,3 +254,43 @@ def test_a_builder_that_fails_to_start_leaves_the_store_free(storms, tmp_path):
     )
     assert out.returncode == 0 and out.stdout.strip() == "free", out.stderr
     assert err.traceback  # still alive during the check above
+
+
+@pytest.mark.parametrize("owner", ["dataset", "rain_rate", "time"])
+def test_attributes_a_store_cannot_hold_are_named_before_any_write(storms, tmp_path, owner):
+    ds = storms.copy()
+    attrs = ds.attrs if owner == "dataset" else ds[owner].attrs
+    attrs["when"] = pd.Timestamp("2021-01-01")
+    with pytest.raises(DataValidationError, match=r"attrs\['when'\] of .*Timestamp") as err:
+        stgeo.to_zarr(ds, tmp_path / "u.zarr")
+    assert "str(" in str(err.value)
+    if owner != "dataset":
+        assert repr(owner) in str(err.value)
+    with pytest.raises(DataValidationError, match="when"):
+        StoreBuilder(tmp_path / "b.zarr", ds.chunk({"time": 4}))
+    assert list(tmp_path.iterdir()) == []  # nothing written, no staging folder
+
+
+def test_a_failed_write_leaves_a_staging_folder_stgeo_owns(storms, tmp_path):
+    bad = storms.assign(note=("time", np.array([{"a": 1}] * storms.sizes["time"], dtype=object)))
+    dest = tmp_path / "u.zarr"
+    with pytest.raises(ValueError, match="serialize"):
+        stgeo.to_zarr(bad, dest)  # fails inside xarray, after the staging folder was made
+    staging = tmp_path / ".u.zarr.partial"
+    assert staging.is_dir()
+    for path in (dest, staging):  # never reads as a complete store
+        with pytest.raises(IncompleteStoreError):
+            stgeo.open_dataset(path)
+    report = stgeo.verify(staging)
+    assert not report.ok and "INCOMPLETE" in str(report)
+    assert stgeo.to_zarr(storms, dest) == str(dest)  # the leftover is stgeo's: cleared
+    assert [p.name for p in tmp_path.iterdir()] == ["u.zarr"]
+
+
+def test_an_empty_group_left_by_an_older_failed_write_is_cleared(storms, tmp_path):
+    import zarr
+
+    # what a write failing on its attributes left: an empty group, no attributes
+    zarr.open_group(str(tmp_path / ".u.zarr.partial"), mode="w", zarr_format=3)
+    stgeo.to_zarr(storms, tmp_path / "u.zarr")
+    assert [p.name for p in tmp_path.iterdir()] == ["u.zarr"]

@@ -74,8 +74,10 @@ def test_catalog_entry(tail_store):
 
 def test_original_h5_layout(tmp_path):
     times = pd.date_range("2014-04-01", periods=24 * 6, freq="1h")
-    data = write_deepst_h5(tmp_path / "NYC14_M16x8_T60_NewEnd.h5", times, 24, (16, 8), seed=1)
-    ds = stgeo.open_dataset(run_recipe("bikenyc", tmp_path, tmp_path / "o.zarr"))
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    data = write_deepst_h5(raw / "NYC14_M16x8_T60_NewEnd.h5", times, 24, (16, 8), seed=1)
+    ds = stgeo.open_dataset(run_recipe("bikenyc", raw, tmp_path / "o.zarr"))
     stgeo.validate(ds)
     assert ds.flow.shape == (144, 2, 16, 8)
     np.testing.assert_array_equal(ds.time.values, times.values)

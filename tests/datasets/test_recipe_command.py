@@ -48,7 +48,9 @@ def test_all_events_on_the_cli(events_root, tmp_path, capsys):
     assert "2 events in" in printed and "MiB" in printed
     assert stgeo.open_dataset(out / "a.zarr").v.values.tolist() == [10, 20, 30]
     assert stgeo.open_dataset(out / "b.zarr").v.values.tolist() == [40, 50]
-    assert main([*run, "--event", "b", "--option", "scale=2"]) == 0
+    assert main([*run, "--event", "b", "--option", "scale=2"]) == 1  # other options
+    assert "overwrite=true" in capsys.readouterr().err
+    assert main([*run, "--event", "b", "--option", "scale=2", "--option", "overwrite=true"]) == 0
     assert "1 events in" in capsys.readouterr().out
     assert stgeo.open_dataset(out / "b.zarr").v.values.tolist() == [8, 10]
     assert main([*run, "--event", "c"]) == 1
@@ -107,3 +109,16 @@ def test_recipe_script_runs(tmp_path):
     )
     assert "--all-events DATA_ROOT" in help_.stdout
     assert "python recipes/radar.py --all-events" in help_.stdout
+
+
+def test_an_up_to_date_store_says_nothing_was_written(events_root, tmp_path, capsys):
+    dest = str(tmp_path / "a.zarr")
+    run = ["recipe", "test-events", "--source", str(events_root / "ev" / "a"), "--dest", dest]
+    assert main(run) == 0
+    assert capsys.readouterr().out == f"wrote {dest}\n"
+    assert main(run) == 0
+    assert capsys.readouterr().out == (
+        f"{dest} is up to date (same sources and options); nothing written\n"
+    )
+    assert main([*run, "--option", "overwrite=true"]) == 0  # rebuilt: said so
+    assert capsys.readouterr().out == f"wrote {dest}\n"

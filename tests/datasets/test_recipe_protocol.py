@@ -14,7 +14,8 @@ import xarray as xr
 import stgeo
 from stgeo._registry import RECIPES
 from stgeo.datasets import Recipe, RecipeInputs, RecipeOutput, register_recipe, run_recipe
-from stgeo.errors import DataValidationError
+from stgeo.errors import DataValidationError, OutputExistsError, OutputOverlapsInputError
+from stgeo.models import ModelSpec, TrainedModel
 
 
 class Counter(Recipe):
@@ -75,8 +76,69 @@ def test_skip_overwrite_and_provenance(counter, tmp_path):
     assert rec.builds == 1
     run_recipe("test-counter", src, dest, scale=2, overwrite=True)
     assert rec.builds == 2
-    run_recipe("test-counter", src, dest, scale=3)  # other options: another store
+    with pytest.raises(OutputExistsError, match=r"other sources or options.*overwrite=true"):
+        run_recipe("test-counter", src, dest, scale=3)  # other options: not without asking
+    assert rec.builds == 2 and float(stgeo.open_dataset(dest).v[0]) == 2.0
+    run_recipe("test-counter", src, dest, scale=3, overwrite=True)
     assert rec.builds == 3 and float(stgeo.open_dataset(dest).v[0]) == 3.0
+
+
+def test_other_sources_at_dest_are_replaced_only_with_overwrite(counter, tmp_path):
+    _, src = counter
+    dest = tmp_path / "v.zarr"
+    run_recipe("test-counter", src, dest)
+    other = tmp_path / "other" / "v.txt"  # another event
+    other.parent.mkdir()
+    other.write_text("7 8\n")
+    with pytest.raises(OutputExistsError, match="other sources or options"):
+        run_recipe("test-counter", other, dest)
+    assert stgeo.open_dataset(dest).v.values.tolist() == [1, 2, 3, 4, 5]
+    run_recipe("test-counter", other, dest, overwrite="true")
+    assert stgeo.open_dataset(dest).v.values.tolist() == [7, 8]
+
+
+def test_a_store_of_another_writer_or_kind_at_dest_is_kept(counter, tmp_path):
+    rec, src = counter
+    storms = stgeo.testing.storm_cells(n_times=4, shape=(8, 8), seed=0)
+    mine = stgeo.to_zarr(storms, tmp_path / "mine.zarr")
+    with pytest.raises(OutputExistsError, match="written by stgeo.to_zarr"):
+        run_recipe("test-counter", src, mine)
+    fc = tmp_path / "fc.zarr"
+    stgeo.forecast(storms, "persistence", lead_steps=2, output=fc, progress=False)
+    with pytest.raises(OutputExistsError, match="forecast store"):
+        run_recipe("test-counter", src, fc, overwrite=True)  # never, whatever overwrite says
+    spec = ModelSpec("persistence", 1, 2, ["rain_rate"], ["rain_rate"], "5min", (8, 8))
+    model = TrainedModel(spec.build(), spec).save(tmp_path / "model")
+    with pytest.raises(OutputExistsError, match="model folder .* not a data store"):
+        run_recipe("test-counter", src, model, overwrite=True)
+    assert rec.builds == 0
+    assert "lead_time" in stgeo.open_dataset(fc).dims and stgeo.load_model(model)
+    xr.testing.assert_identical(stgeo.open_dataset(mine).load(), storms.load())
+
+
+def test_a_stale_store_in_the_cache_folder_is_rebuilt(counter, tmp_path):
+    """A catalog entry's store lives in stgeo's cache: rebuilt when its sources changed."""
+    rec, src = counter
+    with stgeo.set_options(cache_dir=str(tmp_path / "cache")):
+        dest = tmp_path / "cache" / "v.zarr"
+        run_recipe("test-counter", src, dest)
+        run_recipe("test-counter", src, dest, scale=3)
+        assert rec.builds == 2 and float(stgeo.open_dataset(dest).v[0]) == 3.0
+        storms = stgeo.testing.storm_cells(n_times=4, shape=(8, 8), seed=0)
+        mine = stgeo.to_zarr(storms, tmp_path / "cache" / "mine.zarr")
+        with pytest.raises(OutputExistsError, match="written by stgeo.to_zarr"):
+            run_recipe("test-counter", src, mine)  # not a store of this recipe: kept
+
+
+@pytest.mark.parametrize("where", ["inside", "same", "parent"])
+def test_dest_overlapping_the_source_is_refused(counter, tmp_path, where):
+    rec, src = counter
+    raw = src.parent
+    dest = {"inside": raw / "out.zarr", "same": raw, "parent": tmp_path}[where]
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(OutputOverlapsInputError, match="input"):
+        run_recipe("test-counter", raw, dest, overwrite=True)
+    assert rec.builds == 0 and sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
 def test_checksums_are_verified_unless_told_not_to(counter, tmp_path):

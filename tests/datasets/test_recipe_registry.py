@@ -18,7 +18,12 @@ from stgeo.datasets import (
     run_recipe,
     verify_checksums,
 )
-from stgeo.errors import DataValidationError, StgeoTypeError, UnknownNameError
+from stgeo.errors import (
+    DataValidationError,
+    OutputExistsError,
+    StgeoTypeError,
+    UnknownNameError,
+)
 
 
 def test_builtin_recipes_are_registered():
@@ -85,11 +90,14 @@ def test_synthetic_recipe(tmp_path, kind, var, shape):
     )
     np.testing.assert_array_equal(ds[var].values, ref[var].values)
     assert ds.attrs["stgeo_recipe"] == "synthetic"
-    # idempotent: the same call does not rewrite the store; other options do
+    # idempotent: the same call does not rewrite the store; other options do, when asked
     mtime = os.stat(dest / "zarr.json").st_mtime_ns
     run_recipe("synthetic", None, dest, kind=kind, **opts)
     assert os.stat(dest / "zarr.json").st_mtime_ns == mtime
-    run_recipe("synthetic", None, dest, kind=kind, seed=1, **opts)
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        run_recipe("synthetic", None, dest, kind=kind, seed=1, **opts)
+    assert os.stat(dest / "zarr.json").st_mtime_ns == mtime
+    run_recipe("synthetic", None, dest, kind=kind, seed=1, overwrite=True, **opts)
     assert not np.array_equal(stgeo.open_dataset(p)[var].values, ref[var].values)
 
 

@@ -29,7 +29,7 @@ EVENTS = [
 def sevir(tmp_path_factory):
     root = tmp_path_factory.mktemp("SEVIR")
     arrays = make_sevir(root, EVENTS, size=384)  # the real VIL size: (N, 384, 384, 49) uint8
-    store = run_recipe("sevir", root, root / "vil.zarr")
+    store = run_recipe("sevir", root, tmp_path_factory.mktemp("stores") / "vil.zarr")
     return root, arrays, store
 
 
@@ -62,9 +62,9 @@ def test_layout_and_values(sevir):
 def test_per_event_geolocation(sevir):
     from pyproj import Transformer
 
-    _, _, store = sevir
+    root, _, store = sevir
     ds = stgeo.open_dataset(store)
-    cat = pd.read_csv(Path(store).parent / "CATALOG.csv")
+    cat = pd.read_csv(root / "CATALOG.csv")
     cat = cat[cat.img_type == "vil"].set_index("id")
     fwd = Transformer.from_crs("EPSG:4326", SEVIR_PROJ, always_xy=True)
     inv = Transformer.from_crs(SEVIR_PROJ, "EPSG:4326", always_xy=True)

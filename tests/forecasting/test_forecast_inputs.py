@@ -66,3 +66,76 @@ def test_units_of_the_data_against_the_model(storms, trained):
     # data without units are not compared (strict=False entry point)
     bare = storms.assign(rain_rate=storms.rain_rate.assign_attrs(units=""))
     stgeo.forecast(bare, trained, progress=False)
+
+
+def test_huge_lead_steps_refused_before_any_allocation(storms):
+    """lead_steps=10**13 once built a list of every lead (the process was killed): now the
+    size of the forecasts is checked against the memory first."""
+    with pytest.raises(DataValidationError, match=r"(?s)GiB of memory.*fewer lead steps"):
+        stgeo.forecast(storms, "persistence", lead_steps=10**13, progress=False)
+    with pytest.raises(DataValidationError, match="GiB of memory"):
+        stgeo.forecast(storms, "persistence", lead_steps=10**13, output="unused.zarr")
+
+
+def test_forecasts_that_do_not_fit_in_memory_suggest_output(storms, tmp_path, monkeypatch):
+    import stgeo.forecasting.core as core
+
+    monkeypatch.setattr(core, "_available_memory", lambda: 2 * 2**20)  # 2 MiB left
+    kw = dict(lead_steps=200, batch_size=1, progress=False)  # ~1.6 MiB a batch, 7 MiB in all
+    with pytest.raises(DataValidationError, match=r"returned in memory.*pass output="):
+        stgeo.forecast(storms, "persistence", **kw)
+    fc = stgeo.forecast(storms, "persistence", output=tmp_path / "f.zarr", **kw)
+    assert fc.sizes["lead_time"] == 200
+    with pytest.raises(DataValidationError, match="one batch of 8 windows"):
+        stgeo.forecast(storms, "persistence", lead_steps=200, progress=False)
+
+
+def test_far_leads_alone_equal_the_full_rollout(storms, trained):
+    """A list of far leads keeps only those (the rollout drops the others): the same values
+    as the full forecast at those leads."""
+    full = stgeo.forecast(storms, trained, lead_steps=9, progress=False)
+    some = stgeo.forecast(storms, trained, lead_steps=[2, 7, 9], progress=False)
+    assert (some.values == full.isel(lead_time=[1, 6, 8]).values).all()
+
+
+@pytest.mark.parametrize(
+    ("init_times", "match"),
+    [
+        (
+            slice("2030-01-01", None),
+            r"starts at 2030-01-01 00:00:00, after the last time of the data \(2021-07-04 12:55:00\)",
+        ),
+        (
+            slice(None, "2000-01-01"),
+            r"ends at 2000-01-01 00:00:00, before the first time of the data \(2021-07-04 12:00:00\)",
+        ),
+        (
+            slice(None, "2021-07-04T12:02"),
+            r"before the first initial time with a complete input history \(2021-07-04 12:05:00.*2 time steps",
+        ),
+    ],
+)
+def test_init_times_outside_the_data_say_so(storms, trained, init_times, match):
+    with pytest.raises(DataValidationError, match=match) as err:
+        stgeo.forecast(storms, trained, init_times=init_times, progress=False)
+    assert "no valid window" not in str(err.value)
+
+
+def test_unknown_option_names_the_model_not_its_builder(storms):
+    with pytest.raises(
+        StgeoTypeError, match=r"'persistence' takes no option 'foo'; it takes no options"
+    ) as err:
+        stgeo.forecast(storms, "persistence", foo=1, progress=False)
+    assert "_build" not in str(err.value)
+    with pytest.raises(
+        StgeoTypeError, match=r"'extrapolation' takes no option 'foo'; its options are threshold"
+    ):
+        stgeo.forecast(storms, "extrapolation", foo=1, progress=False)
+
+
+def test_missing_model_path_is_a_stgeo_error(storms, tmp_path):
+    from stgeo.errors import PathNotFoundError
+
+    with pytest.raises(PathNotFoundError, match="no model at") as err:
+        stgeo.forecast(storms, str(tmp_path / "goood"), progress=False)
+    assert isinstance(err.value, FileNotFoundError)

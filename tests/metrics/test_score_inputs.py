@@ -130,3 +130,14 @@ def test_argument_types(pair, kwargs, match):
     kwargs = {"metrics": "mse", **kwargs}
     with pytest.raises(StgeoTypeError, match=match):
         stgeo.score(fc, obs, **kwargs)
+
+
+@pytest.mark.parametrize("preserve", [("lead_time",), "lead_time", ()])
+def test_preserve_and_reduce_dims_together_refused(pair, preserve):
+    fc, obs = pair
+    with pytest.raises(DataValidationError, match="either reduce_dims or preserve_dims"):
+        stgeo.score(fc, obs, metrics="mse", preserve_dims=preserve, reduce_dims=("x",))
+    # reduce_dims alone (preserve_dims left at its default) or with None still works
+    for kw in ({}, {"preserve_dims": None}):
+        res = stgeo.score(fc, obs, metrics="mse", reduce_dims=("y", "x"), **kw)
+        assert "lead_time" in res.mse.dims

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import pickle
 
@@ -9,7 +11,7 @@ import pytest
 import torch
 
 import stgeo
-from stgeo.errors import ModelFileError
+from stgeo.errors import ModelFileError, OutputExistsError, PathNotFoundError
 from stgeo.models import ModelSpec, TrainedModel, load_model
 from stgeo.models import artifact as art
 
@@ -27,7 +29,7 @@ def _tiny(seed: int = 0, **hp) -> TrainedModel:
         "5min",
         (12, 12),
         hyperparameters={**TINY, **hp},
-        normalization={"method": "standard"},
+        normalization={"method": "standard", "mean": [0.5], "std": [2.0]},
         units={"rain_rate": "mm h-1"},
         extra={"data_fingerprint": "abc", "metrics": {"val_mse": 0.5}},
     )
@@ -60,6 +62,15 @@ def test_round_trip_identical_predictions(tmp_path):
     alone.write_bytes((tmp_path / "m" / "model.safetensors").read_bytes())
     with torch.no_grad():
         assert torch.equal(load_model(alone).module(x), back.module(x))
+
+
+def _rehash(folder):
+    """Record the sha256 of the folder's (rewritten) weights in its spec.json, as a save of
+    those weights would: the tests below need files that are wrong, not damaged."""
+    spec = json.loads((folder / "spec.json").read_text())
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    spec["extra"]["weights_file_sha256"] = digest
+    (folder / "spec.json").write_text(json.dumps(spec))
 
 
 def test_tied_weights_round_trip(tmp_path):
@@ -114,7 +125,7 @@ def test_pickled_checkpoint_is_refused_never_unpickled(tmp_path, legacy, no_unpi
 
 
 def test_not_a_model(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(PathNotFoundError, match="no model at"):  # also a FileNotFoundError
         load_model(tmp_path / "nothing")
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
@@ -132,19 +143,18 @@ def test_not_a_model(tmp_path):
     (d / "spec.json").write_text(json.dumps({**_tiny().spec.to_dict(), "bogus": 1}))
     with pytest.raises(ModelFileError, match="bogus"):
         load_model(d)
-    (d / "spec.json").write_text(json.dumps({**_tiny().spec.to_dict(), "model": "no-such-net"}))
+    unknown = dataclasses.replace(_tiny().spec, model="no-such-net")
+    TrainedModel(_tiny().module, unknown).save(tmp_path / "u")  # saved as such
     with pytest.raises(ModelFileError, match="not registered"):
-        load_model(d)
+        load_model(tmp_path / "u")
 
 
 def test_mismatched_tensors(tmp_path):
     tm = _tiny()
     d = tmp_path / "m"
-    tm.save(d)
-    spec = json.loads((d / "spec.json").read_text())
-    # mis-shaped: the spec now describes a wider network than the weights
-    spec["hyperparameters"]["hid_S"] = 6
-    (d / "spec.json").write_text(json.dumps(spec))
+    # mis-shaped: the spec (as saved) describes a wider network than the weights
+    wider = dataclasses.replace(tm.spec, hyperparameters={**TINY, "hid_S": 6})
+    TrainedModel(tm.module, wider).save(d)
     with pytest.raises(ModelFileError, match="shape mismatches"):
         load_model(d)
     # missing and unexpected tensors
@@ -155,6 +165,7 @@ def test_mismatched_tensors(tmp_path):
     d2 = tmp_path / "m2"
     tm.save(d2)
     art.save_state(state, d2 / "model.safetensors")
+    _rehash(d2)
     with pytest.raises(ModelFileError, match="missing tensors") as err:
         load_model(d2)
     assert gone in str(err.value)
@@ -200,3 +211,32 @@ def test_type_errors():
     )
     with pytest.raises(stgeo.errors.StgeoTypeError, match="JSON"):
         bad.save("/tmp/never-written-stgeo-model")
+
+
+def test_overwrite_refuses_a_model_folder_holding_the_users_files(tmp_path):
+    d = tmp_path / "m"
+    _tiny(seed=1).save(d)
+    (d / "README.md").write_text("my notes")
+    before = (d / "model.safetensors").read_bytes()
+    with pytest.raises(OutputExistsError, match=r"README\.md"):
+        _tiny(seed=2).save(d, overwrite=True)
+    assert (d / "README.md").read_text() == "my notes"
+    assert (d / "model.safetensors").read_bytes() == before
+    (d / "README.md").unlink()
+    _tiny(seed=2).save(d, overwrite=True)  # only stgeo's files: replaced
+
+
+def test_checksum_recorded_in_spec_json_only(tmp_path):
+    """spec.json records the weights' sha256; the spec inside the weights file cannot (a file
+    cannot hold its own checksum) and a loaded model's spec does not carry it."""
+    d = tmp_path / "m"
+    _tiny().save(d)
+    doc = json.loads((d / "spec.json").read_text())
+    sha = hashlib.sha256((d / "model.safetensors").read_bytes()).hexdigest()
+    assert doc["extra"]["weights_file_sha256"] == sha
+    _, meta = art.load_state(d / "model.safetensors")
+    assert "weights_file_sha256" not in json.loads(meta["spec"])["extra"]
+    back = load_model(d)
+    assert "weights_file_sha256" not in back.spec.extra
+    back.save(tmp_path / "again")  # re-saved: a fresh checksum of the new file
+    load_model(tmp_path / "again")

@@ -271,6 +271,33 @@ def test_evaluation_mistakes_are_caught_before_training(tmp_path, stores):
             evaluate_recipe(tm, recipe, label="p")
 
 
+def test_outputs_are_checked_before_any_work(tmp_path, monkeypatch):
+    """A foreign --out folder, an existing model without overwrite or an index file that is
+    not an index: refused at once, not after building the stores and training."""
+    import stgeo.pretrained_build as pb
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the outputs were checked")
+
+    monkeypatch.setattr(pb, "_build_stores", no_work)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("mine")
+    with pytest.raises(stgeo.errors.OutputExistsError, match="did not write"):
+        build_pretrained("tiny-z", recipe=TINY, out=mine)
+    model = tmp_path / "model"
+    spec = stgeo.models.ModelSpec("persistence", 1, 1, ["rain_rate"], ["rain_rate"], "5min")
+    stgeo.TrainedModel(spec.build(), spec).save(model)
+    with pytest.raises(stgeo.errors.OutputExistsError, match="overwrite"):
+        build_pretrained("tiny-z", recipe=TINY, out=model)
+    (model / "README.md").write_text("notes")
+    with pytest.raises(stgeo.errors.OutputExistsError, match="README.md"):
+        build_pretrained("tiny-z", recipe=TINY, out=model, overwrite=True)
+    (tmp_path / "index.json").write_text("[]")
+    with pytest.raises(DataValidationError, match="pretrained"):
+        build_pretrained("tiny-z", recipe=TINY, out=tmp_path / "new", index=tmp_path / "index.json")
+
+
 def test_bad_recipes():
     with pytest.raises(DataValidationError, match="train without"):
         Recipe.from_dict({"data": "x", "train": {"model": "simvp", "device": "cuda"}})

@@ -11,7 +11,7 @@ from safetensors import safe_open
 import stgeo
 from stgeo.errors import DataValidationError, ModelFileError, UnknownNameError
 from stgeo.models import load_model
-from stgeo.pretrained import PretrainedCard, Recipe, card, load_index
+from stgeo.pretrained import PretrainedCard, Recipe, card, load_index, sha256_of
 from stgeo.pretrained.registry import PRETRAINED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +58,9 @@ def test_half_precision_nan_is_still_refused(tiny_simvp, tmp_path):
     tensors[k] = tensors[k].clone()
     tensors[k].view(-1)[0] = float("nan")
     save_state(tensors, tmp_path / "m" / "model.safetensors", meta)
+    spec = json.loads((tmp_path / "m" / "spec.json").read_text())  # as saved: a valid checksum
+    spec["extra"]["weights_file_sha256"] = sha256_of(tmp_path / "m" / "model.safetensors")
+    (tmp_path / "m" / "spec.json").write_text(json.dumps(spec))
     with pytest.raises(ModelFileError, match="non-finite"):
         load_model(tmp_path / "m")
 
@@ -170,6 +173,30 @@ def test_package_data_config_covers_every_shipped_file():
     for c in stgeo.pretrained.cards():
         if not c.remote:
             assert stgeo.pretrained.weights_path(c.name).is_file()
+
+
+def test_shipped_spec_files_record_the_weights_checksum():
+    """Each shipped spec.json is the spec inside its weights file plus the weights' sha256
+    (the one the card records): what `stgeo pretrained build` writes, so a damaged file is
+    caught by load_model(folder) too."""
+    for c in stgeo.pretrained.cards():
+        if c.remote:
+            continue
+        folder = stgeo.pretrained.weights_path(c.name).parent
+        text = (folder / "spec.json").read_text()
+        doc = json.loads(text)
+        assert doc["extra"].pop("weights_file_sha256") == c.files["sha256"]
+        with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+            assert json.loads(f.metadata()["spec"]) == doc
+        load_model(folder)
+
+
+def test_package_refuses_to_overwrite_the_users_files(tiny_simvp, tmp_path):
+    stgeo.pretrained.package(tiny_simvp, name="tiny-a", out=tmp_path / "a")
+    (tmp_path / "a" / "notes.txt").write_text("mine")
+    with pytest.raises(stgeo.errors.OutputExistsError, match="notes.txt"):
+        stgeo.pretrained.package(tiny_simvp, name="tiny-a", out=tmp_path / "a", overwrite=True)
+    assert (tmp_path / "a" / "notes.txt").read_text() == "mine"
 
 
 def test_shipped_artefacts_stay_small():

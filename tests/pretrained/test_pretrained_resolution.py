@@ -159,3 +159,56 @@ def test_per_cell_artefact_fits_only_where_it_was_trained(storms, register):
     assert "tiny-per-cell" in str(e.value) and "runs only on its training grid: the" in str(e.value)
     with pytest.raises(DataValidationError, match="grid_corners"):
         stgeo.pretrained.PretrainedCard.from_dict({**card.to_dict(), "grid_corners": {"lat": [1]}})
+
+
+def test_same_name_of_another_quantity_does_not_fit(storms, tiny_simvp, register):
+    """rain_rate in mm h-1 whose standard_name says air_temperature is not rain."""
+    register(tiny_simvp, "tiny-simvp")
+    ds = storms.copy()
+    ds["rain_rate"] = ds.rain_rate.assign_attrs(standard_name="air_temperature")
+    problems = stgeo.pretrained.misfits(stgeo.pretrained.card("tiny-simvp"), ds)[1]
+    assert problems and "standard_name 'air_temperature'" in problems[0]
+    with pytest.raises(DataValidationError, match="another quantity of the same name"):
+        stgeo.forecast(ds, "simvp", lead_steps=1, progress=False)
+    ds["rain_rate"].attrs.pop("standard_name")  # no standard name: not compared
+    assert stgeo.forecast(ds, "simvp", lead_steps=1, progress=False).attrs["pretrained"]
+
+
+def test_choice_is_said_once_per_process_at_warning_level(storms, tiny_simvp, register, caplog):
+    register(tiny_simvp, "tiny-simvp-once")
+    with caplog.at_level(logging.INFO, logger="stgeo.forecasting"):
+        stgeo.forecast(storms, "simvp", lead_steps=1, progress=False)
+        stgeo.forecast(storms, "simvp", lead_steps=1, progress=False)
+        stgeo.forecast(storms, "tiny-simvp-once", lead_steps=1, progress=False)  # by name
+    said = [
+        r for r in caplog.records if "using the pretrained model 'tiny-simvp-once'" in r.message
+    ]
+    assert [r.levelno for r in said] == [logging.WARNING, logging.INFO, logging.INFO]
+    assert "model='tiny-simvp-once' to choose it by name" in said[0].message
+
+
+def test_data_without_units_warn_when_picked_by_architecture(storms, tiny_simvp, register):
+    register(tiny_simvp, "tiny-simvp")
+    ds = storms.copy()
+    ds["rain_rate"].attrs.pop("units")
+    with pytest.warns(stgeo.errors.StgeoWarning, match=r"have no units.*'mm h-1'"):
+        fc = stgeo.forecast(ds, "simvp", lead_steps=1, progress=False)
+    assert fc.attrs["pretrained"] == "tiny-simvp"
+    stgeo.forecast(ds, "tiny-simvp", lead_steps=1, progress=False)  # chosen by name: no warning
+
+
+def test_synthetic_training_data_warns_on_other_data():
+    """storms-convlstm learnt from generated storms: picked for 'convlstm' on data that are
+    not stgeo's synthetic storms, it says so; on the synthetic storms, or named, it does not."""
+    ds = stgeo.testing.storm_cells(n_times=8, shape=(16, 16), seed=0)
+    assert stgeo.forecast(ds, "convlstm", lead_steps=1, progress=False).attrs["pretrained"]
+    real = ds.copy()
+    real.attrs = {"source": "a radar composite"}
+    with pytest.warns(stgeo.errors.StgeoWarning, match="synthetic data only"):
+        fc = stgeo.forecast(real, "convlstm", lead_steps=1, progress=False)
+    assert fc.attrs["pretrained"] == "storms-convlstm"
+    stgeo.forecast(real, "storms-convlstm", lead_steps=1, progress=False)
+    # the radar nowcaster learnt from radar archives
+    assert not stgeo.pretrained.fit.trained_on_synthetic_data(
+        stgeo.pretrained.card("radar-nowcaster")
+    )

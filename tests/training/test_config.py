@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from stgeo.errors import DataValidationError, StgeoTypeError
@@ -31,6 +32,27 @@ BASE = {"model": "simvp", "in_steps": 2, "out_steps": 1}
         ({"model": 3}, StgeoTypeError, "registered model name"),
         ({"augment": 3}, StgeoTypeError, "augment must be"),
         ({"loss_weights": "heavy"}, StgeoTypeError, "list of thresholds"),
+        # a string is never read character by character ("10" was [1.0, 0.0])
+        ({"thresholds": "10"}, StgeoTypeError, "thresholds must be a list of numbers, got '10'"),
+        ({"thresholds": "1"}, StgeoTypeError, "thresholds must be a list of numbers, got '1'"),
+        ({"thresholds": "a,b"}, StgeoTypeError, "list of numbers, got 'a,b'"),
+        ({"thresholds": [None]}, StgeoTypeError, r"list of numbers, got \[None\]"),
+        ({"thresholds": [True]}, StgeoTypeError, "list of numbers"),
+        ({"thresholds": {"a": 1}}, StgeoTypeError, "list of numbers"),
+        ({"thresholds": [1, float("inf")]}, DataValidationError, "finite"),
+        ({"thresholds": [1, 1.0]}, DataValidationError, "duplicates"),
+        ({"seed": "x"}, StgeoTypeError, "seed must be an integer, got 'x'"),
+        ({"seed": 1.5}, StgeoTypeError, "seed must be an integer"),
+        ({"seed": True}, StgeoTypeError, "seed must be an integer"),
+        ({"seed": None}, StgeoTypeError, "seed must be an integer"),
+        ({"seed": 2**64}, DataValidationError, "64 bits"),
+        ({"weight_decay": "x"}, StgeoTypeError, "weight_decay must be a number"),
+        ({"weight_decay": -1}, DataValidationError, "weight_decay must be a number >= 0"),
+        ({"clip_grad": "x"}, StgeoTypeError, "clip_grad must be a number or None"),
+        ({"clip_grad": 0}, DataValidationError, "clip_grad must be a positive number"),
+        ({"clip_grad": -1}, DataValidationError, "clip_grad must be a positive number"),
+        ({"input_offsets": ["a"], "in_steps": None}, StgeoTypeError, "list of integers"),
+        ({"input_offsets": [-0.5, 0], "in_steps": None}, StgeoTypeError, "list of integers"),
     ],
 )
 def test_bad_settings_are_refused(kw, err, match):
@@ -85,3 +107,14 @@ def test_sampling_settings_are_checked_and_recorded():
     ):
         with pytest.raises(DVE, match=match):
             TrainConfig(model="simvp", in_steps=2, out_steps=1, **kw)
+
+
+def test_numbers_are_canonical():
+    # one number is a list of one, as in stgeo.score (the CLI's --option thresholds=10)
+    cfg = TrainConfig(**BASE, thresholds=10, val_metric="csi")
+    assert cfg.thresholds == (10.0,) and cfg.to_dict()["thresholds"] == [10.0]
+    assert TrainConfig(**BASE, thresholds=np.array([1, 5])).thresholds == (1.0, 5.0)
+    cfg = TrainConfig(**BASE, seed=np.int64(3), clip_grad=None, weight_decay=0)
+    assert type(cfg.seed) is int and cfg.seed == 3 and cfg.clip_grad is None
+    offsets = TrainConfig(**{**BASE, "in_steps": None}, input_offsets=[-2.0, 0]).input_offsets
+    assert offsets == (-2, 0) and all(type(o) is int for o in offsets)

@@ -17,7 +17,7 @@ import torch
 import stgeo
 from stgeo._registry import AUGMENTATIONS
 from stgeo.data import Normalizer, to_frames
-from stgeo.errors import DataValidationError, UnknownNameError
+from stgeo.errors import DataValidationError, OutputExistsError, UnknownNameError
 from stgeo.models import load_model, register_model
 from stgeo.training import train
 from stgeo.training.schedules import lr_factor
@@ -289,6 +289,35 @@ def test_errors(storms):
     bad["rain_rate"][5, 2, 2] = np.inf  # NaN is no-data (accepted), inf is refused
     with pytest.raises(DataValidationError, match=r"infinite"):
         train(bad, "simvp", epochs=1, **base)
+
+
+def test_input_offsets_errors_are_the_windows_own(storms):
+    # the window's own message, not ST-ResNet's advice (len_t, len_p) for its declared window
+    with pytest.raises(DataValidationError, match=r"must be <= 0 and end with 0") as err:
+        train(storms, "test-train-conv", input_offsets=[-1, 0, 1], out_steps=1, **FAST)
+    assert "len_t" not in str(err.value) and "trend" not in str(err.value)
+
+
+def test_log1p_refuses_training_data_below_zero(storms):
+    shifted = storms.copy(deep=True)
+    shifted["rain_rate"] = storms.rain_rate - 5.0  # an offset; the standard name is dropped so
+    shifted.rain_rate.attrs = {"units": "mm h-1"}  # that only the normaliser looks at the sign
+    with pytest.raises(DataValidationError, match=r"log1p.*'rain_rate' down to -5"):
+        train(shifted, "test-train-conv", in_steps=1, out_steps=1, normalization="log1p", **FAST)
+
+
+def test_a_latest_json_stgeo_did_not_write_is_kept(tmp_path, storms):
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "latest.json").write_text('{"mine": 1}')
+    for resume in (True, False):
+        with pytest.raises(OutputExistsError, match="latest.json that stgeo did not write"):
+            train(
+                storms, "test-train-conv", in_steps=1, out_steps=1, epochs=1, resume=resume,
+                checkpoint_dir=ck, **FAST,
+            )  # fmt: skip
+    assert os.listdir(ck) == ["latest.json"]
+    assert (ck / "latest.json").read_text() == '{"mine": 1}'
 
 
 # -- resume after a hard kill ------------------------------------------------------------
