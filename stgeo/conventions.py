@@ -265,9 +265,15 @@ def check_same_grid(fcst: xr.DataArray, obs: xr.DataArray) -> None:
         if set(oc.dims) == set(fcst[c].dims) and oc.dims != fcst[c].dims:
             oc = oc.transpose(*fcst[c].dims)  # transposed observations are matched by dim name
         if not _coords_close(fcst[c], oc):
+            hint = "Regrid one onto the other (or select the same area) first."
+            if c in fs and _coords_close(fcst[c], oc.isel({c: slice(None, None, -1)})):
+                hint = (
+                    f"The observations run the other way along {c!r}: "
+                    f"use obs.sortby({c!r}, ascending={bool(fcst[c][0] < fcst[c][-1])})."
+                )
             raise DataValidationError(
                 f"forecast and observations are on different grids: coordinate {c!r} "
-                "differs. Regrid one onto the other (or select the same area) first."
+                f"differs. {hint}"
             )
 
 
@@ -683,8 +689,9 @@ def _check_time(ds: xr.Dataset, allow_gaps: bool) -> None:
     dup = same & (d == zero)
     if dup.any():
         i = int(np.argmax(dup)) + 1
+        more = int(dup.sum()) - 1
         raise DataValidationError(
-            f"duplicated time {pd.Timestamp(tn[i])} (and {int(dup.sum()) - 1} more); "
+            f"duplicated time {pd.Timestamp(tn[i])}{f' (and {more} more)' if more else ''}; "
             "remove duplicates with ds.drop_duplicates('time')"
         )
     back = same & (d < zero)

@@ -54,8 +54,11 @@ def test_non_monotonic_time(storms):
 
 def test_duplicated_time(storms):
     ds = storms.isel(time=[0, 1, 1, 2])
-    with pytest.raises(DataValidationError, match="duplicated time.*drop_duplicates"):
+    with pytest.raises(DataValidationError, match="duplicated time.*drop_duplicates") as err:
         validate(ds)
+    assert "more)" not in str(err.value)
+    with pytest.raises(DataValidationError, match=r"\(and 1 more\)"):
+        validate(storms.isel(time=[0, 1, 1, 2, 2]))
 
 
 def test_irregular_time(storms):

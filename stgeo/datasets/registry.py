@@ -249,7 +249,9 @@ def run_recipe(
     **options
         Recipe options (text is converted to the declared types by
         :func:`~stgeo.datasets.parse_options`; see :func:`recipe_info`).
-        ``overwrite=True`` rebuilds even if an identical complete store exists;
+        ``overwrite=True`` rebuilds even if an identical complete store exists, and is
+        needed to replace a store built from other sources or options (a store of another
+        kind, e.g. a forecast store, or a folder stgeo did not write is never replaced);
         ``verify=False`` skips checksum verification.
 
     Returns
@@ -328,6 +330,9 @@ def run_events(
         raise UnknownNameError(
             f"recipe {rec.name!r} has no named events; give --source PATH --dest STORE"
         )
+    from ..data.safety import check_overlap
+
+    check_overlap(dest_dir, [root])
     out = {}
     for event in events or list(rec.events):
         if event not in rec.events:

@@ -33,10 +33,11 @@ def events_root(tmp_path):
     register_recipe(
         "test-events", _series, options={"scale": float}, events={"a": "ev/a", "b": "ev/b"}
     )
+    root = tmp_path / "raw"
     for name, text in (("a", "1 2 3"), ("b", "4 5")):
-        (tmp_path / "ev" / name).mkdir(parents=True)
-        (tmp_path / "ev" / name / "v.txt").write_text(text)
-    yield tmp_path
+        (root / "ev" / name).mkdir(parents=True)
+        (root / "ev" / name / "v.txt").write_text(text)
+    yield root
     RECIPES.remove("test-events")
 
 
@@ -55,6 +56,10 @@ def test_all_events_on_the_cli(events_root, tmp_path, capsys):
     assert stgeo.open_dataset(out / "b.zarr").v.values.tolist() == [8, 10]
     assert main([*run, "--event", "c"]) == 1
     assert "unknown test-events event 'c'; known: a, b" in capsys.readouterr().err
+    inside = ["recipe", "test-events", "--all-events", str(events_root), "--dest-dir"]
+    assert main([*inside, str(events_root / "stores")]) == 1  # inside the raw data
+    assert "inside the input" in capsys.readouterr().err
+    assert not (events_root / "stores").exists()
 
 
 def test_recipe_argument_errors(events_root, tmp_path, capsys):

@@ -179,6 +179,8 @@ def test_errors_are_clear(pair):
         sm.score(fc, obs.isel(x=slice(0, -1)), metrics=["mse"])
     with pytest.raises(DataValidationError, match="different grids"):
         sm.score(fc, obs.assign_coords(x=obs.x + 500.0), metrics=["mse"])
+    with pytest.raises(DataValidationError, match=r"other way along 'y'.*obs.sortby\('y'"):
+        sm.score(fc, obs.isel(y=slice(None, None, -1)), metrics=["mse"])
     with pytest.raises(DataValidationError, match="valid range"):
         sm.score(fc.assign_attrs(valid_range=[0, 255]), obs, metrics=["csi"], thresholds=[300])
     with pytest.raises(DataValidationError, match="data_range"):
