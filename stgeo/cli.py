@@ -654,10 +654,14 @@ def _with_cli_train_hint(err: DataValidationError, a: argparse.Namespace, ds: An
     if not text.startswith(("no pretrained", f"{a.model!r} is an architecture")):
         return err
     from .pretrained import find
+    from .pretrained.fit import looks_synthetic, trained_on_synthetic_data
 
     names = [str(v) for v, da in ds.data_vars.items() if "time" in da.dims and da.ndim >= 3]
     var = a.variable or (names[0] if names else None)
-    fitting = [m.card.name for m in find(ds, variable=a.variable)]
+    matches = find(ds, variable=a.variable)
+    if not looks_synthetic(ds):  # on real data, suggest models trained on real data first
+        matches = sorted(matches, key=lambda m: trained_on_synthetic_data(m.card))
+    fitting = [m.card.name for m in matches]
     out_steps = a.lead_steps or 12
     data, out = shlex.quote(a.data), shlex.quote(a.out)
     train = f"stgeo train {data} --model {a.model}" + (f" --variable {var}" if var else "")

@@ -258,7 +258,7 @@ def check_same_grid(fcst: xr.DataArray, obs: xr.DataArray) -> None:
                 f"{fcst.sizes[d]} points in the forecast and {obs.sizes[d]} in the "
                 "observations. Regrid or crop one to the other (e.g. obs.sel(x=fcst.x))."
             )
-    for c in {*fs, "lat", "lon"}:
+    for c in dict.fromkeys([*fs, "lat", "lon"]):  # the grid's own dims first
         if c not in fcst.coords or c not in obs.coords:
             continue
         oc = obs[c]

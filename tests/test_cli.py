@@ -346,7 +346,7 @@ def test_train_init_fine_tunes_a_saved_model(tmp_path, capsys):
     # the fine-tuned model never replaces the one it starts from, even with --overwrite
     before = (first / "model.safetensors").read_bytes()
     assert main([*args, "--out", str(first), "--overwrite"]) == 1
-    assert "would destroy that input" in capsys.readouterr().err
+    assert "could damage or mix into that input" in capsys.readouterr().err
     assert (first / "model.safetensors").read_bytes() == before
 
 

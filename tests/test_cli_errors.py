@@ -137,6 +137,17 @@ def test_forecast_with_an_untrained_architecture_shows_commands(stores, capsys, 
     assert "stgeo.train(" not in err  # the Python advice is replaced by commands
 
 
+def test_on_real_data_the_suggested_model_was_trained_on_real_data(stores, capsys, tmp_path):
+    _, obs, _ = stores
+    ds = stgeo.open_dataset(obs).load()
+    ds.attrs.pop("source", None)  # no longer marked as stgeo's generated data
+    real = str(stgeo.to_zarr(ds, tmp_path / "real.zarr"))
+    out = str(tmp_path / "ef.zarr")
+    assert main(["forecast", real, "--model", "earthfarseer", "--out", out]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert "--model radar-nowcaster" in last  # not the model learnt from synthetic storms
+
+
 def test_forecast_help_lists_what_model_accepts(capsys):
     with pytest.raises(SystemExit):
         main(["forecast", "--help"])

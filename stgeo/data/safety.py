@@ -237,8 +237,8 @@ def _refuse_overlap(dest: Path, inputs: Iterable[Any], message: str) -> None:
 
 
 _OVERLAP_MESSAGE = (
-    "the output {dest} {rel} the input {src} of the same call; writing it would destroy "
-    "that input. Choose an output path outside the inputs."
+    "the output {dest} {rel} the input {src} of the same call; writing it could damage "
+    "or mix into that input. Choose an output path outside the inputs."
 )
 
 
