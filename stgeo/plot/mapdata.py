@@ -485,7 +485,8 @@ def add_map_features(
             # at INFO level (logger "stgeo.plot")
             _log_once(
                 "map drawn without coastlines: no coastline data on disk (point STGEO_MAP_DATA "
-                "or map_data_dir= at a folder of it; see 'Coastlines and borders' in the plotting guide)"
+                "or map_data_dir= at a folder of it; see 'Coastlines and borders' in the "
+                "plotting guide)"
             )
             _log_once(f"no offline coastline data found in {where}; " + _HOW_TO, logging.INFO)
         else:
